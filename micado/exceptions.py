@@ -1,0 +1,200 @@
+"""The one exception hierarchy of micado-client.
+
+Everything the library raises on purpose derives from :class:`MicadoException`,
+so ``except MicadoException`` catches every failure of ours and nothing of
+``requests``, openstacksdk or Ansible leaks through untranslated.
+
+::
+
+    MicadoException
+    ├── InvalidArgument          bad input, detected before any request (also a ValueError)
+    ├── CredentialsError         the cloud credentials file is missing or wrong
+    ├── StoreError               the master store cannot be read or written
+    ├── NotFound                 something looked up does not exist
+    │   └── MasterNotFound       no stored master with that id
+    ├── MicadoAPIError           the TOSCA Submitter answered with an error
+    │   ├── BadRequest           400
+    │   ├── AuthenticationError  401, or the proxy's HTML login page
+    │   ├── ApplicationNotFound  404 (also a NotFound)
+    │   ├── UnprocessableEntity  422
+    │   ├── ServerError          5xx
+    │   └── ProtocolError        an answer that is not the JSON the contract promises
+    ├── MicadoConnectionError    the server could not be reached
+    │   └── TLSError             the TLS handshake or certificate check failed
+    ├── MicadoTimeout            a request or a wait ran past its deadline
+    ├── LaunchError              the cloud could not start or remove the master VM
+    └── InstallError             SSH or the Ansible installer failed on the master
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+__all__ = [
+    "MicadoException",
+    "InvalidArgument",
+    "CredentialsError",
+    "StoreError",
+    "NotFound",
+    "MasterNotFound",
+    "MicadoAPIError",
+    "BadRequest",
+    "AuthenticationError",
+    "ApplicationNotFound",
+    "UnprocessableEntity",
+    "ServerError",
+    "ProtocolError",
+    "MicadoConnectionError",
+    "TLSError",
+    "MicadoTimeout",
+    "LaunchError",
+    "InstallError",
+    "api_error_class",
+]
+
+
+class MicadoException(Exception):
+    """Base class of every error raised by micado-client."""
+
+
+class InvalidArgument(MicadoException, ValueError):
+    """An argument is missing, malformed or contradicts another one.
+
+    Raised before any request or cloud call is made.
+    """
+
+
+class CredentialsError(MicadoException):
+    """The cloud credentials file is missing, unreadable or incomplete.
+
+    Attributes:
+        path: the credentials file concerned.
+        key: the key (dotted path) that is wrong, when one is.
+    """
+
+    def __init__(self, message: str, path: Any = None, key: str | None = None) -> None:
+        super().__init__(message)
+        self.path = path
+        self.key = key
+
+
+class StoreError(MicadoException):
+    """The master store (``data.yml``) or its key cannot be read or written."""
+
+
+class NotFound(MicadoException):
+    """Something looked up (an application, a stored master) does not exist."""
+
+
+class MasterNotFound(NotFound):
+    """No master with the given id is recorded in the store."""
+
+
+class MicadoAPIError(MicadoException):
+    """The TOSCA Submitter REST API answered a request with an error.
+
+    Attributes:
+        status_code: the HTTP status of the answer.
+        explanation: the server's own message (its ``message`` field).
+        method: the HTTP method of the request.
+        url: the URL of the request.
+    """
+
+    def __init__(
+        self,
+        explanation: str,
+        *,
+        status_code: int | None = None,
+        method: str | None = None,
+        url: str | None = None,
+    ) -> None:
+        self.explanation = explanation
+        self.status_code = status_code
+        self.method = method
+        self.url = url
+        super().__init__(str(self))
+
+    def __str__(self) -> str:
+        where = f" ({self.method} {self.url})" if self.method and self.url else ""
+        status = f"{self.status_code}: " if self.status_code is not None else ""
+        return f"{status}{self.explanation}{where}"
+
+
+class BadRequest(MicadoAPIError):
+    """400: the server refused the request (id taken, one application only, no ADT...)."""
+
+
+class AuthenticationError(MicadoAPIError):
+    """401, or the MiCADO proxy's login page: the user or password is wrong."""
+
+
+class ApplicationNotFound(MicadoAPIError, NotFound):
+    """404: the application (or the API path) does not exist."""
+
+
+class UnprocessableEntity(MicadoAPIError):
+    """422: the server could not map the request's fields."""
+
+
+class ServerError(MicadoAPIError):
+    """5xx: the server failed, e.g. the ADT did not validate or deploy."""
+
+
+class ProtocolError(MicadoAPIError):
+    """The answer is not the JSON document the TOSCA Submitter contract promises."""
+
+
+class MicadoConnectionError(MicadoException):
+    """The server could not be reached (refused, reset, name not resolved)."""
+
+
+class TLSError(MicadoConnectionError):
+    """The TLS handshake or the server certificate check failed."""
+
+
+class MicadoTimeout(MicadoException):
+    """A request or a wait did not finish before its deadline.
+
+    Attributes:
+        what: what was being waited for.
+        timeout: the deadline in seconds.
+    """
+
+    def __init__(self, message: str, *, what: str | None = None, timeout: float | None = None) -> None:
+        super().__init__(message)
+        self.what = what
+        self.timeout = timeout
+
+
+class LaunchError(MicadoException):
+    """The cloud could not start, find or remove what the master needs."""
+
+
+class InstallError(MicadoException):
+    """Deploying MiCADO on the master VM failed (SSH, playbooks, certificate).
+
+    Attributes:
+        task: the failing Ansible task, when known.
+        log_path: the log file with the full output, when there is one.
+    """
+
+    def __init__(self, message: str, *, task: str | None = None, log_path: Any = None) -> None:
+        super().__init__(message)
+        self.task = task
+        self.log_path = log_path
+
+
+_STATUS_CLASSES: dict[int, type[MicadoAPIError]] = {
+    400: BadRequest,
+    401: AuthenticationError,
+    403: AuthenticationError,
+    404: ApplicationNotFound,
+    422: UnprocessableEntity,
+}
+
+
+def api_error_class(status_code: int) -> type[MicadoAPIError]:
+    """Return the :class:`MicadoAPIError` subclass for an HTTP status code."""
+    if status_code >= 500:
+        return ServerError
+    return _STATUS_CLASSES.get(status_code, MicadoAPIError)

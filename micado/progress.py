@@ -1,0 +1,90 @@
+"""Progress reporting for long operations, and the one helper every wait goes through."""
+
+from __future__ import annotations
+
+import sys
+import time
+from typing import Callable, TypeVar
+
+from micado.exceptions import MicadoTimeout
+
+#: A progress callback receives a stage name (``"launch"``, ``"ssh"``, ``"ansible"``...)
+#: and a short human-readable message.
+ProgressCallback = Callable[[str, str], None]
+
+T = TypeVar("T")
+
+
+def silent(stage: str, message: str) -> None:
+    """A progress callback that reports nothing."""
+
+
+def console(stage: str, message: str) -> None:
+    """A progress callback that prints one line per event on standard error."""
+    print(f"[{stage}] {message}", file=sys.stderr, flush=True)
+
+
+def as_callback(progress: ProgressCallback | bool | None) -> ProgressCallback:
+    """Turn the ``progress`` argument of public calls into a callback.
+
+    Args:
+        progress: a callable, ``True`` for console lines, or ``None``/``False`` for silence.
+    """
+    if progress is True:
+        return console
+    if not progress:
+        return silent
+    if not callable(progress):
+        from micado.exceptions import InvalidArgument
+
+        raise InvalidArgument(f"progress must be a callable, True or None, not {progress!r}")
+    return progress
+
+
+def wait_until(
+    check: Callable[[], T | None],
+    *,
+    what: str,
+    timeout: float,
+    stage: str = "wait",
+    progress: ProgressCallback = silent,
+    interval: float = 0.05,
+    max_interval: float = 2.0,
+    report_every: float = 5.0,
+) -> T:
+    """Call ``check`` until it returns something other than ``None``, or time runs out.
+
+    The delay between calls starts at ``interval`` and doubles up to ``max_interval``;
+    the deadline is measured on the monotonic clock. ``check`` may raise to abort.
+
+    Args:
+        check: returns the awaited value, or ``None`` for "not yet".
+        what: what is awaited, for progress and the timeout message.
+        timeout: seconds before giving up.
+        stage: the stage name passed to ``progress``.
+        progress: receives a message about every ``report_every`` seconds.
+
+    Returns:
+        The first value ``check`` returned that is not ``None``.
+
+    Raises:
+        MicadoTimeout: ``check`` kept returning ``None`` for ``timeout`` seconds.
+    """
+    start = time.monotonic()
+    deadline = start + timeout
+    delay = interval
+    last_report = start
+    while True:
+        result = check()
+        if result is not None:
+            return result
+        now = time.monotonic()
+        if now >= deadline:
+            raise MicadoTimeout(
+                f"timed out after {timeout:g} s waiting for {what}", what=what, timeout=timeout
+            )
+        if now - last_report >= report_every:
+            progress(stage, f"still waiting for {what} ({now - start:.0f} s of {timeout:g} s)")
+            last_report = now
+        time.sleep(min(delay, max(deadline - now, 0.0)))
+        delay = min(delay * 2, max_interval)
