@@ -1,0 +1,182 @@
+"""The :class:`MicadoClient` facade: it wires the parts together and does no I/O itself."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from typing import TYPE_CHECKING, Any
+
+from micado.exceptions import InvalidArgument, MicadoException
+
+if TYPE_CHECKING:
+    from micado.api.client import SubmitterClient
+    from micado.models.application import Applications
+    from micado.models.master import MicadoMaster
+
+__all__ = ["MicadoClient", "LAUNCHERS"]
+
+#: The cloud interfaces a master can be created on (EC2 is on the roadmap).
+LAUNCHERS = ("openstack",)
+
+Verify = bool | str | os.PathLike
+
+
+class MicadoClient:
+    """The entry point of micado-client.
+
+    Two ways to use it:
+
+    * With a launcher, to create a MiCADO master on a cloud, or attach to one
+      created earlier, and then manage its applications::
+
+          client = MicadoClient(launcher="openstack")
+          client.master.create(auth_url=..., project_id=..., image=..., flavor=...,
+                               network=..., keypair=..., security_group=...)
+          client.applications.list()
+          client.master.destroy()
+
+    * With the endpoint of an existing master, to manage its applications::
+
+          client = MicadoClient(endpoint="https://micado/toscasubmitter/", version="v2.0",
+                                verify=False, auth=("ssl_user", "ssl_pass"))
+          client.applications.list()
+
+    Constructing a client makes no request and touches no file.
+
+    Args:
+        endpoint: base URL of the TOSCA Submitter, e.g. ``https://<ip>/toscasubmitter/``.
+        version: API version appended to the endpoint (``v2.0``).
+        verify: ``True`` to check the server certificate against the system CAs,
+            a path to a CA bundle or the master's certificate, or ``False`` to not
+            check it (a warning is issued once).
+        auth: ``(user, password)`` of the MiCADO web user (HTTP basic auth).
+        launcher: the cloud interface for ``client.master``: ``"openstack"``.
+        timeout: seconds for quick calls (list, get); ``None`` keeps the default.
+        deploy_timeout: seconds for calls that deploy (create, update, delete);
+            ``None`` keeps the default.
+
+    Raises:
+        InvalidArgument: the arguments contradict each other or are malformed.
+    """
+
+    def __init__(
+        self,
+        endpoint: str | None = None,
+        version: str = "v2.0",
+        verify: Verify = True,
+        auth: tuple[str, str] | None = None,
+        launcher: str | None = None,
+        *,
+        timeout: float | None = None,
+        deploy_timeout: float | None = None,
+    ) -> None:
+        if launcher is not None and launcher not in LAUNCHERS:
+            raise InvalidArgument(
+                f"launcher={launcher!r} is not supported; choose one of: {', '.join(LAUNCHERS)}"
+            )
+        if endpoint is None and launcher is None:
+            raise InvalidArgument(
+                "give either endpoint= (an existing master's API) or launcher= (to create one)"
+            )
+        self._launcher_name = launcher
+        self._api_options: dict[str, Any] = {
+            "version": version,
+            "verify": verify,
+            "auth": auth,
+            "timeout": timeout,
+            "deploy_timeout": deploy_timeout,
+        }
+        self._api: SubmitterClient | None = None
+        self._master: MicadoMaster | None = None
+        if endpoint is not None:
+            self._api = self._make_api(endpoint, **self._api_options)
+
+    @staticmethod
+    def _make_api(endpoint: str, **options: Any) -> SubmitterClient:
+        from micado.api.client import SubmitterClient
+
+        return SubmitterClient(endpoint, **{k: v for k, v in options.items() if v is not None})
+
+    @classmethod
+    def from_env(cls, environment: Mapping[str, str] | None = None) -> MicadoClient:
+        """Build a client for an existing master from environment variables.
+
+        Reads ``MICADO_API_ENDPOINT`` (required), ``MICADO_API_VERSION`` (default
+        ``v2.0``), ``MICADO_API_USER`` and ``MICADO_API_PASSWORD`` (basic auth, both or
+        neither) and ``MICADO_API_CERT`` (the master's certificate; when absent the
+        system CAs are used, and ``MICADO_API_VERIFY=false`` turns checking off).
+
+        Args:
+            environment: the mapping to read; ``os.environ`` when ``None``.
+
+        Raises:
+            InvalidArgument: a variable is missing or malformed; the message names it.
+        """
+        env = os.environ if environment is None else environment
+        endpoint = env.get("MICADO_API_ENDPOINT")
+        if not endpoint:
+            raise InvalidArgument("MICADO_API_ENDPOINT is not set (e.g. https://<ip>/toscasubmitter/)")
+        user, password = env.get("MICADO_API_USER"), env.get("MICADO_API_PASSWORD")
+        if (user is None) != (password is None):
+            missing = "MICADO_API_PASSWORD" if password is None else "MICADO_API_USER"
+            raise InvalidArgument(f"{missing} is not set; set both MICADO_API_USER and MICADO_API_PASSWORD")
+        verify: Verify = True
+        if env.get("MICADO_API_CERT"):
+            verify = env["MICADO_API_CERT"]
+        elif env.get("MICADO_API_VERIFY", "").strip().lower() in ("0", "false", "no"):
+            verify = False
+        return cls(
+            endpoint=endpoint,
+            version=env.get("MICADO_API_VERSION") or "v2.0",
+            verify=verify,
+            auth=(user, password) if user is not None and password is not None else None,
+        )
+
+    @property
+    def applications(self) -> Applications:
+        """The applications on the master (:class:`~micado.models.application.Applications`).
+
+        Raises:
+            MicadoException: there is no endpoint and no master has been created or attached.
+        """
+        from micado.models.application import Applications
+
+        api = self._api
+        if api is None and self._master is not None:
+            api = self._master.api
+        if api is None:
+            raise MicadoException(
+                "No MiCADO master: create or attach one with client.master, or give endpoint="
+            )
+        return Applications(client=api)
+
+    @property
+    def master(self) -> MicadoMaster:
+        """The master managed through the launcher (:class:`~micado.models.master.MicadoMaster`).
+
+        Raises:
+            MicadoException: the client was built without ``launcher=``.
+        """
+        if self._launcher_name is None:
+            raise MicadoException('No launcher defined: use MicadoClient(launcher="openstack")')
+        if self._master is None:
+            from micado.models.master import MicadoMaster
+
+            self._master = MicadoMaster(launcher=self._launcher_name, api_options=self._api_options)
+        return self._master
+
+    def close(self) -> None:
+        """Close the HTTP connections this client holds."""
+        if self._api is not None:
+            self._api.close()
+
+    def __enter__(self) -> MicadoClient:
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.close()
+
+    def __repr__(self) -> str:
+        if self._api is not None:
+            return f"<MicadoClient endpoint={self._api.base_url!r}>"
+        return f"<MicadoClient launcher={self._launcher_name!r}>"
