@@ -1,0 +1,183 @@
+"""Applications running on a MiCADO master: :class:`Applications` and :class:`Application`."""
+
+from __future__ import annotations
+
+import html
+import re
+from collections.abc import Mapping
+from typing import Any
+
+from micado.api.encoding import AdtSource, FileSource
+from micado.exceptions import ProtocolError
+from micado.models.base import Collection, Model
+
+__all__ = ["Application", "Applications"]
+
+_DEPLOYED = re.compile(r"Application (\S+) successfully deployed")
+
+
+class Application(Model):
+    """One application (a deployed ADT) on a MiCADO master.
+
+    ``adaptors`` is read from the server the first time it is used and kept until
+    :meth:`reload`, so listing applications costs one request in all.
+    """
+
+    @property
+    def adaptors(self) -> dict[str, str]:
+        """The status reported by each MiCADO adaptor, e.g. ``{"KubernetesAdaptor": "Executed"}``.
+
+        Adaptor names differ between masters; the dict holds what this one reports.
+        """
+        if self.attrs.get("adaptors") is None:
+            self.reload()
+        return dict(self.attrs["adaptors"])
+
+    def reload(self) -> None:
+        """Read the application's details from the server.
+
+        Raises:
+            ApplicationNotFound: the application no longer exists.
+        """
+        details = self.client.inspect_application(self.id)
+        adaptors = details.get("adaptors")
+        if not isinstance(adaptors, Mapping):
+            raise ProtocolError(
+                f"answer for application {self.id!r} has no 'adaptors' mapping: {details!r}",
+                url=self.client.url("applications", self.id),
+                method="GET",
+            )
+        self.attrs = {"id": self.id, **details, "adaptors": dict(adaptors)}
+
+    def update(
+        self,
+        adt: AdtSource = None,
+        url: str | None = None,
+        file: FileSource = None,
+        params: Mapping[str, Any] | None = None,
+    ) -> Application:
+        """Replace this application's ADT; see :meth:`Applications.update`."""
+        return self.collection.update(self.id, adt=adt, url=url, file=file, params=params)
+
+    def delete(self, force: bool = False) -> None:
+        """Remove this application; see :meth:`Applications.delete`."""
+        self.collection.delete(self.id, force=force)
+
+    def __repr__(self) -> str:
+        adaptors = self.attrs.get("adaptors")
+        if adaptors is None:
+            return f"<Application {self.id!r}>"
+        states = ", ".join(f"{name}: {state}" for name, state in adaptors.items())
+        return f"<Application {self.id!r} ({states})>"
+
+    def _repr_html_(self) -> str:
+        rows = "".join(
+            f"<tr><td>{html.escape(name)}</td><td>{html.escape(str(state))}</td></tr>"
+            for name, state in (self.attrs.get("adaptors") or {}).items()
+        )
+        table = f"<table><tr><th>adaptor</th><th>status</th></tr>{rows}</table>" if rows else ""
+        return f"<b>Application</b> <code>{html.escape(self.id)}</code>{table}"
+
+
+class Applications(Collection[Application]):
+    """The applications of one master: ``client.applications``.
+
+    MiCADO runs one application per master; the server refuses a second one.
+    """
+
+    model = Application
+
+    def list(self) -> list[Application]:
+        """All applications on the master, in one request; details are read on first use.
+
+        Returns:
+            one :class:`Application` per id the server lists.
+        """
+        return [self.prepare_model({"id": app_id}) for app_id in self.client.list_applications()]
+
+    def get(self, app_id: str) -> Application:
+        """One application, with its details read.
+
+        Raises:
+            InvalidArgument: ``app_id`` is empty or contains ``/`` or whitespace.
+            ApplicationNotFound: no application with that id.
+        """
+        application = self.prepare_model({"id": app_id})
+        application.reload()
+        return application
+
+    def create(
+        self,
+        app_id: str | None = None,
+        adt: AdtSource = None,
+        url: str | None = None,
+        file: FileSource = None,
+        params: Mapping[str, Any] | None = None,
+        dryrun: bool = False,
+    ) -> Application:
+        """Validate an ADT and deploy it as a new application.
+
+        Give exactly one of ``adt``, ``url`` or ``file``.
+
+        Args:
+            app_id: the id to use; the server generates one when ``None``.
+            adt: the ADT as a mapping, or as YAML text.
+            url: an http(s) URL the *server* fetches the ADT from.
+            file: a path or binary file object: a YAML ADT or a CSAR zip.
+            params: values for the ADT's TOSCA inputs.
+            dryrun: validate only; nothing is deployed or registered.
+
+        Returns:
+            the new :class:`Application` (its details are read on first use).
+
+        Raises:
+            InvalidArgument: the arguments are wrong; nothing was sent.
+            BadRequest: the id exists, or the master already runs an application.
+            ServerError: the ADT did not validate (e.g. invalid YAML) or deploy.
+        """
+        answer = self.client.create_application(
+            app_id, adt=adt, url=url, file=file, params=params, dryrun=dryrun
+        )
+        if app_id is None:
+            match = _DEPLOYED.search(str(answer.get("message", "")))
+            if match is None:
+                raise ProtocolError(
+                    f"the server did not say which id it gave the application: {answer!r}",
+                    method="POST",
+                    url=self.client.url("applications"),
+                )
+            app_id = match.group(1)
+        return self.prepare_model({"id": app_id})
+
+    def update(
+        self,
+        app_id: str,
+        adt: AdtSource = None,
+        url: str | None = None,
+        file: FileSource = None,
+        params: Mapping[str, Any] | None = None,
+    ) -> Application:
+        """Replace an application's ADT (exactly one of ``adt``, ``url``, ``file``).
+
+        Returns:
+            the updated :class:`Application` (details read on first use).
+
+        Raises:
+            InvalidArgument: the arguments are wrong; nothing was sent.
+            ApplicationNotFound: no application with that id.
+            ServerError: the new ADT did not validate or deploy; the old one stays.
+        """
+        self.client.update_application(app_id, adt=adt, url=url, file=file, params=params)
+        return self.prepare_model({"id": app_id})
+
+    def delete(self, app_id: str, force: bool = False) -> None:
+        """Remove an application and what it deployed.
+
+        Args:
+            app_id: the application's id.
+            force: remove it even if some adaptor fails to undeploy.
+
+        Raises:
+            ApplicationNotFound: no application with that id.
+        """
+        self.client.delete_application(app_id, force=force)
