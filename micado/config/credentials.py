@@ -1,0 +1,419 @@
+"""Cloud credentials: read and check ``credentials-cloud-api.yml``.
+
+The file has the format MiCADO itself uses (ansible-micado's
+``sample-credentials-cloud-api.yml``): a ``resource`` list of
+``{type: <cloud>, auth_data: {...}}`` entries. For ``nova`` (OpenStack) exactly one
+authentication method must be filled in::
+
+    resource:
+    - type: nova
+      auth_data:
+        username: alice            # v3 Password
+        password: "..."
+        domain_name: Default       # optional (user_domain_name is accepted too)
+        project_id: 0123abcd       # optional
+        application_credential_id:       # or v3 ApplicationCredential
+        application_credential_secret:
+
+As in MiCADO's own template, a key left blank (``key:`` with no value) counts as not
+given, so a copy of the template with one method filled in is valid. Every problem
+is a :class:`~micado.exceptions.CredentialsError` whose message names the file and
+the key (``resource[0].auth_data.password``); secret values never appear in messages,
+reprs or logs.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Callable, Mapping
+
+from micado.config import paths
+from micado.exceptions import CredentialsError
+
+__all__ = [
+    "PasswordAuth",
+    "ApplicationCredentialAuth",
+    "CloudCredentials",
+    "SUPPORTED_KINDS",
+    "load_credentials",
+    "credentials_template",
+]
+
+logger = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class PasswordAuth:
+    """Keystone v3 password authentication.
+
+    Attributes:
+        username: the OpenStack user name.
+        password: the user's password (never shown in ``repr``).
+        user_domain_name: the user's domain (``Default`` on most clouds), if given.
+        project_id: the project to scope to, if the file names one.
+    """
+
+    username: str
+    password: str = field(repr=False)
+    user_domain_name: str | None = None
+    project_id: str | None = None
+
+
+@dataclass(frozen=True)
+class ApplicationCredentialAuth:
+    """Keystone v3 application-credential authentication.
+
+    Attributes:
+        application_credential_id: the id of the application credential.
+        application_credential_secret: its secret (never shown in ``repr``).
+    """
+
+    application_credential_id: str
+    application_credential_secret: str = field(repr=False)
+
+
+#: What :func:`load_credentials` returns.
+CloudCredentials = PasswordAuth | ApplicationCredentialAuth
+
+
+@dataclass(frozen=True)
+class _Method:
+    """One way to authenticate: a pair of keys that must both be filled in."""
+
+    name: str
+    keys: tuple[str, str]
+    supported: bool = True
+
+
+# Per cloud type: the methods, the optional keys (alias -> field), and the builder.
+# ``ec2`` will join here (method ("access key", ("accesskey", "secretkey"))).
+_NOVA_METHODS = (
+    _Method("password", ("username", "password")),
+    _Method("application credential", ("application_credential_id", "application_credential_secret")),
+    # MiCADO also knows OpenID Connect tokens; we recognise them to say so clearly.
+    _Method("OpenID Connect token", ("identity_provider", "access_token"), supported=False),
+)
+_NOVA_OPTIONAL = {
+    "domain_name": "user_domain_name",
+    "user_domain_name": "user_domain_name",
+    "project_id": "project_id",
+}
+_SECRET_KEYS = frozenset(
+    {"password", "application_credential_secret", "access_token", "secretkey", "client_secret"}
+)
+
+_TEMPLATES = {
+    "nova": """\
+# {path}
+# OpenStack credentials for micado-client (the format MiCADO itself uses).
+# Fill in ONE method: username + password, or an application credential.
+resource:
+- type: nova
+  auth_data:
+    # v3 Password
+    username: YOUR_USERNAME
+    password: YOUR_PASSWORD
+    domain_name: Default        # optional: the user's domain
+    # project_id: YOUR_PROJECT_ID   # optional
+    # v3 ApplicationCredential: instead of username and password, give
+    # application_credential_id: YOUR_APP_CRED_ID
+    # application_credential_secret: YOUR_APP_CRED_SECRET
+""",
+}
+
+# A copy of the template with its placeholders left in would fail later, at the cloud.
+_PLACEHOLDERS = frozenset({"YOUR_USERNAME", "YOUR_PASSWORD", "YOUR_APP_CRED_ID", "YOUR_APP_CRED_SECRET"})
+
+#: The ``type`` values :func:`load_credentials` can read.
+SUPPORTED_KINDS: tuple[str, ...] = tuple(_TEMPLATES)
+
+
+def credentials_template(kind: str = "nova", path: Path | None = None) -> str:
+    """Return the YAML a user should write to the credentials file for ``kind``.
+
+    Args:
+        kind: the cloud type (``"nova"``).
+        path: the file named in the template's first comment (default: the
+            credentials file of the MiCADO dir).
+
+    Returns:
+        The template, with placeholders instead of values.
+
+    Raises:
+        CredentialsError: ``kind`` is not supported (the supported kinds are listed).
+    """
+    _check_kind(kind, path)
+    return _TEMPLATES[kind].format(path=path or paths.credentials_file())
+
+
+def load_credentials(kind: str = "nova", path: Path | str | None = None) -> CloudCredentials:
+    """Read the cloud credentials file and return the checked credentials of one cloud type.
+
+    Args:
+        kind: the ``type`` of the ``resource`` entry to use (``"nova"`` for OpenStack).
+        path: the file; default ``<MiCADO dir>/credentials-cloud-api.yml``.
+
+    Returns:
+        :class:`PasswordAuth` or :class:`ApplicationCredentialAuth`.
+
+    Raises:
+        CredentialsError: ``kind`` is not supported, or the file is missing,
+            unreadable, not YAML, has no ``resource`` list or no (or several)
+            entries of ``kind``, or its ``auth_data`` has half a pair, both
+            methods, no method, an empty value or a value that is not text.
+            ``.path`` and ``.key`` say where.
+    """
+    file = Path(path) if path is not None else paths.credentials_file()
+    _check_kind(kind, file)
+    document = _read_yaml(file, kind)
+    auth_data, where = _find_entry(document, file, kind)
+    _warn_if_readable_by_others(file)
+    return _BUILDERS[kind](auth_data, file, where)
+
+
+# --- reading the file ----------------------------------------------------------------
+
+
+def _check_kind(kind: str, path: Path | None) -> None:
+    if kind not in _TEMPLATES:
+        raise CredentialsError(
+            f"credentials of type {kind!r} are not supported yet; supported types: "
+            f"{', '.join(SUPPORTED_KINDS)}",
+            path=path,
+            key="resource[].type",
+        )
+
+
+def _read_yaml(file: Path, kind: str) -> Any:
+    try:
+        text = file.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise CredentialsError(
+            f"the cloud credentials file {file} does not exist. Create it (mode 0600) "
+            f"with content like this:\n\n{credentials_template(kind, file)}",
+            path=file,
+        ) from None
+    except (OSError, UnicodeDecodeError) as exc:
+        reason = exc.strerror if isinstance(exc, OSError) and exc.strerror else type(exc).__name__
+        raise CredentialsError(f"cannot read the cloud credentials file {file}: {reason}", path=file) from None
+
+    from ruamel.yaml import YAML
+    from ruamel.yaml.constructor import DuplicateKeyError
+    from ruamel.yaml.error import MarkedYAMLError, YAMLError
+
+    try:
+        return YAML(typ="safe", pure=True).load(text)
+    except MarkedYAMLError as exc:
+        # ruamel's own message quotes the offending line (and, for duplicate keys,
+        # both values): it could hold a password, so only the problem and place are kept.
+        mark = exc.problem_mark or exc.context_mark
+        line = f" at line {mark.line + 1}, column {mark.column + 1}" if mark else ""
+        problem = "a key appears twice in one mapping" if isinstance(exc, DuplicateKeyError) else exc.problem
+        raise CredentialsError(
+            f"the cloud credentials file {file} is not valid YAML{line}: {problem}",
+            path=file,
+        ) from None
+    except YAMLError as exc:
+        raise CredentialsError(
+            f"the cloud credentials file {file} is not valid YAML ({type(exc).__name__})", path=file
+        ) from None
+
+
+def _find_entry(document: Any, file: Path, kind: str) -> tuple[Mapping[str, Any], str]:
+    """Return the ``auth_data`` of the one ``resource`` entry of type ``kind``, and its key path."""
+    resources = document.get("resource") if isinstance(document, dict) else None
+    if not isinstance(resources, list):
+        found = "the file is empty" if document is None else _describe_top(document)
+        raise CredentialsError(
+            f"{file}: no 'resource' list ({found}); the file must look like this:\n\n"
+            f"{credentials_template(kind, file)}",
+            path=file,
+            key="resource",
+        )
+    matches: list[int] = []
+    types: list[str] = []
+    for index, entry in enumerate(resources):
+        if not isinstance(entry, dict) or not isinstance(entry.get("type"), str):
+            raise CredentialsError(
+                f"{file}: resource[{index}] must be a mapping with a 'type' (e.g. type: {kind}) "
+                "and an 'auth_data' mapping",
+                path=file,
+                key=f"resource[{index}].type",
+            )
+        types.append(entry["type"])
+        if entry["type"] == kind:
+            matches.append(index)
+    if not matches:
+        present = ", ".join(sorted(set(types))) if types else "none, the list is empty"
+        raise CredentialsError(
+            f"{file}: no resource entry of type {kind!r} (types present: {present}); add one:\n\n"
+            f"{credentials_template(kind, file)}",
+            path=file,
+            key="resource",
+        )
+    if len(matches) > 1:
+        listed = ", ".join(f"resource[{i}]" for i in matches)
+        raise CredentialsError(
+            f"{file}: {len(matches)} resource entries of type {kind!r} ({listed}); keep only one",
+            path=file,
+            key=f"resource[{matches[1]}]",
+        )
+    index = matches[0]
+    where = f"resource[{index}].auth_data"
+    auth_data = resources[index].get("auth_data")
+    if not isinstance(auth_data, dict):
+        problem = "is missing" if auth_data is None else "must be a mapping of keys to values"
+        raise CredentialsError(f"{file}: {where} {problem}", path=file, key=where)
+    return auth_data, where
+
+
+def _describe_top(document: Any) -> str:
+    if isinstance(document, dict):
+        keys = ", ".join(str(k) for k in document) or "none"
+        return f"top-level keys: {keys}"
+    return f"the top level is a {type(document).__name__}, not a mapping"
+
+
+def _warn_if_readable_by_others(file: Path) -> None:
+    try:
+        if file.stat().st_mode & 0o077:
+            logger.warning("%s holds cloud secrets but others can read it; run: chmod 600 %s", file, file)
+    except OSError:  # it was just read; a race here changes nothing about the credentials
+        pass
+
+
+# --- checking auth_data -------------------------------------------------------------------
+
+
+def _filled(value: Any) -> bool:
+    """A value counts as given when it is not blank; a mapping (a YAML anchor) when any value is."""
+    if value is None:
+        return False
+    if isinstance(value, str):
+        return bool(value.strip())
+    if isinstance(value, dict):
+        return any(_filled(v) for v in value.values())
+    return True
+
+
+def _text(auth_data: Mapping[str, Any], key: str, file: Path, where: str) -> str:
+    value = auth_data[key]
+    if not isinstance(value, str):
+        hint = "; put it in quotes" if isinstance(value, (int, float, bool)) else ""
+        shown = "" if key in _SECRET_KEYS else f" (got {type(value).__name__})"
+        raise CredentialsError(
+            f"{file}: {where}.{key} must be text{shown}{hint}", path=file, key=f"{where}.{key}"
+        )
+    return value
+
+
+def _choose_method(
+    auth_data: Mapping[str, Any], methods: tuple[_Method, ...], file: Path, where: str
+) -> _Method:
+    """Return the one method filled in, or raise the error that says what is wrong."""
+    usable = " or ".join(" + ".join(m.keys) for m in methods if m.supported)
+    known = {key for m in methods for key in m.keys}
+    given = [m for m in methods if any(_filled(auth_data.get(k)) for k in m.keys)]
+    if len(given) > 1:
+        names = " and ".join(f"{m.name} ({' + '.join(m.keys)})" for m in given)
+        raise CredentialsError(
+            f"{file}: {where} fills in more than one authentication method: {names}; "
+            "keep exactly one and leave the other keys blank or remove them",
+            path=file,
+            key=where,
+        )
+    if not given:
+        empty = [k for k in sorted(known) if isinstance(auth_data.get(k), str)]
+        if empty:
+            raise CredentialsError(
+                f"{file}: {where} has empty values for {', '.join(empty)}; fill in {usable}",
+                path=file,
+                key=f"{where}.{empty[0]}",
+            )
+        raise CredentialsError(
+            f"{file}: {where} fills in no authentication method; give {usable}",
+            path=file,
+            key=where,
+        )
+    method = given[0]
+    if not method.supported:
+        raise CredentialsError(
+            f"{file}: {where} uses {method.name} authentication, which micado-client does not "
+            f"support yet; give {usable} instead",
+            path=file,
+            key=f"{where}.{method.keys[0]}",
+        )
+    for key in method.keys:
+        other = next(k for k in method.keys if k != key)
+        value = auth_data.get(key)
+        if isinstance(value, str) and not value.strip():
+            raise CredentialsError(
+                f"{file}: {where}.{key} is empty; the {method.name} method needs a value for "
+                f"both {' and '.join(method.keys)}",
+                path=file,
+                key=f"{where}.{key}",
+            )
+        if value is None:
+            raise CredentialsError(
+                f"{file}: {where}.{key} is missing: {other} is given, but the {method.name} "
+                f"method needs both {' and '.join(method.keys)}",
+                path=file,
+                key=f"{where}.{key}",
+            )
+    return method
+
+
+def _check_unknown_keys(
+    auth_data: Mapping[str, Any], valid: set[str], file: Path, where: str
+) -> None:
+    unknown = sorted(str(k) for k, v in auth_data.items() if k not in valid and _filled(v))
+    if unknown:
+        raise CredentialsError(
+            f"{file}: {where} has unknown key(s) {', '.join(unknown)}; valid keys: "
+            f"{', '.join(sorted(valid))}",
+            path=file,
+            key=f"{where}.{unknown[0]}",
+        )
+
+
+def _nova(auth_data: Mapping[str, Any], file: Path, where: str) -> CloudCredentials:
+    valid = {key for m in _NOVA_METHODS for key in m.keys} | set(_NOVA_OPTIONAL)
+    _check_unknown_keys(auth_data, valid, file, where)
+    method = _choose_method(auth_data, _NOVA_METHODS, file, where)
+    first, second = (_text(auth_data, key, file, where) for key in method.keys)
+    for key, value in zip(method.keys, (first, second)):
+        if value.strip() in _PLACEHOLDERS:
+            raise CredentialsError(
+                f"{file}: {where}.{key} still holds the template's placeholder; put your own value there",
+                path=file,
+                key=f"{where}.{key}",
+            )
+
+    optional: dict[str, str] = {}
+    for key, target in _NOVA_OPTIONAL.items():
+        if not _filled(auth_data.get(key)):
+            continue  # blank optional keys are normal: MiCADO's template lists them empty
+        value = _text(auth_data, key, file, where).strip()
+        if target in optional and optional[target] != value:
+            raise CredentialsError(
+                f"{file}: {where}.domain_name and {where}.user_domain_name disagree; give only one",
+                path=file,
+                key=f"{where}.{key}",
+            )
+        optional[target] = value
+
+    if method.keys[0] == "username":
+        return PasswordAuth(username=first.strip(), password=second, **optional)
+    if optional:
+        logger.warning(
+            "%s: %s: %s not used with an application credential (its scope is fixed by Keystone)",
+            file, where, ", ".join(sorted(optional)),
+        )
+    return ApplicationCredentialAuth(
+        application_credential_id=first.strip(), application_credential_secret=second
+    )
+
+
+_BUILDERS: dict[str, Callable[[Mapping[str, Any], Path, str], CloudCredentials]] = {"nova": _nova}

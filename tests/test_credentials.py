@@ -1,0 +1,298 @@
+"""The cloud credentials file: every way it can be right or wrong, as a user writes it."""
+
+from __future__ import annotations
+
+import logging
+import textwrap
+from pathlib import Path
+
+import pytest
+
+from micado.config import paths
+from micado.config.credentials import (
+    ApplicationCredentialAuth,
+    PasswordAuth,
+    credentials_template,
+    load_credentials,
+)
+from micado.exceptions import CredentialsError, MicadoException
+
+SECRET = "s3cr3t-Pa55-word"
+
+
+@pytest.fixture()
+def micado_dir(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """A private MiCADO dir for the test (never the real ~/.micado-cli)."""
+    directory = tmp_path / "micado-cli"
+    monkeypatch.setenv(paths.ENV_DIR, str(directory))
+    return directory
+
+
+def write(micado_dir: Path, text: str) -> Path:
+    micado_dir.mkdir(mode=0o700, exist_ok=True)
+    file = paths.credentials_file()
+    file.write_text(textwrap.dedent(text), encoding="utf-8")
+    file.chmod(0o600)
+    return file
+
+
+def nova(auth_data: str, before: str = "") -> str:
+    """A credentials file with one nova entry (after ``before`` entries)."""
+    body = textwrap.indent(textwrap.dedent(auth_data), " " * 4)
+    return f"resource:\n{before}- type: nova\n  auth_data:\n{body}"
+
+
+def fails(file: Path, key: str | None, *fragments: str, kind: str = "nova") -> CredentialsError:
+    with pytest.raises(CredentialsError) as info:
+        load_credentials(kind)
+    error = info.value
+    message = str(error)
+    assert error.path == file
+    assert error.key == key
+    assert str(file) in message
+    for fragment in fragments:
+        assert fragment in message, message
+    assert SECRET not in message and SECRET not in repr(error)
+    return error
+
+
+# --- valid files -------------------------------------------------------------------------
+
+
+def test_password_method_with_optional_domain_and_project(micado_dir: Path) -> None:
+    write(micado_dir, nova(f"""\
+        username: alice
+        password: {SECRET}
+        domain_name: Default
+        project_id: 0123abcd
+        application_credential_id:
+        application_credential_secret:
+        """))
+    creds = load_credentials()
+    assert creds == PasswordAuth("alice", SECRET, user_domain_name="Default", project_id="0123abcd")
+    assert SECRET not in repr(creds) and SECRET not in str(creds)
+
+
+def test_application_credential_method(micado_dir: Path) -> None:
+    write(micado_dir, nova(f"""\
+        username:
+        password:
+        application_credential_id: appcred-1
+        application_credential_secret: {SECRET}
+        """))
+    creds = load_credentials()
+    assert creds == ApplicationCredentialAuth("appcred-1", SECRET)
+    assert SECRET not in repr(creds)
+
+
+def test_micado_sample_file_with_other_clouds_and_an_openid_anchor(micado_dir: Path) -> None:
+    # The shape of ansible-micado's sample-credentials-cloud-api.yml, nova filled in.
+    write(micado_dir, f"""\
+        pre_authentication:
+        - type: openid
+          auth_data: &OPENID
+            url:
+            refresh_token:
+        resource:
+        - type: ec2
+          auth_data:
+            accesskey:
+            secretkey:
+        - type: nova
+          auth_data:
+            username: alice
+            password: "{SECRET}"
+            user_domain_name: mydomain
+            application_credential_id:
+            application_credential_secret:
+            identity_provider:
+            access_token: *OPENID
+        - type: azure
+          auth_data:
+            subscription_id:
+        """)
+    assert load_credentials() == PasswordAuth("alice", SECRET, user_domain_name="mydomain")
+
+
+def test_explicit_path_argument(tmp_path: Path, micado_dir: Path) -> None:
+    file = tmp_path / "elsewhere.yml"
+    file.write_text(nova(f"username: bob\npassword: {SECRET}\n"))
+    assert load_credentials(path=file) == PasswordAuth("bob", SECRET)
+    assert load_credentials("nova", str(file)) == PasswordAuth("bob", SECRET)
+
+
+def test_file_readable_by_others_is_loaded_with_a_warning(
+    micado_dir: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    file = write(micado_dir, nova(f"username: bob\npassword: {SECRET}\n"))
+    file.chmod(0o644)
+    with caplog.at_level(logging.WARNING, logger="micado.config.credentials"):
+        assert load_credentials() == PasswordAuth("bob", SECRET)
+    assert "chmod 600" in caplog.text and SECRET not in caplog.text
+
+
+# --- the file itself ------------------------------------------------------------------------
+
+
+def test_missing_file_gives_a_template_and_creates_nothing(micado_dir: Path) -> None:
+    file = paths.credentials_file()
+    error = fails(file, None, "does not exist", "type: nova", "username:", "application_credential_id")
+    assert "resource:" in str(error)
+    assert not micado_dir.exists()
+
+
+def test_not_yaml_names_the_line_and_hides_the_secret(micado_dir: Path) -> None:
+    file = write(micado_dir, nova(f"username: alice\npassword: {SECRET}: [oops\n"))
+    fails(file, None, "not valid YAML", "line 5")
+
+
+def test_duplicate_key_does_not_quote_either_value(micado_dir: Path) -> None:
+    file = write(micado_dir, nova(f"username: alice\npassword: {SECRET}\npassword: {SECRET}2\n"))
+    fails(file, None, "not valid YAML", "line 6", "twice")
+
+
+@pytest.mark.parametrize(
+    "text, found",
+    [
+        ("", "the file is empty"),
+        ("resources:\n- type: nova\n", "top-level keys: resources"),
+        ("- type: nova\n", "not a mapping"),
+        ("resource:\n  type: nova\n", "no 'resource' list"),
+    ],
+)
+def test_no_resource_list(micado_dir: Path, text: str, found: str) -> None:
+    file = write(micado_dir, text)
+    fails(file, "resource", "no 'resource' list", found, "type: nova")
+
+
+def test_no_entry_of_the_type_lists_the_types_present(micado_dir: Path) -> None:
+    file = write(micado_dir, """\
+        resource:
+        - type: ec2
+          auth_data: {accesskey: a, secretkey: b}
+        - type: azure
+          auth_data: {}
+        """)
+    fails(file, "resource", "no resource entry of type 'nova'", "types present: azure, ec2")
+
+
+def test_empty_resource_list(micado_dir: Path) -> None:
+    file = write(micado_dir, "resource: []\n")
+    fails(file, "resource", "types present: none")
+
+
+def test_two_entries_of_the_type(micado_dir: Path) -> None:
+    file = write(micado_dir, nova(f"username: a\npassword: {SECRET}\n") + "- type: nova\n  auth_data: {}\n")
+    fails(file, "resource[1]", "2 resource entries of type 'nova'", "resource[0], resource[1]")
+
+
+def test_entry_without_type(micado_dir: Path) -> None:
+    file = write(micado_dir, "resource:\n- auth_data: {}\n")
+    fails(file, "resource[0].type", "resource[0] must be a mapping with a 'type'")
+
+
+@pytest.mark.parametrize("auth_data", ["", " [a, b]"])
+def test_auth_data_missing_or_not_a_mapping(micado_dir: Path, auth_data: str) -> None:
+    file = write(micado_dir, f"resource:\n- type: ec2\n- type: nova\n  auth_data:{auth_data}\n")
+    fails(file, "resource[1].auth_data", "resource[1].auth_data")
+
+
+# --- auth_data -----------------------------------------------------------------------------
+
+
+def test_half_a_password_pair(micado_dir: Path) -> None:
+    file = write(micado_dir, nova("username: alice\npassword:\n"))
+    fails(
+        file, "resource[0].auth_data.password",
+        "resource[0].auth_data.password is missing", "username is given", "username and password",
+    )
+
+
+def test_half_an_application_credential_pair(micado_dir: Path) -> None:
+    file = write(micado_dir, nova(f"application_credential_secret: {SECRET}\n"))
+    fails(
+        file, "resource[0].auth_data.application_credential_id",
+        "application_credential_id is missing", "application credential method",
+    )
+
+
+def test_both_methods(micado_dir: Path) -> None:
+    file = write(micado_dir, nova(f"""\
+        username: alice
+        password: {SECRET}
+        application_credential_id: appcred-1
+        application_credential_secret: {SECRET}
+        """))
+    fails(
+        file, "resource[0].auth_data",
+        "more than one authentication method", "password (username + password)",
+        "application credential (application_credential_id + application_credential_secret)",
+    )
+
+
+def test_neither_method(micado_dir: Path) -> None:
+    file = write(micado_dir, nova("username:\npassword:\ndomain_name: Default\n"))
+    fails(
+        file, "resource[0].auth_data", "no authentication method",
+        "username + password or application_credential_id + application_credential_secret",
+    )
+
+
+def test_empty_values(micado_dir: Path) -> None:
+    file = write(micado_dir, nova('username: ""\npassword: "  "\n'))
+    fails(file, "resource[0].auth_data.password", "empty values for password, username")
+
+
+def test_one_empty_value_of_a_pair(micado_dir: Path) -> None:
+    file = write(micado_dir, nova('username: alice\npassword: ""\n'))
+    fails(file, "resource[0].auth_data.password", "password is empty", "both username and password")
+
+
+def test_value_that_is_not_text(micado_dir: Path) -> None:
+    file = write(micado_dir, nova("username: alice\npassword: 123456\n"))
+    error = fails(file, "resource[0].auth_data.password", "must be text", "quotes")
+    assert "123456" not in str(error) and "int" not in str(error)
+
+
+def test_template_placeholder_left_in(micado_dir: Path) -> None:
+    file = write(micado_dir, credentials_template())
+    fails(file, "resource[0].auth_data.username", "placeholder")
+
+
+def test_unknown_key_lists_the_valid_ones(micado_dir: Path) -> None:
+    file = write(micado_dir, nova(f"user_name: alice\npassword: {SECRET}\n"))
+    fails(file, "resource[0].auth_data.user_name", "unknown key(s) user_name", "valid keys:", "username")
+
+
+def test_domain_aliases_that_disagree(micado_dir: Path) -> None:
+    file = write(micado_dir, nova(f"username: a\npassword: {SECRET}\ndomain_name: A\nuser_domain_name: B\n"))
+    fails(file, "resource[0].auth_data.user_domain_name", "disagree")
+
+
+def test_openid_token_is_recognised_but_not_supported(micado_dir: Path) -> None:
+    file = write(micado_dir, nova(f"identity_provider: egi\naccess_token: {SECRET}\n"))
+    fails(file, "resource[0].auth_data.identity_provider", "OpenID Connect", "not support")
+
+
+# --- kinds -----------------------------------------------------------------------------------
+
+
+def test_unsupported_kind_is_refused_before_reading(micado_dir: Path) -> None:
+    with pytest.raises(CredentialsError, match="'ec2' are not supported yet; supported types: nova"):
+        load_credentials("ec2")
+    with pytest.raises(CredentialsError, match="supported types: nova"):
+        credentials_template("gce")
+
+
+def test_errors_are_micado_exceptions(micado_dir: Path) -> None:
+    with pytest.raises(MicadoException):
+        load_credentials()
+
+
+def test_template_is_valid_yaml_in_the_expected_format() -> None:
+    from ruamel.yaml import YAML
+
+    document = YAML(typ="safe").load(credentials_template())
+    (entry,) = document["resource"]
+    assert entry["type"] == "nova"
+    assert set(entry["auth_data"]) == {"username", "password", "domain_name"}
