@@ -1,0 +1,376 @@
+"""Use-case 3: applications on an existing master, through real HTTPS to the submitter emulator."""
+
+from __future__ import annotations
+
+import io
+import json
+import socket
+import threading
+import time
+import warnings
+import zipfile
+from collections.abc import Iterator
+from http.server import SimpleHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+
+import certifi
+import pytest
+
+from micado import MicadoClient
+from micado.api.client import MicadoInsecureWarning
+from micado.exceptions import (
+    ApplicationNotFound,
+    AuthenticationError,
+    BadRequest,
+    InvalidArgument,
+    MicadoConnectionError,
+    MicadoException,
+    MicadoTimeout,
+    NotFound,
+    ServerError,
+    TLSError,
+)
+
+ADTS = Path(__file__).parent / "adts"
+NOVA_ADTS = sorted(ADTS.glob("*_nova.yaml"))
+
+
+@pytest.fixture
+def client(submitter) -> Iterator[MicadoClient]:
+    with MicadoClient(
+        endpoint=submitter.endpoint,
+        version="v2.0",
+        verify=submitter.cert_path,
+        auth=(submitter.user, submitter.password),
+    ) as micado:
+        yield micado
+
+
+@pytest.fixture
+def adt_server() -> Iterator[str]:
+    """A plain HTTP server on loopback that serves tests/adts/."""
+
+    class Handler(SimpleHTTPRequestHandler):
+        def __init__(self, *args, **kwargs):
+            super().__init__(*args, directory=str(ADTS), **kwargs)
+
+        def log_message(self, *args):
+            pass
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    yield f"http://127.0.0.1:{server.server_address[1]}/"
+    server.shutdown()
+    server.server_close()
+
+
+@pytest.fixture
+def silent_server() -> Iterator[str]:
+    """A TCP server that accepts connections and never answers."""
+    listener = socket.socket()
+    listener.bind(("127.0.0.1", 0))
+    listener.listen(8)
+    accepted: list[socket.socket] = []
+    stop = threading.Event()
+
+    def accept() -> None:
+        listener.settimeout(0.1)
+        while not stop.is_set():
+            try:
+                accepted.append(listener.accept()[0])
+            except OSError:
+                continue
+
+    thread = threading.Thread(target=accept, daemon=True)
+    thread.start()
+    yield f"https://127.0.0.1:{listener.getsockname()[1]}/toscasubmitter/"
+    stop.set()
+    thread.join()
+    for conn in accepted:
+        conn.close()
+    listener.close()
+
+
+def api_requests(submitter) -> list:
+    return [entry for entry in submitter.requests if "/applications" in entry[1]]
+
+
+@pytest.mark.parametrize("adt_path", NOVA_ADTS, ids=lambda p: p.name)
+def test_use_case_3_lifecycle_with_real_adts(client, submitter, adt_path):
+    created = client.applications.create(app_id="stressng", file=adt_path)
+    assert created.id == "stressng"
+    assert [app.id for app in client.applications.list()] == ["stressng"]
+
+    app = client.applications.get("stressng")
+    assert app.adaptors and all(isinstance(state, str) for state in app.adaptors.values())
+    assert "stressng" in repr(app)
+
+    app.update(file=ADTS / "stressng_ec2_latest.yaml")
+    assert submitter.applications["stressng"]["adt"]["description"].startswith("ADT for stressng")
+
+    app.delete()
+    assert client.applications.list() == []
+
+
+def test_list_makes_one_request_until_details_are_read(client, submitter):
+    client.applications.create(app_id="web", file=ADTS / "nginx_nova.yaml")
+    submitter.requests.clear()
+    apps = client.applications.list()
+    assert len(api_requests(submitter)) == 1
+    assert apps[0].adaptors  # first read of the details: one more request
+    assert apps[0].adaptors  # kept: no further request
+    assert len(api_requests(submitter)) == 2
+
+
+def test_create_from_mapping_gets_the_server_generated_id(client, submitter):
+    from ruamel.yaml import YAML
+
+    adt = YAML(typ="safe").load((ADTS / "wordpress_nova.yaml").read_text())
+    app = client.applications.create(adt=adt)
+    assert len(app.id) == 8 and app.id.isalnum() and app.id.upper() == app.id
+    assert list(submitter.applications) == [app.id]
+    assert client.applications.get(app.id).adaptors
+
+
+def test_create_from_yaml_text_with_params(client, submitter):
+    text = (ADTS / "nginx_ec2_latest.yaml").read_text()
+    client.applications.create(app_id="text", adt=text, params={"replicas": 2})
+    assert submitter.applications["text"]["params"] == {"replicas": 2}
+
+
+def test_create_from_url_is_fetched_by_the_server(client, submitter, adt_server):
+    client.applications.create(app_id="byurl", url=adt_server + "stressng_nova.yaml")
+    assert submitter.applications["byurl"]["adt"]["tosca_definitions_version"] == "tosca_simple_yaml_1_2"
+
+
+def test_create_from_unreachable_url_is_a_server_error(client):
+    with pytest.raises(ServerError) as caught:
+        client.applications.create(app_id="nourl", url="http://127.0.0.1:9/nothing.yaml")
+    assert caught.value.status_code == 500
+    assert "Error while validating" in caught.value.explanation
+
+
+def test_create_from_csar(client, submitter, tmp_path):
+    csar = tmp_path / "stressng.csar"
+    with zipfile.ZipFile(csar, "w") as archive:
+        archive.writestr(
+            "TOSCA-Metadata/TOSCA.meta",
+            "TOSCA-Meta-File-Version: 1.0\nCSAR-Version: 1.1\nCreated-By: tests\n"
+            "Entry-Definitions: definitions/stressng.yaml\n",
+        )
+        archive.write(ADTS / "stressng_nova.yaml", "definitions/stressng.yaml")
+    client.applications.create(app_id="csar", file=csar)
+    assert "csar" in submitter.applications
+
+
+def test_create_from_file_object(client, submitter):
+    with open(ADTS / "stressng_nova.yaml", "rb") as handle:
+        client.applications.create(app_id="fobj", file=handle)
+    assert "fobj" in submitter.applications
+
+
+def test_dryrun_registers_nothing(client, submitter):
+    client.applications.create(app_id="dry", file=ADTS / "stressng_nova.yaml", dryrun=True)
+    assert client.applications.list() == []
+
+
+def test_second_application_is_refused(client):
+    client.applications.create(app_id="first", file=ADTS / "stressng_nova.yaml")
+    with pytest.raises(BadRequest) as caught:
+        client.applications.create(app_id="second", file=ADTS / "nginx_nova.yaml")
+    assert caught.value.status_code == 400
+    assert "Multiple applications are not supported" in str(caught.value)
+    with pytest.raises(BadRequest, match="already exists"):
+        client.applications.create(app_id="first", file=ADTS / "nginx_nova.yaml")
+
+
+def test_missing_application_is_not_found(client):
+    for call in (
+        lambda: client.applications.get("ghost"),
+        lambda: client.applications.update("ghost", file=ADTS / "stressng_nova.yaml"),
+        lambda: client.applications.delete("ghost"),
+    ):
+        with pytest.raises(ApplicationNotFound) as caught:
+            call()
+        assert caught.value.status_code == 404
+        assert isinstance(caught.value, NotFound)
+        assert "ghost" in caught.value.explanation
+
+
+def test_invalid_yaml_is_a_server_error_and_registers_nothing(client, submitter):
+    with pytest.raises(ServerError) as caught:
+        client.applications.create(app_id="bad", adt="tosca_definitions_version: [unclosed\n  - x: :")
+    assert caught.value.status_code == 500
+    assert caught.value.explanation.startswith("500 ")
+    assert "Error while validating" in caught.value.explanation
+    assert submitter.applications == {}
+
+
+def test_failed_update_keeps_the_application(client, submitter):
+    client.applications.create(app_id="keep", file=ADTS / "stressng_nova.yaml")
+    before = json.dumps(submitter.applications["keep"], sort_keys=True, default=str)
+    with pytest.raises(ServerError):
+        client.applications.update("keep", adt="just: a mapping without tosca\n")
+    assert json.dumps(submitter.applications["keep"], sort_keys=True, default=str) == before
+
+
+def test_delete_force_is_sent_as_the_form_field_the_server_reads(client, submitter):
+    client.applications.create(app_id="gone", file=ADTS / "stressng_nova.yaml")
+    client.applications.get("gone").delete(force=True)
+    assert submitter.applications == {}
+    assert submitter.deletions[-1] == ("gone", True)
+
+
+def test_wrong_password_is_an_authentication_error(submitter):
+    with MicadoClient(endpoint=submitter.endpoint, verify=submitter.cert_path, auth=("admin", "wrong")) as bad:
+        with pytest.raises(AuthenticationError) as caught:
+            bad.applications.list()
+    assert caught.value.status_code == 401
+
+
+def test_html_login_page_is_a_clear_error(client, submitter):
+    submitter.login_page = True
+    with pytest.raises(AuthenticationError, match="login page"):
+        client.applications.list()
+
+
+def test_verify_true_fails_on_the_self_signed_certificate(submitter, monkeypatch):
+    monkeypatch.setenv("REQUESTS_CA_BUNDLE", certifi.where())
+    with MicadoClient(endpoint=submitter.endpoint, verify=True, auth=(submitter.user, submitter.password)) as c:
+        with pytest.raises(TLSError, match="certificate"):
+            c.applications.list()
+
+
+def test_verify_certificate_path_wins_over_requests_ca_bundle(submitter, monkeypatch):
+    monkeypatch.setenv("REQUESTS_CA_BUNDLE", certifi.where())
+    monkeypatch.setenv("CURL_CA_BUNDLE", certifi.where())
+    with MicadoClient(
+        endpoint=submitter.endpoint, verify=submitter.cert_path, auth=(submitter.user, submitter.password)
+    ) as c:
+        assert c.applications.list() == []
+
+
+def test_verify_false_wins_over_requests_ca_bundle_and_warns_once(submitter, monkeypatch):
+    monkeypatch.setenv("REQUESTS_CA_BUNDLE", certifi.where())
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        with MicadoClient(endpoint=submitter.endpoint, verify=False, auth=(submitter.user, submitter.password)) as c:
+            for _ in range(3):
+                assert c.applications.list() == []
+    messages = [str(w.message) for w in caught]
+    assert len([w for w in caught if w.category is MicadoInsecureWarning]) == 1, messages
+    assert not [m for m in messages if "Unverified HTTPS request" in m], messages
+
+
+def test_silent_server_times_out_within_the_configured_timeout(silent_server):
+    with MicadoClient(endpoint=silent_server, verify=False, timeout=0.5) as c:
+        start = time.monotonic()
+        with pytest.raises(MicadoTimeout) as caught:
+            c.applications.list()
+    assert time.monotonic() - start < 5
+    assert caught.value.timeout == 0.5
+
+
+def test_refused_connection_is_a_connection_error():
+    listener = socket.socket()
+    listener.bind(("127.0.0.1", 0))
+    port = listener.getsockname()[1]
+    listener.close()
+    with MicadoClient(endpoint=f"https://127.0.0.1:{port}/toscasubmitter/", verify=False) as c:
+        with pytest.raises(MicadoConnectionError, match="cannot reach"):
+            c.applications.list()
+
+
+@pytest.mark.parametrize("bad_id", ["", "a/b", "two words", " lead", "tab\t", "new\nline", None, 5])
+def test_bad_app_ids_are_rejected_before_any_request(client, submitter, bad_id):
+    calls = [
+        lambda: client.applications.get(bad_id),
+        lambda: client.applications.create(app_id=bad_id, file=ADTS / "stressng_nova.yaml"),
+        lambda: client.applications.update(bad_id, file=ADTS / "stressng_nova.yaml"),
+        lambda: client.applications.delete(bad_id),
+    ]
+    for call in calls:
+        with pytest.raises(InvalidArgument):
+            call()
+    assert api_requests(submitter) == []
+
+
+def test_app_ids_are_url_quoted(client, submitter):
+    with pytest.raises(ApplicationNotFound):
+        client.applications.get("a?b#c%")
+    assert api_requests(submitter)[-1][1].endswith("/applications/a%3Fb%23c%25/")
+
+
+@pytest.mark.parametrize(
+    "kwargs",
+    [
+        {},
+        {"adt": {"a": 1}, "url": "http://127.0.0.1/x.yaml"},
+        {"adt": "x: 1", "file": ADTS / "stressng_nova.yaml"},
+        {"adt": 42},
+        {"adt": "   "},
+        {"url": "ftp://127.0.0.1/x.yaml"},
+        {"url": "not a url"},
+        {"file": "/nonexistent/adt.yaml"},
+        {"file": 3.5},
+        {"adt": {"a": 1}, "params": ["not", "a", "mapping"]},
+        {"adt": {"a": 1}, "dryrun": "yes"},
+    ],
+)
+def test_bad_arguments_are_rejected_before_any_request(client, submitter, kwargs):
+    with pytest.raises(InvalidArgument):
+        client.applications.create(app_id="x", **kwargs)
+    assert api_requests(submitter) == []
+
+
+def test_bad_delete_force_is_rejected_before_any_request(client, submitter):
+    with pytest.raises(InvalidArgument, match="force"):
+        client.applications.delete("x", force="yes")
+    assert api_requests(submitter) == []
+
+
+@pytest.mark.parametrize(
+    "kwargs, message",
+    [
+        ({"endpoint": "micado/toscasubmitter"}, "endpoint"),
+        ({"endpoint": "https://h/toscasubmitter/", "version": "2"}, "version"),
+        ({"endpoint": "https://h/toscasubmitter/", "verify": "/no/such/cert.pem"}, "verify"),
+        ({"endpoint": "https://h/toscasubmitter/", "auth": ("user",)}, "auth"),
+        ({"endpoint": "https://h/toscasubmitter/", "timeout": 0}, "timeout"),
+        ({"launcher": "azure"}, "launcher"),
+        ({}, "endpoint="),
+    ],
+)
+def test_bad_client_arguments(kwargs, message):
+    with pytest.raises(InvalidArgument, match=message):
+        MicadoClient(**kwargs)
+
+
+def test_master_needs_a_launcher_and_applications_need_a_master():
+    with MicadoClient(endpoint="https://h/toscasubmitter/") as c:
+        with pytest.raises(MicadoException, match="No launcher defined"):
+            c.master
+    with pytest.raises(MicadoException, match="No MiCADO master"):
+        MicadoClient(launcher="openstack").applications
+
+
+def test_from_env(submitter):
+    environment = {
+        "MICADO_API_ENDPOINT": submitter.endpoint,
+        "MICADO_API_VERSION": "v2.0",
+        "MICADO_API_USER": submitter.user,
+        "MICADO_API_PASSWORD": submitter.password,
+        "MICADO_API_CERT": str(submitter.cert_path),
+    }
+    with MicadoClient.from_env(environment) as c:
+        assert c.applications.list() == []
+    with pytest.raises(InvalidArgument, match="MICADO_API_ENDPOINT"):
+        MicadoClient.from_env({})
+    with pytest.raises(InvalidArgument, match="MICADO_API_PASSWORD"):
+        MicadoClient.from_env({"MICADO_API_ENDPOINT": submitter.endpoint, "MICADO_API_USER": "u"})
+
+
+def test_file_object_with_text_content_is_sent(client, submitter):
+    client.applications.create(app_id="textio", file=io.StringIO((ADTS / "stressng_nova.yaml").read_text()))
+    assert "textio" in submitter.applications

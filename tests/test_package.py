@@ -1,0 +1,75 @@
+"""The package itself: a light import that creates nothing, configures nothing, and the public names."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import micado
+from micado.exceptions import MicadoAPIError, MicadoException, api_error_class
+
+HEAVY = ("openstack", "novaclient", "keystoneauth1", "ansible", "Crypto", "werkzeug", "requests", "ruamel")
+
+PROBE = """
+import json, logging, sys
+from micado import MicadoClient
+print(json.dumps({
+    "heavy": sorted({m.split('.')[0] for m in sys.modules} & set(json.loads(sys.argv[1]))),
+    "root_handlers": len(logging.getLogger().handlers),
+    "micado_handlers": len(logging.getLogger("micado").handlers),
+}))
+"""
+
+
+def test_import_is_light_creates_nothing_and_configures_no_logging(tmp_path):
+    home = tmp_path / "home"
+    home.mkdir()
+    env = {key: value for key, value in os.environ.items() if key != "MICADO_CLI_DIR"}
+    env["HOME"] = str(home)
+    result = subprocess.run(
+        [sys.executable, "-c", PROBE, json.dumps(HEAVY)],
+        env=env,
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=True,
+    )
+    probe = json.loads(result.stdout)
+    assert probe == {"heavy": [], "root_handlers": 0, "micado_handlers": 0}
+    assert result.stderr == ""
+    assert list(home.iterdir()) == []
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["home"]
+
+
+def test_public_names():
+    assert micado.__version__
+    for name in micado.__all__:
+        assert getattr(micado, name)
+    assert issubclass(micado.ApplicationNotFound, micado.NotFound)
+    assert issubclass(micado.InvalidArgument, ValueError)
+
+
+def test_every_error_is_a_micado_exception_and_maps_statuses():
+    for name in micado.exceptions.__all__:
+        value = getattr(micado.exceptions, name)
+        if isinstance(value, type):
+            assert issubclass(value, MicadoException)
+    assert api_error_class(400) is micado.BadRequest
+    assert api_error_class(401) is micado.AuthenticationError
+    assert api_error_class(404) is micado.ApplicationNotFound
+    assert api_error_class(422) is micado.UnprocessableEntity
+    assert api_error_class(503) is micado.ServerError
+    assert api_error_class(418) is MicadoAPIError
+    error = micado.BadRequest("400 Bad Request: nope", status_code=400, method="POST", url="https://h/a/")
+    assert str(error) == "400: 400 Bad Request: nope (POST https://h/a/)"
+
+
+def test_modules_the_published_docs_reference_exist():
+    import importlib
+
+    for name in ("micado.client", "micado.models.application"):
+        assert importlib.import_module(name)
