@@ -30,6 +30,7 @@ from pathlib import Path
 from typing import Any, Callable, Mapping
 
 from micado.config import paths
+from micado.config._yaml import YamlSyntaxError, safe_load
 from micado.exceptions import CredentialsError
 
 __all__ = [
@@ -199,25 +200,12 @@ def _read_yaml(file: Path, kind: str) -> Any:
         reason = exc.strerror if isinstance(exc, OSError) and exc.strerror else type(exc).__name__
         raise CredentialsError(f"cannot read the cloud credentials file {file}: {reason}", path=file) from None
 
-    from ruamel.yaml import YAML
-    from ruamel.yaml.constructor import DuplicateKeyError
-    from ruamel.yaml.error import MarkedYAMLError, YAMLError
-
     try:
-        return YAML(typ="safe", pure=True).load(text)
-    except MarkedYAMLError as exc:
-        # ruamel's own message quotes the offending line (and, for duplicate keys,
-        # both values): it could hold a password, so only the problem and place are kept.
-        mark = exc.problem_mark or exc.context_mark
-        line = f" at line {mark.line + 1}, column {mark.column + 1}" if mark else ""
-        problem = "a key appears twice in one mapping" if isinstance(exc, DuplicateKeyError) else exc.problem
+        return safe_load(text)
+    except YamlSyntaxError as exc:
+        where = f" at line {exc.line}, column {exc.column}" if exc.line is not None else ""
         raise CredentialsError(
-            f"the cloud credentials file {file} is not valid YAML{line}: {problem}",
-            path=file,
-        ) from None
-    except YAMLError as exc:
-        raise CredentialsError(
-            f"the cloud credentials file {file} is not valid YAML ({type(exc).__name__})", path=file
+            f"the cloud credentials file {file} is not valid YAML{where}: {exc.problem}", path=file
         ) from None
 
 
