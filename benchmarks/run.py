@@ -1,0 +1,106 @@
+"""Benchmarks of micado-client against the budgets of DESIGN.md §8.
+
+Run: ``.venv/bin/python benchmarks/run.py [--only import,get,list,create]``. Prints one
+line per figure with its budget; figures are measured here, never asserted by tests.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+HERE = Path(__file__).resolve().parent
+ADT = HERE.parent / "tests" / "adts" / "stressng_nova.yaml"
+
+
+def report(name: str, value: str, budget: str) -> None:
+    print(f"{name:<52} {value:>18}   budget {budget}", flush=True)
+
+
+def child_run(argv: list[str], env: dict[str, str]) -> tuple[float, float]:
+    """Run a command; return (wall seconds, peak RSS MiB) of that child alone."""
+    start = time.perf_counter()
+    process = subprocess.Popen(argv, env=env, stdout=subprocess.DEVNULL)
+    _, status, usage = os.wait4(process.pid, 0)
+    wall = time.perf_counter() - start
+    if status != 0:
+        raise SystemExit(f"{argv} failed with status {status}")
+    return wall, usage.ru_maxrss / 1024
+
+
+def bench_import(runs: int = 15) -> None:
+    env = {**os.environ, "HOME": tempfile.mkdtemp()}
+    env.pop("MICADO_CLI_DIR", None)
+    for label, code in (("python -c pass (interpreter alone)", "pass"),
+                        ("from micado import MicadoClient", "from micado import MicadoClient")):
+        samples = [child_run([sys.executable, "-c", code], env) for _ in range(runs)]
+        wall = statistics.median(s[0] for s in samples)
+        peak = max(s[1] for s in samples)
+        report(f"{label}: wall (median of {runs})", f"{wall * 1000:.0f} ms", "≤ 150 ms")
+        report(f"{label}: peak RSS", f"{peak:.1f} MiB", "≤ 30 MiB")
+
+
+def bench_get(rounds: int = 7, calls: int = 200) -> None:
+    import requests
+
+    from micado import MicadoClient
+    from micado.testing.submitter import SubmitterEmulator
+
+    with SubmitterEmulator(password="bench-password") as server:
+        auth = (server.user, server.password)
+        client = MicadoClient(endpoint=server.endpoint, verify=str(server.cert_path), auth=auth)
+        client.applications.create(app_id="bench", file=ADT)
+        url = client.applications.get("bench").client.url("applications", "bench")
+        bare = requests.Session()
+
+        def bare_get() -> None:
+            response = bare.get(url, auth=auth, verify=str(server.cert_path), timeout=30)
+            response.raise_for_status()
+            response.json()["adaptors"]
+
+        def ours() -> None:
+            client.applications.get("bench").adaptors
+
+        ratios = []
+        for _ in range(rounds):
+            timings = {}
+            for name, call in (("bare", bare_get), ("ours", ours)):
+                call()  # warm the keep-alive connection
+                start = time.perf_counter()
+                for _ in range(calls):
+                    call()
+                timings[name] = (time.perf_counter() - start) / calls
+            ratios.append(timings["ours"] / timings["bare"])
+        report("applications.get round trip (keep-alive)", f"{timings['ours'] * 1000:.2f} ms", "")
+        report("bare requests.Session GET, same call", f"{timings['bare'] * 1000:.2f} ms", "")
+        report(f"ratio ours/bare (median of {rounds} x {calls})", f"{statistics.median(ratios):.3f}x", "≤ 1.10x")
+
+        server.requests.clear()
+        apps = client.applications.list()
+        listed = len([r for r in server.requests if "/applications" in r[1]])
+        apps[0].adaptors
+        inspected = len([r for r in server.requests if "/applications" in r[1]])
+        report("applications.list() requests, 1 app, none inspected", str(listed), "1")
+        report("... after inspecting that app", str(inspected), "2")
+        client.close()
+
+
+BENCHES = {"import": bench_import, "get": bench_get}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--only", default=",".join(BENCHES), help="comma-separated: " + ", ".join(BENCHES))
+    args = parser.parse_args()
+    for name in args.only.split(","):
+        BENCHES[name.strip()]()
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,247 @@
+"""The ``micado`` command: a thin shell over :class:`~micado.MicadoClient`.
+
+Exit codes: 0 success, 2 usage errors (bad arguments, credentials), 3 errors answered by
+the MiCADO API, 4 connection errors and timeouts, 1 any other failure (cloud, installer).
+Errors print one line without a traceback unless ``--debug`` is given.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import os
+import sys
+import time
+from collections.abc import Callable, Sequence
+from typing import Any, TextIO
+
+from micado import exceptions as errors
+from micado.client import MicadoClient
+
+EXIT_OK, EXIT_FAILURE, EXIT_USAGE, EXIT_API, EXIT_CONNECTION = 0, 1, 2, 3, 4
+
+#: ``master create`` options: flag name → (help, type). All become keyword arguments of create().
+CREATE_OPTIONS: dict[str, tuple[str, type]] = {
+    "auth_url": ("Keystone v3 URL of the cloud", str),
+    "project_id": ("OpenStack project id", str),
+    "image": ("image name or id for the master VM", str),
+    "flavor": ("flavor name or id", str),
+    "network": ("network name or id", str),
+    "keypair": ("Nova key pair name", str),
+    "security_group": ("security group name or id (default: all)", str),
+    "region": ("cloud region", str),
+    "user_domain_name": ("Keystone user domain (default: Default)", str),
+    "floating_network": ("external network to allocate a floating IP from", str),
+    "micado_user": ("MiCADO web user (default: admin)", str),
+    "micado_version": ("ansible-micado release to deploy", str),
+    "playbook": ("ansible-micado source: tarball, directory or URL", str),
+    "ssh_user": ("SSH user on the VM (default: ubuntu)", str),
+    "ssh_port": ("SSH port of the VM (default: 22)", int),
+    "api_port": ("HTTPS port of the MiCADO API (default: 443)", int),
+    "remote_cert_path": ("path of the master's certificate on the VM", str),
+}
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The argument parser of ``micado``."""
+    parser = argparse.ArgumentParser(prog="micado", description="Create MiCADO masters and manage their applications.")
+    parser.add_argument("--json", action="store_true", help="print machine-readable JSON")
+    parser.add_argument("--debug", action="store_true", help="show tracebacks and library logs")
+    groups = parser.add_subparsers(dest="group", required=True, metavar="{master,app}")
+
+    master = groups.add_parser("master", help="create, attach, list and destroy MiCADO masters")
+    master_commands = master.add_subparsers(dest="command", required=True)
+    create = master_commands.add_parser("create", help="create a master on OpenStack (password: MICADO_PASSWORD)")
+    create.add_argument("--launcher", default="openstack", help="cloud interface (default: openstack)")
+    for name, (text, kind) in CREATE_OPTIONS.items():
+        create.add_argument("--" + name.replace("_", "-"), dest=name, type=kind, help=text)
+    create.add_argument("--kwargs-file", help="JSON file of create() keyword arguments (flags override it)")
+    for name in ("attach", "destroy"):
+        command = master_commands.add_parser(name, help=f"{name} a stored master")
+        command.add_argument("master_id")
+    master_commands.add_parser("list", help="list the masters this client created")
+
+    app = groups.add_parser("app", help="manage the applications of a master")
+    app.add_argument("--endpoint", help="TOSCA Submitter URL, e.g. https://IP/toscasubmitter/")
+    app.add_argument("--api-version", default=None, help="API version (default v2.0)")
+    app.add_argument("--user", help="MiCADO web user")
+    app.add_argument("--password", help="MiCADO web password (better: MICADO_API_PASSWORD)")
+    app.add_argument("--cert", help="the master's certificate, to verify TLS")
+    app.add_argument("--insecure", action="store_true", help="do not verify the TLS certificate")
+    app.add_argument("--master", help="a stored master id instead of --endpoint")
+    app_commands = app.add_subparsers(dest="command", required=True)
+    app_commands.add_parser("list", help="list applications")
+    get = app_commands.add_parser("get", help="show an application's adaptors")
+    get.add_argument("app_id")
+    for name in ("create", "update"):
+        command = app_commands.add_parser(name, help=f"{name} an application from an ADT")
+        command.add_argument("app_id", nargs="?" if name == "create" else None)
+        source = command.add_mutually_exclusive_group(required=True)
+        source.add_argument("--file", help="ADT file (YAML or CSAR)")
+        source.add_argument("--url", help="ADT URL, fetched by the server")
+        command.add_argument("--param", action="append", default=[], metavar="KEY=VALUE", help="TOSCA input")
+        if name == "create":
+            command.add_argument("--dry-run", action="store_true", help="validate only")
+    delete = app_commands.add_parser("delete", help="delete an application")
+    delete.add_argument("app_id")
+    delete.add_argument("--force", action="store_true", help="delete even if an adaptor fails")
+    return parser
+
+
+def parse_params(pairs: Sequence[str]) -> dict[str, Any] | None:
+    """``["k=v", ...]`` to a mapping; values that parse as JSON (numbers, true, lists) are converted."""
+    if not pairs:
+        return None
+    params: dict[str, Any] = {}
+    for pair in pairs:
+        key, sep, value = pair.partition("=")
+        if not sep or not key:
+            raise errors.InvalidArgument(f"--param {pair!r} is not KEY=VALUE")
+        try:
+            params[key] = json.loads(value)
+        except ValueError:
+            params[key] = value
+    return params
+
+
+def api_client(args: argparse.Namespace) -> MicadoClient:
+    """The client for ``micado app``: a stored master, explicit flags, or MICADO_API_* variables."""
+    if args.master:
+        client = MicadoClient(launcher="openstack")
+        client.master.attach(master_id=args.master)
+        return client
+    env = dict(os.environ)
+    overrides = {
+        "MICADO_API_ENDPOINT": args.endpoint,
+        "MICADO_API_VERSION": args.api_version,
+        "MICADO_API_USER": args.user,
+        "MICADO_API_PASSWORD": args.password,
+        "MICADO_API_CERT": args.cert,
+    }
+    env.update({key: value for key, value in overrides.items() if value is not None})
+    if args.insecure:
+        env.pop("MICADO_API_CERT", None)
+        env["MICADO_API_VERIFY"] = "false"
+    if not env.get("MICADO_API_ENDPOINT"):
+        raise errors.InvalidArgument("give --endpoint (or MICADO_API_ENDPOINT) or --master")
+    return MicadoClient.from_env(env)
+
+
+class ProgressLine:
+    """Progress of a long call: one live line on a terminal, plain lines otherwise."""
+
+    def __init__(self, stream: TextIO) -> None:
+        self.stream = stream
+        self.start = time.monotonic()
+        self.live = stream.isatty()
+
+    def __call__(self, stage: str, message: str) -> None:
+        elapsed = time.monotonic() - self.start
+        line = f"[{int(elapsed) // 60:02d}:{int(elapsed) % 60:02d}] {stage}: {message}"
+        if self.live:
+            width = 118
+            self.stream.write("\r" + line[:width].ljust(width))
+        else:
+            self.stream.write(line + "\n")
+        self.stream.flush()
+
+    def done(self) -> None:
+        if self.live:
+            self.stream.write("\n")
+            self.stream.flush()
+
+
+def master_command(args: argparse.Namespace, out: Callable[[Any, str], None]) -> None:
+    client = MicadoClient(launcher=getattr(args, "launcher", "openstack"))
+    if args.command == "create":
+        kwargs: dict[str, Any] = {}
+        if args.kwargs_file:
+            with open(args.kwargs_file, encoding="utf-8") as handle:
+                kwargs.update(json.load(handle))
+        kwargs.update({name: getattr(args, name) for name in CREATE_OPTIONS if getattr(args, name) is not None})
+        if os.environ.get("MICADO_PASSWORD"):
+            kwargs["micado_password"] = os.environ["MICADO_PASSWORD"]
+        progress = ProgressLine(sys.stderr)
+        try:
+            master_id = client.master.create(progress=progress, **kwargs)
+        finally:
+            progress.done()
+        out(client.master.info(), f"created master {master_id} at {client.master.endpoint}")
+    elif args.command == "attach":
+        client.master.attach(master_id=args.master_id)
+        ids = [app.id for app in client.applications.list()]
+        out({**client.master.info(), "applications": ids},
+            f"master {args.master_id} at {client.master.endpoint}: applications {ids or 'none'}")
+    elif args.command == "list":
+        records = client.master.list()
+        out(records, "\n".join(f"{r['id']}  {r['ip']}  {r['endpoint']}  {r.get('created') or ''}" for r in records)
+            or "no masters")
+    elif args.command == "destroy":
+        client.master.attach(master_id=args.master_id)
+        client.master.destroy(progress=ProgressLine(sys.stderr))
+        out({"id": args.master_id, "destroyed": True}, f"destroyed master {args.master_id}")
+
+
+def app_command(args: argparse.Namespace, out: Callable[[Any, str], None]) -> None:
+    with api_client(args) as client:
+        apps = client.applications
+        if args.command == "list":
+            ids = [app.id for app in apps.list()]
+            out(ids, "\n".join(ids) or "no applications")
+        elif args.command == "get":
+            app = apps.get(args.app_id)
+            out({"id": app.id, "adaptors": app.adaptors},
+                "\n".join([app.id, *(f"  {name}: {state}" for name, state in app.adaptors.items())]))
+        elif args.command in ("create", "update"):
+            source = {"file": args.file} if args.file else {"url": args.url}
+            params = parse_params(args.param)
+            if args.command == "create":
+                app = apps.create(app_id=args.app_id, params=params, dryrun=args.dry_run, **source)
+                verb = "validated" if args.dry_run else "created"
+            else:
+                app = apps.update(args.app_id, params=params, **source)
+                verb = "updated"
+            out({"id": app.id, verb: True}, f"{verb} application {app.id}")
+        elif args.command == "delete":
+            apps.delete(args.app_id, force=args.force)
+            out({"id": args.app_id, "deleted": True}, f"deleted application {args.app_id}")
+
+
+def exit_code(error: BaseException) -> int:
+    """The exit code for an error (see the module docstring)."""
+    if isinstance(error, (errors.InvalidArgument, errors.CredentialsError, errors.NotFound)) and not isinstance(
+        error, errors.MicadoAPIError
+    ):
+        return EXIT_USAGE
+    if isinstance(error, errors.MicadoAPIError):
+        return EXIT_API
+    if isinstance(error, (errors.MicadoConnectionError, errors.MicadoTimeout)):
+        return EXIT_CONNECTION
+    return EXIT_FAILURE
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Run ``micado`` with ``argv`` (default ``sys.argv[1:]``); return the exit code."""
+    args = build_parser().parse_args(argv)
+    if args.debug:
+        logging.basicConfig(level=logging.DEBUG, format="%(levelname)s %(name)s: %(message)s")
+
+    def out(data: Any, text: str) -> None:
+        print(json.dumps(data, indent=2, default=str) if args.json else text)
+
+    try:
+        (master_command if args.group == "master" else app_command)(args, out)
+    except errors.MicadoException as error:
+        if args.debug:
+            raise
+        print(f"micado: error: {type(error).__name__}: {error}", file=sys.stderr)
+        return exit_code(error)
+    except KeyboardInterrupt:
+        print("micado: interrupted", file=sys.stderr)
+        return 130
+    return EXIT_OK
+
+
+if __name__ == "__main__":
+    sys.exit(main())
