@@ -61,6 +61,11 @@ def known_hosts_file() -> Path:
     return ssh_dir() / "known_hosts"
 
 
+def known_hosts_lock_file() -> Path:
+    """The lock file that serialises rewrites of the client's known_hosts."""
+    return ssh_dir() / "known_hosts.lock"
+
+
 def certs_dir() -> Path:
     """Where the masters' TLS certificates are kept, one ``<master id>.pem`` each."""
     return micado_dir() / "certs"
