@@ -10,6 +10,38 @@ import pytest
 
 # --- submitter fixtures --------------------------------------------------------------
 
+
+@pytest.fixture
+def submitter():
+    """A started :class:`~micado.testing.submitter.SubmitterEmulator` on 127.0.0.1.
+
+    It has user ``admin``, a random password, a fresh self-signed certificate
+    (``submitter.cert_path``) and no applications; it is stopped at teardown.
+    """
+    import secrets
+
+    from micado.testing.submitter import SubmitterEmulator
+
+    emulator = SubmitterEmulator(password=secrets.token_urlsafe(16))
+    emulator.start()
+    try:
+        yield emulator
+    finally:
+        emulator.stop()
+
+
 # --- openstack fixtures --------------------------------------------------------------
 
 # --- vm / stack fixtures -------------------------------------------------------------
+
+
+@pytest.fixture
+def vm_pool(tmp_path_factory: pytest.TempPathFactory):
+    """A :class:`micado.testing.vm.VMPool` in a temporary folder, on free ports.
+
+    Every VM it still has at teardown is deleted (sshd, processes, root folder).
+    """
+    from micado.testing.vm import VMPool, free_port
+
+    with VMPool(tmp_path_factory.mktemp("vms"), ssh_port=free_port(), api_port=free_port()) as pool:
+        yield pool

@@ -1,0 +1,360 @@
+"""A TOSCA Submitter emulator: the MiCADO master's REST API over HTTPS on loopback.
+
+:class:`SubmitterEmulator` serves :class:`~micado.testing.submitter_api.SubmitterApp`
+(the v2.0 contract of DESIGN.md §3, basic auth, path prefix) with a threaded werkzeug
+server and a self-signed certificate, so clients are tested over real TLS::
+
+    with SubmitterEmulator(password="secret") as submitter:
+        requests.get(submitter.endpoint + "v2.0/applications/",
+                     auth=(submitter.user, submitter.password), verify=submitter.cert_path)
+
+It also runs as a program, as the test playbook starts it on a "master"::
+
+    MICADO_SUBMITTER_PASSWORD=secret python -m micado.testing.submitter \\
+        --port 0 --user admin --tls-pem ssl.pem --ready-file ready.json
+
+The ready file (JSON: endpoint, cert, user, password, pid; mode 0600) appears once
+the server listens; SIGTERM or SIGINT stop it cleanly (exit status 0).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import os
+import secrets
+import shutil
+import signal
+import socket
+import ssl
+import sys
+import tempfile
+import threading
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from types import TracebackType
+from typing import Any
+
+from werkzeug.serving import ThreadedWSGIServer, WSGIRequestHandler
+
+from micado.testing.submitter_api import DEFAULT_ADAPTORS, SubmitterApp
+from micado.testing.tls import make_self_signed, split_pem, write_private_file
+
+__all__ = ["ENV_PASSWORD", "DEFAULT_ADAPTORS", "SubmitterEmulator", "main"]
+
+logger = logging.getLogger(__name__)
+
+#: Environment variable the command line reads the password from (keeps it out of ``ps``).
+ENV_PASSWORD = "MICADO_SUBMITTER_PASSWORD"
+
+# Idle keep-alive connections and stalled TLS handshakes are dropped after this long.
+_CONNECTION_TIMEOUT = 60.0
+
+
+class _QuietHandler(WSGIRequestHandler):
+    """werkzeug's request handler, logging to our logger instead of configuring its own."""
+
+    def log(self, type: str, message: str, *args: Any) -> None:  # noqa: A002 (werkzeug's name)
+        logger.debug("%s - %s", self.address_string(), message % args)
+
+
+class _TLSServer(ThreadedWSGIServer):
+    """werkzeug's threaded server with the TLS handshake moved into the worker thread.
+
+    werkzeug wraps the listening socket, so ``accept()`` performs the handshake in
+    the one serving thread: a client that connects and sends nothing (a port probe)
+    would stall every other client. Here the accepted plain socket is wrapped by
+    the thread that serves it, with a timeout.
+    """
+
+    def __init__(self, host: str, port: int, app: Any, ssl_context: ssl.SSLContext) -> None:
+        super().__init__(host, port, app, handler=_QuietHandler, ssl_context=None)
+        # werkzeug reads this to set wsgi.url_scheme (and the 308 Location) to https.
+        self.ssl_context = ssl_context
+        self._connections: set[socket.socket] = set()
+        self._connections_lock = threading.Lock()
+
+    def log(self, type: str, message: str, *args: Any) -> None:  # noqa: A002
+        logger.debug(message, *args)
+
+    def finish_request(self, request: Any, client_address: Any) -> None:
+        request.settimeout(_CONNECTION_TIMEOUT)
+        try:
+            tls = self.ssl_context.wrap_socket(request, server_side=True)
+        except OSError as error:  # ssl.SSLError is an OSError: a bad or aborted handshake
+            logger.debug("TLS handshake with %s failed: %s", client_address, error)
+            return
+        with self._connections_lock:
+            self._connections.add(tls)
+        try:
+            super().finish_request(tls, client_address)
+        finally:
+            with self._connections_lock:
+                self._connections.discard(tls)
+            tls.close()
+
+    def drop_connections(self) -> None:
+        """Shut down every open connection (keep-alive ones would outlive the server)."""
+        with self._connections_lock:
+            connections = list(self._connections)
+        for connection in connections:
+            try:
+                connection.shutdown(socket.SHUT_RDWR)
+            except OSError:
+                pass  # already closed by its peer
+
+
+class SubmitterEmulator(SubmitterApp):
+    """The TOSCA Submitter REST API on an HTTPS loopback server, with inspectable state.
+
+    The state and switches (``applications``, ``requests``, ``login_page``,
+    ``adaptors``, ``deploy_error``, ``update_error``, ``delete_error``, ``delay``,
+    ``add_application()``, ``reset()``) are those of :class:`SubmitterApp`.
+    """
+
+    def __init__(
+        self,
+        host: str = "127.0.0.1",
+        port: int = 0,
+        *,
+        user: str = "admin",
+        password: str | None = None,
+        prefix: str = "/toscasubmitter",
+        tls_pem: str | os.PathLike[str] | None = None,
+        cert_out: str | os.PathLike[str] | None = None,
+        adaptors: Mapping[str, str] | None = None,
+    ) -> None:
+        """Prepare an emulator; :meth:`start` makes it listen.
+
+        Args:
+            host: the address to listen on (a loopback address in tests).
+            port: the port, 0 for a free one (read :attr:`port` after :meth:`start`).
+            user: the basic-auth user.
+            password: the basic-auth password; a random one if None.
+            prefix: the path prefix of the MiCADO proxy, "" for none.
+            tls_pem: an existing PEM file with the certificate and its key (like a
+                master's ``ssl.pem``); if None, a self-signed one is made for ``host``.
+            cert_out: where to write the certificate (only the certificate) as PEM;
+                if None it goes to a private temporary directory.
+            adaptors: adaptor name -> status reported for applications; defaults to
+                :data:`DEFAULT_ADAPTORS`.
+        """
+        super().__init__(
+            user=user,
+            password=password if password is not None else secrets.token_urlsafe(16),
+            prefix=prefix,
+            adaptors=adaptors,
+        )
+        self.host = host
+        self._requested_port = port
+        self._tls_pem = Path(tls_pem) if tls_pem is not None else None
+        self._cert_out = Path(cert_out) if cert_out is not None else None
+        self._cert_path: Path | None = None
+        self._tmpdir: str | None = None
+        self._server: _TLSServer | None = None
+        self._thread: threading.Thread | None = None
+
+    def __repr__(self) -> str:
+        state = f"listening on {self.endpoint}" if self._server else "stopped"
+        return f"<SubmitterEmulator user={self.user!r} {state}>"
+
+    # -- lifecycle ----------------------------------------------------------------------
+
+    def _ssl_context(self) -> ssl.SSLContext:
+        """Load (or make) the certificate and key; write the certificate where promised."""
+        context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+        self._tmpdir = tempfile.mkdtemp(prefix="micado-submitter-")  # mode 0700
+        if self._tls_pem is not None:
+            cert_pem, _ = split_pem(self._tls_pem.read_bytes())
+            context.load_cert_chain(self._tls_pem)
+        else:
+            hosts = [self.host] + (["localhost"] if self.host != "localhost" else [])
+            cert_pem, key_pem = make_self_signed(hosts)
+            # ssl loads keys from files only: a 0600 file in a 0700 dir, removed at once.
+            combined = write_private_file(Path(self._tmpdir) / "server.pem", cert_pem + key_pem)
+            try:
+                context.load_cert_chain(combined)
+            finally:
+                combined.unlink()
+        cert_path = self._cert_out or Path(self._tmpdir) / "cert.pem"
+        cert_path.write_bytes(cert_pem)
+        self._cert_path = cert_path
+        return context
+
+    def start(self) -> "SubmitterEmulator":
+        """Start listening and serving in a background thread.
+
+        Returns:
+            The emulator itself.
+
+        Raises:
+            RuntimeError: already started.
+            OSError: the address cannot be bound, or the PEM files cannot be read or written.
+            ValueError: ``tls_pem`` holds no certificate or no key.
+        """
+        if self._server is not None:
+            raise RuntimeError(f"{self!r} is already started")
+        try:
+            context = self._ssl_context()
+            self._server = _TLSServer(self.host, self._requested_port, self, context)
+        except BaseException:
+            self._cleanup_files()
+            raise
+        self._thread = threading.Thread(
+            target=self._server.serve_forever,
+            kwargs={"poll_interval": 0.05},  # stop() returns quickly
+            name=f"submitter-emulator-{self.port}",
+            daemon=True,
+        )
+        self._thread.start()
+        logger.debug("submitter emulator listening on %s", self.endpoint)
+        return self
+
+    def stop(self) -> None:
+        """Stop serving, close open connections and remove the temporary files.
+
+        Safe to call more than once. A certificate written to ``cert_out`` is kept.
+        """
+        server, self._server = self._server, None
+        if server is not None:
+            server.shutdown()
+            server.server_close()
+            server.drop_connections()
+        if self._thread is not None:
+            self._thread.join(timeout=5)
+            self._thread = None
+        self._cleanup_files()
+
+    def _cleanup_files(self) -> None:
+        if self._tmpdir is not None:
+            shutil.rmtree(self._tmpdir, ignore_errors=True)
+            self._tmpdir = None
+            if self._cert_out is None:
+                self._cert_path = None
+
+    def __enter__(self) -> "SubmitterEmulator":
+        return self.start()
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        traceback: TracebackType | None,
+    ) -> None:
+        self.stop()
+
+    # -- where it listens ---------------------------------------------------------------
+
+    def _running(self) -> _TLSServer:
+        if self._server is None:
+            raise RuntimeError("the submitter emulator is not started: call start() first")
+        return self._server
+
+    @property
+    def port(self) -> int:
+        """The port it listens on (known once started)."""
+        return int(self._running().server_address[1])
+
+    @property
+    def endpoint(self) -> str:
+        """The API endpoint, e.g. ``https://127.0.0.1:PORT/toscasubmitter/``."""
+        host = f"[{self.host}]" if ":" in self.host else self.host
+        return f"https://{host}:{self.port}{self.prefix}/"
+
+    @property
+    def cert_path(self) -> Path:
+        """A PEM file with the server certificate only (use it as ``verify=``)."""
+        self._running()
+        assert self._cert_path is not None
+        return self._cert_path
+
+
+# -- command line ---------------------------------------------------------------------------
+
+
+def _parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(
+        prog="python -m micado.testing.submitter",
+        description="Serve a TOSCA Submitter emulator over HTTPS until SIGTERM or SIGINT.",
+    )
+    parser.add_argument("--host", default="127.0.0.1", help="address to listen on (default 127.0.0.1)")
+    parser.add_argument("--port", type=int, default=0, help="port, 0 for a free one (default 0)")
+    parser.add_argument("--user", default="admin", help="basic-auth user (default admin)")
+    parser.add_argument(
+        "--password",
+        help=f"basic-auth password; better given in ${ENV_PASSWORD}; random if neither is set",
+    )
+    parser.add_argument("--prefix", default="/toscasubmitter", help="path prefix (default /toscasubmitter)")
+    parser.add_argument("--tls-pem", type=Path, help="PEM with certificate and key; generated if absent")
+    parser.add_argument("--cert-out", type=Path, help="write the certificate (only) to this file")
+    parser.add_argument(
+        "--ready-file", type=Path, help="write {endpoint, cert, user, password, pid} here once listening"
+    )
+    parser.add_argument(
+        "--adaptors", help='JSON mapping of adaptor name to status, e.g. \'{"KubernetesAdaptor": "Executed"}\''
+    )
+    parser.add_argument("--verbose", action="store_true", help="log every request to standard error")
+    args = parser.parse_args(argv)
+    if args.adaptors is not None:
+        try:
+            args.adaptors = json.loads(args.adaptors)
+        except ValueError as error:
+            parser.error(f"--adaptors is not JSON: {error}")
+        if not isinstance(args.adaptors, dict) or not all(
+            isinstance(key, str) and isinstance(value, str) for key, value in args.adaptors.items()
+        ):
+            parser.error('--adaptors must be a JSON mapping of names to statuses, e.g. {"KubernetesAdaptor": "Executed"}')
+    return args
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Run the emulator until SIGTERM or SIGINT.
+
+    Args:
+        argv: the arguments (``sys.argv[1:]`` if None).
+
+    Returns:
+        The exit status: 0 after a clean stop.
+    """
+    args = _parse_args(argv)
+    logging.basicConfig(
+        level=logging.DEBUG if args.verbose else logging.WARNING,
+        format="%(asctime)s %(name)s %(levelname)s %(message)s",
+    )
+    password = args.password if args.password is not None else os.environ.get(ENV_PASSWORD)
+    stop = threading.Event()
+
+    def request_stop(signum: int, frame: Any) -> None:
+        stop.set()
+
+    signal.signal(signal.SIGTERM, request_stop)
+    signal.signal(signal.SIGINT, request_stop)
+    emulator = SubmitterEmulator(
+        args.host,
+        args.port,
+        user=args.user,
+        password=password,
+        prefix=args.prefix,
+        tls_pem=args.tls_pem,
+        cert_out=args.cert_out,
+        adaptors=args.adaptors,
+    )
+    with emulator:
+        if args.ready_file is not None:
+            ready = {
+                "endpoint": emulator.endpoint,
+                "cert": str(emulator.cert_path.resolve()),
+                "user": emulator.user,
+                "password": emulator.password,
+                "pid": os.getpid(),
+            }
+            write_private_file(args.ready_file, json.dumps(ready).encode())
+        print(f"submitter emulator listening on {emulator.endpoint}", file=sys.stderr, flush=True)
+        while not stop.wait(0.5):
+            pass
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
