@@ -366,11 +366,12 @@ class _App:
                 raise EmulatorError(400, f"Flavor {flavor_id} could not be found.")
             if body.get("key_name") is not None and body["key_name"] not in cloud.keypairs_by_name:
                 raise EmulatorError(400, "Invalid key_name provided.")
-            groups = [g.get("name") for g in body.get("security_groups") or [{"name": "default"}]]
-            known = {g["name"] for g in cloud.security_groups_by_id.values()} | set(cloud.security_groups_by_id)
-            for group in groups:
-                if group not in known:
-                    raise EmulatorError(400, f"Unable to find security_group with name or id '{group}'")
+            groups = []  # Nova takes names or ids and shows names
+            for wanted in [g.get("name") for g in body.get("security_groups") or [{"name": "default"}]]:
+                found = [g["name"] for g in cloud.security_groups_by_id.values() if wanted in (g["id"], g["name"])]
+                if not found:
+                    raise EmulatorError(400, f"Unable to find security_group with name or id '{wanted}'")
+                groups.append(found[0])
             network_ids = [n.get("uuid") for n in body.get("networks") or [] if isinstance(n, dict)]
             if not network_ids:
                 tenant = [n["id"] for n in cloud.networks_by_id.values() if not n["router:external"]]

@@ -1,0 +1,298 @@
+"""The launcher interface: start the master VM on a cloud, report its state, remove it.
+
+A launcher knows one cloud API and nothing of MiCADO. The master model
+(:mod:`micado.models.master`) gives it a :class:`LaunchSpec`, stores the returned
+:class:`LaunchedVM` (plain JSON-able data) in its record, and later hands that record
+back to :meth:`Launcher.delete`. The contract every launcher keeps:
+
+* :meth:`Launcher.validate` rejects bad input before any request to the cloud;
+* :meth:`Launcher.launch` is a transaction: when any step fails it undoes every step
+  done so far (server, floating IP it allocated, association) and re-raises the
+  original typed error (a failing undo is logged and noted on that error);
+* every wait has a deadline and goes through :func:`micado.progress.wait_until`;
+* cloud SDK exceptions never leak: they become :class:`~micado.exceptions.LaunchError`
+  (or :class:`~micado.exceptions.MicadoTimeout` for a deadline).
+
+The module is light: it imports no cloud SDK, so an EC2 launcher can share it.
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+import re
+import secrets
+from abc import ABC, abstractmethod
+from collections.abc import Iterable
+from dataclasses import asdict, dataclass, field, fields
+from typing import Any, ClassVar
+
+from micado.exceptions import InvalidArgument, LaunchError
+from micado.progress import ProgressCallback
+
+__all__ = [
+    "Launcher",
+    "LaunchSpec",
+    "LaunchedVM",
+    "Removal",
+    "MASTER_NAME_PREFIX",
+    "new_master_name",
+    "cloud_init_user_data",
+    "check_spec",
+    "pick",
+]
+
+#: Every master server is called ``MiCADO-Master-<hex>``.
+MASTER_NAME_PREFIX = "MiCADO-Master-"
+#: Nova limits base64-encoded user data to 65535 bytes.
+MAX_USER_DATA_BASE64 = 65535
+_NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,62}$")
+_PUBLIC_KEY_RE = re.compile(r"^(ssh-(rsa|ed25519|dss)|ecdsa-sha2-nistp(256|384|521)|sk-\S+) [A-Za-z0-9+/=]+( .*)?$")
+
+
+def new_master_name() -> str:
+    """Return a fresh server name, ``MiCADO-Master-<8 hex digits>``."""
+    return MASTER_NAME_PREFIX + secrets.token_hex(4)
+
+
+def cloud_init_user_data(public_key: str) -> str:
+    """Return cloud-init user data that authorises ``public_key`` for the image's default user.
+
+    Args:
+        public_key: one OpenSSH public key line (``ecdsa-sha2-nistp256 AAAA... comment``).
+
+    Returns:
+        A ``#cloud-config`` document.
+
+    Raises:
+        InvalidArgument: the text is not a single OpenSSH public key.
+    """
+    key = public_key.strip()
+    if "\n" in key or not _PUBLIC_KEY_RE.match(key):
+        raise InvalidArgument("public_key must be one OpenSSH public key line (e.g. 'ecdsa-sha2-nistp256 AAAA...')")
+    # A JSON string is valid YAML and quotes anything the key comment may hold.
+    return f"#cloud-config\nssh_authorized_keys:\n  - {json.dumps(key)}\n"
+
+
+@dataclass(frozen=True, kw_only=True)
+class LaunchSpec:
+    """What to start: every cloud resource by name or id, and the VM's user data.
+
+    Attributes:
+        image: the image (name or id).
+        flavor: the flavor / instance type (name or id).
+        network: the network the VM is attached to (name or id).
+        keypair: the cloud key pair to inject (name), or ``None`` for none; the
+            client's own key arrives through ``user_data``.
+        security_group: the security group (name or id); ``all`` as in ``create()``.
+        user_data: cloud-init user data (see :func:`cloud_init_user_data`).
+        name: the server name; a fresh ``MiCADO-Master-<hex>`` by default.
+        floating_network: the external network to allocate a floating IP from when
+            no unattached one exists; ``None`` picks the only external network.
+    """
+
+    image: str
+    flavor: str
+    network: str
+    keypair: str | None = None
+    security_group: str = "all"
+    user_data: str = ""
+    name: str = field(default_factory=new_master_name)
+    floating_network: str | None = None
+
+
+@dataclass(kw_only=True)
+class LaunchedVM:
+    """A launched VM, as plain data the master record stores (see :meth:`to_dict`).
+
+    Attributes:
+        server_id: the cloud's id of the server (the master id).
+        name: the server name.
+        ip: the public (floating) address.
+        floating_ip_id: the cloud's id of that floating IP, if any.
+        floating_ip_allocated: ``True`` when the launcher allocated the floating IP
+            (so deleting the VM releases it); ``False`` when it reused a free one.
+        private_ip: the VM's address on its network, when known.
+        launcher: the launcher's name (``"openstack"``).
+    """
+
+    server_id: str
+    name: str
+    ip: str
+    floating_ip_id: str | None = None
+    floating_ip_allocated: bool = False
+    private_ip: str | None = None
+    launcher: str = "openstack"
+
+    def to_dict(self) -> dict[str, Any]:
+        """Return the fields as a JSON/YAML-able dict."""
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> LaunchedVM:
+        """Build from :meth:`to_dict` output; unknown keys are ignored (newer records).
+
+        Raises:
+            InvalidArgument: ``server_id``, ``name`` or ``ip`` is missing.
+        """
+        known = {f.name for f in fields(cls)}
+        missing = [k for k in ("server_id", "name", "ip") if not data.get(k)]
+        if missing:
+            raise InvalidArgument(f"launched VM record lacks {', '.join(missing)}; it has: {', '.join(sorted(data))}")
+        return cls(**{k: v for k, v in data.items() if k in known})
+
+
+@dataclass
+class Removal:
+    """What :meth:`Launcher.delete` did.
+
+    Attributes:
+        server_id: the server concerned.
+        server_found: ``False`` when the server was already gone (the caller may warn).
+        floating_ip_released: ``True`` when a floating IP we had allocated was released.
+        warnings: things worth telling the user (already gone, left in place...).
+    """
+
+    server_id: str
+    server_found: bool = True
+    floating_ip_released: bool = False
+    warnings: list[str] = field(default_factory=list)
+
+
+class Launcher(ABC):
+    """Starts, inspects and removes the master VM on one cloud.
+
+    Constructing a launcher makes no request; the first call that needs the cloud
+    connects. Implementations: :class:`micado.launcher.openstack.OpenStackLauncher`.
+    """
+
+    #: The launcher's name, stored in master records.
+    name: ClassVar[str]
+
+    @abstractmethod
+    def validate(self, spec: LaunchSpec) -> None:
+        """Check the spec without contacting the cloud.
+
+        Raises:
+            InvalidArgument: a field is empty or malformed; the message names it.
+        """
+
+    @abstractmethod
+    def launch(
+        self, spec: LaunchSpec, *, timeout: float = 600.0, progress: ProgressCallback | None = None
+    ) -> LaunchedVM:
+        """Start a VM from ``spec``, wait until it runs, give it a public address.
+
+        Args:
+            spec: what to start.
+            timeout: seconds for the whole launch, waits included.
+            progress: receives ``("launch", message)`` events.
+
+        Returns:
+            The running VM.
+
+        Raises:
+            InvalidArgument: the spec is invalid (nothing was requested).
+            LaunchError: the cloud refused or failed a step; everything launch made is undone.
+            MicadoTimeout: the VM was not running in time; everything launch made is undone.
+        """
+
+    @abstractmethod
+    def state(self, server_id: str) -> str | None:
+        """Return the server's status (``"ACTIVE"``, ``"BUILD"``, ``"ERROR"``...), ``None`` if gone.
+
+        Raises:
+            LaunchError: the cloud could not be asked.
+        """
+
+    @abstractmethod
+    def delete(
+        self,
+        vm: LaunchedVM | str,
+        *,
+        floating_ip_id: str | None = None,
+        floating_ip_allocated: bool = False,
+        timeout: float = 300.0,
+        progress: ProgressCallback | None = None,
+    ) -> Removal:
+        """Remove a VM and what its launch allocated, and wait until it is gone.
+
+        A server that is already gone is not an error: :attr:`Removal.server_found`
+        says so.
+
+        Args:
+            vm: the launched VM, or a server id (then give the floating IP details).
+            floating_ip_id: with a server id: its floating IP's id.
+            floating_ip_allocated: with a server id: whether the launch allocated it.
+            timeout: seconds to wait until the server is gone.
+            progress: receives ``("delete", message)`` events.
+
+        Raises:
+            LaunchError: the cloud refused or failed a step.
+            MicadoTimeout: the server was still there at the deadline.
+        """
+
+    def close(self) -> None:
+        """Release connections; the launcher reconnects if used again."""
+
+
+def check_spec(spec: LaunchSpec) -> None:
+    """The cloud-independent checks of a :class:`LaunchSpec` (no request is made).
+
+    Raises:
+        InvalidArgument: a field is empty or malformed; the message names the field.
+    """
+    if not isinstance(spec, LaunchSpec):
+        raise InvalidArgument(f"expected a LaunchSpec, got {type(spec).__name__}")
+    for name in ("image", "flavor", "network", "security_group"):
+        value = getattr(spec, name)
+        if not isinstance(value, str) or not value.strip():
+            raise InvalidArgument(f"{name} must be a non-empty name or id, got {value!r}")
+    for name in ("keypair", "floating_network"):
+        value = getattr(spec, name)
+        if value is not None and (not isinstance(value, str) or not value.strip()):
+            raise InvalidArgument(f"{name} must be a non-empty name or id, or None; got {value!r}")
+    if not isinstance(spec.name, str) or not _NAME_RE.match(spec.name):
+        raise InvalidArgument(
+            f"name {spec.name!r} is not a valid server name (letters, digits, '.', '_', '-'; at most 63)"
+        )
+    if not isinstance(spec.user_data, str):
+        raise InvalidArgument(f"user_data must be text, got {type(spec.user_data).__name__}")
+    encoded = len(base64.b64encode(spec.user_data.encode("utf-8")))
+    if encoded > MAX_USER_DATA_BASE64:
+        raise InvalidArgument(
+            f"user_data is too large: {encoded} bytes base64-encoded, the limit is {MAX_USER_DATA_BASE64}"
+        )
+
+
+def pick(kind: str, wanted: str, candidates: Iterable[tuple[str, str]]) -> str:
+    """Resolve a resource given by id or name among ``(id, name)`` pairs.
+
+    An exact id wins; otherwise the name must match exactly one candidate.
+
+    Args:
+        kind: what is looked up, for messages (``"image"``).
+        wanted: the id or name the user gave.
+        candidates: ``(id, name)`` of every resource of that kind.
+
+    Returns:
+        The id of the resource.
+
+    Raises:
+        LaunchError: nothing has that id or name (the message lists the names that
+            exist), or several resources have that name (the message lists their ids).
+    """
+    items = list(candidates)
+    for item_id, _ in items:
+        if item_id == wanted:
+            return item_id
+    named = [item_id for item_id, name in items if name == wanted]
+    if len(named) == 1:
+        return named[0]
+    if named:
+        raise LaunchError(
+            f"ambiguous {kind} '{wanted}': {len(named)} {kind}s have that name "
+            f"(ids: {', '.join(sorted(named))}); give the id instead"
+        )
+    names = sorted({name or item_id for item_id, name in items})
+    raise LaunchError(f"unknown {kind} '{wanted}'; available: {', '.join(names) if names else '(none)'}")

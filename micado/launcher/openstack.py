@@ -1,0 +1,506 @@
+"""The OpenStack launcher: Keystone v3 login, Nova servers, Glance images, Neutron networking.
+
+Who does what (all three SDKs share one authenticated keystoneauth1 session):
+
+* **keystoneauth1**: the ``v3.Password`` / ``v3.ApplicationCredential`` login, the
+  token, the service catalog and the HTTP session (timeouts, TLS verification);
+* **python-novaclient**: Nova (compute 2.1): flavors, key pairs, creating,
+  watching and deleting the server;
+* **openstacksdk**: Glance images and Neutron networks, security groups, ports and
+  floating IPs (Nova's own floating-IP calls are gone since microversion 2.44).
+
+None of them is imported before the launcher first talks to the cloud, and none of
+their exceptions leaves this module: they become :class:`~micado.exceptions.LaunchError`.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from typing import TYPE_CHECKING, Any, TypeVar
+from urllib.parse import urlsplit
+
+from micado.exceptions import InvalidArgument, LaunchError, MicadoException
+from micado.launcher.base import Launcher, LaunchedVM, LaunchSpec, Removal, check_spec, pick
+from micado.progress import ProgressCallback, as_callback, wait_until
+
+if TYPE_CHECKING:
+    from micado.config.credentials import ApplicationCredentialAuth, PasswordAuth
+
+logger = logging.getLogger(__name__)
+
+__all__ = ["OpenStackLauncher"]
+
+T = TypeVar("T")
+STAGE = "launch"
+#: Seconds an undo step may wait for a server to disappear.
+UNDO_TIMEOUT = 120.0
+
+
+class OpenStackLauncher(Launcher):
+    """Starts the MiCADO master on an OpenStack cloud (Keystone v3, Nova, Glance, Neutron).
+
+    Constructing it checks the arguments and makes no request.
+
+    Args:
+        credentials: a :class:`~micado.config.credentials.PasswordAuth` or
+            :class:`~micado.config.credentials.ApplicationCredentialAuth`.
+        auth_url: the Keystone URL, e.g. ``https://cloud:5000/v3`` (``/v3`` is added
+            when missing).
+        project_id: the project to work in; required for password login (here or
+            in the credentials), ignored for application credentials (they are
+            bound to a project).
+        region: the catalog region; ``None`` accepts whichever the catalog offers.
+        user_domain_name: the user's domain for password login; the credentials'
+            own ``user_domain_name`` is used when this is left at ``"Default"``.
+        request_timeout: seconds for each HTTP request.
+        verify: ``True`` (system CAs), a CA bundle path, or ``False`` (no check).
+
+    Raises:
+        InvalidArgument: a bad URL, credentials of another type, a password login
+            without project id, a non-positive timeout, a missing CA bundle.
+    """
+
+    name = "openstack"
+
+    def __init__(
+        self,
+        credentials: PasswordAuth | ApplicationCredentialAuth,
+        *,
+        auth_url: str,
+        project_id: str | None = None,
+        region: str | None = None,
+        user_domain_name: str = "Default",
+        request_timeout: float = 30.0,
+        verify: bool | str | os.PathLike = True,
+    ) -> None:
+        from micado.config.credentials import ApplicationCredentialAuth, PasswordAuth
+
+        if not isinstance(credentials, (PasswordAuth, ApplicationCredentialAuth)):
+            raise InvalidArgument(
+                "credentials must be a PasswordAuth or an ApplicationCredentialAuth "
+                f"(see micado.config.credentials.load_credentials), not {type(credentials).__name__}"
+            )
+        self.auth_url = _normalise_auth_url(auth_url)
+        self.credentials = credentials
+        self.region = region or None
+        if isinstance(credentials, PasswordAuth):
+            self.project_id = project_id or credentials.project_id
+            if not self.project_id:
+                raise InvalidArgument(
+                    "project_id is required for username/password login: pass project_id= "
+                    "or set project_id in the nova entry of the credentials file"
+                )
+            self.user_domain_name = (
+                credentials.user_domain_name
+                if user_domain_name == "Default" and credentials.user_domain_name
+                else user_domain_name
+            )
+            if not self.user_domain_name:
+                raise InvalidArgument("user_domain_name must not be empty (the default is 'Default')")
+        else:
+            self.project_id = None
+            self.user_domain_name = None
+        if not isinstance(request_timeout, (int, float)) or request_timeout <= 0:
+            raise InvalidArgument(f"request_timeout must be a positive number of seconds, got {request_timeout!r}")
+        self.request_timeout = float(request_timeout)
+        if not isinstance(verify, bool):
+            if not os.path.exists(verify):
+                raise InvalidArgument(f"verify={os.fspath(verify)!r}: no such CA bundle file")
+            verify = os.fspath(verify)
+        self.verify = verify
+        self._session: Any = None
+        self._sdk: Any = None
+        self._nova: Any = None
+
+    def __repr__(self) -> str:
+        return (
+            f"<OpenStackLauncher {self.auth_url} login={self._login_kind()} "
+            f"project={self.project_id!r} region={self.region!r}>"
+        )
+
+    # --- connections ------------------------------------------------------------------
+
+    def _login_kind(self) -> str:
+        return "password" if self.project_id is not None else "application-credential"
+
+    def _describe_login(self) -> str:
+        creds = self.credentials
+        if self.project_id is not None:
+            return (f"user '{creds.username}' in domain '{self.user_domain_name}', "  # type: ignore[union-attr]
+                    f"project '{self.project_id}'")
+        return f"application credential '{creds.application_credential_id}'"  # type: ignore[union-attr]
+
+    def _connect(self) -> tuple[Any, Any]:
+        """Return ``(openstacksdk connection, novaclient client)``, logging in on first use."""
+        if self._sdk is None:
+            from keystoneauth1 import session as ks_session
+            from keystoneauth1.identity import v3
+            from novaclient import client as nova_client
+            from openstack import connection
+
+            from micado import __version__
+
+            creds = self.credentials
+            if self.project_id is not None:
+                plugin: Any = v3.Password(
+                    auth_url=self.auth_url, username=creds.username, password=creds.password,  # type: ignore[union-attr]
+                    user_domain_name=self.user_domain_name, project_id=self.project_id,
+                )
+            else:
+                plugin = v3.ApplicationCredential(
+                    auth_url=self.auth_url,
+                    application_credential_id=creds.application_credential_id,  # type: ignore[union-attr]
+                    application_credential_secret=creds.application_credential_secret,  # type: ignore[union-attr]
+                )
+            session = ks_session.Session(
+                auth=plugin, verify=self.verify, timeout=self.request_timeout,
+                app_name="micado-client", app_version=__version__,
+            )
+            self._session = session
+            self._nova = nova_client.Client("2.1", session=session, region_name=self.region)
+            self._sdk = connection.Connection(session=session, region_name=self.region)
+        return self._sdk, self._nova
+
+    def close(self) -> None:
+        """Close the HTTP session; the next call logs in again."""
+        if self._session is not None:
+            self._session.session.close()
+        self._session = self._sdk = self._nova = None
+
+    @contextmanager
+    def _cloud(self, doing: str) -> Iterator[None]:
+        """Translate every SDK or Keystone exception raised inside into a LaunchError."""
+        try:
+            yield
+        except MicadoException:
+            raise
+        except Exception as exc:
+            raise self._translate(exc, doing) from exc
+
+    def _call(self, doing: str, function: Callable[..., T], *args: Any, **kwargs: Any) -> T:
+        with self._cloud(doing):
+            return function(*args, **kwargs)
+
+    def _translate(self, exc: Exception, doing: str) -> LaunchError:
+        from keystoneauth1 import exceptions as ks_exc
+        from novaclient import exceptions as nova_exc
+        from openstack import exceptions as sdk_exc
+
+        where = f"the OpenStack cloud at {self.auth_url}"
+        if isinstance(exc, (ks_exc.Unauthorized, nova_exc.Unauthorized)) or (
+            isinstance(exc, sdk_exc.HttpException) and exc.status_code == 401
+        ):
+            return LaunchError(
+                f"authentication failed at {self.auth_url} for {self._describe_login()}: "
+                "the cloud refused the credentials (check the credentials file, project_id and user_domain_name)"
+            )
+        if isinstance(exc, ks_exc.SSLError):
+            return LaunchError(f"TLS check failed while trying to {doing} at {where}: {exc} "
+                               "(give verify= a CA bundle, or verify=False)")
+        if isinstance(exc, (ks_exc.ConnectFailure, ks_exc.ConnectTimeout)):
+            return LaunchError(f"cannot reach {where} while trying to {doing}: {exc}")
+        if isinstance(exc, (ks_exc.EndpointNotFound, sdk_exc.EndpointNotFound)):
+            return LaunchError(f"cannot {doing}: {self._missing_endpoint()}")
+        if isinstance(exc, ks_exc.RequestTimeout):
+            return LaunchError(f"{where} did not answer within {self.request_timeout:g} s while trying to {doing}")
+        if isinstance(exc, nova_exc.ClientException):
+            return LaunchError(f"Nova refused to {doing}: {exc.message} (HTTP {exc.code})")
+        if isinstance(exc, sdk_exc.HttpException):
+            return LaunchError(f"{where} refused to {doing}: {exc.details or exc.message} (HTTP {exc.status_code})")
+        if isinstance(exc, (ks_exc.ClientException, sdk_exc.SDKException)):
+            return LaunchError(f"cannot {doing} on {where}: {exc}")
+        return LaunchError(f"unexpected {type(exc).__name__} while trying to {doing} on {where}: {exc}")
+
+    def _missing_endpoint(self) -> str:
+        """Explain a missing catalog endpoint, listing the regions the catalog has."""
+        regions: set[str] = set()
+        try:
+            access = self._session.auth.get_access(self._session)
+            for service in access.service_catalog.catalog:
+                regions.update(e.get("region_id") or e.get("region") or "" for e in service.get("endpoints", []))
+        except Exception as exc:  # only for a better message; the original error is raised anyway
+            logger.debug("could not read the service catalog: %s", exc)
+        listed = ", ".join(sorted(r for r in regions if r)) or "(none)"
+        return f"the service catalog has no public endpoint for it in region {self.region!r}; regions: {listed}"
+
+    # --- resolution -------------------------------------------------------------------
+
+    def _resolve(self, spec: LaunchSpec) -> dict[str, Any]:
+        """Find every resource of the spec by name or id; return their ids."""
+        sdk, nova = self._connect()
+        images = self._call("list images", lambda: [(i.id, i.name) for i in sdk.image.images()])
+        networks = self._call("list networks", lambda: list(sdk.network.networks()))
+        flavors = self._call("list flavors", lambda: [(f.id, f.name) for f in nova.flavors.list()])
+        groups = self._call("list security groups", lambda: [(g.id, g.name) for g in sdk.network.security_groups()])
+        resolved: dict[str, Any] = {
+            "image": pick("image", spec.image, images),
+            "flavor": pick("flavor", spec.flavor, flavors),
+            "network": pick("network", spec.network, [(n.id, n.name) for n in networks]),
+            "security_group": pick("security group", spec.security_group, groups),
+            "keypair": None,
+            "external": [(n.id, n.name) for n in networks if n.is_router_external],
+        }
+        if spec.keypair is not None:
+            keypairs = self._call("list key pairs", lambda: [(k.name, k.name) for k in nova.keypairs.list()])
+            resolved["keypair"] = pick("key pair", spec.keypair, keypairs)
+        if spec.floating_network is not None:
+            resolved["external"] = [
+                (n, n) for n in [pick("external network", spec.floating_network, resolved["external"])]
+            ]
+        return resolved
+
+    def _floating_ip(self, external: list[tuple[str, str]], named: bool) -> tuple[Any, bool]:
+        """Return ``(floating IP, allocated_by_us)``: a free one, or a new one."""
+        sdk, _ = self._connect()
+        external_ids = {net_id for net_id, _ in external}
+        free = self._call("list floating IPs", lambda: [
+            ip for ip in sdk.network.ips()
+            if not ip.port_id and (not named or ip.floating_network_id in external_ids)
+        ])
+        if free:
+            return free[0], False
+        if not external:
+            raise LaunchError("no unattached floating IP, and no external network to allocate one from")
+        if len(external) > 1:
+            names = ", ".join(sorted(name or net_id for net_id, name in external))
+            raise LaunchError(f"no unattached floating IP, and several external networks ({names}); "
+                              "choose one with floating_network=")
+        network_id, network_name = external[0]
+        ip = self._call(f"allocate a floating IP from network '{network_name}'",
+                        sdk.network.create_ip, floating_network_id=network_id)
+        return ip, True
+
+    # --- launch -----------------------------------------------------------------------
+
+    def validate(self, spec: LaunchSpec) -> None:
+        """Check the spec without contacting the cloud (see :func:`~micado.launcher.base.check_spec`).
+
+        Raises:
+            InvalidArgument: a field is empty or malformed.
+        """
+        check_spec(spec)
+
+    def launch(
+        self, spec: LaunchSpec, *, timeout: float = 600.0, progress: ProgressCallback | None = None
+    ) -> LaunchedVM:
+        """Start the master server (see :meth:`Launcher.launch`).
+
+        Steps: resolve image, flavor, network, key pair and security group; take a free
+        floating IP or allocate one; create the server with the spec's user data; wait
+        for ACTIVE (ERROR ends with Nova's fault message); attach the floating IP.
+
+        Raises:
+            InvalidArgument: the spec is invalid (nothing was requested).
+            LaunchError: a resource is unknown or ambiguous, the cloud refused a step,
+                or the server went to ERROR; everything launch made is undone.
+            MicadoTimeout: the server was not ACTIVE in time; everything is undone.
+        """
+        self.validate(spec)
+        if timeout <= 0:
+            raise InvalidArgument(f"timeout must be a positive number of seconds, got {timeout!r}")
+        report = as_callback(progress)
+        deadline = time.monotonic() + timeout
+        undo: list[tuple[str, Callable[[], None]]] = []
+        try:
+            return self._launch(spec, deadline, report, undo)
+        except BaseException as exc:
+            self._undo(undo, exc, report)
+            raise
+
+    def _launch(
+        self, spec: LaunchSpec, deadline: float, report: ProgressCallback,
+        undo: list[tuple[str, Callable[[], None]]],
+    ) -> LaunchedVM:
+        report(STAGE, f"logging in to {self.auth_url}")
+        sdk, nova = self._connect()
+        resolved = self._resolve(spec)
+        ip, allocated = self._floating_ip(resolved["external"], spec.floating_network is not None)
+        if allocated:
+            report(STAGE, f"allocated floating IP {ip.floating_ip_address}")
+            undo.append((f"release floating IP {ip.floating_ip_address}", lambda: self._release(ip.id)))
+        else:
+            report(STAGE, f"using free floating IP {ip.floating_ip_address}")
+        server = self._call(
+            f"create server '{spec.name}'", nova.servers.create, spec.name, resolved["image"], resolved["flavor"],
+            userdata=spec.user_data or None, key_name=resolved["keypair"],
+            security_groups=[resolved["security_group"]], nics=[{"net-id": resolved["network"]}],
+        )
+        server_id = server.id
+        undo.append((f"delete server {spec.name} ({server_id})", lambda: self._delete_server(server_id, UNDO_TIMEOUT)))
+        report(STAGE, f"created server {spec.name} ({server_id}); waiting for ACTIVE")
+        self._wait_active(server_id, spec.name, deadline, report)
+        port = wait_until(
+            lambda: self._server_port(server_id, resolved["network"]),
+            what=f"the network port of server {spec.name}", timeout=max(deadline - time.monotonic(), 1.0),
+            stage=STAGE, progress=report,
+        )
+        self._call(f"attach floating IP {ip.floating_ip_address} to server {spec.name}",
+                   sdk.network.update_ip, ip.id, port_id=port.id)
+        undo.append((f"detach floating IP {ip.floating_ip_address}", lambda: self._detach(ip.id)))
+        report(STAGE, f"server {spec.name} is ACTIVE at {ip.floating_ip_address}")
+        fixed = port.fixed_ips[0]["ip_address"] if port.fixed_ips else None
+        return LaunchedVM(server_id=server_id, name=spec.name, ip=ip.floating_ip_address, floating_ip_id=ip.id,
+                          floating_ip_allocated=allocated, private_ip=fixed, launcher=self.name)
+
+    def _wait_active(self, server_id: str, name: str, deadline: float, report: ProgressCallback) -> None:
+        _, nova = self._connect()
+        last = {"status": None}
+
+        def check() -> bool | None:
+            server = self._call(f"get server {name}", nova.servers.get, server_id)
+            status = server.status
+            if status != last["status"]:
+                last["status"] = status
+                report(STAGE, f"server {name}: {status}")
+            if status == "ACTIVE":
+                return True
+            if status == "ERROR":
+                fault = getattr(server, "fault", None) or {}
+                raise LaunchError(f"server {name} ({server_id}) went to ERROR: "
+                                  f"{fault.get('message') or 'Nova gave no fault message'}")
+            return None
+
+        wait_until(check, what=f"server {name} ({server_id}) to become ACTIVE",
+                   timeout=max(deadline - time.monotonic(), 0.0), stage=STAGE, progress=report)
+
+    def _server_port(self, server_id: str, network_id: str) -> Any | None:
+        sdk, _ = self._connect()
+        ports = self._call("list the server's ports", lambda: list(sdk.network.ports(device_id=server_id)))
+        on_network = [p for p in ports if p.network_id == network_id] or ports
+        return on_network[0] if on_network else None
+
+    def _undo(self, undo: list[tuple[str, Callable[[], None]]], error: BaseException,
+              report: ProgressCallback) -> None:
+        """Undo the launch's steps, newest first; a failing step is logged and noted on ``error``."""
+        for what, action in reversed(undo):
+            report(STAGE, f"undoing: {what}")
+            try:
+                action()
+            except Exception as exc:  # keep undoing; the original error stays the one raised
+                logger.warning("could not %s after a failed launch: %s", what, exc)
+                error.add_note(f"while undoing the launch, could not {what}: {exc}")
+
+    # --- state and delete -------------------------------------------------------------
+
+    def state(self, server_id: str) -> str | None:
+        """Return the server's Nova status, or ``None`` when it does not exist.
+
+        Raises:
+            LaunchError: the cloud could not be asked.
+        """
+        from novaclient import exceptions as nova_exc
+
+        _, nova = self._connect()
+        with self._cloud(f"get server {server_id}"):
+            try:
+                return str(nova.servers.get(server_id).status)
+            except nova_exc.NotFound:
+                return None
+
+    def delete(
+        self,
+        vm: LaunchedVM | str,
+        *,
+        floating_ip_id: str | None = None,
+        floating_ip_allocated: bool = False,
+        timeout: float = 300.0,
+        progress: ProgressCallback | None = None,
+    ) -> Removal:
+        """Detach and (if we allocated it) release the floating IP, delete the server, wait until gone.
+
+        See :meth:`Launcher.delete`.
+
+        Raises:
+            InvalidArgument: ``vm`` is neither a LaunchedVM nor a server id.
+            LaunchError: the cloud refused a step.
+            MicadoTimeout: the server was still there after ``timeout`` seconds.
+        """
+        if isinstance(vm, LaunchedVM):
+            server_id, floating_ip_id, floating_ip_allocated = vm.server_id, vm.floating_ip_id, vm.floating_ip_allocated
+        elif isinstance(vm, str) and vm:
+            server_id = vm
+        else:
+            raise InvalidArgument(f"vm must be a LaunchedVM or a server id, got {vm!r}")
+        report = as_callback(progress)
+        removal = Removal(server_id=server_id)
+        if floating_ip_id:
+            self._remove_floating_ip(floating_ip_id, floating_ip_allocated, server_id, removal, report)
+        report("delete", f"deleting server {server_id}")
+        removal.server_found = self._delete_server(server_id, timeout, report)
+        if not removal.server_found:
+            removal.warnings.append(f"server {server_id} was already gone")
+        report("delete", f"server {server_id} is gone")
+        return removal
+
+    def _remove_floating_ip(self, fip_id: str, allocated: bool, server_id: str, removal: Removal,
+                            report: ProgressCallback) -> None:
+        from openstack import exceptions as sdk_exc
+
+        sdk, _ = self._connect()
+        with self._cloud(f"get floating IP {fip_id}"):
+            try:
+                ip = sdk.network.get_ip(fip_id)
+            except sdk_exc.NotFoundException:
+                removal.warnings.append(f"floating IP {fip_id} was already gone")
+                return
+        ours = {p.id for p in self._call("list the server's ports", lambda: list(sdk.network.ports(device_id=server_id)))}
+        if ip.port_id and ip.port_id not in ours:
+            removal.warnings.append(f"floating IP {ip.floating_ip_address} now belongs to another port; left alone")
+            return
+        if ip.port_id:
+            report("delete", f"detaching floating IP {ip.floating_ip_address}")
+            self._detach(fip_id)
+        if allocated:
+            report("delete", f"releasing floating IP {ip.floating_ip_address}")
+            self._release(fip_id)
+            removal.floating_ip_released = True
+
+    def _detach(self, fip_id: str) -> None:
+        sdk, _ = self._connect()
+        self._call(f"detach floating IP {fip_id}", sdk.network.update_ip, fip_id, port_id=None)
+
+    def _release(self, fip_id: str) -> None:
+        sdk, _ = self._connect()
+        self._call(f"release floating IP {fip_id}", sdk.network.delete_ip, fip_id, ignore_missing=True)
+
+    def _delete_server(self, server_id: str, timeout: float, report: ProgressCallback | None = None) -> bool:
+        """Delete the server and wait until it is gone; ``False`` if it did not exist."""
+        from novaclient import exceptions as nova_exc
+
+        _, nova = self._connect()
+        with self._cloud(f"delete server {server_id}"):
+            try:
+                nova.servers.delete(server_id)
+            except nova_exc.NotFound:
+                return False
+        wait_until(lambda: True if self.state(server_id) is None else None,
+                   what=f"server {server_id} to be deleted", timeout=timeout, stage="delete",
+                   progress=report or as_callback(None))
+        return True
+
+
+def _normalise_auth_url(auth_url: str) -> str:
+    """Check the Keystone URL and make it end in ``/v3``.
+
+    Raises:
+        InvalidArgument: not an http(s) URL with a host, or a Keystone v2 URL.
+    """
+    if not isinstance(auth_url, str) or not auth_url.strip():
+        raise InvalidArgument("auth_url must be the Keystone URL, e.g. https://cloud.example:5000/v3")
+    url = auth_url.strip().rstrip("/")
+    try:
+        parts = urlsplit(url)
+        parts.port  # noqa: B018 - raises ValueError on a malformed port
+    except ValueError as exc:
+        raise InvalidArgument(f"auth_url {auth_url!r} is not a valid URL: {exc}") from None
+    if parts.scheme not in ("http", "https") or not parts.hostname:
+        raise InvalidArgument(
+            f"auth_url {auth_url!r} is not an http(s) URL; expected e.g. https://cloud.example:5000/v3"
+        )
+    if parts.path.endswith(("/v2.0", "/v2")):
+        raise InvalidArgument(f"auth_url {auth_url!r} is a Keystone v2 URL; give the v3 one (ending in /v3)")
+    return url if parts.path.endswith("/v3") else url + "/v3"
