@@ -423,6 +423,8 @@ def _parse_current(document: dict[str, Any], get_key: Callable[[], bytes | None]
         raise _Damaged("'masters' must be a list")
     key: bytes | None = None
     if masters:
+        if not isinstance(document.get("key_id"), str):
+            raise _Damaged("'key_id' (the fingerprint of the key of its passwords) is missing")
         key = get_key()
         if key is None:
             raise _KeyProblem("the key file is missing")

@@ -1,0 +1,452 @@
+"""The master store, on a real filesystem, with real processes writing at once and being killed."""
+
+from __future__ import annotations
+
+import base64
+import dataclasses
+import fcntl
+import json
+import os
+import signal
+import stat
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
+
+import pytest
+
+from micado.config import paths
+from micado.config.store import ENV_KEY, MasterRecord, MasterStore
+from micado.exceptions import InvalidArgument, MasterNotFound, StoreError
+from micado.progress import wait_until
+
+PASSWORD = "web-Pa55word-d6f1"
+
+LEGACY_0_9 = """\
+masters:
+  - 1b7c9e0a-5d3f-4c2e-9f51-0a2b3c4d5e6f:
+      api_version: v2.0
+      cert_path: /home/user/.micado-cli/1b7c9e0a-5d3f-4c2e-9f51-0a2b3c4d5e6f-ssl.pem
+      endpoint: https://192.0.2.10/toscasubmitter
+      ip: 192.0.2.10
+      micado_user: admin
+      micado_password: legacy-Secret-99
+      auth_url: https://keystone.example:5000/v3
+      region_name: ''
+      project_id: 0123abcd
+      user_domain_name: Default
+  - 2c8d0f1b-6e40-4d3f-a062-1b3c4d5e6f70:
+      api_version: v2.0
+      cert_path: /home/user/.micado-cli/2c8d0f1b-6e40-4d3f-a062-1b3c4d5e6f70-ssl.pem
+      endpoint: https://192.0.2.11/toscasubmitter
+      ip: 192.0.2.11
+      micado_user: admin
+      micado_password: 12345
+      auth_url: https://keystone.example:5000/v3
+      region_name: RegionOne
+      project_id:
+      user_domain_name: Default
+"""
+
+
+@pytest.fixture()
+def micado_dir(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """A private MiCADO dir for the test (never the real ~/.micado-cli), no key in the environment."""
+    directory = tmp_path / "micado-cli"
+    monkeypatch.setenv(paths.ENV_DIR, str(directory))
+    monkeypatch.delenv(ENV_KEY, raising=False)
+    return directory
+
+
+def record(master_id: str = "m-1", password: str = PASSWORD, **changes: object) -> MasterRecord:
+    base = MasterRecord(
+        id=master_id,
+        ip="127.0.0.5",
+        endpoint="https://127.0.0.5/toscasubmitter",
+        api_version="v2.0",
+        cert_path=f"/tmp/certs/{master_id}.pem",
+        micado_user="admin",
+        micado_password=password,
+        auth_url="http://127.0.0.1:5000/v3",
+        region_name="RegionOne",
+        project_id="p-1",
+        user_domain_name="Default",
+        name=f"MiCADO-Master-{master_id}",
+        extra={"floating_ip_id": "fip-1", "floating_ip_allocated": True, "ssh_port": 2222, "tags": ["a"]},
+    )
+    return dataclasses.replace(base, **changes)
+
+
+def mode(path: Path) -> int:
+    return stat.S_IMODE(path.stat().st_mode)
+
+
+def run_python(code: str, env_dir: Path, **popen: object) -> subprocess.Popen[str]:
+    env = dict(os.environ, **{paths.ENV_DIR: str(env_dir)})
+    env.pop(ENV_KEY, None)
+    return subprocess.Popen(
+        [sys.executable, "-c", textwrap.dedent(code)], env=env, text=True,
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, **popen,
+    )
+
+
+# --- round trip ------------------------------------------------------------------------------
+
+
+def test_round_trip(micado_dir: Path) -> None:
+    store = MasterStore()
+    assert store.list() == []
+    stored = store.add(record("m-1"))
+    assert stored.created and stored.created.endswith("Z")
+    store.add(record("m-2", password="other-pw", extra={}))
+
+    assert [r.id for r in store.list()] == ["m-1", "m-2"]
+    assert store.get("m-1") == stored
+    assert store.get("m-1").micado_password == PASSWORD
+    assert store.get("m-2").extra == {}
+
+    changed = store.update(dataclasses.replace(stored, ip="127.0.0.9", created=None))
+    assert changed.created == stored.created
+    assert MasterStore().get("m-1").ip == "127.0.0.9"  # a fresh store object reads the file
+
+    assert store.remove("m-1").ip == "127.0.0.9"
+    assert [r.id for r in store.list()] == ["m-2"]
+
+
+def test_unknown_id_lists_the_known_ones(micado_dir: Path) -> None:
+    store = MasterStore()
+    with pytest.raises(MasterNotFound, match="the store is empty"):
+        store.get("nope")
+    store.add(record("m-1"))
+    store.add(record("m-2"))
+    for call in (store.get, store.remove):
+        with pytest.raises(MasterNotFound, match=r"'nope' in .*data.yml; known ids: m-1, m-2"):
+            call("nope")
+    with pytest.raises(MasterNotFound):
+        store.update(record("nope"))
+
+
+def test_adding_an_existing_id_is_refused(micado_dir: Path) -> None:
+    store = MasterStore()
+    store.add(record("m-1"))
+    with pytest.raises(StoreError, match="'m-1' is already recorded"):
+        store.add(record("m-1", ip="10.0.0.1"))
+    assert store.get("m-1").ip == "127.0.0.5"
+
+
+@pytest.mark.parametrize(
+    "changes, message",
+    [
+        ({"id": " "}, "MasterRecord.id must be non-empty text"),
+        ({"ip": None}, "MasterRecord.ip must be text"),
+        ({"region_name": 3}, "region_name must be text or None"),
+        ({"extra": {"when": object()}}, r"extra\['when'\] is a object"),
+        ({"extra": {1: "x"}}, "key that is not text"),
+        ({"extra": {"n": float("nan")}}, "not a finite number"),
+    ],
+)
+def test_invalid_records_are_refused_before_writing(micado_dir: Path, changes: dict, message: str) -> None:
+    with pytest.raises(InvalidArgument, match=message):
+        MasterStore().add(record(**changes))
+    assert not micado_dir.exists()
+
+
+def test_password_is_hidden_in_repr(micado_dir: Path) -> None:
+    assert PASSWORD not in repr(record()) and PASSWORD not in str(record())
+
+
+# --- at rest -----------------------------------------------------------------------------------
+
+
+def test_password_absent_from_every_file_and_modes(micado_dir: Path) -> None:
+    micado_dir.mkdir(mode=0o755)  # a loose pre-existing dir is tightened
+    os.chmod(micado_dir, 0o755)
+    store = MasterStore()
+    store.add(record("m-1"))
+    for file in micado_dir.iterdir():
+        data = file.read_bytes()
+        assert PASSWORD.encode() not in data, file
+        assert base64.b64encode(PASSWORD.encode()) not in data, file
+    assert mode(micado_dir) == 0o700
+    for name in ("data.yml", "data.yml.lock", "secret.key"):
+        assert mode(micado_dir / name) == 0o600, name
+    document = json.loads((micado_dir / "data.yml").read_text())
+    assert document["masters"][0]["micado_password"].startswith("aesgcm:")
+
+
+def test_nothing_is_created_by_import_construction_or_reading(tmp_path: Path) -> None:
+    directory = tmp_path / "absent"
+    child = run_python(
+        """
+        import micado.config.store as s, micado.config.credentials
+        assert s.MasterStore().list() == []
+        """,
+        directory,
+    )
+    assert child.wait(timeout=30) == 0, child.stderr.read()
+    assert not directory.exists()
+
+
+def test_same_password_encrypts_differently_each_time(micado_dir: Path) -> None:
+    store = MasterStore()
+    store.add(record("m-1"))
+    store.add(record("m-2"))
+    values = [m["micado_password"] for m in json.loads(paths.store_file().read_text())["masters"]]
+    assert values[0] != values[1]
+
+
+@pytest.mark.parametrize("encode", [bytes.hex, lambda k: base64.b64encode(k).decode()])
+def test_key_from_the_environment(micado_dir: Path, monkeypatch: pytest.MonkeyPatch, encode) -> None:
+    monkeypatch.setenv(ENV_KEY, encode(os.urandom(32)))
+    MasterStore().add(record())
+    assert not paths.secret_key_file().exists()
+    assert MasterStore().get("m-1").micado_password == PASSWORD
+
+    monkeypatch.setenv(ENV_KEY, encode(os.urandom(32)))
+    with pytest.raises(StoreError, match=rf"cannot decrypt .*data.yml: it was encrypted with another key .*{ENV_KEY}"):
+        MasterStore().list()
+    with pytest.raises(StoreError, match="another key"):
+        MasterStore().add(record("m-2"))  # a wrong key never overwrites what the right one wrote
+
+
+def test_malformed_key_in_the_environment(micado_dir: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv(ENV_KEY, "not-a-key")
+    with pytest.raises(StoreError, match=f"{ENV_KEY} does not hold a valid store key: it must be 32 bytes") as info:
+        MasterStore().add(record())
+    assert "not-a-key" not in str(info.value)
+
+
+def test_lost_or_replaced_key_file(micado_dir: Path) -> None:
+    MasterStore().add(record())
+    key_file = paths.secret_key_file()
+    key_file.unlink()
+    with pytest.raises(StoreError, match="the key file is missing"):
+        MasterStore().get("m-1")
+    with pytest.raises(StoreError, match="the key file is missing"):
+        MasterStore().add(record("m-2"))  # no new key is made over encrypted data
+    key_file.write_text(base64.b64encode(os.urandom(32)).decode())
+    with pytest.raises(StoreError, match=r"another key \(key id [0-9a-f]{12}\)"):
+        MasterStore().list()
+
+
+def test_tampered_or_moved_ciphertext_is_damage(micado_dir: Path) -> None:
+    store = MasterStore()
+    store.add(record("m-1"))
+    store.add(record("m-2"))
+    file = paths.store_file()
+    document = json.loads(file.read_text())
+    masters = document["masters"]
+    masters[0]["micado_password"], masters[1]["micado_password"] = (
+        masters[1]["micado_password"], masters[0]["micado_password"],
+    )
+    file.write_text(json.dumps(document))
+    with pytest.raises(StoreError, match=r"masters\[0\].micado_password fails its integrity check"):
+        store.list()
+
+
+# --- concurrency and crashes -------------------------------------------------------------------
+
+WRITER = """
+    import json, os, sys, time
+    from pathlib import Path
+    from micado.config.store import MasterRecord, MasterStore
+    from micado.progress import wait_until
+    worker, directory = int(sys.argv[1]), Path(sys.argv[2])
+    (directory / f"ready-{worker}").touch()
+    wait_until(lambda: (directory / "go").exists() or None, what="go", timeout=30, interval=0.001, max_interval=0.005)
+    store, times = MasterStore(), []
+    for n in range(25):
+        times.append(time.monotonic())
+        store.add(MasterRecord(f"w{worker}-{n}", "127.0.0.1", "https://127.0.0.1/toscasubmitter", "v2.0",
+                               None, "admin", f"pw-{worker}-{n}", extra={"worker": worker}))
+    times.append(time.monotonic())
+    print(json.dumps([times[0], times[-1]]))
+"""
+
+
+def test_eight_processes_adding_at_once_lose_nothing(micado_dir: Path, tmp_path: Path) -> None:
+    sync = tmp_path / "sync"
+    sync.mkdir()
+    writers = []
+    for worker in range(8):
+        env = dict(os.environ, **{paths.ENV_DIR: str(micado_dir)})
+        env.pop(ENV_KEY, None)
+        writers.append(subprocess.Popen(
+            [sys.executable, "-c", textwrap.dedent(WRITER), str(worker), str(sync)],
+            env=env, text=True, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+        ))
+    wait_until(lambda: len(list(sync.glob("ready-*"))) == 8 or None, what="8 writers ready", timeout=30)
+    (sync / "go").touch()
+    spans = []
+    for writer in writers:
+        out, err = writer.communicate(timeout=120)
+        assert writer.returncode == 0, err
+        spans.append(json.loads(out))
+
+    # They really ran at the same time: some instant lies inside every writer's span.
+    assert max(start for start, _ in spans) < min(end for _, end in spans)
+    records = MasterStore().list()
+    assert len(records) == 200
+    assert {r.id for r in records} == {f"w{w}-{n}" for w in range(8) for n in range(25)}
+    assert all(r.micado_password == f"pw-{r.id[1:].replace('-', '-', 1)}" for r in records)
+    assert list(micado_dir.glob(".data.yml.*.tmp")) == []
+
+
+KILLED_WRITER = """
+    import os, sys, time
+    from pathlib import Path
+    from micado.config.store import MasterRecord, MasterStore
+    marker, where = Path(sys.argv[1]), sys.argv[2]
+
+    def stop_here():
+        marker.write_text(str(os.getpid()))
+        time.sleep(120)  # the test kills us here
+
+    real_fdopen, real_replace = os.fdopen, os.replace
+
+    class HalfWriter:
+        # Writes the first half of what it is given, then stops: a writer dying mid-write.
+        def __init__(self, file): self.file = file
+        def __enter__(self): return self
+        def __exit__(self, *exc): self.file.close()
+        def __getattr__(self, name): return getattr(self.file, name)
+        def write(self, data):
+            self.file.write(data[: len(data) // 2]); self.file.flush(); os.fsync(self.file.fileno())
+            stop_here()
+
+    def fdopen(fd, mode="r", *args, **kwargs):
+        file = real_fdopen(fd, mode, *args, **kwargs)
+        return HalfWriter(file) if where == "half" and mode == "wb" else file
+
+    def replace(src, dst):
+        if where == "before-rename":
+            stop_here()
+        real_replace(src, dst)
+
+    os.fdopen, os.replace = fdopen, replace
+    MasterStore().add(MasterRecord("killed", "127.0.0.9", "https://127.0.0.9/toscasubmitter", "v2.0",
+                                   None, "admin", "never-stored"))
+"""
+
+
+@pytest.mark.parametrize("where", ["half", "before-rename"])
+def test_writer_killed_mid_write_leaves_the_previous_file(micado_dir: Path, tmp_path: Path, where: str) -> None:
+    store = MasterStore()
+    store.add(record("m-1"))
+    before = paths.store_file().read_bytes()
+    marker = tmp_path / "stopped"
+
+    env = dict(os.environ, **{paths.ENV_DIR: str(micado_dir)})
+    env.pop(ENV_KEY, None)
+    child = subprocess.Popen(
+        [sys.executable, "-c", textwrap.dedent(KILLED_WRITER), str(marker), where],
+        env=env, text=True, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+    )
+    try:
+        wait_until(
+            lambda: marker.exists() or (child.poll() is not None and pytest.fail(child.stderr.read())) or None,
+            what="the writer to stop mid-write", timeout=30,
+        )
+        (temp,) = micado_dir.glob(".data.yml.*.tmp")
+        assert temp.stat().st_size > 0
+        # The child holds the lock while it writes.
+        with open(paths.store_lock_file(), "rb") as lock:
+            with pytest.raises(BlockingIOError):
+                fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        # Readers take no lock and see the old content during the write...
+        assert [r.id for r in store.list()] == ["m-1"]
+    finally:
+        child.send_signal(signal.SIGKILL)
+        child.communicate(timeout=30)
+    assert child.returncode == -signal.SIGKILL
+
+    # ...and after the crash.
+    assert paths.store_file().read_bytes() == before
+    assert [r.id for r in MasterStore().list()] == ["m-1"]
+    # The lock died with the writer; the next write cleans up the leftover.
+    store.add(record("m-2"))
+    assert [r.id for r in store.list()] == ["m-1", "m-2"]
+    assert list(micado_dir.glob(".data.yml.*.tmp")) == []
+
+
+def test_a_stuck_lock_holder_gives_a_clear_error(micado_dir: Path) -> None:
+    MasterStore().add(record("m-1"))
+    with open(paths.store_lock_file(), "rb") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        with pytest.raises(StoreError, match=r"held the lock .*data.yml.lock for over 0.2 s"):
+            MasterStore(lock_timeout=0.2).add(record("m-2"))
+        assert [r.id for r in MasterStore().list()] == ["m-1"]  # reading needs no lock
+
+
+# --- the 0.9 format ----------------------------------------------------------------------------
+
+
+def test_a_0_9_file_is_read_as_it_is(micado_dir: Path) -> None:
+    micado_dir.mkdir()
+    paths.store_file().write_text(LEGACY_0_9)
+    first, second = MasterStore().list()
+    assert first.id == "1b7c9e0a-5d3f-4c2e-9f51-0a2b3c4d5e6f"
+    assert first.micado_password == "legacy-Secret-99"
+    assert first.endpoint == "https://192.0.2.10/toscasubmitter"
+    assert first.cert_path.endswith("-ssl.pem")
+    assert (first.region_name, first.project_id, first.launcher) == (None, "0123abcd", "openstack")
+    assert (second.micado_password, second.region_name, second.project_id) == ("12345", "RegionOne", None)
+    assert paths.store_file().read_text() == LEGACY_0_9  # reading changes nothing
+    assert not paths.secret_key_file().exists()
+
+
+def test_a_0_9_file_is_rewritten_encrypted_on_the_next_write(micado_dir: Path) -> None:
+    micado_dir.mkdir()
+    paths.store_file().write_text(LEGACY_0_9)
+    os.chmod(paths.store_file(), 0o644)
+    store = MasterStore()
+    store.add(record("new"))
+    data = paths.store_file().read_bytes()
+    assert b"legacy-Secret-99" not in data and PASSWORD.encode() not in data
+    assert json.loads(data)["micado_client_store"] == 2
+    assert mode(paths.store_file()) == 0o600
+    ids = [r.id for r in store.list()]
+    assert ids == ["1b7c9e0a-5d3f-4c2e-9f51-0a2b3c4d5e6f", "2c8d0f1b-6e40-4d3f-a062-1b3c4d5e6f70", "new"]
+    assert store.get(ids[0]).micado_password == "legacy-Secret-99"
+
+
+# --- damaged files -------------------------------------------------------------------------------
+
+
+def key_only_store(micado_dir: Path) -> str:
+    """Make the key (through a real write) and return the file of an empty store."""
+    store = MasterStore()
+    store.add(record("tmp"))
+    store.remove("tmp")
+    return paths.store_file().read_text()
+
+
+@pytest.mark.parametrize(
+    "content, problem",
+    [
+        ("masters: [\n  - {a: 1\n", r"not YAML \(line \d+, column \d+"),
+        ("- just\n- a list\n", "expected a mapping"),
+        ('{"micado_client_store": 2, "masters": {"a": 1}}', "'masters' must be a list"),
+        ('{"micado_client_store": 9, "masters": []}', "newer micado-client"),
+        ('{"micado_client_store": 2, "masters": [{"id": "x"}]}', "'key_id' .* is missing"),
+        ('{"micado_client_store": 2, "key_id": "@", "masters": [{"id": "x", "colour": "red"}]}', "unknown field"),
+        ('{"micado_client_store": 2, "key_id": "@", "masters": [{"id": "x"}]}', r"masters\[0\].ip is missing"),
+        ('{"micado_client_store": 2, "key_id": "@", "masters": [{"id": "x", "micado_password": "plain"}]}',
+         r"masters\[0\].micado_password is not an encrypted value"),
+        ("masters:\n- a: {ip: 1.2.3.4, endpoint: e, micado_user: u, micado_password: p}\n"
+         "- a: {ip: 1.2.3.4, endpoint: e, micado_user: u, micado_password: p}\n", "appears twice"),
+        ("masters:\n- just-an-id\n", "0.9 form"),
+    ],
+)
+def test_a_damaged_file_raises_and_is_kept(micado_dir: Path, content: str, problem: str) -> None:
+    key_id = json.loads(key_only_store(micado_dir))["key_id"]  # the right key exists: the file is at fault
+    content = content.replace('"@"', json.dumps(key_id))
+    file = paths.store_file()
+    file.write_text(content)
+    store = MasterStore()
+    for attempt in (store.list, lambda: store.get("x"), lambda: store.add(record()), lambda: store.remove("x")):
+        with pytest.raises(StoreError, match=rf"master store {file} is damaged: .*{problem}.*left untouched"):
+            attempt()
+    assert file.read_text() == content
+    assert {p.name for p in micado_dir.iterdir()} == {"data.yml", "data.yml.lock", "secret.key"}
