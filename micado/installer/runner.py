@@ -1,0 +1,282 @@
+"""Running ``ansible-playbook`` on a prepared working copy.
+
+The run is a child process in its own process group, with an explicit
+environment (no ``ANSIBLE_*`` variable of the caller, no ``~/.ansible.cfg``, no
+``~/.ansible`` folder), its output streamed line by line to the master's log file
+and its task names to the progress callback. A failure becomes an
+:class:`~micado.exceptions.InstallError` naming the failing task and the log; a run
+past its deadline is killed with its whole process group and becomes a
+:class:`~micado.exceptions.MicadoTimeout`.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import queue
+import re
+import shutil
+import signal
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Sequence, TextIO
+
+from micado.config import paths
+from micado.exceptions import InstallError, MicadoTimeout
+from micado.progress import ProgressCallback, as_callback, wait_until
+
+if TYPE_CHECKING:
+    from micado.installer.ansible import WorkDir
+
+__all__ = ["run_playbook", "ansible_playbook_command"]
+
+logger = logging.getLogger(__name__)
+
+STAGE = "ansible"
+MASK = "********"
+
+# Variables passed through from the caller's environment; everything else is dropped.
+_KEPT_ENV = ("PATH", "HOME", "USER", "LOGNAME", "LANG", "LC_ALL", "LC_CTYPE", "TMPDIR", "TZ", "VIRTUAL_ENV")
+_TASK_RE = re.compile(r"^(?:TASK|RUNNING HANDLER) \[(?P<name>.*)\] \**\s*$")
+_FAILED_RE = re.compile(r"^(?:fatal|failed): \[(?P<host>[^\]]+)\]")
+_UNREACHABLE = "UNREACHABLE!"
+_ERROR_RE = re.compile(r"^(?:ERROR! |\[ERROR\]: )(?P<message>.*)")
+
+
+def ansible_playbook_command() -> list[str]:
+    """The ``ansible-playbook`` of the environment the library runs in.
+
+    The console script next to ``sys.executable`` when there is one (a virtualenv's
+    ``bin``), else the same module run by this interpreter. Never a different
+    Ansible found first on ``PATH``.
+
+    Returns:
+        The command as an argument list.
+    """
+    script = Path(sys.executable).parent / "ansible-playbook"
+    if script.is_file() and os.access(script, os.X_OK):
+        return [str(script)]
+    return [sys.executable, "-m", "ansible.cli.playbook"]
+
+
+def _environment(work: WorkDir, control_dir: Path) -> dict[str, str]:
+    env = {name: os.environ[name] for name in _KEPT_ENV if name in os.environ}
+    if "UTF-8" not in (env.get("LC_ALL") or env.get("LC_CTYPE") or env.get("LANG") or "").upper():
+        env["LC_ALL"] = "C.UTF-8"  # ansible-core refuses to start without a UTF-8 locale
+    env.update(
+        {
+            "ANSIBLE_CONFIG": str(work.config),
+            "ANSIBLE_HOME": str(work.path / ".ansible"),
+            "ANSIBLE_HOST_KEY_CHECKING": "True",
+            "ANSIBLE_NOCOLOR": "True",
+            "ANSIBLE_FORCE_COLOR": "False",
+            # Unix socket paths are limited to ~100 bytes: keep the control path short.
+            "ANSIBLE_SSH_CONTROL_PATH_DIR": str(control_dir),
+            "PYTHONUNBUFFERED": "1",
+        }
+    )
+    return env
+
+
+@dataclass
+class _Progress:
+    """What the output has told so far: the current task and the first failure."""
+
+    task: str | None = None
+    failed_task: str | None = None
+    failed_line: str | None = None
+    unreachable: bool = False
+    error: str | None = None
+
+    def feed(self, line: str) -> str | None:
+        """Digest one output line; return a task name when a new task starts."""
+        match = _TASK_RE.match(line)
+        if match:
+            self.task = match.group("name")
+            return self.task
+        if self.failed_task is None and _FAILED_RE.match(line):
+            self.failed_task = self.task
+            self.failed_line = line.strip()
+            self.unreachable = _UNREACHABLE in line
+        elif self.error is None:
+            error = _ERROR_RE.match(line)
+            if error:
+                self.error = error.group("message").strip()
+        return None
+
+
+def _pump(stream: TextIO, log: TextIO, secrets: Sequence[str], events: queue.Queue[str | None]) -> None:
+    """Copy the child's output to the log, masked, and queue every line; ``None`` at EOF."""
+    try:
+        for line in stream:
+            for secret in secrets:
+                line = line.replace(secret, MASK)
+            events.put(line)
+            if log.closed:  # the run is over and something still holds the pipe open
+                continue
+            log.write(line)
+            log.flush()
+    finally:
+        events.put(None)
+
+
+def _kill_group(process: subprocess.Popen[str], grace: float = 5.0) -> None:
+    """Stop the child and everything it started: SIGTERM to the group, SIGKILL after ``grace``."""
+    for sig in (signal.SIGTERM, signal.SIGKILL):
+        try:
+            os.killpg(process.pid, sig)
+        except ProcessLookupError:
+            return
+        try:
+            wait_until(process.poll, what="ansible-playbook to exit", timeout=grace, interval=0.05, max_interval=0.2)
+            return
+        except MicadoTimeout:
+            continue
+
+
+def _close_connections(control_dir: Path) -> None:
+    """Ask every ssh ControlPersist master of the run to exit, then drop the folder."""
+    for socket_path in control_dir.iterdir():
+        try:
+            subprocess.run(
+                ["ssh", "-o", f"ControlPath={socket_path}", "-O", "exit", "micado-master"],
+                stdin=subprocess.DEVNULL,
+                capture_output=True,
+                timeout=10,
+                check=False,
+            )
+        except (OSError, subprocess.TimeoutExpired) as exc:
+            logger.warning("could not close the ssh connection %s: %s", socket_path, exc)
+    shutil.rmtree(control_dir, ignore_errors=True)
+
+
+def run_playbook(
+    work: WorkDir,
+    *,
+    timeout: float = 3600.0,
+    progress: ProgressCallback | bool | None = None,
+    log_path: Path | None = None,
+    extra_args: Sequence[str] = (),
+) -> Path:
+    """Run the working copy's playbook with ``ansible-playbook``.
+
+    Args:
+        work: the working copy from :func:`micado.installer.ansible.prepare_workdir`.
+        timeout: seconds before the run is killed.
+        progress: receives ``("ansible", task name)`` for every task started.
+        log_path: where the output goes; default :func:`micado.config.paths.log_file`
+            of the master. Written with mode 0600, secrets masked.
+        extra_args: more ``ansible-playbook`` arguments (e.g. ``["--tags", "start"]``).
+
+    Returns:
+        The log file.
+
+    Raises:
+        InstallError: the play failed or could not start; names the failing task and the log.
+        MicadoTimeout: the play ran past ``timeout`` and was killed.
+    """
+    report = as_callback(progress)
+    log_file = Path(log_path) if log_path is not None else paths.log_file(work.master_id)
+    log_file.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
+    command = [*ansible_playbook_command(), "-i", str(work.inventory), work.playbook, *extra_args]
+    control_dir = Path(tempfile.mkdtemp(prefix="micado-cp-"))
+    env = _environment(work, control_dir)
+    state = _Progress()
+    events: queue.Queue[str | None] = queue.Queue()
+    log_file.unlink(missing_ok=True)
+    fd = os.open(log_file, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    started = time.monotonic()
+    report(STAGE, f"running {work.playbook} (MiCADO {work.layout.name} playbooks), log: {log_file}")
+    with os.fdopen(fd, "w", encoding="utf-8") as log:
+        log.write(f"# micado-client: {' '.join(command)}\n# in {work.run_dir}\n")
+        log.flush()
+        try:
+            process = subprocess.Popen(
+                command,
+                cwd=work.run_dir,
+                env=env,
+                stdin=subprocess.DEVNULL,
+                stdout=subprocess.PIPE,
+                stderr=subprocess.STDOUT,
+                text=True,
+                encoding="utf-8",
+                errors="replace",
+                start_new_session=True,  # its own process group, so a timeout kills it all
+            )
+        except OSError as exc:
+            shutil.rmtree(control_dir, ignore_errors=True)
+            raise InstallError(f"could not start {command[0]}: {exc}", log_path=log_file) from exc
+        assert process.stdout is not None
+        pump = threading.Thread(
+            target=_pump, args=(process.stdout, log, work.redact, events), name="ansible-output", daemon=True
+        )
+        pump.start()
+
+        def drain() -> None:
+            # Progress is reported from the caller's thread, never from the pump thread.
+            while True:
+                try:
+                    line = events.get_nowait()
+                except queue.Empty:
+                    return
+                if line is not None:
+                    task = state.feed(line)
+                    if task is not None:
+                        report(STAGE, task)
+
+        def finished() -> int | None:
+            drain()
+            return process.poll()
+
+        try:
+            code = wait_until(
+                finished,
+                what=f"ansible-playbook {work.playbook} on master {work.master_id}",
+                timeout=timeout,
+                stage=STAGE,
+                progress=report,
+                interval=0.05,
+                max_interval=0.25,
+                report_every=60.0,
+            )
+        except MicadoTimeout as exc:
+            _kill_group(process)
+            raise MicadoTimeout(
+                f"ansible-playbook ran past its deadline of {timeout:g} s"
+                f"{f' at task {state.task!r}' if state.task else ''} and was stopped; "
+                f"full output in {log_file}",
+                what=exc.what,
+                timeout=timeout,
+            ) from exc
+        finally:
+            pump.join(timeout=10)
+            drain()
+            _close_connections(control_dir)
+    elapsed = time.monotonic() - started
+    if code != 0:
+        raise _failure(code, state, log_file)
+    logger.info("ansible-playbook finished for master %s in %.1f s", work.master_id, elapsed)
+    report(STAGE, f"playbook finished in {elapsed:.0f} s")
+    return log_file
+
+
+def _failure(code: int, state: _Progress, log_file: Path) -> InstallError:
+    """The error for a run that exited with ``code``."""
+    task = state.failed_task or state.task
+    if state.unreachable:
+        what = f"the master became unreachable at task {task!r}"
+    elif task is not None:
+        what = f"task {task!r} failed"
+    elif state.error is not None:
+        what = f"ansible-playbook could not run: {state.error[:300]}"
+    else:
+        what = "ansible-playbook failed before any task"
+    detail = f": {state.failed_line[:300]}" if state.failed_line else ""
+    return InstallError(
+        f"{what} (exit code {code}){detail}; full output in {log_file}", task=task, log_path=log_file
+    )

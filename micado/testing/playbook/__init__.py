@@ -1,0 +1,116 @@
+"""ansible-micado-shaped playbooks that deploy the TOSCA Submitter emulator on a local VM.
+
+Two source trees mirror the two generations of the real playbooks, so the
+installer's layout detection and working copy are exercised for both:
+
+* ``v0.9/``: ``micado-master.yml``, ``sample-hosts.yml`` (host ``micado-target``),
+  ``sample-credentials-micado.yml`` at the top;
+* ``v0.12/``: ``playbook/inventory/hosts.yml`` (host ``micado``),
+  ``playbook/project/micado.yml``, ``playbook/project/credentials/``.
+
+Both use the shared role ``roles/micado_master/start``, copied in by
+:func:`build_tree`. Run by real ``ansible-playbook`` over SSH against a VM of
+:mod:`micado.testing.vm`, the play reads ``MICADO_VM_ROOT``, ``MICADO_VM_PYTHON`` and
+``MICADO_VM_API_PORT`` from the VM's environment, writes a self-signed certificate
+for the VM's address to ``<root>/var/lib/micado/zorp/config/ssl.pem``, starts
+``python -m micado.testing.submitter`` detached with the web user and password of
+``credentials-micado.yml``, and waits for its ready file
+``<root>/var/lib/micado/submitter.json``.
+
+:func:`build_tarball` packs a tree like a release tarball (top folder
+``ansible-micado-<version>/``) for the stack, the demo and the tests.
+"""
+
+from __future__ import annotations
+
+import shutil
+import tarfile
+import tempfile
+from pathlib import Path
+
+__all__ = ["LAYOUTS", "VERSIONS", "READY_FILE", "CERT_FILE", "build_tree", "build_tarball"]
+
+HERE = Path(__file__).parent
+
+#: Source folder and the folder the shared roles go to, per layout.
+LAYOUTS: dict[str, tuple[str, str]] = {
+    "0.9": ("v0.9", "roles"),
+    "0.12": ("v0.12", "playbook/project/roles"),
+}
+#: The release each layout imitates (names the tarball's top folder).
+VERSIONS: dict[str, str] = {"0.9": "0.9.1-rev1", "0.12": "0.12.0"}
+#: Where the play leaves the emulator's ready file and the certificate, under the VM root.
+READY_FILE = "var/lib/micado/submitter.json"
+CERT_FILE = "var/lib/micado/zorp/config/ssl.pem"
+
+_FAIL_DEFAULTS = "micado_master/start/defaults/main.yml"
+
+
+def _check_layout(layout: str) -> tuple[str, str]:
+    key = layout[1:] if layout.startswith("v") else layout
+    if key not in LAYOUTS:
+        raise ValueError(f"unknown playbook layout {layout!r}; choose one of {', '.join(LAYOUTS)}")
+    return LAYOUTS[key]
+
+
+def build_tree(layout: str, dest: Path, *, fail: bool = False) -> Path:
+    """Assemble the playbook folder of one layout at ``dest``.
+
+    Args:
+        layout: ``"0.9"`` or ``"0.12"`` (a leading ``v`` is accepted).
+        dest: the folder to create; it must not exist.
+        fail: make the play fail at its task ``(Emulator) Injected failure``
+            (before it touches the VM), to test failure handling.
+
+    Returns:
+        ``dest``, a folder the installer accepts as ``playbook=``.
+
+    Raises:
+        ValueError: the layout is unknown.
+        FileExistsError: ``dest`` exists.
+    """
+    source, roles = _check_layout(layout)
+    dest = Path(dest)
+    shutil.copytree(HERE / source, dest)
+    shutil.copytree(HERE / "roles", dest / roles)
+    if fail:
+        defaults = dest / roles / _FAIL_DEFAULTS
+        text = defaults.read_text(encoding="utf-8")
+        defaults.write_text(text.replace("micado_emulator_fail: false", "micado_emulator_fail: true"))
+    return dest
+
+
+def build_tarball(layout: str, dest: Path, *, version: str | None = None, fail: bool = False) -> Path:
+    """Pack the playbooks of one layout like an ansible-micado release tarball.
+
+    Args:
+        layout: ``"0.9"`` or ``"0.12"`` (a leading ``v`` is accepted).
+        dest: the ``.tar.gz`` file to write, or an existing folder to write
+            ``ansible-micado-<version>.tar.gz`` into.
+        version: the version in the top folder's name; default :data:`VERSIONS`.
+        fail: see :func:`build_tree`.
+
+    Returns:
+        The tarball written.
+
+    Raises:
+        ValueError: the layout is unknown.
+    """
+    _check_layout(layout)
+    key = layout[1:] if layout.startswith("v") else layout
+    version = version or VERSIONS[key]
+    top = f"ansible-micado-{version}"
+    dest = Path(dest)
+    target = dest / f"{top}.tar.gz" if dest.is_dir() else dest
+    with tempfile.TemporaryDirectory(prefix="micado-playbook-") as scratch:
+        tree = build_tree(layout, Path(scratch) / top, fail=fail)
+        with tarfile.open(target, "w:gz") as archive:
+            archive.add(tree, arcname=top, filter=_normalise)
+    return target
+
+
+def _normalise(member: tarfile.TarInfo) -> tarfile.TarInfo:
+    """Release-like members: no local user names or ids."""
+    member.uid = member.gid = 0
+    member.uname = member.gname = ""
+    return member
