@@ -32,6 +32,25 @@ def submitter():
 
 # --- openstack fixtures --------------------------------------------------------------
 
+
+@pytest.fixture
+def openstack_cloud():
+    """A started :class:`~micado.testing.openstack.OpenStackEmulator` on 127.0.0.1.
+
+    Seeded with one image, flavors, a private and an external network, a key pair
+    and the security groups ``default`` and ``all`` (see ``openstack_cloud.seeded``);
+    log in with ``openstack_cloud.login``. Boots take 0.02 s. Stopped at teardown.
+    """
+    from micado.testing.openstack import OpenStackEmulator
+
+    emulator = OpenStackEmulator(boot_delay=0.02)
+    emulator.start()
+    try:
+        yield emulator
+    finally:
+        emulator.stop()
+
+
 # --- vm / stack fixtures -------------------------------------------------------------
 
 
