@@ -203,7 +203,7 @@ class OpenStackLauncher(Launcher):
                                "(give verify= a CA bundle, or verify=False)")
         if isinstance(exc, (ks_exc.ConnectFailure, ks_exc.ConnectTimeout)):
             return LaunchError(f"cannot reach {where} while trying to {doing}: {exc}")
-        if isinstance(exc, (ks_exc.EndpointNotFound, sdk_exc.EndpointNotFound)):
+        if isinstance(exc, (ks_exc.EndpointNotFound, sdk_exc.EndpointNotFound, sdk_exc.ServiceDisabledException)):
             return LaunchError(f"cannot {doing}: {self._missing_endpoint()}")
         if isinstance(exc, ks_exc.RequestTimeout):
             return LaunchError(f"{where} did not answer within {self.request_timeout:g} s while trying to {doing}")

@@ -508,7 +508,8 @@ class OpenStackEmulator:
             self.host, self.port, make_app(self), threaded=True, request_handler=QuietHandler
         )
         self.port = self._server.server_port
-        self._thread = threading.Thread(target=self._server.serve_forever, name="openstack-emulator", daemon=True)
+        self._thread = threading.Thread(
+            target=self._server.serve_forever, kwargs={"poll_interval": 0.05}, name="openstack-emulator", daemon=True)
         self._thread.start()
         return self
 
@@ -518,9 +519,10 @@ class OpenStackEmulator:
             timers, self._timers = self._timers, []
         for timer in timers:
             timer.cancel()
-        if self._server is not None:
-            self._server.shutdown()
-            self._server.server_close()
+        server, self._server = self._server, None
+        if server is not None:
+            server.shutdown()
+            server.server_close()
         if self._thread is not None:
             self._thread.join(timeout=5)
         self._thread = None
