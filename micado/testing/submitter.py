@@ -135,8 +135,9 @@ class SubmitterEmulator(SubmitterApp):
             prefix: the path prefix of the MiCADO proxy, "" for none.
             tls_pem: an existing PEM file with the certificate and its key (like a
                 master's ``ssl.pem``); if None, a self-signed one is made for ``host``.
-            cert_out: where to write the certificate (only the certificate) as PEM;
-                if None it goes to a private temporary directory.
+            cert_out: where to write the certificate (only the certificate) as PEM,
+                creating its directory; if None it goes to a private temporary
+                directory removed by :meth:`stop`.
             adaptors: adaptor name -> status reported for applications; defaults to
                 :data:`DEFAULT_ADAPTORS`.
         """
@@ -178,6 +179,7 @@ class SubmitterEmulator(SubmitterApp):
             finally:
                 combined.unlink()
         cert_path = self._cert_out or Path(self._tmpdir) / "cert.pem"
+        cert_path.parent.mkdir(parents=True, exist_ok=True)
         cert_path.write_bytes(cert_pem)
         self._cert_path = cert_path
         return context

@@ -27,6 +27,7 @@ import secrets
 import string
 import threading
 import time
+import urllib.parse
 from collections.abc import Iterable, Mapping
 from typing import Any, Callable
 
@@ -43,7 +44,7 @@ from werkzeug.wrappers import Request, Response
 
 from micado.testing.submitter_adt import MAX_ADT_BYTES, check_tosca, load_adt_bytes, load_adt_url
 
-__all__ = ["DEFAULT_ADAPTORS", "SubmitterApp", "generate_app_id"]
+__all__ = ["DEFAULT_ADAPTORS", "RequestLog", "SubmitterApp", "generate_app_id"]
 
 logger = logging.getLogger(__name__)
 
@@ -83,9 +84,42 @@ _LOGIN_PAGE = """<!DOCTYPE html>
 """
 
 
+class RequestLog(list):  # type: ignore[type-arg]
+    """A list of ``(method, path)`` that server threads append to while tests read it.
+
+    Appending, clearing and iterating hold a lock; iteration walks a snapshot.
+    """
+
+    def __init__(self) -> None:
+        super().__init__()
+        self._lock = threading.Lock()
+
+    def append(self, item: Any) -> None:
+        """Add an entry (called by the server threads)."""
+        with self._lock:
+            super().append(item)
+
+    def clear(self) -> None:
+        """Forget every entry."""
+        with self._lock:
+            super().clear()
+
+    def __iter__(self) -> Any:
+        with self._lock:
+            return iter(list(super().__iter__()))
+
+
 def generate_app_id() -> str:
     """Make an application id the way the server does: 8 characters of A-Z and 0-9."""
     return "".join(secrets.choice(_ID_CHARS) for _ in range(8))
+
+
+def _raw_path(environ: Mapping[str, Any]) -> str:
+    """The request path as the client sent it (werkzeug's server keeps it in RAW_URI)."""
+    raw = environ.get("RAW_URI") or environ.get("REQUEST_URI")
+    if raw:
+        return str(raw).split("?", 1)[0]
+    return urllib.parse.quote(environ.get("SCRIPT_NAME", "") + environ.get("PATH_INFO", ""))
 
 
 def _json_response(body: Mapping[str, Any], status: int, headers: dict[str, str] | None = None) -> Response:
@@ -185,6 +219,8 @@ class SubmitterApp:
         delay: seconds create, update and delete take (the real server deploys
             synchronously, for minutes), to test client timeouts.
         url_timeout: seconds the server waits for an ADT ``url``.
+        deletions: ``(app_id, force)`` of every delete of an existing application, in
+            order (``force`` as the server parsed it), to check what a client sent.
     """
 
     def __init__(
@@ -214,8 +250,9 @@ class SubmitterApp:
         self.delay = 0.0
         self.url_timeout = 10.0
         self._apps: dict[str, dict[str, Any]] = {}
-        self._requests: list[tuple[str, str]] = []
-        self._lock = threading.Lock()  # guards _apps and _requests, held briefly
+        self._requests = RequestLog()
+        self.deletions: list[tuple[str, bool]] = []
+        self._lock = threading.Lock()  # guards _apps and deletions, held briefly
         self._op_lock = threading.Lock()  # one create/update/delete at a time, like the engine
         base = f"{self.prefix}/v2.0/applications/"
         self._url_map = Map(
@@ -246,10 +283,11 @@ class SubmitterApp:
             return copy.deepcopy(self._apps)
 
     @property
-    def requests(self) -> list[tuple[str, str]]:
-        """A copy of every request received so far, as ``(method, path)``."""
-        with self._lock:
-            return list(self._requests)
+    def requests(self) -> RequestLog:
+        """Every request received, as ``(method, path)``, the path as sent (still
+        percent-encoded, without the query string). A live list: ``clear()`` it to
+        count from a point on."""
+        return self._requests
 
     def add_application(
         self, app_id: str, adt: Mapping[str, Any] | None = None, params: Mapping[str, Any] | None = None
@@ -276,7 +314,8 @@ class SubmitterApp:
         """Forget applications and recorded requests, and clear every switch and fault."""
         with self._lock:
             self._apps.clear()
-            self._requests.clear()
+            self.deletions.clear()
+        self._requests.clear()
         self.login_page = False
         self.deploy_error = self.update_error = self.delete_error = None
         self.delay = 0.0
@@ -288,8 +327,7 @@ class SubmitterApp:
         request = Request(environ)
         # The real server's request bodies are ADTs; refuse what no ADT needs.
         request.max_content_length = MAX_ADT_BYTES + 1024 * 1024
-        with self._lock:
-            self._requests.append((request.method, request.path))
+        self._requests.append((request.method, _raw_path(environ)))
         response = self._respond(request)
         return response(environ, start_response)
 
@@ -440,6 +478,8 @@ class SubmitterApp:
                 if app_id not in self._apps:
                     raise NotFound(f"Application with ID {app_id} does not exist")
             self._simulate_work()
+            with self._lock:
+                self.deletions.append((app_id, force))
             if self.delete_error and not force:
                 raise InternalServerError(f"Error while deleting: {self.delete_error}")
             with self._lock:
