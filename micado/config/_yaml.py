@@ -46,7 +46,9 @@ def safe_load(text: str) -> Any:
         return YAML(typ="safe", pure=True).load(text)
     except MarkedYAMLError as exc:
         mark = exc.problem_mark or exc.context_mark
-        problem = "a key appears twice in one mapping" if isinstance(exc, DuplicateKeyError) else exc.problem
+        problem = exc.problem
+        if isinstance(exc, DuplicateKeyError):
+            problem = "a key appears twice in one mapping"
         line, column = (mark.line + 1, mark.column + 1) if mark is not None else (None, None)
         raise YamlSyntaxError(problem or "syntax error", line, column) from None
     except YAMLError as exc:

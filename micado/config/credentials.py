@@ -125,7 +125,9 @@ resource:
 }
 
 # A copy of the template with its placeholders left in would fail later, at the cloud.
-_PLACEHOLDERS = frozenset({"YOUR_USERNAME", "YOUR_PASSWORD", "YOUR_APP_CRED_ID", "YOUR_APP_CRED_SECRET"})
+_PLACEHOLDERS = frozenset(
+    {"YOUR_USERNAME", "YOUR_PASSWORD", "YOUR_APP_CRED_ID", "YOUR_APP_CRED_SECRET"}
+)
 
 #: The ``type`` values :func:`load_credentials` can read.
 SUPPORTED_KINDS: tuple[str, ...] = tuple(_TEMPLATES)
@@ -198,7 +200,9 @@ def _read_yaml(file: Path, kind: str) -> Any:
         ) from None
     except (OSError, UnicodeDecodeError) as exc:
         reason = exc.strerror if isinstance(exc, OSError) and exc.strerror else type(exc).__name__
-        raise CredentialsError(f"cannot read the cloud credentials file {file}: {reason}", path=file) from None
+        raise CredentialsError(
+            f"cannot read the cloud credentials file {file}: {reason}", path=file
+        ) from None
 
     try:
         return safe_load(text)
@@ -374,7 +378,8 @@ def _nova(auth_data: Mapping[str, Any], file: Path, where: str) -> CloudCredenti
     for key, value in zip(method.keys, (first, second)):
         if value.strip() in _PLACEHOLDERS:
             raise CredentialsError(
-                f"{file}: {where}.{key} still holds the template's placeholder; put your own value there",
+                f"{file}: {where}.{key} still holds the template's placeholder; "
+                "put your own value there",
                 path=file,
                 key=f"{where}.{key}",
             )

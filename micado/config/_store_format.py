@@ -1,0 +1,183 @@
+"""The on-disk form of the master store: parse ``data.yml`` (this form or 0.9's), dump it.
+
+Current form (JSON, which is also YAML 1.2)::
+
+    {"micado_client_store": 2, "key_id": "<12 hex>", "masters": [{"id": ..., ...}]}
+
+micado-client 0.9 form (YAML, password in plaintext)::
+
+    masters:
+      - <id>: {api_version, cert_path, endpoint, ip, micado_user, micado_password,
+               auth_url, region_name, project_id, user_domain_name}
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+from collections.abc import Callable
+from typing import Any
+
+from micado.config import _crypto
+from micado.config._yaml import YamlSyntaxError, safe_load
+from micado.config.record import FIELDS, OPTIONAL_TEXT, REQUIRED_TEXT, MasterRecord
+
+__all__ = ["STORE_FORMAT", "Damaged", "KeyProblem", "parse", "dump"]
+
+#: The version of the on-disk form this module writes.
+STORE_FORMAT = 2
+
+_FORMAT_KEY = "micado_client_store"
+_SECRET_FIELDS = ("micado_password",)
+# What micado-client 0.9 wrote for each master (under its id), all of it kept.
+_LEGACY_FIELDS = (
+    "api_version", "cert_path", "endpoint", "ip", "micado_user", "micado_password",
+    "auth_url", "region_name", "project_id", "user_domain_name",
+)
+
+
+class Damaged(Exception):
+    """The store file cannot be understood (the message says why and where)."""
+
+
+class KeyProblem(Exception):
+    """The store is fine but the key to its passwords is missing or another one."""
+
+
+def parse(text: str, get_key: Callable[[], bytes | None]) -> tuple[list[MasterRecord], bool]:
+    """Return the records of a store file and whether it is in the 0.9 form.
+
+    Args:
+        text: the file's content.
+        get_key: returns the store key, or ``None`` when there is none; called only
+            when the file holds encrypted values.
+
+    Raises:
+        Damaged: the content is not a store (the message says what and where).
+        KeyProblem: there is no key, or it is not the one the file was written with.
+        StoreError: the key itself is malformed (from ``get_key``).
+    """
+    if not text.strip():
+        return [], False
+    try:
+        document = json.loads(text)
+    except json.JSONDecodeError:
+        try:
+            document = safe_load(text)  # a 0.9 file, or one edited by hand
+        except YamlSyntaxError as exc:
+            raise Damaged(f"not YAML ({exc})") from None
+    if isinstance(document, dict) and _FORMAT_KEY in document:
+        return _parse_current(document, get_key), False
+    if isinstance(document, dict) and set(document) == {"masters"}:
+        return _parse_legacy(document["masters"]), True
+    raise Damaged(
+        f"expected a mapping with '{_FORMAT_KEY}' and 'masters' (or the 0.9 form 'masters: [...]')"
+    )
+
+
+def _parse_current(
+    document: dict[str, Any], get_key: Callable[[], bytes | None]
+) -> list[MasterRecord]:
+    version = document[_FORMAT_KEY]
+    if not isinstance(version, int) or version < 1:
+        raise Damaged(f"'{_FORMAT_KEY}' must be a format number, not {version!r}")
+    if version > STORE_FORMAT:
+        raise Damaged(
+            f"it was written by a newer micado-client (format {version}; this one reads up to "
+            f"{STORE_FORMAT}): upgrade micado-client"
+        )
+    masters = document.get("masters")
+    if not isinstance(masters, list):
+        raise Damaged("'masters' must be a list")
+    key: bytes | None = None
+    if masters:
+        if not isinstance(document.get("key_id"), str):
+            raise Damaged("'key_id' (the fingerprint of the key of its passwords) is missing")
+        key = get_key()
+        if key is None:
+            raise KeyProblem("the key file is missing")
+        if document["key_id"] != _crypto.key_id(key):
+            raise KeyProblem(
+                f"it was encrypted with another key (key id {document['key_id']}) than the "
+                f"one in use (key id {_crypto.key_id(key)})"
+            )
+    records = []
+    for index, entry in enumerate(masters):
+        where = f"masters[{index}]"
+        if not isinstance(entry, dict):
+            raise Damaged(f"{where} must be a mapping")
+        unknown = sorted(set(entry) - set(FIELDS))
+        if unknown:
+            raise Damaged(f"{where} has unknown field(s) {', '.join(map(str, unknown))}")
+        values = dict(entry)
+        for name in _SECRET_FIELDS:
+            if name in values and key is not None:
+                try:
+                    values[name] = _crypto.decrypt(key, values[name], _aad(values.get("id"), name))
+                except _crypto.CiphertextError as exc:
+                    raise Damaged(f"{where}.{name} {exc}") from None
+        records.append(_record(values, where))
+    _check_unique(records)
+    return records
+
+
+def _parse_legacy(masters: Any) -> list[MasterRecord]:
+    if not isinstance(masters, list):
+        raise Damaged("'masters' must be a list")
+    records = []
+    for index, entry in enumerate(masters):
+        where = f"masters[{index}]"
+        fields = next(iter(entry.values())) if isinstance(entry, dict) and len(entry) == 1 else None
+        if not isinstance(fields, dict):
+            raise Damaged(f"{where} must be a mapping of one master id to its fields (0.9 form)")
+        master_id = next(iter(entry))
+        values = {name: _legacy_text(fields.get(name)) for name in _LEGACY_FIELDS}
+        values.update(id=_legacy_text(master_id), launcher="openstack")
+        values["api_version"] = values["api_version"] or "v2.0"
+        records.append(_record(values, f"{where}.{master_id}"))
+    _check_unique(records)
+    return records
+
+
+def _legacy_text(value: Any) -> str | None:
+    # 0.9 wrote '' for "no region" and whatever type the caller passed.
+    if value is None or value == "":
+        return None
+    return value if isinstance(value, str) else str(value)
+
+
+def _record(values: dict[str, Any], where: str) -> MasterRecord:
+    for name in REQUIRED_TEXT:
+        if not isinstance(values.get(name), str):
+            problem = "is missing" if values.get(name) is None else "must be text"
+            raise Damaged(f"{where}.{name} {problem}")
+    for name in OPTIONAL_TEXT:
+        if not isinstance(values.get(name), (str, type(None))):
+            raise Damaged(f"{where}.{name} must be text or null")
+    if not isinstance(values.setdefault("extra", {}), dict):
+        raise Damaged(f"{where}.extra must be a mapping")
+    return MasterRecord(**values)
+
+
+def _check_unique(records: list[MasterRecord]) -> None:
+    seen: set[str] = set()
+    for record in records:
+        if record.id in seen:
+            raise Damaged(f"the master id {record.id!r} appears twice")
+        seen.add(record.id)
+
+
+def dump(records: list[MasterRecord], key: bytes) -> bytes:
+    """Return the file content for ``records``, secrets encrypted under ``key``."""
+    masters = []
+    for record in records:
+        entry = dataclasses.asdict(record)
+        for name in _SECRET_FIELDS:
+            entry[name] = _crypto.encrypt(key, entry[name], _aad(record.id, name))
+        masters.append(entry)
+    document = {_FORMAT_KEY: STORE_FORMAT, "key_id": _crypto.key_id(key), "masters": masters}
+    return (json.dumps(document, indent=2, ensure_ascii=True) + "\n").encode("ascii")
+
+
+def _aad(master_id: Any, name: str) -> bytes:
+    return f"micado-client/{master_id}/{name}".encode()

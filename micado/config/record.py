@@ -1,0 +1,105 @@
+"""The record the store keeps for each MiCADO master, and its checks."""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+from dataclasses import dataclass, field
+from typing import Any
+
+from micado.exceptions import InvalidArgument
+
+__all__ = ["MasterRecord", "validate_record"]
+
+
+@dataclass
+class MasterRecord:
+    """Everything needed to reach (and later destroy) one MiCADO master.
+
+    Attributes:
+        id: the master id (the cloud server id).
+        ip: the master's public address.
+        endpoint: the TOSCA Submitter base URL, e.g. ``https://<ip>/toscasubmitter``.
+        api_version: the submitter API version, e.g. ``v2.0``.
+        cert_path: the master's stored TLS certificate, if any.
+        micado_user: the MiCADO web user.
+        micado_password: the MiCADO web password (encrypted at rest, hidden in ``repr``).
+        launcher: the launcher that made the master (``openstack``).
+        auth_url: the cloud's Keystone URL.
+        region_name: the cloud region.
+        project_id: the cloud project.
+        user_domain_name: the cloud user's domain.
+        name: the server name, e.g. ``MiCADO-Master-<hex>``.
+        created: creation time, ISO-8601 UTC; :meth:`MasterStore.add` fills it in if ``None``.
+        extra: launcher and installer details (``floating_ip_id``, ``ssh_user``,
+            ``ssh_port``, ``api_port``, ``micado_version``...), plain JSON values only.
+    """
+
+    id: str
+    ip: str
+    endpoint: str
+    api_version: str
+    cert_path: str | None
+    micado_user: str
+    micado_password: str = field(repr=False)
+    launcher: str = "openstack"
+    auth_url: str | None = None
+    region_name: str | None = None
+    project_id: str | None = None
+    user_domain_name: str | None = None
+    name: str | None = None
+    created: str | None = None
+    extra: dict[str, Any] = field(default_factory=dict)
+
+
+REQUIRED_TEXT = (
+    "id", "ip", "endpoint", "api_version", "micado_user", "micado_password", "launcher",
+)
+OPTIONAL_TEXT = (
+    "cert_path", "auth_url", "region_name", "project_id", "user_domain_name", "name", "created",
+)
+FIELDS = tuple(f.name for f in dataclasses.fields(MasterRecord))
+
+
+def validate_record(record: MasterRecord) -> None:
+    """Check the types of a record's fields before it is stored.
+
+    Args:
+        record: the record.
+
+    Raises:
+        InvalidArgument: a field has the wrong type, the id is blank, or ``extra``
+            holds something a JSON round trip would not give back unchanged.
+    """
+    if not isinstance(record, MasterRecord):
+        raise InvalidArgument(f"expected a MasterRecord, not {type(record).__name__}")
+    for name in REQUIRED_TEXT:
+        value = getattr(record, name)
+        if not isinstance(value, str) or (name == "id" and not value.strip()):
+            what = "non-empty text" if name == "id" else "text"
+            raise InvalidArgument(f"MasterRecord.{name} must be {what}")
+    for name in OPTIONAL_TEXT:
+        if not isinstance(getattr(record, name), (str, type(None))):
+            raise InvalidArgument(f"MasterRecord.{name} must be text or None")
+    if not isinstance(record.extra, dict):
+        raise InvalidArgument("MasterRecord.extra must be a dict of plain JSON values")
+    _check_plain(record.extra, "MasterRecord.extra")
+
+
+def _check_plain(value: Any, where: str) -> None:
+    """Accept only what survives a JSON round trip unchanged."""
+    if isinstance(value, dict):
+        for key, item in value.items():
+            if not isinstance(key, str):
+                raise InvalidArgument(f"{where} has a key that is not text: {key!r}")
+            _check_plain(item, f"{where}[{key!r}]")
+    elif isinstance(value, list):
+        for index, item in enumerate(value):
+            _check_plain(item, f"{where}[{index}]")
+    elif isinstance(value, float) and not math.isfinite(value):
+        raise InvalidArgument(f"{where} is not a finite number")
+    elif not isinstance(value, (str, int, float, bool, type(None))):
+        raise InvalidArgument(
+            f"{where} is a {type(value).__name__}; use plain JSON values (text, numbers, "
+            "booleans, null, lists, dicts)"
+        )
