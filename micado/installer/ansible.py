@@ -356,8 +356,6 @@ def _ansible_cfg(work: Path, inventory: Path, become: bool) -> str:
             "deprecation_warnings = False",
             "nocows = True",
             f"local_tmp = {work / '.ansible' / 'tmp'}",
-            # The same remote folder ansible-micado's own configuration uses.
-            "remote_tmp = /tmp/.ansible",
             "",
             "[privilege_escalation]",
             f"become = {become}",

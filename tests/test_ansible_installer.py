@@ -1,0 +1,492 @@
+"""The Ansible installer: playbook sources, safe extraction, layouts, working copy, real runs.
+
+Everything runs for real: tarballs are built and unpacked on disk, URLs are served
+by a loopback HTTP server, ``ansible-playbook`` is the one of this environment, and
+the end-to-end runs go over SSH to a local sshd "VM" and end with the TOSCA
+Submitter emulator answering over verified TLS on the VM's address.
+"""
+
+from __future__ import annotations
+
+import http.server
+import io
+import os
+import stat
+import tarfile
+import threading
+from pathlib import Path
+
+import pytest
+import requests
+from ruamel.yaml import YAML
+
+from micado.config import paths
+from micado.exceptions import CredentialsError, InstallError, InvalidArgument, MicadoTimeout
+from micado.installer import ansible
+from micado.installer.ansible import (
+    DEFAULT_MICADO_VERSION,
+    PlaybookSource,
+    detect_layout,
+    prepare_workdir,
+    run_playbook,
+)
+from micado.installer.runner import ansible_playbook_command
+from micado.testing.playbook import CERT_FILE, READY_FILE, build_tarball, build_tree
+
+PASSWORD = "Web-Pa55word-7f3e!"
+CLOUD_SECRET = "cloud-Secret-0c1d"
+CLOUD_CREDENTIALS = f"""\
+resource:
+  - type: nova
+    auth_data:
+      username: cloud-user
+      password: {CLOUD_SECRET}
+"""
+
+
+@pytest.fixture
+def micado_dir(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """A fresh MiCADO dir with a cloud credentials file, and a HOME of its own."""
+    home = tmp_path / "home"
+    home.mkdir()
+    monkeypatch.setenv("HOME", str(home))
+    directory = tmp_path / "micado-cli"
+    monkeypatch.setenv(paths.ENV_DIR, str(directory))
+    paths.ensure_dir()
+    paths.credentials_file().write_text(CLOUD_CREDENTIALS)
+    return directory
+
+
+class _Files(http.server.BaseHTTPRequestHandler):
+    files: dict[str, bytes] = {}
+    hits: list[str] = []
+
+    def do_GET(self) -> None:  # noqa: N802 (http.server's naming)
+        self.hits.append(self.path)
+        body = self.files.get(self.path)
+        if body is None:
+            self.send_error(404, "no such tarball")
+            return
+        self.send_response(200)
+        self.send_header("Content-Type", "application/gzip")
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+
+    def log_message(self, *args: object) -> None:
+        pass
+
+
+@pytest.fixture
+def http_files():
+    """A loopback HTTP server: put bytes in ``.files[path]``, see requests in ``.hits``."""
+    handler = type("Handler", (_Files,), {"files": {}, "hits": []})
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    handler.url = f"http://127.0.0.1:{server.server_address[1]}"
+    try:
+        yield handler
+    finally:
+        server.shutdown()
+        server.server_close()
+
+
+# --- sources and cache -------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("layout,host,run_dir", [("0.9", "micado-target", "."), ("0.12", "micado", "playbook")])
+def test_layouts_are_detected_from_their_files(tmp_path: Path, layout: str, host: str, run_dir: str) -> None:
+    tree = build_tree(layout, tmp_path / "top" / f"ansible-micado-{layout}")
+    for folder in (tree, tmp_path / "top"):  # the tree itself, or the folder holding only it
+        found = detect_layout(folder)
+        assert found.root == tree
+        assert found.layout.name == layout
+        assert found.layout.host == host
+        assert found.layout.run_dir == run_dir
+
+
+def test_unknown_layout_lists_what_was_looked_for(tmp_path: Path) -> None:
+    (tmp_path / "site.yml").write_text("---\n")
+    with pytest.raises(InstallError) as caught:
+        detect_layout(tmp_path)
+    message = str(caught.value)
+    for marker in ("micado-master.yml", "sample-hosts.yml", "playbook/project/micado.yml",
+                   "playbook/inventory/hosts.yml", str(tmp_path)):
+        assert marker in message
+
+
+def test_a_folder_is_used_where_it_is(micado_dir: Path, tmp_path: Path) -> None:
+    tree = build_tree("0.12", tmp_path / "mine")
+    resolved = PlaybookSource(tree).resolve()
+    assert resolved.root == tree and resolved.layout.name == "0.12"
+    assert not paths.playbook_cache_dir().exists()
+
+
+def test_a_tarball_is_unpacked_once_into_the_cache(micado_dir: Path, tmp_path: Path) -> None:
+    tarball = build_tarball("0.9", tmp_path)
+    assert tarball.name == "ansible-micado-0.9.1-rev1.tar.gz"
+    events: list[tuple[str, str]] = []
+    first = PlaybookSource(tarball).resolve(progress=lambda *event: events.append(event))
+    assert first.layout.name == "0.9"
+    assert first.root.name == "ansible-micado-0.9.1-rev1"
+    assert first.root.parent.parent == paths.playbook_cache_dir()
+    marker = first.root / "left-by-the-test"
+    marker.write_text("cached")
+    again = PlaybookSource(str(tarball)).resolve(progress=lambda *event: events.append(event))
+    assert again == first and marker.exists()  # not unpacked a second time
+    assert [stage for stage, _ in events] == ["playbook", "playbook"]
+    assert "cached" in events[-1][1]
+    # Another tarball (other content) gets its own cache entry.
+    other = PlaybookSource(build_tarball("0.12", tmp_path)).resolve()
+    assert other.layout.name == "0.12" and other.root.parent != first.root.parent
+    assert not list(paths.playbook_cache_dir().glob(".*"))  # no staging folders left
+
+
+def test_a_url_is_downloaded_once(micado_dir: Path, tmp_path: Path, http_files) -> None:
+    http_files.files["/pb/micado.tar.gz"] = build_tarball("0.12", tmp_path).read_bytes()
+    url = f"{http_files.url}/pb/micado.tar.gz"
+    first = PlaybookSource(url).resolve()
+    second = PlaybookSource(url).resolve()
+    assert first == second and first.layout.name == "0.12"
+    assert http_files.hits == ["/pb/micado.tar.gz"]
+    cache = paths.playbook_cache_dir()
+    assert sorted(entry.name for entry in cache.iterdir()) == [first.root.parent.name]  # no tarball kept
+
+
+def test_a_missing_url_is_an_install_error(micado_dir: Path, http_files) -> None:
+    url = f"{http_files.url}/nothing.tar.gz"
+    with pytest.raises(InstallError) as caught:
+        PlaybookSource(url).resolve()
+    assert url in str(caught.value) and "404" in str(caught.value)
+    assert list(paths.playbook_cache_dir().iterdir()) == []
+
+
+def test_a_release_is_fetched_by_version_and_cached_per_version(
+    micado_dir: Path, tmp_path: Path, http_files, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    source = PlaybookSource()
+    assert source.version == DEFAULT_MICADO_VERSION
+    assert source.url == (
+        f"https://github.com/micado-scale/ansible-micado/archive/refs/tags/{DEFAULT_MICADO_VERSION}.tar.gz"
+    )
+    # The same code path against a loopback "GitHub" (the URL template is configuration).
+    monkeypatch.setattr(ansible, "RELEASE_URL", http_files.url + "/archive/refs/tags/{version}.tar.gz")
+    http_files.files["/archive/refs/tags/v0.9.1-rev1.tar.gz"] = build_tarball("0.9", tmp_path).read_bytes()
+    tree = PlaybookSource(micado_version="0.9.1-rev1").resolve()
+    assert tree.layout.name == "0.9"
+    assert tree.root.parent == paths.playbook_cache_dir() / "v0.9.1-rev1"
+    PlaybookSource(micado_version="v0.9.1-rev1").resolve()
+    assert http_files.hits == ["/archive/refs/tags/v0.9.1-rev1.tar.gz"]
+
+
+@pytest.mark.parametrize(
+    "kwargs,words",
+    [
+        ({"playbook": "x", "micado_version": "v0.12.0"}, ["either"]),
+        ({"micado_version": "../../etc"}, ["micado_version", "../../etc"]),
+        ({"micado_version": "latest"}, ["micado_version", "latest"]),
+        ({"playbook": "/no/such/playbooks.tar.gz"}, ["/no/such/playbooks.tar.gz", "URL", "tarball", "folder"]),
+    ],
+)
+def test_bad_sources_are_refused_before_anything_happens(kwargs: dict, words: list[str]) -> None:
+    with pytest.raises(InvalidArgument) as caught:
+        PlaybookSource(**kwargs)
+    for word in words:
+        assert word in str(caught.value)
+
+
+# --- unsafe tarballs ---------------------------------------------------------------------
+
+
+def _evil_tarball(path: Path, member: tarfile.TarInfo, data: bytes = b"") -> Path:
+    """A release-like tarball with one extra ``member``."""
+    with tarfile.open(path, "w:gz") as archive:
+        top = tarfile.TarInfo("ansible-micado-6.6.6")
+        top.type = tarfile.DIRTYPE
+        archive.addfile(top)
+        for name in ("micado-master.yml", "sample-hosts.yml"):
+            info = tarfile.TarInfo(f"ansible-micado-6.6.6/{name}")
+            info.size = 4
+            archive.addfile(info, io.BytesIO(b"---\n"))
+        member.size = len(data) if member.isfile() else 0
+        archive.addfile(member, io.BytesIO(data) if data else None)
+    return path
+
+
+def _member(name: str, kind: bytes = tarfile.REGTYPE, link: str = "") -> tarfile.TarInfo:
+    info = tarfile.TarInfo(name)
+    info.type = kind
+    info.linkname = link
+    return info
+
+
+@pytest.mark.parametrize(
+    "member,reason",
+    [
+        (_member("ansible-micado-6.6.6/../../escaped.txt"), "escapes"),
+        (_member("/tmp/absolute-escape.txt"), "absolute"),
+        (_member("ansible-micado-6.6.6/link", tarfile.SYMTYPE, "../../../outside"), "symbolic link"),
+        (_member("ansible-micado-6.6.6/abs-link", tarfile.SYMTYPE, "/etc/passwd"), "symbolic link"),
+        (_member("ansible-micado-6.6.6/hard", tarfile.LNKTYPE, "../outside/file"), "hard link"),
+        (_member("ansible-micado-6.6.6/hard-abs", tarfile.LNKTYPE, "/etc/passwd"), "hard link"),
+        (_member("ansible-micado-6.6.6/null", tarfile.CHRTYPE), "device"),
+        (_member("ansible-micado-6.6.6/disk", tarfile.BLKTYPE), "device"),
+        (_member("ansible-micado-6.6.6/pipe", tarfile.FIFOTYPE), "FIFO"),
+    ],
+    ids=["dotdot", "absolute", "symlink-out", "symlink-absolute", "hardlink-out", "hardlink-absolute",
+         "char-device", "block-device", "fifo"],
+)
+def test_unsafe_tarballs_are_refused_naming_the_member(
+    micado_dir: Path, tmp_path: Path, member: tarfile.TarInfo, reason: str
+) -> None:
+    tarball = _evil_tarball(tmp_path / "evil.tar.gz", member, b"pwned" if member.isfile() else b"")
+    paths.ensure_dir(paths.playbook_cache_dir())
+    before = set(tmp_path.rglob("*"))
+    with pytest.raises(InstallError) as caught:
+        PlaybookSource(tarball).resolve()
+    assert repr(member.name) in str(caught.value)
+    assert reason in str(caught.value)
+    assert list(paths.playbook_cache_dir().iterdir()) == []  # nothing cached, no staging left
+    assert set(tmp_path.rglob("*")) == before  # nothing written anywhere else
+    assert not Path("/tmp/absolute-escape.txt").exists()
+
+
+def test_safe_links_inside_the_tree_are_kept(micado_dir: Path, tmp_path: Path) -> None:
+    tarball = _evil_tarball(tmp_path / "ok.tar.gz", _member("ansible-micado-6.6.6/alias.yml", tarfile.SYMTYPE,
+                                                             "micado-master.yml"))
+    tree = PlaybookSource(tarball).resolve()
+    assert (tree.root / "alias.yml").is_symlink()
+    assert (tree.root / "alias.yml").read_text() == "---\n"
+
+
+def test_a_file_that_is_no_tarball_is_refused(micado_dir: Path, tmp_path: Path) -> None:
+    bogus = tmp_path / "micado.tar.gz"
+    bogus.write_bytes(b"<html>Not Found</html>")
+    with pytest.raises(InstallError, match="not a readable tar archive"):
+        PlaybookSource(bogus).resolve()
+
+
+def test_a_tarball_without_playbooks_is_not_cached(micado_dir: Path, tmp_path: Path) -> None:
+    source = tmp_path / "other"
+    (source / "project").mkdir(parents=True)
+    (source / "project" / "site.yml").write_text("---\n")
+    tarball = tmp_path / "other.tar.gz"
+    with tarfile.open(tarball, "w:gz") as archive:
+        archive.add(source, arcname="other")
+    with pytest.raises(InstallError, match="unknown ansible-micado playbook layout"):
+        PlaybookSource(tarball).resolve()
+    assert list(paths.playbook_cache_dir().iterdir()) == []
+
+
+# --- working copy ------------------------------------------------------------------------
+
+
+def _mode(path: Path) -> int:
+    return stat.S_IMODE(path.stat().st_mode)
+
+
+@pytest.mark.parametrize("layout", ["0.9", "0.12"])
+def test_the_working_copy_has_inventory_credentials_and_config(
+    micado_dir: Path, tmp_path: Path, layout: str
+) -> None:
+    tree = PlaybookSource(build_tarball(layout, tmp_path)).resolve()
+    key = tmp_path / "id_ecdsa"
+    work = prepare_workdir(
+        "srv-1", tree, host="127.0.0.42", micado_user="admin-1", micado_password=PASSWORD,
+        ssh_user="cloud", ssh_port=2222, ssh_key=key,
+    )
+    assert work.path == paths.work_dir("srv-1") and _mode(work.path) == 0o700
+    yaml = YAML(typ="safe")
+
+    web = yaml.load(work.web_credentials.read_text())
+    assert web["authentication"] == {"username": "admin-1", "password": PASSWORD}
+    assert web["tls"]["provision_method"] == "self-signed"
+    assert work.cloud_credentials.read_text() == CLOUD_CREDENTIALS
+    expected_dir = work.run_dir if layout == "0.9" else work.run_dir / "project" / "credentials"
+    assert work.web_credentials.parent == expected_dir == work.cloud_credentials.parent
+    for secret_file in (work.web_credentials, work.cloud_credentials):
+        assert _mode(secret_file) == 0o600
+
+    inventory = yaml.load(work.inventory.read_text())
+    host = tree.layout.host
+    assert list(inventory["all"]["hosts"]) == [host]
+    settings = inventory["all"]["hosts"][host]
+    assert settings["ansible_host"] == "127.0.0.42"
+    assert settings["ansible_port"] == 2222
+    assert settings["ansible_user"] == "cloud"
+    assert settings["ansible_ssh_private_key_file"] == str(key)
+    common = settings["ansible_ssh_common_args"]
+    assert f"UserKnownHostsFile={paths.known_hosts_file()}" in common
+    assert "StrictHostKeyChecking=yes" in common and "-F /dev/null" in common
+    assert work.inventory == work.run_dir / ("hosts.yml" if layout == "0.9" else "inventory/hosts.yml")
+
+    config = work.config.read_text()
+    assert "host_key_checking = True" in config and f"inventory = {work.inventory}" in config
+    for public in (work.inventory, work.config):
+        assert PASSWORD not in public.read_text() and CLOUD_SECRET not in public.read_text()
+    assert PASSWORD not in repr(work)
+
+    # A second preparation replaces the first (same master id).
+    again = prepare_workdir("srv-1", tree, host="127.0.0.43", micado_user="u", micado_password="p2", ssh_key=key)
+    assert "127.0.0.43" in again.inventory.read_text()
+    assert yaml.load(again.web_credentials.read_text())["authentication"]["password"] == "p2"
+
+
+def test_the_working_copy_needs_cloud_credentials_and_a_sane_id(micado_dir: Path, tmp_path: Path) -> None:
+    tree = detect_layout(build_tree("0.9", tmp_path / "tree"))
+    common = dict(host="127.0.0.2", micado_user="admin", micado_password=PASSWORD, ssh_key=tmp_path / "k")
+    with pytest.raises(CredentialsError) as caught:
+        prepare_workdir("srv", tree, cloud_credentials=tmp_path / "missing.yml", **common)
+    assert "missing.yml" in str(caught.value)
+    for bad in ("", "../escape", "a/b"):
+        with pytest.raises(InvalidArgument, match="master id"):
+            prepare_workdir(bad, tree, **common)
+    with pytest.raises(InvalidArgument, match="micado_password"):
+        prepare_workdir("srv", tree, **{**common, "micado_password": ""})
+    assert not (micado_dir / "work" / "srv").exists()
+
+
+# --- running ansible-playbook (controller-side plays: no SSH needed) ---------------------
+
+
+def test_ansible_playbook_comes_from_this_environment() -> None:
+    command = ansible_playbook_command()
+    assert Path(command[0]).parent == Path(os.sys.executable).parent or command[0] == os.sys.executable
+
+
+@pytest.mark.parametrize("layout", ["0.9", "0.12"])
+def test_a_failing_play_names_the_task_and_the_log(
+    micado_dir: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, layout: str
+) -> None:
+    # The caller's Ansible settings must not matter: ours are explicit.
+    home = Path(os.environ["HOME"])
+    (home / ".ansible.cfg").write_text("[defaults]\nstdout_callback = json\nhost_key_checking = False\n")
+    monkeypatch.setenv("ANSIBLE_STDOUT_CALLBACK", "json")
+    monkeypatch.setenv("ANSIBLE_HOST_KEY_CHECKING", "False")
+    tree = PlaybookSource(build_tarball(layout, tmp_path, fail=True)).resolve()
+    work = prepare_workdir("srv-fail", tree, host="127.0.0.3", micado_user="admin",
+                           micado_password=PASSWORD, ssh_key=tmp_path / "k")
+    events: list[tuple[str, str]] = []
+    with pytest.raises(InstallError) as caught:
+        run_playbook(work, progress=lambda *event: events.append(event), timeout=120)
+    error = caught.value
+    log = paths.log_file("srv-fail")
+    assert error.task == "micado_master/start : (Emulator) Injected failure"
+    assert error.log_path == log
+    assert "(Emulator) Injected failure" in str(error) and str(log) in str(error)
+    tasks = [message for stage, message in events if stage == "ansible"]
+    assert "micado_master/start : (Ansible) Load the MiCADO web credentials" in tasks
+    assert tasks.index("micado_master/start : (Emulator) Injected failure") > 0
+    assert _mode(log) == 0o600
+    text = log.read_text()
+    assert "TASK [micado_master/start : (Emulator) Injected failure]" in text
+    assert PASSWORD not in text and CLOUD_SECRET not in text
+    assert not (home / ".ansible").exists()  # ANSIBLE_HOME is the working copy's
+
+
+def _custom_play(tmp_path: Path, tasks: str) -> Path:
+    """A 0.9-layout tree whose play runs only ``tasks`` (YAML, indented by 4)."""
+    tree = build_tree("0.9", tmp_path / "custom")
+    (tree / "micado-master.yml").write_text(
+        "---\n- name: Custom play\n  hosts: micado-target\n  gather_facts: false\n  tasks:\n" + tasks
+    )
+    return tree
+
+
+def test_secrets_are_masked_in_the_log_even_if_a_task_prints_them(micado_dir: Path, tmp_path: Path) -> None:
+    tree = _custom_play(tmp_path, """\
+    - name: Load the web credentials
+      ansible.builtin.include_vars:
+        file: ./credentials-micado.yml
+        name: security
+    - name: Careless debug output
+      ansible.builtin.debug:
+        msg: "the password is {{ security.authentication.password }}"
+""")
+    work = prepare_workdir("srv-leak", detect_layout(tree), host="127.0.0.4", micado_user="admin",
+                           micado_password=PASSWORD, ssh_key=tmp_path / "k")
+    log = run_playbook(work, timeout=120)
+    text = log.read_text()
+    assert "the password is ********" in text
+    assert PASSWORD not in text
+
+
+def test_a_play_past_its_deadline_is_killed(micado_dir: Path, tmp_path: Path) -> None:
+    tree = _custom_play(tmp_path, """\
+    - name: Take a long time
+      ansible.builtin.pause:
+        seconds: 60
+""")
+    work = prepare_workdir("srv-slow", detect_layout(tree), host="127.0.0.5", micado_user="admin",
+                           micado_password=PASSWORD, ssh_key=tmp_path / "k")
+    with pytest.raises(MicadoTimeout) as caught:
+        run_playbook(work, timeout=4)
+    assert "Take a long time" in str(caught.value)
+    assert str(paths.log_file("srv-slow")) in str(caught.value)
+    assert _processes_mentioning(str(work.inventory)) == []
+
+
+def _processes_mentioning(text: str) -> list[int]:
+    found = []
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            if text.encode() in (entry / "cmdline").read_bytes():
+                found.append(int(entry.name))
+        except OSError:
+            continue
+    return found
+
+
+# --- end to end: over SSH to a local VM --------------------------------------------------
+
+
+@pytest.mark.parametrize("layout", ["0.9", "0.12"])
+def test_the_play_deploys_the_submitter_on_the_vm(
+    micado_dir: Path, tmp_path: Path, vm_pool, layout: str
+) -> None:
+    from micado.installer import ssh
+    from micado.testing.tls import split_pem
+    from micado.testing.vm import random_loopback_address
+
+    keys = ssh.ensure_keypair()
+    server_id = f"srv-{layout.replace('.', '-')}"
+    vm = vm_pool.boot({"id": server_id, "user_data": f"#cloud-config\nssh_authorized_keys:\n  - {keys.public_key}\n"})
+    address = random_loopback_address()
+    vm_pool.set_address(server_id, address)
+    ssh.wait_for_ssh(address, port=vm_pool.ssh_port, user=vm_pool.user, key=keys.private_key, timeout=30)
+
+    tree = PlaybookSource(build_tarball(layout, tmp_path)).resolve()
+    work = prepare_workdir(
+        server_id, tree, host=address, micado_user="tester", micado_password=PASSWORD,
+        ssh_user=vm_pool.user, ssh_port=vm_pool.ssh_port, ssh_key=keys.private_key,
+    )
+    events: list[tuple[str, str]] = []
+    log = run_playbook(work, progress=lambda *event: events.append(event), timeout=180)
+
+    tasks = [message for stage, message in events if stage == "ansible"]
+    assert "micado_master/start : (MiCADO) Start the TOSCA Submitter" in tasks
+    assert (vm.root / READY_FILE).is_file()
+    text = log.read_text()
+    assert PASSWORD not in text and CLOUD_SECRET not in text
+    assert "failed=0" in text
+
+    # The certificate, fetched the way the master model will, verifies the API on the VM address.
+    pem = ssh.fetch_file(address, CERT_FILE, tmp_path / "ssl.pem", port=vm_pool.ssh_port,
+                         user=vm_pool.user, key=keys.private_key)
+    cert = tmp_path / "cert.pem"
+    cert.write_bytes(split_pem(pem.read_bytes())[0])
+    url = f"https://{address}:{vm_pool.api_port}/toscasubmitter/v2.0/applications/"
+    answer = requests.get(url, auth=("tester", PASSWORD), verify=str(cert), timeout=10)
+    assert answer.status_code == 200
+    assert answer.json()["applications"] == []
+    refused = requests.get(url, auth=("tester", "wrong"), verify=str(cert), timeout=10)
+    assert refused.status_code == 401
+    # The password never sat on the VM's disk or a command line for long.
+    assert not (vm.root / "var/lib/micado/submitter.password").exists()
+
+    vm_pool.delete(server_id)
+    with pytest.raises(requests.ConnectionError):
+        requests.get(url, verify=str(cert), timeout=5)
