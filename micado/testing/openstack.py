@@ -16,7 +16,8 @@ Endpoints (one port): ``/identity/v3`` (Keystone), ``/compute/v2.1`` (Nova),
 ``/image`` (Glance, ``v2``) and ``/network`` (Neutron, ``v2.0``). Like the real
 services, compute, image and network accept a request only with a valid
 ``X-Auth-Token``, checked with the identity service: the emulator's own Keystone,
-or an external one (``keystone_url=``) whose catalog points at this emulator.
+or an external one (``keystone_url=``) whose catalog points at this emulator
+(register the URLs of :attr:`OpenStackEmulator.endpoints` as public endpoints).
 
 "Booting" a server waits ``boot_delay`` seconds and then calls ``on_boot`` with the
 server (including its decoded ``user_data``); associating a floating IP calls
@@ -324,11 +325,31 @@ class OpenStackEmulator:
             }
 
     @property
+    def endpoints(self) -> dict[str, str]:
+        """The public URL of each service, by catalog type (what a Keystone catalog lists)."""
+        return {
+            "identity": f"{self.url}/identity",
+            "compute": f"{self.url}/compute/v2.1",
+            "image": f"{self.url}/image",
+            "network": f"{self.url}/network",
+        }
+
+    @property
     def login(self) -> dict[str, str | None]:
         """How to log in: auth_url, region, project_id, user_domain_name, username,
-        password, application_credential_id and application_credential_secret."""
+        password, application_credential_id and application_credential_secret.
+
+        Behind an external Keystone only ``auth_url`` and ``region`` are known; the
+        other values are ``None`` (the accounts are that Keystone's).
+        """
+        if self.keystone_url is not None:
+            return {
+                "auth_url": self.keystone_url, "region": REGION, "project_id": None,
+                "user_domain_name": None, "username": None, "password": None,
+                "application_credential_id": None, "application_credential_secret": None,
+            }
         return {
-            "auth_url": self.keystone_url or f"{self.url}/identity/v3",
+            "auth_url": f"{self.url}/identity/v3",
             "region": REGION,
             "project_id": self.project_id,
             "user_domain_name": self.user_domain_name,
@@ -570,7 +591,8 @@ def main(argv: list[str] | None = None) -> int:
             temporary.write_text(json.dumps(ready, indent=2))
             os.chmod(temporary, 0o600)  # it holds the emulated cloud's password
             temporary.replace(args.ready_file)
-        stopped.wait()
+        while not stopped.wait(0.5):  # a timed wait keeps the main thread responsive to signals
+            pass
     finally:
         emulator.stop()
     return 0

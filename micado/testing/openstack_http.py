@@ -211,12 +211,10 @@ class _App:
         return _json({"version": self._keystone_version_doc()})
 
     def _catalog(self) -> list[dict]:
-        base = self.cloud.url
+        names = {"identity": "keystone", "compute": "nova", "image": "glance", "network": "neutron"}
         entries = []
-        for kind, name, url in (("identity", "keystone", f"{base}/identity"),
-                                ("compute", "nova", f"{base}/compute/v2.1"),
-                                ("image", "glance", f"{base}/image"),
-                                ("network", "neutron", f"{base}/network")):
+        for kind, url in self.cloud.endpoints.items():
+            name = names[kind]
             entries.append({"type": kind, "name": name, "id": secrets.token_hex(16), "endpoints": [
                 {"id": secrets.token_hex(16), "interface": "public", "region": REGION, "region_id": REGION,
                  "url": url}]})
