@@ -211,7 +211,7 @@ class MasterStore:
         except (OSError, UnicodeDecodeError) as exc:
             raise StoreError(f"cannot read the master store {self.path}: {_reason(exc)}") from None
         try:
-            return _store_format.parse(text, self._key)
+            records, legacy = _store_format.parse(text, self._key)
         except _store_format.KeyProblem as exc:
             source = f"the key file {self.key_path}"
             if os.environ.get(ENV_KEY):
@@ -227,6 +227,12 @@ class MasterStore:
                 "micado-client will not write to it: fix it, or move it away (e.g. "
                 f"mv {self.path} {self.path}.damaged) to start an empty store"
             ) from None
+        if legacy and records:
+            logger.warning(
+                "%s was written by micado-client 0.9 and holds MiCADO passwords in plaintext; "
+                "the next change to the store rewrites it with the passwords encrypted", self.path,
+            )
+        return records, legacy
 
     def _key(self, create: bool = False) -> bytes | None:
         """Return the store key (environment first, then the key file); create the file if asked."""
@@ -235,6 +241,9 @@ class MasterStore:
             return _crypto.decode_key(value, f"the environment variable {ENV_KEY}")
         try:
             text = self.key_path.read_text(encoding="ascii")
+            if self.key_path.stat().st_mode & 0o077:
+                logger.warning("the store key %s can be read by others; run: chmod 600 %s",
+                               self.key_path, self.key_path)
             return _crypto.decode_key(text, f"the key file {self.key_path}")
         except FileNotFoundError:
             if not create:
