@@ -171,6 +171,15 @@ def test_unknown_paths_and_methods_get_the_framework_html(api: Api, submitter: S
     assert api.call("DELETE", api.base).status_code == 405
 
 
+def test_head_and_options_create_nothing(api: Api, submitter: SubmitterEmulator) -> None:
+    head = api.call("HEAD", api.base)
+    assert head.status_code == 200 and head.content == b""
+    options = api.call("OPTIONS", api.url("app"))
+    assert options.status_code == 200
+    assert set(options.headers["Allow"].split(", ")) == {"DELETE", "GET", "HEAD", "OPTIONS", "POST", "PUT"}
+    assert submitter.applications == {}
+
+
 def test_prefix_is_configurable() -> None:
     with SubmitterEmulator(prefix="", password="p") as bare:
         assert bare.endpoint == f"https://127.0.0.1:{bare.port}/"
@@ -667,7 +676,7 @@ def test_stop_closes_keep_alive_connections_and_frees_the_port(tmp_path: Path) -
 def test_existing_pem_and_cert_out(tmp_path: Path) -> None:
     cert_pem, key_pem = make_self_signed(["127.0.0.1"])
     pem = tmp_path / "ssl.pem"
-    pem.write_bytes(cert_pem + key_pem)
+    pem.write_bytes(key_pem + cert_pem)  # either order works
     with SubmitterEmulator(password="p", tls_pem=pem, cert_out=tmp_path / "new" / "cert.pem") as emulator:
         assert emulator.cert_path == tmp_path / "new" / "cert.pem"
         assert emulator.cert_path.read_bytes() == cert_pem

@@ -167,17 +167,17 @@ class SubmitterEmulator(SubmitterApp):
         context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
         self._tmpdir = tempfile.mkdtemp(prefix="micado-submitter-")  # mode 0700
         if self._tls_pem is not None:
-            cert_pem, _ = split_pem(self._tls_pem.read_bytes())
-            context.load_cert_chain(self._tls_pem)
+            # Split and rejoin: the key may come before the certificate in the file.
+            cert_pem, key_pem = split_pem(self._tls_pem.read_bytes())
         else:
             hosts = [self.host] + (["localhost"] if self.host != "localhost" else [])
             cert_pem, key_pem = make_self_signed(hosts)
-            # ssl loads keys from files only: a 0600 file in a 0700 dir, removed at once.
-            combined = write_private_file(Path(self._tmpdir) / "server.pem", cert_pem + key_pem)
-            try:
-                context.load_cert_chain(combined)
-            finally:
-                combined.unlink()
+        # ssl loads keys from files only: a 0600 file in a 0700 dir, removed at once.
+        combined = write_private_file(Path(self._tmpdir) / "server.pem", cert_pem + key_pem)
+        try:
+            context.load_cert_chain(combined)
+        finally:
+            combined.unlink()
         cert_path = self._cert_out or Path(self._tmpdir) / "cert.pem"
         cert_path.parent.mkdir(parents=True, exist_ok=True)
         cert_path.write_bytes(cert_pem)

@@ -257,8 +257,9 @@ class SubmitterApp:
         base = f"{self.prefix}/v2.0/applications/"
         self._url_map = Map(
             [
-                Rule(base, endpoint="collection", methods=["GET", "POST"]),
-                Rule(base + "<app_id>/", endpoint="item", methods=["GET", "POST", "PUT", "DELETE"]),
+                # Flask adds OPTIONS to every rule (and werkzeug adds HEAD to GET).
+                Rule(base, endpoint="collection", methods=["GET", "POST", "OPTIONS"]),
+                Rule(base + "<app_id>/", endpoint="item", methods=["GET", "POST", "PUT", "DELETE", "OPTIONS"]),
             ],
             strict_slashes=True,
         )
@@ -354,6 +355,9 @@ class SubmitterApp:
         except HTTPException as error:
             # Routing failures never reach the server's JSON error handlers.
             return error.get_response(request.environ)  # type: ignore[return-value]
+        if request.method == "OPTIONS":
+            # Flask's automatic answer: no body, the allowed methods in a header.
+            return Response(status=200, headers={"Allow": ", ".join(sorted(adapter.allowed_methods()))})
         try:
             return _json_response(self._dispatch(request, endpoint, args.get("app_id")), 200)
         except HTTPException as error:
@@ -364,7 +368,7 @@ class SubmitterApp:
 
     def _dispatch(self, request: Request, endpoint: str, app_id: str | None) -> dict[str, Any]:
         method = request.method
-        if method == "GET":
+        if method in ("GET", "HEAD"):  # werkzeug drops the body of a HEAD answer
             return self._get(app_id)
         if method == "DELETE":
             assert app_id is not None  # the routing map allows DELETE on items only
