@@ -128,11 +128,13 @@ class OpenStackLauncher(Launcher):
         return "password" if self.project_id is not None else "application-credential"
 
     def _describe_login(self) -> str:
+        """Who logs in, for messages (never the password or secret)."""
+        from micado.config.credentials import PasswordAuth
+
         creds = self.credentials
-        if self.project_id is not None:
-            return (f"user '{creds.username}' in domain '{self.user_domain_name}', "  # type: ignore[union-attr]
-                    f"project '{self.project_id}'")
-        return f"application credential '{creds.application_credential_id}'"  # type: ignore[union-attr]
+        if isinstance(creds, PasswordAuth):
+            return f"user '{creds.username}' in domain '{self.user_domain_name}', project '{self.project_id}'"
+        return f"application credential '{creds.application_credential_id}'"
 
     def _connect(self) -> tuple[Any, Any]:
         """Return ``(openstacksdk connection, novaclient client)``, logging in on first use."""
@@ -143,18 +145,19 @@ class OpenStackLauncher(Launcher):
             from openstack import connection
 
             from micado import __version__
+            from micado.config.credentials import PasswordAuth
 
             creds = self.credentials
-            if self.project_id is not None:
+            if isinstance(creds, PasswordAuth):
                 plugin: Any = v3.Password(
-                    auth_url=self.auth_url, username=creds.username, password=creds.password,  # type: ignore[union-attr]
+                    auth_url=self.auth_url, username=creds.username, password=creds.password,
                     user_domain_name=self.user_domain_name, project_id=self.project_id,
                 )
             else:
                 plugin = v3.ApplicationCredential(
                     auth_url=self.auth_url,
-                    application_credential_id=creds.application_credential_id,  # type: ignore[union-attr]
-                    application_credential_secret=creds.application_credential_secret,  # type: ignore[union-attr]
+                    application_credential_id=creds.application_credential_id,
+                    application_credential_secret=creds.application_credential_secret,
                 )
             session = ks_session.Session(
                 auth=plugin, verify=self.verify, timeout=self.request_timeout,
@@ -447,7 +450,8 @@ class OpenStackLauncher(Launcher):
             except sdk_exc.NotFoundException:
                 removal.warnings.append(f"floating IP {fip_id} was already gone")
                 return
-        ours = {p.id for p in self._call("list the server's ports", lambda: list(sdk.network.ports(device_id=server_id)))}
+        ports = self._call("list the server's ports", lambda: list(sdk.network.ports(device_id=server_id)))
+        ours = {port.id for port in ports}
         if ip.port_id and ip.port_id not in ours:
             removal.warnings.append(f"floating IP {ip.floating_ip_address} now belongs to another port; left alone")
             return
@@ -477,7 +481,8 @@ class OpenStackLauncher(Launcher):
                 nova.servers.delete(server_id)
             except nova_exc.NotFound:
                 return False
-        wait_until(lambda: True if self.state(server_id) is None else None,
+        # A cloud that soft-deletes keeps the server as SOFT_DELETED: gone for us.
+        wait_until(lambda: True if self.state(server_id) in (None, "DELETED", "SOFT_DELETED") else None,
                    what=f"server {server_id} to be deleted", timeout=timeout, stage="delete",
                    progress=report or as_callback(None))
         return True
