@@ -445,7 +445,7 @@ def _processes_mentioning(text: str) -> list[int]:
 
 @pytest.mark.parametrize("layout", ["0.9", "0.12"])
 def test_the_play_deploys_the_submitter_on_the_vm(
-    micado_dir: Path, tmp_path: Path, vm_pool, layout: str
+    micado_dir: Path, tmp_path: Path, vm_pool, micado_playbooks, layout: str
 ) -> None:
     from micado.installer import ssh
     from micado.testing.tls import split_pem
@@ -458,7 +458,8 @@ def test_the_play_deploys_the_submitter_on_the_vm(
     vm_pool.set_address(server_id, address)
     ssh.wait_for_ssh(address, port=vm_pool.ssh_port, user=vm_pool.user, key=keys.private_key, timeout=30)
 
-    tree = PlaybookSource(build_tarball(layout, tmp_path)).resolve()
+    tree = PlaybookSource(micado_playbooks[layout]).resolve()
+    assert tree.layout.name == layout
     work = prepare_workdir(
         server_id, tree, host=address, micado_user="tester", micado_password=PASSWORD,
         ssh_user=vm_pool.user, ssh_port=vm_pool.ssh_port, ssh_key=keys.private_key,

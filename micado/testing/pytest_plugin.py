@@ -64,3 +64,20 @@ def vm_pool(tmp_path_factory: pytest.TempPathFactory):
 
     with VMPool(tmp_path_factory.mktemp("vms"), ssh_port=free_port(), api_port=free_port()) as pool:
         yield pool
+
+
+# --- playbook fixtures ---------------------------------------------------------------
+
+
+@pytest.fixture(scope="session")
+def micado_playbooks(tmp_path_factory: pytest.TempPathFactory) -> dict[str, object]:
+    """ansible-micado-like release tarballs of the emulator playbooks, built once per session.
+
+    A mapping ``{"0.9": Path, "0.12": Path}``: pass one as ``playbook=`` to
+    ``client.master.create()`` or :class:`micado.installer.ansible.PlaybookSource`.
+    See :mod:`micado.testing.playbook` for what the play does on a local VM.
+    """
+    from micado.testing.playbook import LAYOUTS, build_tarball
+
+    folder = tmp_path_factory.mktemp("playbooks")
+    return {layout: build_tarball(layout, folder) for layout in LAYOUTS}
