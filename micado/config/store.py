@@ -197,7 +197,7 @@ class MasterStore:
             self._remove_stale_temp_files()
             records, legacy = self._read()
             change(records)
-            key = self._key(create=True)
+            key = self._key() or self._create_key_file()
             if legacy:
                 logger.info("rewriting %s (written by micado-client 0.9) in the new form", self.path)
             self._write(_store_format.dump(records, key))
@@ -234,8 +234,8 @@ class MasterStore:
             )
         return records, legacy
 
-    def _key(self, create: bool = False) -> bytes | None:
-        """Return the store key (environment first, then the key file); create the file if asked."""
+    def _key(self) -> bytes | None:
+        """Return the store key (the environment first, then the key file), or ``None`` if neither."""
         value = os.environ.get(ENV_KEY)
         if value:
             return _crypto.decode_key(value, f"the environment variable {ENV_KEY}")
@@ -246,11 +246,9 @@ class MasterStore:
                                self.key_path, self.key_path)
             return _crypto.decode_key(text, f"the key file {self.key_path}")
         except FileNotFoundError:
-            if not create:
-                return None
+            return None
         except (OSError, UnicodeDecodeError) as exc:
             raise StoreError(f"cannot read the key file {self.key_path}: {_reason(exc)}") from None
-        return self._create_key_file()
 
     def _create_key_file(self) -> bytes:
         # link() fails if the name exists, so the complete key appears at once or not at all.
@@ -279,9 +277,10 @@ class MasterStore:
         return key
 
     def _write(self, data: bytes) -> None:
-        fd, temp = tempfile.mkstemp(
-            prefix=f".{self.path.name}.", suffix=".tmp", dir=self.path.parent
-        )
+        try:
+            fd, temp = tempfile.mkstemp(prefix=f".{self.path.name}.", suffix=".tmp", dir=self.path.parent)
+        except OSError as exc:
+            raise StoreError(f"cannot write the master store {self.path}: {_reason(exc)}") from None
         try:
             with os.fdopen(fd, "wb") as file:
                 file.write(data)
