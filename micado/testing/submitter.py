@@ -255,20 +255,32 @@ class SubmitterEmulator(SubmitterApp):
 
     @property
     def port(self) -> int:
-        """The port it listens on (known once started)."""
+        """The port it listens on.
+
+        Raises:
+            RuntimeError: not started.
+        """
         return int(self._running().server_address[1])
 
     @property
     def endpoint(self) -> str:
-        """The API endpoint, e.g. ``https://127.0.0.1:PORT/toscasubmitter/``."""
+        """The API endpoint, e.g. ``https://127.0.0.1:PORT/toscasubmitter/``.
+
+        Raises:
+            RuntimeError: not started.
+        """
         host = f"[{self.host}]" if ":" in self.host else self.host
         return f"https://{host}:{self.port}{self.prefix}/"
 
     @property
     def cert_path(self) -> Path:
-        """A PEM file with the server certificate only (use it as ``verify=``)."""
-        self._running()
-        assert self._cert_path is not None
+        """A PEM file with the server certificate only (use it as ``verify=``).
+
+        Raises:
+            RuntimeError: not started (a ``cert_out`` file stays readable after stop).
+        """
+        if self._cert_path is None:
+            raise RuntimeError("the submitter emulator is not started: call start() first")
         return self._cert_path
 
 
