@@ -25,7 +25,8 @@ def tree_snapshot(folder: Path) -> dict[str, tuple[int, str]] | None:
     result = {}
     for path in sorted(folder.rglob("*")):
         data = path.read_bytes() if path.is_file() else b""
-        result[str(path.relative_to(folder))] = (path.stat().st_mode, hashlib.sha256(data).hexdigest())
+        digest = hashlib.sha256(data).hexdigest()
+        result[str(path.relative_to(folder))] = (path.stat().st_mode, digest)
     return result
 
 
@@ -115,7 +116,8 @@ def test_ssh_options_isolate_ssh_from_the_user_config(client_env: Path, tmp_path
     assert settings["BatchMode"] == "yes"
     assert settings["Port"] == "2222"
     assert "ConnectTimeout" in settings and "ServerAliveInterval" in settings
-    loose = dict(value.split("=", 1) for value in ssh.ssh_options(port=22, key=key, strict=False)[3::2])
+    loose_options = ssh.ssh_options(port=22, key=key, strict=False)
+    loose = dict(value.split("=", 1) for value in loose_options[3::2])
     assert loose["StrictHostKeyChecking"] == "accept-new"
     for port in (0, 70000, "22", True):
         with pytest.raises(InvalidArgument, match="port"):
@@ -133,7 +135,9 @@ def test_wait_for_ssh_records_the_host_key_then_run_works(
     paths.ensure_dir(known_hosts.parent)
     stale = subprocess.run(["ssh-keygen", "-y", "-f", str(keypair.private_key)],
                            capture_output=True, text=True, timeout=30, check=True).stdout.split()
-    known_hosts.write_text(f"[{vm.address}]:{vm.port} {stale[0]} {stale[1]}\nother.example ssh-ed25519 AAAAC3\n")
+    known_hosts.write_text(
+        f"[{vm.address}]:{vm.port} {stale[0]} {stale[1]}\nother.example ssh-ed25519 AAAAC3\n"
+    )
     events: list[tuple[str, str]] = []
     started = time.monotonic()
     ssh.wait_for_ssh(vm.address, progress=lambda *event: events.append(event), timeout=20,
@@ -142,7 +146,8 @@ def test_wait_for_ssh_records_the_host_key_then_run_works(
     host_key = (vm.host_key.parent / (vm.host_key.name + ".pub")).read_text().split()
     lines = known_hosts.read_text().splitlines()
     assert lines[0] == "other.example ssh-ed25519 AAAAC3"
-    assert [line.split()[:3] for line in lines[1:]] == [[f"[{vm.address}]:{vm.port}", *host_key[:2]]]
+    expected = [f"[{vm.address}]:{vm.port}", *host_key[:2]]
+    assert [line.split()[:3] for line in lines[1:]] == [expected]
     assert {stage for stage, _ in events} == {"ssh"}
     # Sessions start in the VM root, with the VM's variables.
     output = ssh.run(vm.address, 'pwd; echo "$MICADO_VM_ID $MICADO_VM_API_PORT"',
@@ -201,7 +206,8 @@ def test_login_refused_times_out_naming_ssh_error(
     other = tmp_path / "other_key"
     subprocess.run(["ssh-keygen", "-q", "-t", "ecdsa", "-N", "", "-f", str(other)],
                    check=True, timeout=30, stdin=subprocess.DEVNULL)
-    vm_pool.boot({"id": "vm-other", "user_data": cloud_config((tmp_path / "other_key.pub").read_text())})
+    other_public = (tmp_path / "other_key.pub").read_text()
+    vm_pool.boot({"id": "vm-other", "user_data": cloud_config(other_public)})
     vm_pool.set_address("vm-other", random_loopback_address())
     vm = vm_pool.vm("vm-other")
     started = time.monotonic()
@@ -210,14 +216,17 @@ def test_login_refused_times_out_naming_ssh_error(
     assert time.monotonic() - started < 4.5
     assert f"{vm.address}:{vm.port}" in str(caught.value)
     # The key of a host we never logged in to is not trusted.
-    assert not paths.known_hosts_file().exists() or vm.address not in paths.known_hosts_file().read_text()
+    known_hosts = paths.known_hosts_file()
+    assert not known_hosts.exists() or vm.address not in known_hosts.read_text()
     assert not list(paths.ssh_dir().glob(".known_hosts.*"))
 
 
 # --- fetch_file ---------------------------------------------------------------------------
 
 
-def test_fetch_file_absolute_relative_and_missing(vm: LocalVM, keypair: ssh.KeyPair, tmp_path: Path) -> None:
+def test_fetch_file_absolute_relative_and_missing(
+    vm: LocalVM, keypair: ssh.KeyPair, tmp_path: Path
+) -> None:
     ssh.wait_for_ssh(vm.address, timeout=20, **connect(vm, keypair))
     certificate = vm.root / "var/lib/micado/zorp/config/ssl.pem"
     certificate.parent.mkdir(parents=True)

@@ -18,8 +18,15 @@ from micado.config import paths
 from micado.exceptions import InvalidArgument, LaunchError, NotFound
 from micado.installer import ssh
 from micado.progress import wait_until
-from micado.testing.vm import LocalVM, VMPool, authorized_keys_from_user_data, random_loopback_address
+from micado.testing.vm import (
+    LocalVM,
+    VMPool,
+    authorized_keys_from_user_data,
+    random_loopback_address,
+)
 
+#: The folder of this interpreter's scripts (ansible, ansible-playbook).
+BIN = Path(sys.executable).parent
 KEY_A = "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIA== a@example"
 KEY_B = "ecdsa-sha2-nistp256 AAAAE2VjZHNhLXNoYTItbmlzdHAyNTY= b@example"
 
@@ -36,7 +43,10 @@ def keypair(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> ssh.KeyPair:
 @pytest.fixture
 def vm(vm_pool: VMPool, keypair: ssh.KeyPair) -> LocalVM:
     """A running VM whose host key is recorded, ready for strict SSH."""
-    user_data = f"#cloud-config\nusers:\n  - name: micado\n    ssh_authorized_keys: ['{keypair.public_key}']\n"
+    user_data = (
+        "#cloud-config\nusers:\n  - name: micado\n"
+        f"    ssh_authorized_keys: ['{keypair.public_key}']\n"
+    )
     vm_pool.boot({"id": "vm-1", "user_data": user_data})
     vm_pool.set_address("vm-1", random_loopback_address())
     vm = vm_pool.vm("vm-1")
@@ -45,7 +55,9 @@ def vm(vm_pool: VMPool, keypair: ssh.KeyPair) -> LocalVM:
 
 
 def on(vm: LocalVM, keypair: ssh.KeyPair, command: str, **kwargs) -> str:
-    return ssh.run(vm.address, command, port=vm.port, user=vm.user, key=keypair.private_key, **kwargs)
+    return ssh.run(
+        vm.address, command, port=vm.port, user=vm.user, key=keypair.private_key, **kwargs
+    )
 
 
 def listening(address: str, port: int) -> bool:
@@ -105,7 +117,9 @@ def test_boot_authorises_the_cloud_config_keys(vm_pool: VMPool) -> None:
         (None, "no user data"),
     ],
 )
-def test_boot_refuses_unusable_user_data(vm_pool: VMPool, user_data: str | None, message: str) -> None:
+def test_boot_refuses_unusable_user_data(
+    vm_pool: VMPool, user_data: str | None, message: str
+) -> None:
     with pytest.raises(LaunchError, match=message):
         vm_pool.boot({"id": "bad", "user_data": user_data})
     assert not (vm_pool.base_dir / "bad").exists()
@@ -133,7 +147,9 @@ def test_addresses_are_checked(vm_pool: VMPool) -> None:
 # --- address: sshd up and down ------------------------------------------------------------
 
 
-def test_address_changes_start_move_and_stop_sshd(vm_pool: VMPool, vm: LocalVM, keypair: ssh.KeyPair) -> None:
+def test_address_changes_start_move_and_stop_sshd(
+    vm_pool: VMPool, vm: LocalVM, keypair: ssh.KeyPair
+) -> None:
     assert vm.pid is not None and listening(vm.address, vm.port)
     moved_to = random_loopback_address()
     vm_pool.set_address(vm.server_id, moved_to)
@@ -176,7 +192,9 @@ def test_sessions_start_in_the_root_with_the_vm_variables(
     assert on(vm, keypair, '"$MICADO_VM_PYTHON" -c "import micado.testing.vm; print(42)"') == "42\n"
 
 
-def test_sftp_and_scp_transfers_land_in_the_root(vm: LocalVM, keypair: ssh.KeyPair, tmp_path: Path) -> None:
+def test_sftp_and_scp_transfers_land_in_the_root(
+    vm: LocalVM, keypair: ssh.KeyPair, tmp_path: Path
+) -> None:
     options = ssh.ssh_options(port=vm.port, key=keypair.private_key)
     source = tmp_path / "payload.txt"
     source.write_text("payload\n")
@@ -202,7 +220,9 @@ def test_ansible_playbook_runs_through_the_vm_with_our_ssh_options(
         "ansible_port": vm.port,
         "ansible_user": vm.user,
         "ansible_python_interpreter": sys.executable,
-        "ansible_ssh_common_args": shlex.join(ssh.ssh_options(port=vm.port, key=keypair.private_key)),
+        "ansible_ssh_common_args": shlex.join(
+            ssh.ssh_options(port=vm.port, key=keypair.private_key)
+        ),
     }}}}))
     playbook = tmp_path / "play.yml"
     playbook.write_text(textwrap.dedent("""\
@@ -217,10 +237,10 @@ def test_ansible_playbook_runs_through_the_vm_with_our_ssh_options(
               args:
                 chdir: "{{ lookup('ansible.builtin.env', 'VM_ROOT') }}"
         """))
-    env = {**os.environ, "VM_ROOT": str(vm.root), "ANSIBLE_NOCOLOR": "1", "ANSIBLE_RETRY_FILES_ENABLED": "0"}
+    env = {**os.environ, "VM_ROOT": str(vm.root), "ANSIBLE_NOCOLOR": "1"}
     (vm.root / "var/lib/micado").mkdir(parents=True)
     proc = subprocess.run(
-        [str(Path(sys.executable).parent / "ansible-playbook"), "-i", str(inventory), str(playbook)],
+        [str(BIN / "ansible-playbook"), "-i", str(inventory), str(playbook)],
         cwd=tmp_path, env=env, capture_output=True, text=True, timeout=120,
     )
     assert proc.returncode == 0, proc.stdout + proc.stderr
@@ -236,13 +256,15 @@ def test_ansible_refuses_a_vm_whose_host_key_changed(
     vm_pool.regenerate_host_key(vm.server_id)
     options = shlex.join(ssh.ssh_options(port=vm.port, key=keypair.private_key))
     proc = subprocess.run(
-        [str(Path(sys.executable).parent / "ansible"), "all", "-i", f"{vm.address},", "-m", "ping",
+        [str(BIN / "ansible"), "all", "-i", f"{vm.address},", "-m", "ping",
          "-u", vm.user, "-e", f"ansible_port={vm.port} ansible_python_interpreter={sys.executable}",
          "--ssh-common-args", options],
-        cwd=tmp_path, env={**os.environ, "ANSIBLE_NOCOLOR": "1"}, capture_output=True, text=True, timeout=120,
+        cwd=tmp_path, env={**os.environ, "ANSIBLE_NOCOLOR": "1"},
+        capture_output=True, text=True, timeout=120,
     )
     assert proc.returncode != 0
-    assert "UNREACHABLE" in proc.stdout and "Host key verification failed" in proc.stdout + proc.stderr
+    assert "UNREACHABLE" in proc.stdout
+    assert "Host key verification failed" in proc.stdout + proc.stderr
 
 
 # --- delete -------------------------------------------------------------------------------
@@ -256,8 +278,8 @@ def test_delete_stops_sshd_and_every_process_started_through_it(
     wait_until(lambda: Path(f"/proc/{pid}/cmdline").read_bytes() == b"sleep\x001000\x00" or None,
                what="the background sleep", timeout=5)
     # A daemon that ignores SIGTERM is killed after the grace period.
-    stubborn = int(on(vm, keypair,
-                      "setsid sh -c 'trap \"\" TERM; while :; do sleep 1; done' >/dev/null 2>&1 </dev/null & echo $!"))
+    loop = "setsid sh -c 'trap \"\" TERM; while :; do sleep 1; done'"
+    stubborn = int(on(vm, keypair, f"{loop} >/dev/null 2>&1 </dev/null & echo $!"))
     assert alive(stubborn)
     vm_pool.delete(vm.server_id)
     wait_until(lambda: True if not alive(pid) and not alive(stubborn) else None,

@@ -302,7 +302,9 @@ def _execute(
         ) from exc
 
 
-def _ssh_failure(proc: subprocess.CompletedProcess[bytes], host: str, port: int, command: str) -> InstallError:
+def _ssh_failure(
+    proc: subprocess.CompletedProcess[bytes], host: str, port: int, command: str
+) -> InstallError:
     stderr = _tail(proc.stderr)
     where = _where(host, port)
     if proc.returncode == 255 and any(marker in stderr for marker in _HOST_KEY_FAILURES):
@@ -497,7 +499,9 @@ def wait_for_ssh(
 
     progress("ssh", f"waiting for the SSH port {where}")
     try:
-        wait_until(port_open, what=f"TCP port {where}", timeout=timeout, stage="ssh", progress=progress)
+        wait_until(
+            port_open, what=f"TCP port {where}", timeout=timeout, stage="ssh", progress=progress
+        )
     except MicadoTimeout as exc:
         raise MicadoTimeout(
             f"the SSH port {where} did not accept connections within {timeout:g} s "
@@ -553,7 +557,9 @@ def _forget_locked(host: str, port: int) -> None:
     name = _known_hosts_name(host, port)
     argv = [_binary("ssh-keygen"), "-R", name, "-f", str(known_hosts)]
     try:
-        proc = subprocess.run(argv, stdin=subprocess.DEVNULL, capture_output=True, timeout=_KEYGEN_TIMEOUT)
+        proc = subprocess.run(
+            argv, stdin=subprocess.DEVNULL, capture_output=True, timeout=_KEYGEN_TIMEOUT
+        )
     except subprocess.TimeoutExpired as exc:
         raise MicadoTimeout(
             f"ssh-keygen -R {name} -f {known_hosts} did not finish within {_KEYGEN_TIMEOUT:g} s",

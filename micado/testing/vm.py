@@ -173,7 +173,9 @@ def authorized_keys_from_user_data(user_data: str) -> list[str]:
     keys: list[str] = []
     for key in found:
         if not isinstance(key, str) or not _KEY_TYPES.match(key.strip()):
-            raise LaunchError(f"not an SSH public key line in the cloud-config user data: {key!r:.80}")
+            raise LaunchError(
+                f"not an SSH public key line in the cloud-config user data: {key!r:.80}"
+            )
         if key.strip() not in keys:
             keys.append(key.strip())
     if not keys:
@@ -340,7 +342,9 @@ class VMPool:
         InvalidArgument: a port is out of range, or ``user`` cannot be served.
     """
 
-    def __init__(self, base_dir: Path, *, ssh_port: int, api_port: int, user: str | None = None) -> None:
+    def __init__(
+        self, base_dir: Path, *, ssh_port: int, api_port: int, user: str | None = None
+    ) -> None:
         for name, port in (("ssh_port", ssh_port), ("api_port", api_port)):
             if isinstance(port, bool) or not isinstance(port, int) or not 0 < port < 65536:
                 raise InvalidArgument(f"{name} must be a TCP port number (1-65535), not {port!r}")
@@ -376,7 +380,9 @@ class VMPool:
         """
         server_id = str(server.get("id") or "")
         if not _SERVER_ID.match(server_id):
-            raise InvalidArgument(f"a server id must be letters, digits, '.', '_' or '-', not {server_id!r}")
+            raise InvalidArgument(
+                f"a server id must be letters, digits, '.', '_' or '-', not {server_id!r}"
+            )
         keys = authorized_keys_from_user_data(_user_data_text(server))
         with self._lock:
             if server_id in self._vms:
@@ -388,9 +394,11 @@ class VMPool:
             if vm.root.exists():
                 raise LaunchError(f"the VM root {vm.root} already exists")
             try:
-                for folder in (vm.ssh_dir, vm.home, vm.log_file.parent, vm.root / "run", vm.root / "tmp"):
+                folders = (vm.ssh_dir, vm.home, vm.log_file.parent, vm.root / "run")
+                for folder in folders:
                     folder.mkdir(mode=0o755, parents=True, exist_ok=True)
-                (vm.root / "tmp").chmod(0o1777)
+                (vm.root / "tmp").mkdir(mode=0o1777)
+                (vm.root / "tmp").chmod(0o1777)  # mkdir applies the umask
                 self._generate_host_key(vm)
                 (vm.ssh_dir / "authorized_keys").write_text("\n".join(keys) + "\n")
             except BaseException:
@@ -528,9 +536,13 @@ class VMPool:
             "-C", f"micado-vm-{vm.server_id}", "-f", str(vm.host_key),
         ]
         try:
-            proc = subprocess.run(argv, stdin=subprocess.DEVNULL, capture_output=True, timeout=_COMMAND_TIMEOUT)
+            proc = subprocess.run(
+                argv, stdin=subprocess.DEVNULL, capture_output=True, timeout=_COMMAND_TIMEOUT
+            )
         except (OSError, subprocess.TimeoutExpired) as exc:
-            raise LaunchError(f"could not generate the host key of VM {vm.server_id}: {exc}") from exc
+            raise LaunchError(
+                f"could not generate the host key of VM {vm.server_id}: {exc}"
+            ) from exc
         if proc.returncode != 0:
             raise LaunchError(
                 f"ssh-keygen failed to make the host key of VM {vm.server_id}: "
@@ -547,7 +559,7 @@ class VMPool:
             "MICADO_VM_API_PORT": str(self.api_port),
             "HOME": str(vm.home),
         }
-        lines = ["#!/bin/sh", "# Every SSH session of this local VM starts here (micado.testing.vm)."]
+        lines = ["#!/bin/sh", "# Every SSH session of this VM starts here (micado.testing.vm)"]
         lines += [f"export {name}={shlex.quote(value)}" for name, value in exports.items()]
         lines += [
             'cd "$MICADO_VM_ROOT" || exit 1',
@@ -588,7 +600,10 @@ Subsystem sftp {_sftp_server()}
 
     def _start_sshd(self, vm: LocalVM, address: str) -> None:
         if not os.access(SSHD, os.X_OK):
-            raise LaunchError(f"{SSHD} was not found: install openssh-server (Debian: apt-get install openssh-server)")
+            raise LaunchError(
+                f"{SSHD} was not found: install openssh-server "
+                "(Debian: apt-get install openssh-server)"
+            )
         if os.geteuid() == 0 and not _PRIVSEP_DIR.is_dir():
             _PRIVSEP_DIR.mkdir(mode=0o755, parents=True, exist_ok=True)
         self._check_free(address, vm.port)
@@ -622,7 +637,9 @@ Subsystem sftp {_sftp_server()}
             raise
         self._sshd[vm.server_id] = process
         vm.address, vm.pid = address, process.pid
-        logger.info("VM %s: sshd (pid %d) listening on %s:%d", vm.server_id, process.pid, address, vm.port)
+        logger.info(
+            "VM %s: sshd (pid %d) listening on %s:%d", vm.server_id, process.pid, address, vm.port
+        )
 
     def _stop_sshd(self, vm: LocalVM) -> None:
         process = self._sshd.pop(vm.server_id, None)
