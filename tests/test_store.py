@@ -456,7 +456,8 @@ def key_only_store(micado_dir: Path) -> str:
         ('{"micado_client_store": 2, "masters": [{"id": "x"}]}', "'key_id' .* is missing"),
         ('{"micado_client_store": 2, "key_id": "@", "masters": [{"id": "x", "colour": "red"}]}', "unknown field"),
         ('{"micado_client_store": 2, "key_id": "@", "masters": [{"id": "x"}]}', r"masters\[0\].ip is missing"),
-        ('{"micado_client_store": 2, "key_id": "@", "masters": [{"id": "x", "micado_password": "plain"}]}',
+        ('{"micado_client_store": 2, "key_id": "@", "masters": [{"id": "x", "ip": "i", "endpoint": "e", '
+         '"api_version": "v2.0", "micado_user": "u", "micado_password": "plain", "launcher": "openstack"}]}',
          r"masters\[0\].micado_password is not an encrypted value"),
         ("masters:\n- a: {ip: 1.2.3.4, endpoint: e, micado_user: u, micado_password: p}\n"
          "- a: {ip: 1.2.3.4, endpoint: e, micado_user: u, micado_password: p}\n", "appears twice"),

@@ -106,17 +106,18 @@ def _parse_current(
         where = f"masters[{index}]"
         if not isinstance(entry, dict):
             raise Damaged(f"{where} must be a mapping")
-        unknown = sorted(set(entry) - set(FIELDS))
+        unknown = sorted(str(name) for name in set(entry) - set(FIELDS))
         if unknown:
-            raise Damaged(f"{where} has unknown field(s) {', '.join(map(str, unknown))}")
-        values = dict(entry)
+            raise Damaged(f"{where} has unknown field(s) {', '.join(unknown)}")
+        record = _record(dict(entry), where)  # the fields' types first: the id is part of the AAD
         for name in _SECRET_FIELDS:
-            if name in values and key is not None:
+            if key is not None:
                 try:
-                    values[name] = _crypto.decrypt(key, values[name], _aad(values.get("id"), name))
+                    plaintext = _crypto.decrypt(key, getattr(record, name), _aad(record.id, name))
                 except _crypto.CiphertextError as exc:
                     raise Damaged(f"{where}.{name} {exc}") from None
-        records.append(_record(values, where))
+                setattr(record, name, plaintext)
+        records.append(record)
     _check_unique(records)
     return records
 
@@ -152,7 +153,7 @@ def _record(values: dict[str, Any], where: str) -> MasterRecord:
             problem = "is missing" if values.get(name) is None else "must be text"
             raise Damaged(f"{where}.{name} {problem}")
     for name in OPTIONAL_TEXT:
-        if not isinstance(values.get(name), (str, type(None))):
+        if not isinstance(values.setdefault(name, None), (str, type(None))):
             raise Damaged(f"{where}.{name} must be text or null")
     if not isinstance(values.setdefault("extra", {}), dict):
         raise Damaged(f"{where}.extra must be a mapping")
