@@ -713,7 +713,7 @@ def _start_cli(tmp_path: Path, *args: str, password: str | None = "from-env") ->
         return process, wait_until(check, what="the submitter emulator's ready file", timeout=20)
     except BaseException:
         process.kill()
-        process.wait()
+        process.communicate()
         raise
 
 
@@ -732,11 +732,12 @@ def test_cli_serves_until_sigterm(tmp_path: Path) -> None:
         )
         assert response.json() == {"applications": [], "message": "MiCADO Applications"}
         process.send_signal(signal.SIGTERM)
-        assert process.wait(timeout=TIMEOUT) == 0
+        process.communicate(timeout=TIMEOUT)
+        assert process.returncode == 0
     finally:
         if process.poll() is None:
             process.kill()
-            process.wait()
+            process.communicate()
 
 
 def test_cli_password_option_tls_pem_and_sigint(tmp_path: Path) -> None:
@@ -753,11 +754,12 @@ def test_cli_password_option_tls_pem_and_sigint(tmp_path: Path) -> None:
         )
         assert response.status_code == 200
         process.send_signal(signal.SIGINT)
-        assert process.wait(timeout=TIMEOUT) == 0
+        process.communicate(timeout=TIMEOUT)
+        assert process.returncode == 0
     finally:
         if process.poll() is None:
             process.kill()
-            process.wait()
+            process.communicate()
 
 
 def test_cli_rejects_bad_adaptors_json(tmp_path: Path) -> None:

@@ -329,8 +329,11 @@ class SubmitterApp:
         # The real server's request bodies are ADTs; refuse what no ADT needs.
         request.max_content_length = MAX_ADT_BYTES + 1024 * 1024
         self._requests.append((request.method, _raw_path(environ)))
-        response = self._respond(request)
-        return response(environ, start_response)
+        try:
+            response = self._respond(request)
+            return response(environ, start_response)
+        finally:
+            request.close()  # uploaded files are spooled to temporary files
 
     def _authorized(self, request: Request) -> bool:
         auth = request.authorization
