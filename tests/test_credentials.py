@@ -141,6 +141,11 @@ def test_missing_file_gives_a_template_and_creates_nothing(micado_dir: Path) -> 
     assert not micado_dir.exists()
 
 
+def test_unreadable_file(micado_dir: Path) -> None:
+    paths.credentials_file().mkdir(parents=True)  # a folder where the file should be
+    fails(paths.credentials_file(), None, "cannot read the cloud credentials file", "Is a directory")
+
+
 def test_not_yaml_names_the_line_and_hides_the_secret(micado_dir: Path) -> None:
     file = write(micado_dir, nova(f"username: alice\npassword: {SECRET}: [oops\n"))
     fails(file, None, "not valid YAML", "line 5")

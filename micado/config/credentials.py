@@ -168,7 +168,7 @@ def load_credentials(kind: str = "nova", path: Path | str | None = None) -> Clou
             methods, no method, an empty value or a value that is not text.
             ``.path`` and ``.key`` say where.
     """
-    file = Path(path) if path is not None else paths.credentials_file()
+    file = Path(path).expanduser() if path is not None else paths.credentials_file()
     _check_kind(kind, file)
     document = _read_yaml(file, kind)
     auth_data, where = _find_entry(document, file, kind)
