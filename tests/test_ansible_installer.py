@@ -178,6 +178,9 @@ def test_a_release_is_fetched_by_version_and_cached_per_version(
     assert tree.root.parent == paths.playbook_cache_dir() / "v0.9.1-rev1"
     PlaybookSource(micado_version="v0.9.1-rev1").resolve()
     assert http_files.hits == ["/archive/refs/tags/v0.9.1-rev1.tar.gz"]
+    with pytest.raises(InstallError) as caught:
+        PlaybookSource(micado_version="v9.9.9").resolve()
+    assert "404" in str(caught.value) and "'v9.9.9'" in str(caught.value) and "release tag" in str(caught.value)
 
 
 @pytest.mark.parametrize(
@@ -421,9 +424,45 @@ def test_a_play_past_its_deadline_is_killed(micado_dir: Path, tmp_path: Path) ->
     work = prepare_workdir("srv-slow", detect_layout(tree), host="127.0.0.5", micado_user="admin",
                            micado_password=PASSWORD, ssh_key=tmp_path / "k")
     with pytest.raises(MicadoTimeout) as caught:
-        run_playbook(work, timeout=4)
+        run_playbook(work, timeout=2)
     assert "Take a long time" in str(caught.value)
     assert str(paths.log_file("srv-slow")) in str(caught.value)
+    assert _processes_mentioning(str(work.inventory)) == []
+
+
+def test_ignored_failures_are_not_blamed(micado_dir: Path, tmp_path: Path) -> None:
+    tree = _custom_play(tmp_path, """\
+    - name: Allowed to fail
+      ansible.builtin.fail:
+        msg: never mind
+      ignore_errors: true
+    - name: Really fails
+      ansible.builtin.fail:
+        msg: this one counts
+""")
+    work = prepare_workdir("srv-ign", detect_layout(tree), host="127.0.0.6", micado_user="admin",
+                           micado_password=PASSWORD, ssh_key=tmp_path / "k")
+    with pytest.raises(InstallError) as caught:
+        run_playbook(work, timeout=120)
+    assert caught.value.task == "Really fails"
+    assert "this one counts" in str(caught.value)
+
+
+def test_a_progress_callback_that_raises_stops_the_play(micado_dir: Path, tmp_path: Path) -> None:
+    tree = _custom_play(tmp_path, """\
+    - name: Take a long time
+      ansible.builtin.pause:
+        seconds: 60
+""")
+    work = prepare_workdir("srv-cb", detect_layout(tree), host="127.0.0.7", micado_user="admin",
+                           micado_password=PASSWORD, ssh_key=tmp_path / "k")
+
+    def callback(stage: str, message: str) -> None:
+        if message == "Take a long time":
+            raise KeyError("the caller gave up")
+
+    with pytest.raises(KeyError):
+        run_playbook(work, progress=callback, timeout=120)
     assert _processes_mentioning(str(work.inventory)) == []
 
 

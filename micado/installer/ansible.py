@@ -99,6 +99,7 @@ class Layout:
         return posixpath.normpath(f"{self.credentials_dir}/sample-credentials-micado.yml")
 
 
+#: MiCADO 0.9.x: everything at the top, ``ansible-playbook -i hosts.yml micado-master.yml``.
 LAYOUT_0_9 = Layout(
     name="0.9",
     markers=("micado-master.yml", "sample-hosts.yml"),
@@ -108,6 +109,7 @@ LAYOUT_0_9 = Layout(
     host="micado-target",
     credentials_dir=".",
 )
+#: MiCADO 0.12.x: ``cd playbook; ansible-playbook -i inventory/hosts.yml project/micado.yml``.
 LAYOUT_0_12 = Layout(
     name="0.12",
     markers=("playbook/inventory/hosts.yml", "playbook/project/micado.yml"),
@@ -251,7 +253,15 @@ class PlaybookSource:
         else:
             assert self.url is not None
             report("playbook", f"downloading {self.url}")
-            downloaded = archive.download(self.url, cache / f"{key}.tar.gz", timeout=timeout)
+            try:
+                downloaded = archive.download(self.url, cache / f"{key}.tar.gz", timeout=timeout)
+            except InstallError as exc:
+                if self.version is None:
+                    raise
+                raise InstallError(
+                    f"{exc} (is {self.version!r} an ansible-micado release tag? The newest known "
+                    f"is {DEFAULT_MICADO_VERSION!r}; or pass playbook= a tarball, folder or URL)"
+                ) from exc
             tarball = downloaded
         report("playbook", f"unpacking {tarball.name}")
         staging = Path(tempfile.mkdtemp(prefix=f".{key}.", dir=cache))

@@ -22,7 +22,7 @@ import sys
 import tempfile
 import threading
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Sequence, TextIO
 
@@ -45,6 +45,7 @@ _KEPT_ENV = ("PATH", "HOME", "USER", "LOGNAME", "LANG", "LC_ALL", "LC_CTYPE", "T
 _TASK_RE = re.compile(r"^(?:TASK|RUNNING HANDLER) \[(?P<name>.*)\] \**\s*$")
 _FAILED_RE = re.compile(r"^(?:fatal|failed): \[(?P<host>[^\]]+)\]")
 _UNREACHABLE = "UNREACHABLE!"
+_IGNORED = "...ignoring"
 _ERROR_RE = re.compile(r"^(?:ERROR! |\[ERROR\]: )(?P<message>.*)")
 
 
@@ -85,11 +86,10 @@ def _environment(work: WorkDir, control_dir: Path) -> dict[str, str]:
 
 @dataclass
 class _Progress:
-    """What the output has told so far: the current task and the first failure."""
+    """What the output has told so far: the current task and the failures not ignored."""
 
     task: str | None = None
-    failed_task: str | None = None
-    failed_line: str | None = None
+    failures: list[tuple[str | None, str]] = field(default_factory=list)
     unreachable: bool = False
     error: str | None = None
 
@@ -99,10 +99,11 @@ class _Progress:
         if match:
             self.task = match.group("name")
             return self.task
-        if self.failed_task is None and _FAILED_RE.match(line):
-            self.failed_task = self.task
-            self.failed_line = line.strip()
-            self.unreachable = _UNREACHABLE in line
+        if _FAILED_RE.match(line):
+            self.failures.append((self.task, line.strip()))
+            self.unreachable = self.unreachable or _UNREACHABLE in line
+        elif line.strip() == _IGNORED and self.failures:
+            self.failures.pop()  # ignore_errors: that failure did not stop the play
         elif self.error is None:
             error = _ERROR_RE.match(line)
             if error:
@@ -253,6 +254,9 @@ def run_playbook(
                 what=exc.what,
                 timeout=timeout,
             ) from exc
+        except BaseException:
+            _kill_group(process)  # e.g. the progress callback raised, or Ctrl-C
+            raise
         finally:
             pump.join(timeout=10)
             drain()
@@ -266,8 +270,8 @@ def run_playbook(
 
 
 def _failure(code: int, state: _Progress, log_file: Path) -> InstallError:
-    """The error for a run that exited with ``code``."""
-    task = state.failed_task or state.task
+    """The error for a run that exited with ``code``: the first failure not ignored."""
+    task, line = state.failures[0] if state.failures else (state.task, None)
     if state.unreachable:
         what = f"the master became unreachable at task {task!r}"
     elif task is not None:
@@ -276,7 +280,7 @@ def _failure(code: int, state: _Progress, log_file: Path) -> InstallError:
         what = f"ansible-playbook could not run: {state.error[:300]}"
     else:
         what = "ansible-playbook failed before any task"
-    detail = f": {state.failed_line[:300]}" if state.failed_line else ""
+    detail = f": {line[:300]}" if line else ""
     return InstallError(
         f"{what} (exit code {code}){detail}; full output in {log_file}", task=task, log_path=log_file
     )
