@@ -76,6 +76,21 @@ def alive(pid: int) -> bool:
     return state not in ("Z", "X")
 
 
+def processes_with(variable: str) -> list[int]:
+    """Living processes whose environment has ``variable`` (``NAME=value``)."""
+    found = []
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            environ = (entry / "environ").read_bytes().split(b"\0")
+        except OSError:
+            continue
+        if variable.encode() in environ:
+            found.append(int(entry.name))
+    return [pid for pid in found if alive(pid)]
+
+
 # --- boot: cloud-init user data ---------------------------------------------------------
 
 
@@ -285,6 +300,8 @@ def test_delete_stops_sshd_and_every_process_started_through_it(
     wait_until(lambda: True if not alive(pid) and not alive(stubborn) else None,
                what="the VM's processes to be gone", timeout=5)
     assert not vm.root.exists() and not listening(vm.address, vm.port)
+    # Nothing of the VM is left, not even the children the stubborn loop kept forking.
+    assert processes_with(f"MICADO_VM_ROOT={vm.root}") == []
     with pytest.raises(NotFound):
         vm_pool.vm(vm.server_id)
     vm_pool.delete(vm.server_id)  # deleting twice is harmless

@@ -43,7 +43,7 @@ import threading
 from dataclasses import dataclass
 from pathlib import Path
 from types import TracebackType
-from typing import Any, Mapping
+from typing import Any, Callable, Mapping
 
 from micado.exceptions import InvalidArgument, LaunchError, MicadoTimeout, NotFound
 from micado.progress import wait_until
@@ -283,28 +283,38 @@ def _descendants(root_pid: int) -> set[int]:
     return found
 
 
-def _marked_processes(server_id: str) -> set[int]:
-    """Processes whose environment carries ``MICADO_VM_ID=<server_id>``."""
-    marker = f"MICADO_VM_ID={server_id}".encode()
+def _marked_processes(server_id: str, root: Path) -> set[int]:
+    """Processes whose environment carries ``MICADO_VM_ID=<server_id>`` and this VM's root.
+
+    The root is checked too: two pools (parallel test runs) may use the same server id.
+    """
+    markers = {f"MICADO_VM_ID={server_id}".encode(), f"MICADO_VM_ROOT={root}".encode()}
     found = set()
     for pid in _all_pids():
         try:
             environ = Path(f"/proc/{pid}/environ").read_bytes()
         except OSError:  # gone, or another user's process (not ours to stop anyway)
             continue
-        if marker in environ.split(b"\0"):
+        if markers <= set(environ.split(b"\0")):
             found.add(pid)
     return found
 
 
-def _terminate(pids: set[int], what: str) -> None:
-    """SIGTERM ``pids``, then SIGKILL whatever still runs after a grace period."""
-    pids = {pid for pid in pids if pid != os.getpid()}
+def _terminate(find: Callable[[], set[int]], what: str) -> None:
+    """SIGTERM the processes ``find`` returns, then SIGKILL those still there after a grace.
+
+    ``find`` is called again for each round and while waiting, so children forked in
+    the meantime (a daemon restarting its worker) are caught as well.
+    """
+
+    def living() -> set[int]:
+        return {pid for pid in find() if pid != os.getpid() and _alive(pid)}
+
     for sig in (signal.SIGTERM, signal.SIGKILL):
-        living = {pid for pid in pids if _alive(pid)}
-        if not living:
+        targets = living()
+        if not targets:
             return
-        for pid in living:
+        for pid in targets:
             try:
                 os.kill(pid, sig)
             except ProcessLookupError:
@@ -313,7 +323,7 @@ def _terminate(pids: set[int], what: str) -> None:
                 logger.warning("not allowed to stop process %d of %s", pid, what)
         try:
             wait_until(
-                lambda: True if not any(_alive(pid) for pid in living) else None,
+                lambda: True if not living() else None,
                 what=f"the processes of {what} to exit",
                 timeout=_KILL_GRACE,
                 stage="vm",
@@ -454,13 +464,15 @@ class VMPool:
         with self._lock:
             vm = self._vms.pop(server_id, None)
             process = self._sshd.pop(server_id, None)
-            pids = _marked_processes(server_id)
+            root = vm.root if vm is not None else self.base_dir / server_id
+            # sshd's connection processes are found through the listener, so list them
+            # before it goes; the VM's own processes carry its markers.
+            connections: set[int] = set()
             if process is not None and process.poll() is None:
-                pids |= {process.pid} | _descendants(process.pid)
-            _terminate(pids, f"VM {server_id}")
+                connections = {process.pid} | _descendants(process.pid)
+            _terminate(lambda: connections | _marked_processes(server_id, root), f"VM {server_id}")
             if process is not None:
                 process.wait(timeout=_KILL_GRACE)
-            root = vm.root if vm is not None else self.base_dir / server_id
             if root.exists():
                 shutil.rmtree(root)
         logger.info("deleted local VM %s", server_id)
@@ -648,7 +660,8 @@ Subsystem sftp {_sftp_server()}
             return
         if process.poll() is None:
             # The listener and its connections; the VM's own daemons keep running.
-            _terminate({process.pid} | _descendants(process.pid), f"sshd of VM {vm.server_id}")
+            connections = {process.pid} | _descendants(process.pid)
+            _terminate(lambda: connections, f"sshd of VM {vm.server_id}")
         process.wait(timeout=_KILL_GRACE)
 
     @staticmethod
