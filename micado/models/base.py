@@ -27,7 +27,7 @@ class Model:
     @property
     def id(self) -> str:
         """The object's id on the server."""
-        return str(self.attrs["id"])
+        return self.attrs["id"]
 
     def reload(self) -> None:
         """Read the object's details from the server again."""
