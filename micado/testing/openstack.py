@@ -42,6 +42,7 @@ import os
 import secrets
 import signal
 import threading
+import time
 import uuid
 from dataclasses import dataclass
 from pathlib import Path
@@ -121,7 +122,7 @@ class OpenStackEmulator:
         on_delete: called with the server id when a server is deleted.
         keystone_url: an external Keystone (``http://host:port/v3``) that issues and
             validates the tokens; ``None`` uses the emulator's own.
-        delete_delay: seconds a deleted server stays visible (status DELETED... gone).
+        delete_delay: seconds a deleted server stays visible (task state ``deleting``) before it is gone.
 
     Attributes:
         faults: the fault switches (:class:`Faults`).
@@ -433,8 +434,6 @@ class OpenStackEmulator:
             if self.token_info(token) is None:
                 raise EmulatorError(401, "The request you have made requires authentication.", "Unauthorized")
             return
-        import time
-
         import requests
 
         with self.lock:
