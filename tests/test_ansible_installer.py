@@ -22,12 +22,15 @@ from ruamel.yaml import YAML
 
 from micado.config import paths
 from micado.exceptions import CredentialsError, InstallError, InvalidArgument, MicadoTimeout
-from micado.installer import ansible
+from micado.installer import playbooks
 from micado.installer.ansible import (
     DEFAULT_MICADO_VERSION,
     PlaybookSource,
+    cleanup_workdir,
     detect_layout,
+    install,
     prepare_workdir,
+    resolve_source,
     run_playbook,
 )
 from micado.installer.runner import ansible_playbook_command
@@ -171,7 +174,7 @@ def test_a_release_is_fetched_by_version_and_cached_per_version(
         f"https://github.com/micado-scale/ansible-micado/archive/refs/tags/{DEFAULT_MICADO_VERSION}.tar.gz"
     )
     # The same code path against a loopback "GitHub" (the URL template is configuration).
-    monkeypatch.setattr(ansible, "RELEASE_URL", http_files.url + "/archive/refs/tags/{version}.tar.gz")
+    monkeypatch.setattr(playbooks, "RELEASE_URL", http_files.url + "/archive/refs/tags/{version}.tar.gz")
     http_files.files["/archive/refs/tags/v0.9.1-rev1.tar.gz"] = build_tarball("0.9", tmp_path).read_bytes()
     tree = PlaybookSource(micado_version="0.9.1-rev1").resolve()
     assert tree.layout.name == "0.9"
@@ -497,14 +500,23 @@ def test_the_play_deploys_the_submitter_on_the_vm(
     vm_pool.set_address(server_id, address)
     ssh.wait_for_ssh(address, port=vm_pool.ssh_port, user=vm_pool.user, key=keys.private_key, timeout=30)
 
-    tree = PlaybookSource(micado_playbooks[layout]).resolve()
-    assert tree.layout.name == layout
-    work = prepare_workdir(
-        server_id, tree, host=address, micado_user="tester", micado_password=PASSWORD,
-        ssh_user=vm_pool.user, ssh_port=vm_pool.ssh_port, ssh_key=keys.private_key,
-    )
     events: list[tuple[str, str]] = []
-    log = run_playbook(work, progress=lambda *event: events.append(event), timeout=180)
+    if layout == "0.9":  # the three steps one by one
+        tree = PlaybookSource(micado_playbooks[layout]).resolve()
+        work = prepare_workdir(
+            server_id, tree, host=address, micado_user="tester", micado_password=PASSWORD,
+            ssh_user=vm_pool.user, ssh_port=vm_pool.ssh_port, ssh_key=keys.private_key,
+        )
+        log = run_playbook(work, progress=lambda *event: events.append(event), timeout=180)
+    else:  # all at once, as the master model does
+        tree = resolve_source(playbook=str(micado_playbooks[layout]))
+        log = install(
+            tree, master_id=server_id, host=address, micado_user="tester", micado_password=PASSWORD,
+            key=keys.private_key, port=vm_pool.ssh_port, user=vm_pool.user, timeout=180,
+            progress=lambda *event: events.append(event),
+        )
+    assert tree.layout.name == layout
+    assert log == paths.log_file(server_id)
 
     tasks = [message for stage, message in events if stage == "ansible"]
     assert "micado_master/start : (MiCADO) Start the TOSCA Submitter" in tasks
@@ -526,6 +538,10 @@ def test_the_play_deploys_the_submitter_on_the_vm(
     assert refused.status_code == 401
     # The password never sat on the VM's disk or a command line for long.
     assert not (vm.root / "var/lib/micado/submitter.password").exists()
+
+    cleanup_workdir(server_id)
+    assert not paths.work_dir(server_id).exists() and log.exists()
+    cleanup_workdir(server_id)  # twice is fine
 
     vm_pool.delete(server_id)
     with pytest.raises(requests.ConnectionError):
