@@ -114,6 +114,18 @@ def test_free_floating_ip_is_reused_and_kept(openstack_cloud):
     assert_clean(cloud)
 
 
+def test_other_projects_floating_ips_and_groups_are_not_ours(openstack_cloud):
+    cloud = openstack_cloud
+    foreign = cloud.add_floating_ip("127.100.0.8", project_id="another-project")
+    cloud.add_security_group("all", project_id="another-project")  # an admin would see it
+    launcher = password_launcher(cloud)
+    vm = launcher.launch(make_spec(cloud), timeout=10)
+    assert vm.floating_ip_allocated and vm.floating_ip_id != foreign
+    launcher.delete(vm, timeout=10)
+    assert [(f["id"], f["port_id"]) for f in cloud.floating_ips] == [(foreign, None)]
+    assert_clean(cloud)
+
+
 def test_floating_ip_comes_from_the_named_external_network(openstack_cloud):
     cloud = openstack_cloud
     second = cloud.add_network("public-2", cidr="127.101.0.0/24", external=True)

@@ -168,6 +168,11 @@ class OpenStackLauncher(Launcher):
             self._sdk = connection.Connection(session=session, region_name=self.region)
         return self._sdk, self._nova
 
+    def _project(self) -> str:
+        """The id of the project the token is scoped to (application credentials bring their own)."""
+        self._connect()
+        return self._call("log in", self._session.get_project_id)
+
     def close(self) -> None:
         """Close the HTTP session; the next call logs in again."""
         if self._session is not None:
@@ -238,7 +243,9 @@ class OpenStackLauncher(Launcher):
         images = self._call("list images", lambda: [(i.id, i.name) for i in sdk.image.images()])
         networks = self._call("list networks", lambda: list(sdk.network.networks()))
         flavors = self._call("list flavors", lambda: [(f.id, f.name) for f in nova.flavors.list()])
-        groups = self._call("list security groups", lambda: [(g.id, g.name) for g in sdk.network.security_groups()])
+        # Filtered by project: an admin sees every project's groups, each with its own "default".
+        groups = self._call("list security groups", lambda: [
+            (g.id, g.name) for g in sdk.network.security_groups(project_id=self._project())])
         resolved: dict[str, Any] = {
             "image": pick("image", spec.image, images),
             "flavor": pick("flavor", spec.flavor, flavors),
@@ -261,7 +268,7 @@ class OpenStackLauncher(Launcher):
         sdk, _ = self._connect()
         external_ids = {net_id for net_id, _ in external}
         free = self._call("list floating IPs", lambda: [
-            ip for ip in sdk.network.ips()
+            ip for ip in sdk.network.ips(project_id=self._project())  # never another project's address
             if not ip.port_id and (not named or ip.floating_network_id in external_ids)
         ])
         if free:

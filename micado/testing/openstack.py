@@ -272,22 +272,34 @@ class OpenStackEmulator:
             }
         return net_id
 
-    def add_security_group(self, name: str) -> str:
-        """Register a Neutron security group; return its id."""
+    def add_security_group(self, name: str, *, project_id: str | None = None) -> str:
+        """Register a Neutron security group (in another project if ``project_id`` is given)."""
         group_id = _new_id()
+        project_id = project_id or self.project_id
         with self.lock:
             self.security_groups_by_id[group_id] = {
                 "id": group_id, "name": name, "description": name, "stateful": True,
-                "project_id": self.project_id, "tenant_id": self.project_id,
+                "project_id": project_id, "tenant_id": project_id,
                 "security_group_rules": [], "tags": [], "revision_number": 1,
                 "created_at": _now(), "updated_at": _now(),
             }
         return group_id
 
-    def add_floating_ip(self, address: str | None = None, *, network: str = "public") -> str:
-        """Allocate a floating IP "by someone else" (not through the API); return its id."""
+    def add_floating_ip(
+        self, address: str | None = None, *, network: str = "public", project_id: str | None = None
+    ) -> str:
+        """Allocate a floating IP "by someone else" (not through the API); return its id.
+
+        Args:
+            address: the address; the next free one of the pool by default.
+            network: the external network's name or id.
+            project_id: the owner, when not the emulator's project.
+        """
         with self.lock:
-            return self.allocate_floating_ip(self.find_network(network)["id"], address, by="seed")["id"]
+            fip = self.allocate_floating_ip(self.find_network(network)["id"], address, by="seed")
+            if project_id is not None:
+                fip.update(project_id=project_id, tenant_id=project_id)
+            return fip["id"]
 
     # --- inspection ------------------------------------------------------------------
 
