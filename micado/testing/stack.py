@@ -1,0 +1,183 @@
+"""The local MiCADO stack: a cloud, VMs and playbooks on one machine, for tests and the demo.
+
+:class:`LocalStack` starts the OpenStack emulator (:mod:`micado.testing.openstack`)
+whose servers are local OpenSSH "VMs" (:mod:`micado.testing.vm`) on loopback
+addresses, packs the ansible-micado-shaped playbook (:mod:`micado.testing.playbook`)
+into a release-like tarball, and writes the cloud credentials into a MiCADO dir of
+its own. ``client.master.create(**stack.create_kwargs)`` then runs the real
+lifecycle: Nova through openstacksdk/novaclient, SSH, ``ansible-playbook``, and the
+TOSCA Submitter emulator the play starts on the VM.
+
+Command line: ``python -m micado.testing.stack --ready-file R`` writes R (JSON:
+``micado_cli_dir``, ``create_kwargs``, the emulator's login and ``pid``) once
+everything listens; SIGTERM stops everything it started, VMs included.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import random
+import shutil
+import signal
+import tempfile
+import threading
+from pathlib import Path
+from typing import Any
+
+from micado.testing.openstack import OpenStackEmulator
+from micado.testing.playbook import build_tarball
+from micado.testing.vm import VMPool, free_port
+
+__all__ = ["LocalStack", "main"]
+
+
+class LocalStack:
+    """Everything a ``master.create`` needs, on 127.0.0.0/8.
+
+    Args:
+        base_dir: where to keep the VMs, the MiCADO dir and the tarball; a new
+            temporary folder (removed at :meth:`stop`) when ``None``.
+        layout: the playbook layout to pack, ``"0.12"`` or ``"0.9"``.
+        boot_delay: seconds an emulated server stays in BUILD.
+        fail_playbook: pack a playbook whose play fails (to test failure handling).
+
+    Attributes:
+        micado_cli_dir: the MiCADO dir with the credentials file; use it as ``MICADO_CLI_DIR``.
+        create_kwargs: the keyword arguments for ``client.master.create()``.
+        cloud: the :class:`~micado.testing.openstack.OpenStackEmulator`.
+        vms: the :class:`~micado.testing.vm.VMPool` behind the emulator's servers.
+    """
+
+    def __init__(
+        self,
+        base_dir: str | os.PathLike | None = None,
+        *,
+        layout: str = "0.12",
+        boot_delay: float = 0.2,
+        fail_playbook: bool = False,
+    ) -> None:
+        self._owns_dir = base_dir is None
+        self.base_dir = Path(base_dir) if base_dir else Path(tempfile.mkdtemp(prefix="micado-stack-"))
+        self.layout = layout
+        self.fail_playbook = fail_playbook
+        self.micado_cli_dir = self.base_dir / "micado-cli"
+        subnet = f"127.{random.randint(64, 250)}.{random.randint(1, 250)}"
+        self.floating_ips = [f"{subnet}.{host}" for host in range(10, 30)]
+        self.ssh_port = free_port(self.floating_ips[0])
+        self.api_port = free_port(self.floating_ips[0])
+        while self.api_port == self.ssh_port:
+            self.api_port = free_port(self.floating_ips[0])
+        self.vms = VMPool(self.base_dir / "vms", ssh_port=self.ssh_port, api_port=self.api_port)
+        self.cloud = OpenStackEmulator(
+            boot_delay=boot_delay,
+            floating_ip_pool=self.floating_ips,
+            on_boot=self.vms.boot,
+            on_address=self.vms.set_address,
+            on_delete=self.vms.delete,
+        )
+        self.create_kwargs: dict[str, Any] = {}
+        self._started = False
+
+    def start(self) -> LocalStack:
+        """Start the cloud, pack the playbook and write the credentials; return self."""
+        try:
+            self.cloud.start()
+            self._started = True
+            tarball = build_tarball(self.layout, self.base_dir, fail=self.fail_playbook)
+            self._write_credentials()
+        except BaseException:
+            self.stop()
+            raise
+        login, seeded = self.cloud.login, self.cloud.seeded
+        self.create_kwargs = {
+            "auth_url": login["auth_url"],
+            "project_id": login["project_id"],
+            "image": seeded["image"],
+            "flavor": seeded["flavor"],
+            "network": seeded["network"],
+            "keypair": seeded["keypair"],
+            "security_group": seeded["security_group"],
+            "region": login["region"],
+            "user_domain_name": login["user_domain_name"],
+            "playbook": str(tarball),
+            "ssh_user": self.vms.user,
+            "ssh_port": self.ssh_port,
+            "api_port": self.api_port,
+            "remote_cert_path": "var/lib/micado/zorp/config/ssl.pem",
+        }
+        return self
+
+    def _write_credentials(self) -> None:
+        login = self.cloud.login
+        self.micado_cli_dir.mkdir(mode=0o700, parents=True, exist_ok=True)
+        text = (
+            "resource:\n"
+            "  - type: nova\n"
+            "    auth_data:\n"
+            f"      username: {json.dumps(login['username'])}\n"
+            f"      password: {json.dumps(login['password'])}\n"
+        )
+        path = self.micado_cli_dir / "credentials-cloud-api.yml"
+        descriptor = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        with os.fdopen(descriptor, "w", encoding="utf-8") as handle:
+            handle.write(text)
+
+    @property
+    def environment(self) -> dict[str, str]:
+        """Environment variables that point micado-client at this stack's MiCADO dir."""
+        return {"MICADO_CLI_DIR": str(self.micado_cli_dir)}
+
+    def describe(self) -> dict[str, Any]:
+        """What the ready file holds: the MiCADO dir, ``create_kwargs`` and the cloud login."""
+        login = self.cloud.login
+        return {
+            "micado_cli_dir": str(self.micado_cli_dir),
+            "create_kwargs": self.create_kwargs,
+            **{key: login[key] for key in ("auth_url", "username", "password", "project_id",
+                                           "user_domain_name", "region")},
+            "pid": os.getpid(),
+        }
+
+    def stop(self) -> None:
+        """Stop every VM (and what runs in it) and the cloud; remove the folder if it is ours."""
+        try:
+            self.vms.stop_all()
+        finally:
+            if self._started:
+                self.cloud.stop()
+                self._started = False
+            if self._owns_dir:
+                shutil.rmtree(self.base_dir, ignore_errors=True)
+
+    def __enter__(self) -> LocalStack:
+        return self.start()
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.stop()
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Run the stack until SIGTERM/SIGINT; see the module docstring."""
+    parser = argparse.ArgumentParser(prog="python -m micado.testing.stack", description=__doc__.splitlines()[0])
+    parser.add_argument("--ready-file", required=True, help="JSON file written once everything listens")
+    parser.add_argument("--layout", default="0.12", choices=["0.12", "0.9"], help="playbook layout")
+    parser.add_argument("--base-dir", help="folder to keep everything in (default: a temporary one)")
+    args = parser.parse_args(argv)
+    stop = threading.Event()
+    for signum in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(signum, lambda *_: stop.set())
+    with LocalStack(args.base_dir, layout=args.layout) as stack:
+        ready = Path(args.ready_file)
+        temp = ready.with_name(ready.name + ".tmp")
+        descriptor = os.open(temp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        with os.fdopen(descriptor, "w", encoding="utf-8") as handle:
+            json.dump(stack.describe(), handle, indent=2)
+        temp.replace(ready)
+        stop.wait()
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
