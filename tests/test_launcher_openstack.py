@@ -213,6 +213,19 @@ def test_fault_leaves_nothing_behind(openstack_cloud, fault, value, error, messa
         assert [(f["id"], f["port_id"]) for f in cloud.floating_ips] == [(seed, None)]
 
 
+def test_failed_attach_undoes_server_and_floating_ip(openstack_cloud):
+    cloud = openstack_cloud
+
+    def on_address(server_id: str, address: str | None) -> None:
+        if address is not None:
+            raise RuntimeError("the address could not be routed")
+
+    cloud.on_address = on_address
+    with pytest.raises(LaunchError, match=r"attach floating IP .*Internal error: the address could not be routed"):
+        password_launcher(cloud).launch(make_spec(cloud), timeout=5)
+    assert_clean(cloud)
+
+
 def test_failed_undo_is_noted_on_the_original_error(openstack_cloud):
     cloud = openstack_cloud
     cloud.faults.server_error = "boom"

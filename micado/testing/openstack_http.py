@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import copy
 import json
+import logging
 import re
 import secrets
 from typing import TYPE_CHECKING, Any, Callable
@@ -23,6 +24,8 @@ if TYPE_CHECKING:
     from micado.testing.openstack import OpenStackEmulator
 
 __all__ = ["make_app", "QuietHandler"]
+
+logger = logging.getLogger(__name__)
 
 NOVA_MIN, NOVA_MAX = (2, 1), (2, 1)
 _NOVA_ERROR_KINDS = {400: "badRequest", 401: "unauthorized", 403: "forbidden", 404: "itemNotFound",
@@ -175,6 +178,9 @@ class _App:
                 return response
             except EmulatorError as exc:
                 return _error(service, exc)
+            except Exception as exc:  # a failing hook: answer like a service with an internal error
+                logger.warning("%s %s failed: %s", request.method, path, exc)
+                return _error(service, EmulatorError(500, f"Internal error: {exc}", "HTTPInternalServerError"))
         if methods:
             return _error(service, EmulatorError(405, f"The method {request.method} is not allowed for {path}."))
         return _error(service, EmulatorError(404, f"The resource could not be found: {path}", "HTTPNotFound"))
