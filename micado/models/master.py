@@ -1,0 +1,478 @@
+"""The MiCADO master lifecycle: :class:`MicadoMaster` (``client.master``).
+
+This is the one module that composes the parts (DESIGN.md §1): the credentials and the
+store (:mod:`micado.config`), the cloud launcher (:mod:`micado.launcher`), SSH and the
+Ansible installer (:mod:`micado.installer`), and the API client (:mod:`micado.api`).
+"""
+
+from __future__ import annotations
+
+import html
+import logging
+import re
+import secrets
+import shutil
+import socket
+import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+from urllib.parse import urlsplit
+
+from micado.config import paths
+from micado.exceptions import InvalidArgument, MicadoException, NotFound
+from micado.progress import ProgressCallback, as_callback, wait_until
+
+if TYPE_CHECKING:
+    from micado.api.client import SubmitterClient
+    from micado.config.store import MasterRecord, MasterStore
+    from micado.launcher.base import LaunchedVM, Launcher
+
+__all__ = ["MicadoMaster", "DEFAULT_REMOTE_CERT_PATH"]
+
+log = logging.getLogger(__name__)
+
+#: Where ansible-micado leaves the master's self-signed TLS certificate (with its key).
+DEFAULT_REMOTE_CERT_PATH = "/var/lib/micado/zorp/config/ssl.pem"
+
+_PEM_CERT = re.compile(rb"-----BEGIN CERTIFICATE-----.+?-----END CERTIFICATE-----\s*", re.S)
+
+
+class MicadoMaster:
+    """A MiCADO master on a cloud: create it, attach to it, destroy it.
+
+    Users get one as ``MicadoClient(launcher="openstack").master``. After
+    :meth:`create` or :meth:`attach`, ``client.applications`` talks to this master's
+    API over TLS verified against the master's own certificate.
+
+    Args:
+        launcher: the cloud interface, ``"openstack"``.
+        api_options: options for the API client (``version``, ``timeout``, ``deploy_timeout``).
+        store: where master records are kept; the MiCADO dir's ``data.yml`` by default.
+    """
+
+    def __init__(
+        self,
+        launcher: str = "openstack",
+        api_options: dict[str, Any] | None = None,
+        store: MasterStore | None = None,
+    ) -> None:
+        self.launcher_name = launcher
+        self._api_options = dict(api_options or {})
+        self._store = store
+        self._record: MasterRecord | None = None
+        self._api: SubmitterClient | None = None
+        #: Seconds spent in each step of the last :meth:`create` (``launch``, ``ssh``, ``ansible``...).
+        self.timings: dict[str, float] = {}
+
+    # -- state ---------------------------------------------------------------------------
+
+    @property
+    def store(self) -> MasterStore:
+        """The store of master records."""
+        if self._store is None:
+            from micado.config.store import MasterStore
+
+            self._store = MasterStore()
+        return self._store
+
+    @property
+    def id(self) -> str | None:
+        """The master's id (the cloud server id), or ``None`` before create/attach."""
+        return self._record.id if self._record else None
+
+    @property
+    def ip(self) -> str | None:
+        """The master's public IP, or ``None`` before create/attach."""
+        return self._record.ip if self._record else None
+
+    @property
+    def endpoint(self) -> str | None:
+        """The TOSCA Submitter endpoint of the master, or ``None`` before create/attach."""
+        return self._record.endpoint if self._record else None
+
+    @property
+    def api(self) -> SubmitterClient | None:
+        """The low-level API client of the master, or ``None`` before create/attach."""
+        return self._api
+
+    def info(self) -> dict[str, Any]:
+        """What is known of the current master, without secrets."""
+        if self._record is None:
+            return {}
+        return _public(self._record)
+
+    # -- create ----------------------------------------------------------------------------
+
+    def create(
+        self,
+        auth_url: str | None = None,
+        project_id: str | None = None,
+        image: str | None = None,
+        flavor: str | None = None,
+        network: str | None = None,
+        keypair: str | None = None,
+        security_group: str = "all",
+        region: str | None = None,
+        user_domain_name: str = "Default",
+        *,
+        floating_network: str | None = None,
+        micado_user: str = "admin",
+        micado_password: str | None = None,
+        micado_version: str | None = None,
+        playbook: str | Path | None = None,
+        ssh_user: str = "ubuntu",
+        ssh_port: int = 22,
+        api_port: int = 443,
+        remote_cert_path: str = DEFAULT_REMOTE_CERT_PATH,
+        boot_timeout: float = 900.0,
+        ssh_timeout: float = 600.0,
+        install_timeout: float = 3600.0,
+        api_timeout: float = 600.0,
+        progress: ProgressCallback | bool | None = None,
+    ) -> str:
+        """Create a MiCADO master: start a VM, deploy MiCADO on it, and remember it.
+
+        Every argument is checked and the cloud credentials are read before anything is
+        made. If a step fails after the VM exists, the VM is deleted, a floating IP
+        allocated for it is released, no record is kept, and the step's error is raised
+        with ``error.step`` naming the step (``launch``, ``ssh``, ``install``, ``api``,
+        ``certificate``, ``store``).
+
+        Args:
+            auth_url: Keystone v3 URL of the cloud.
+            project_id: the OpenStack project (required with password credentials).
+            image: image name or id for the master VM (e.g. Ubuntu 22.04).
+            flavor: flavor name or id (MiCADO needs 2 vCPU, 4 GB RAM at least).
+            network: private network name or id.
+            keypair: Nova key pair name, for your own SSH access.
+            security_group: security group name or id.
+            region: the cloud region, if it has several.
+            user_domain_name: Keystone domain of the user.
+            floating_network: external network to allocate a floating IP from.
+            micado_user: the MiCADO web user to create.
+            micado_password: its password; a strong random one when not given.
+            micado_version: the ansible-micado release to deploy (default: the newest).
+            playbook: a local tarball, directory or URL of ansible-micado instead.
+            ssh_user: the VM image's login user.
+            ssh_port: the VM's SSH port.
+            api_port: the HTTPS port of the MiCADO API.
+            remote_cert_path: the master's certificate on the VM (relative paths are
+                resolved against the SSH login directory).
+            boot_timeout: seconds for the VM to become ACTIVE.
+            ssh_timeout: seconds for SSH to accept our key.
+            install_timeout: seconds for the Ansible deployment.
+            api_timeout: seconds for the API to answer after the deployment.
+            progress: a ``callback(stage, message)``, or ``True`` for console lines.
+
+        Returns:
+            The master id (the cloud's server id).
+
+        Raises:
+            InvalidArgument: an argument is missing or malformed (nothing was made).
+            CredentialsError: the credentials file is missing or wrong (nothing was made).
+            LaunchError: the cloud refused or failed to start the VM.
+            MicadoTimeout: a wait ran past its deadline.
+            InstallError: SSH or the deployment failed (see ``error.log_path``).
+        """
+        from micado.config.credentials import load_credentials
+        from micado.installer import ansible, playbooks, ssh
+        from micado.launcher.base import LaunchSpec, cloud_init_user_data
+
+        report = as_callback(progress)
+        if self._record is not None:
+            raise MicadoException(f"this client already manages master {self.id}; use a new MicadoClient")
+        _check_text(image=image, flavor=flavor, network=network, keypair=keypair,
+                    security_group=security_group, ssh_user=ssh_user, micado_user=micado_user,
+                    remote_cert_path=remote_cert_path)
+        _check_url("auth_url", auth_url)
+        _check_port(ssh_port=ssh_port, api_port=api_port)
+        _check_positive(boot_timeout=boot_timeout, ssh_timeout=ssh_timeout,
+                        install_timeout=install_timeout, api_timeout=api_timeout)
+        if re.search(r"[\s:]", micado_user):
+            raise InvalidArgument(f"micado_user {micado_user!r} must not contain whitespace or ':'")
+        if micado_password is None:
+            micado_password = secrets.token_urlsafe(18)
+        elif not isinstance(micado_password, str) or len(micado_password) < 8:
+            raise InvalidArgument("micado_password must be a string of at least 8 characters")
+
+        self.timings = {}
+        with self._step("prepare", report):
+            credentials = load_credentials("nova")
+            self.store.list()  # a damaged store or a wrong key fails now, not after the VM exists
+            launcher = self._make_launcher(credentials, auth_url, project_id, region, user_domain_name)
+            keys = ssh.ensure_keypair()
+            spec = LaunchSpec(
+                image=image, flavor=flavor, network=network, keypair=keypair,
+                security_group=security_group, user_data=cloud_init_user_data(keys.public_key),
+                floating_network=floating_network,
+            )
+            launcher.validate(spec)
+            source = playbooks.resolve_source(playbook, micado_version, progress=report)
+
+        with self._step("launch", report):
+            vm = launcher.launch(spec, timeout=boot_timeout, progress=report)
+        master_id = vm.server_id
+        step = "ssh"
+        try:
+            with self._step("ssh", report):
+                ssh.wait_for_ssh(vm.ip, port=ssh_port, user=ssh_user, key=keys.private_key,
+                                 timeout=ssh_timeout, progress=report)
+            step = "install"
+            with self._step("ansible", report):
+                ansible.install(
+                    source, master_id=master_id, host=vm.ip, port=ssh_port, user=ssh_user,
+                    key=keys.private_key, micado_user=micado_user, micado_password=micado_password,
+                    cloud_credentials=paths.credentials_file(), timeout=install_timeout, progress=report,
+                )
+            step = "api"
+            with self._step("api", report):
+                wait_for_port(vm.ip, api_port, timeout=api_timeout, progress=report)
+            step = "certificate"
+            with self._step("certificate", report):
+                cert_path = self._fetch_certificate(ssh, vm.ip, ssh_port, ssh_user, keys.private_key,
+                                                    remote_cert_path, master_id)
+            step = "store"
+            with self._step("store", report):
+                record = self._new_record(vm, cloud=dict(
+                    auth_url=auth_url, region_name=region, project_id=project_id,
+                    user_domain_name=user_domain_name,
+                ), api_port=api_port, cert_path=cert_path, micado_user=micado_user,
+                    micado_password=micado_password, extra={
+                        "ssh_user": ssh_user, "ssh_port": ssh_port, "api_port": api_port,
+                        "micado_version": micado_version or playbooks.DEFAULT_MICADO_VERSION,
+                        **vm.to_dict(),
+                    })
+                api = self._connect(record)
+                api.list_applications()  # evidence from the host: the API answers our credentials
+                self.store.add(record)
+        except BaseException as error:
+            self._undo_create(launcher, vm, error, step, ssh_port)
+            raise
+        ansible.cleanup_workdir(master_id)
+        self._record, self._api = record, api
+        report("done", f"master {master_id} ready at {record.endpoint}")
+        return master_id
+
+    @contextmanager
+    def _step(self, name: str, report: ProgressCallback) -> Iterator[None]:
+        report(name, "starting")
+        start = time.monotonic()
+        try:
+            yield
+        finally:
+            self.timings[name] = self.timings.get(name, 0.0) + time.monotonic() - start
+
+    def _undo_create(self, launcher: Launcher, vm: LaunchedVM, error: BaseException, step: str, ssh_port: int) -> None:
+        """Delete what create made after the VM existed; never mask ``error``."""
+        from micado.installer import ansible, ssh
+
+        undo: list[tuple[str, Callable[[], object]]] = [
+            ("delete the VM", lambda: launcher.delete(vm, timeout=600.0)),
+            ("forget the host key", lambda: ssh.forget_host(vm.ip, ssh_port)),
+            ("remove the certificate", lambda: paths.cert_file(vm.server_id).unlink(missing_ok=True)),
+            ("remove the working copy", lambda: ansible.cleanup_workdir(vm.server_id)),
+        ]
+        for what, action in undo:
+            try:
+                action()
+            except Exception as undo_error:  # a failed undo is reported, never raised instead
+                log.error("after create failed: could not %s of %s: %s", what, vm.server_id, undo_error)
+                error.add_note(f"cleanup: could not {what} ({undo_error}); check the cloud for {vm.server_id}")
+        if isinstance(error, MicadoException):
+            error.step = step  # type: ignore[attr-defined]
+        log_path = paths.log_file(vm.server_id)
+        error.add_note(
+            f"master.create failed at step '{step}'; VM {vm.server_id} was deleted"
+            + (f"; installer log: {log_path}" if log_path.exists() else "")
+        )
+
+    # -- attach / list / destroy --------------------------------------------------------
+
+    def attach(self, master_id: str) -> None:
+        """Work with a master created earlier, possibly by another program.
+
+        Args:
+            master_id: the id :meth:`create` returned.
+
+        Raises:
+            MasterNotFound: no master with that id is recorded (the message lists the known ids).
+        """
+        if not isinstance(master_id, str) or not master_id:
+            raise InvalidArgument(f"master_id must be a non-empty string, not {master_id!r}")
+        record = self.store.get(master_id)
+        self._api = self._connect(record)
+        self._record = record
+
+    def list(self) -> list[dict[str, Any]]:
+        """The masters this client knows (created here or by another program), without secrets."""
+        return [_public(record) for record in self.store.list()]
+
+    def destroy(self, *, timeout: float = 900.0, progress: ProgressCallback | bool | None = None) -> None:
+        """Delete the master's applications (forced), then its VM, its record and its certificate.
+
+        A master whose VM has already gone is still removed locally, with a warning.
+
+        Raises:
+            MicadoException: no master was created or attached.
+            LaunchError: the cloud refused to delete the VM (the record is kept, so you can retry).
+        """
+        from micado.installer import ssh
+
+        report = as_callback(progress)
+        record = self._require_record()
+        from micado.launcher.base import LaunchedVM
+
+        launcher = self._launcher_for(record)
+        if launcher.state(record.id) is None:
+            log.warning("master %s: its VM no longer exists; removing it locally", record.id)
+            report("destroy", f"VM {record.id} is already gone; cleaning up locally")
+        else:
+            if self._api is not None:
+                self._delete_applications(report)
+            report("destroy", f"deleting VM {record.id}")
+            launcher.delete(LaunchedVM.from_dict(record.extra), timeout=timeout, progress=report)
+        self.store.remove(record.id)
+        if record.cert_path:
+            Path(record.cert_path).unlink(missing_ok=True)
+        ssh.forget_host(record.ip, int(record.extra.get("ssh_port", 22)))
+        if self._api is not None:
+            self._api.close()
+        self._record, self._api = None, None
+        report("destroy", f"master {record.id} destroyed")
+
+    def _delete_applications(self, report: ProgressCallback) -> None:
+        from micado.exceptions import MicadoConnectionError, MicadoTimeout
+
+        assert self._api is not None
+        try:
+            app_ids = self._api.list_applications()
+        except (MicadoConnectionError, MicadoTimeout) as error:
+            log.warning("master %s: API unreachable, applications not deleted: %s", self.id, error)
+            report("destroy", f"API unreachable ({error}); deleting the VM anyway")
+            return
+        for app_id in app_ids:
+            report("destroy", f"deleting application {app_id}")
+            self._api.delete_application(app_id, force=True)
+
+    # -- helpers -----------------------------------------------------------------------
+
+    def _require_record(self) -> MasterRecord:
+        if self._record is None:
+            raise MicadoException("no master: call client.master.create(...) or client.master.attach(master_id)")
+        return self._record
+
+    def _make_launcher(self, credentials: Any, auth_url: str | None, project_id: str | None,
+                       region: str | None, user_domain_name: str | None) -> Launcher:
+        if self.launcher_name != "openstack":
+            raise InvalidArgument(f"launcher {self.launcher_name!r} is not supported; use 'openstack'")
+        from micado.launcher.openstack import OpenStackLauncher
+
+        return OpenStackLauncher(credentials, auth_url=auth_url, project_id=project_id, region=region,
+                                 user_domain_name=user_domain_name or "Default")
+
+    def _launcher_for(self, record: MasterRecord) -> Launcher:
+        from micado.config.credentials import load_credentials
+
+        return self._make_launcher(load_credentials("nova"), record.auth_url, record.project_id,
+                                   record.region_name, record.user_domain_name)
+
+    def _fetch_certificate(self, ssh: Any, host: str, port: int, user: str, key: Path,
+                           remote_path: str, master_id: str) -> str:
+        """Copy the master's certificate back, keeping only its CERTIFICATE blocks (never the key)."""
+        from micado.exceptions import InstallError
+
+        paths.ensure_dir(paths.certs_dir())
+        download = paths.certs_dir() / f".{master_id}.download"
+        try:
+            ssh.fetch_file(host, remote_path, download, port=port, user=user, key=key, timeout=60.0)
+            certificates = _PEM_CERT.findall(download.read_bytes())
+        finally:
+            download.unlink(missing_ok=True)
+        if not certificates:
+            raise InstallError(f"{remote_path} on the master holds no PEM certificate")
+        target = paths.cert_file(master_id)
+        temp = target.with_suffix(".tmp")
+        temp.write_bytes(b"".join(certificates))
+        temp.chmod(0o600)
+        temp.replace(target)
+        return str(target)
+
+    def _new_record(self, vm: LaunchedVM, *, cloud: dict[str, Any], api_port: int, cert_path: str,
+                    micado_user: str, micado_password: str, extra: dict[str, Any]) -> MasterRecord:
+        from micado.config.store import MasterRecord
+
+        host = f"{vm.ip}:{api_port}" if api_port != 443 else vm.ip
+        return MasterRecord(
+            id=vm.server_id, ip=vm.ip, endpoint=f"https://{host}/toscasubmitter/",
+            api_version=self._api_options.get("version") or "v2.0", cert_path=cert_path,
+            micado_user=micado_user, micado_password=micado_password, launcher=self.launcher_name,
+            name=vm.name, created=datetime.now(timezone.utc).isoformat(timespec="seconds"),
+            extra=extra, **cloud,
+        )
+
+    def _connect(self, record: MasterRecord) -> SubmitterClient:
+        from micado.api.client import SubmitterClient
+
+        options = {k: v for k, v in self._api_options.items() if k in ("timeout", "deploy_timeout") and v}
+        verify: bool | str = record.cert_path or True
+        if isinstance(verify, str) and not Path(verify).exists():
+            raise NotFound(f"the certificate of master {record.id} is missing: {verify}")
+        return SubmitterClient(record.endpoint, version=record.api_version or "v2.0", verify=verify,
+                               auth=(record.micado_user, record.micado_password), **options)
+
+    def __repr__(self) -> str:
+        if self._record is None:
+            return f"<MicadoMaster launcher={self.launcher_name!r}, none created or attached>"
+        return f"<MicadoMaster {self._record.id} at {self._record.endpoint}>"
+
+    def _repr_html_(self) -> str:
+        rows = "".join(
+            f"<tr><th>{html.escape(str(key))}</th><td>{html.escape(str(value))}</td></tr>"
+            for key, value in self.info().items() if not isinstance(value, dict)
+        )
+        return f"<b>MiCADO master</b><table>{rows}</table>" if rows else html.escape(repr(self))
+
+
+def wait_for_port(host: str, port: int, *, timeout: float, progress: ProgressCallback) -> None:
+    """Wait until ``host:port`` accepts TCP connections."""
+
+    def open_() -> bool | None:
+        try:
+            with socket.create_connection((host, port), timeout=2.0):
+                return True
+        except OSError:
+            return None
+
+    wait_until(open_, what=f"the MiCADO API port {host}:{port}", timeout=timeout, stage="api", progress=progress)
+
+
+def _public(record: MasterRecord) -> dict[str, Any]:
+    fields = ("id", "name", "ip", "endpoint", "api_version", "cert_path", "micado_user", "launcher",
+              "auth_url", "region_name", "project_id", "created")
+    return {field: getattr(record, field, None) for field in fields}
+
+
+def _check_text(**values: object) -> None:
+    for name, value in values.items():
+        if not isinstance(value, str) or not value.strip():
+            raise InvalidArgument(f"{name} must be a non-empty string, not {value!r}")
+
+
+def _check_url(name: str, value: object) -> None:
+    if not isinstance(value, str) or urlsplit(value).scheme not in ("http", "https") or not urlsplit(value).hostname:
+        raise InvalidArgument(f"{name} must be the http(s) URL of Keystone v3, not {value!r}")
+
+
+def _check_port(**values: object) -> None:
+    for name, value in values.items():
+        if isinstance(value, bool) or not isinstance(value, int) or not 0 < value < 65536:
+            raise InvalidArgument(f"{name} must be a port number (1-65535), not {value!r}")
+
+
+def _check_positive(**values: object) -> None:
+    for name, value in values.items():
+        if isinstance(value, bool) or not isinstance(value, (int, float)) or value <= 0:
+            raise InvalidArgument(f"{name} must be a positive number of seconds, not {value!r}")
