@@ -75,10 +75,13 @@ def test_password_login_launches_and_deletes(openstack_cloud):
 
 
 def test_application_credential_login_launches_and_deletes(openstack_cloud):
-    launcher = app_cred_launcher(openstack_cloud)
-    vm = launcher.launch(make_spec(openstack_cloud), timeout=10)
-    assert launcher.state(vm.server_id) == "ACTIVE"
-    launcher.delete(vm, timeout=10)
+    with app_cred_launcher(openstack_cloud) as launcher:
+        vm = launcher.launch(make_spec(openstack_cloud), timeout=10)
+        assert launcher.state(vm.server_id) == "ACTIVE"
+    logins = [r for r in openstack_cloud.requests if r == ("POST", "/identity/v3/auth/tokens")]
+    assert len(logins) == 1
+    launcher.delete(vm, timeout=10)  # closed: it logs in again
+    assert len([r for r in openstack_cloud.requests if r == ("POST", "/identity/v3/auth/tokens")]) == 2
     assert_clean(openstack_cloud)
 
 

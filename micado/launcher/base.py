@@ -235,6 +235,12 @@ class Launcher(ABC):
     def close(self) -> None:
         """Release connections; the launcher reconnects if used again."""
 
+    def __enter__(self) -> Launcher:
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.close()
+
 
 def check_spec(spec: LaunchSpec) -> None:
     """The cloud-independent checks of a :class:`LaunchSpec` (no request is made).
