@@ -306,3 +306,38 @@ def test_delete_stops_sshd_and_every_process_started_through_it(
         vm_pool.vm(vm.server_id)
     vm_pool.delete(vm.server_id)  # deleting twice is harmless
     assert vm_pool.vms() == []
+
+
+# --- the OpenStack emulator's hooks -----------------------------------------------------------
+
+
+def test_pool_serves_the_openstack_emulator_hooks(vm_pool: VMPool, keypair: ssh.KeyPair) -> None:
+    from micado.launcher.base import LaunchSpec, cloud_init_user_data
+    from micado.config.credentials import PasswordAuth
+    from micado.launcher.openstack import OpenStackLauncher
+    from micado.testing.openstack import OpenStackEmulator
+
+    pool = [random_loopback_address()]
+    hooks = {"on_boot": vm_pool.boot, "on_address": vm_pool.set_address, "on_delete": vm_pool.delete}
+    with OpenStackEmulator(boot_delay=0.01, floating_ip_pool=pool, **hooks) as cloud:
+        login = cloud.login
+        launcher = OpenStackLauncher(PasswordAuth(login["username"], login["password"]),
+                                     auth_url=login["auth_url"], project_id=login["project_id"])
+        spec = {"image": "ubuntu-22.04", "flavor": "m1.small", "network": "private"}
+        # Bad user data: the boot hook raises, Nova reports the server in ERROR with its text.
+        with pytest.raises(LaunchError, match="not a #cloud-config"):
+            launcher.launch(LaunchSpec(**spec, user_data="#!/bin/sh\n"), timeout=10)
+        assert vm_pool.vms() == []
+        launched = launcher.launch(
+            LaunchSpec(**spec, user_data=cloud_init_user_data(keypair.public_key)), timeout=10
+        )
+        vm = vm_pool.vm(launched.server_id)
+        assert (vm.address, vm.authorized_keys) == (launched.ip, (keypair.public_key,))
+        ssh.wait_for_ssh(
+            launched.ip, port=vm.port, user=vm.user, key=keypair.private_key, timeout=20
+        )
+        assert on(vm, keypair, "echo $MICADO_VM_ID") == f"{launched.server_id}\n"
+        launcher.delete(launched, timeout=10)
+        with pytest.raises(NotFound):
+            vm_pool.vm(launched.server_id)
+        assert not vm.root.exists() and not listening(launched.ip, vm.port)
