@@ -270,3 +270,13 @@ def test_nothing_under_home_ssh_is_read_or_written(
     assert sorted(p.name for p in paths.ssh_dir().iterdir()) == [
         "id_ecdsa", "id_ecdsa.pub", "known_hosts", "known_hosts.lock"
     ]
+
+
+def test_ssh_options_use_absolute_paths(
+    client_env: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv("MICADO_CLI_DIR", "relative-cli")
+    settings = dict(v.split("=", 1) for v in ssh.ssh_options(port=22, key=Path("k"))[3::2])
+    assert settings["IdentityFile"] == str(tmp_path / "k")
+    assert settings["UserKnownHostsFile"] == str(tmp_path / "relative-cli" / "ssh" / "known_hosts")

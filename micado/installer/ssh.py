@@ -213,6 +213,10 @@ def ssh_options(*, port: int, key: Path, strict: bool = True) -> list[str]:
 
 def _options(*, port: int, key: Path, known_hosts: Path, checking: str) -> list[str]:
     _check_port(port)
+    # Absolute paths: Ansible runs ssh from its own working folder, and a relative
+    # MICADO_CLI_DIR would otherwise point ssh at another known_hosts there.
+    key = Path(key).expanduser().absolute()
+    known_hosts = Path(known_hosts).absolute()
     settings = [
         ("IdentitiesOnly", "yes"),
         ("IdentityFile", key),
