@@ -7,7 +7,9 @@ import os
 import pwd
 import stat
 import subprocess
+import threading
 import time
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import pytest
@@ -90,6 +92,19 @@ def test_keypair_is_reused_and_repaired(keypair: ssh.KeyPair) -> None:
     assert keypair.private_key.read_bytes() == pem
     assert stat.S_IMODE(keypair.private_key.stat().st_mode) == 0o600
     assert paths.ssh_public_key().read_text() == keypair.public_key + "\n"
+
+
+def test_keypair_made_concurrently_is_one_key(client_env: Path) -> None:
+    barrier = threading.Barrier(6)
+
+    def make() -> ssh.KeyPair:
+        barrier.wait(timeout=10)
+        return ssh.ensure_keypair()
+
+    with ThreadPoolExecutor(6) as pool:
+        pairs = list(pool.map(lambda _: make(), range(6)))
+    assert len(set(pairs)) == 1
+    assert sorted(p.name for p in paths.ssh_dir().iterdir()) == ["id_ecdsa", "id_ecdsa.pub"]
 
 
 def test_unreadable_private_key_is_a_typed_error_naming_the_file(client_env: Path) -> None:
