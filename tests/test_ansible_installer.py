@@ -394,6 +394,18 @@ def test_a_failing_play_names_the_task_and_the_log(
     assert not (home / ".ansible").exists()  # ANSIBLE_HOME is the working copy's
 
 
+def test_an_unreachable_master_is_named_as_such(micado_dir: Path, tmp_path: Path) -> None:
+    from micado.testing.vm import free_port
+
+    tree = PlaybookSource(build_tree("0.12", tmp_path / "tree")).resolve()
+    work = prepare_workdir("srv-gone", tree, host="127.0.0.1", micado_user="admin", micado_password=PASSWORD,
+                           ssh_port=free_port(), ssh_key=tmp_path / "k")  # nothing listens there
+    with pytest.raises(InstallError) as caught:
+        run_playbook(work, timeout=120)
+    assert caught.value.task == "micado_master/start : (System) Read the VM environment"
+    assert "unreachable" in str(caught.value)
+
+
 def _custom_play(tmp_path: Path, tasks: str) -> Path:
     """A 0.9-layout tree whose play runs only ``tasks`` (YAML, indented by 4)."""
     tree = build_tree("0.9", tmp_path / "custom")
