@@ -29,6 +29,7 @@ if TYPE_CHECKING:
     from micado.api.client import SubmitterClient
     from micado.config.store import MasterRecord, MasterStore
     from micado.launcher.base import LaunchedVM, Launcher
+    from micado.launcher.openstack import OpenStackLauncher
 
 __all__ = ["MicadoMaster", "DEFAULT_REMOTE_CERT_PATH"]
 
@@ -237,8 +238,8 @@ class MicadoMaster:
             step = "store"
             with self._step("store", report):
                 record = self._new_record(vm, cloud=dict(
-                    auth_url=auth_url, region_name=region, project_id=project_id,
-                    user_domain_name=user_domain_name,
+                    auth_url=launcher.auth_url, region_name=region, project_id=launcher.project_id,
+                    user_domain_name=launcher.user_domain_name,
                 ), api_port=api_port, cert_path=cert_path, micado_user=micado_user,
                     micado_password=micado_password, extra={
                         "ssh_user": ssh_user, "ssh_port": ssh_port, "api_port": api_port,
@@ -365,7 +366,7 @@ class MicadoMaster:
         return self._record
 
     def _make_launcher(self, credentials: Any, auth_url: str | None, project_id: str | None,
-                       region: str | None, user_domain_name: str | None) -> Launcher:
+                       region: str | None, user_domain_name: str | None) -> OpenStackLauncher:
         if self.launcher_name != "openstack":
             raise InvalidArgument(f"launcher {self.launcher_name!r} is not supported; use 'openstack'")
         from micado.launcher.openstack import OpenStackLauncher
@@ -373,7 +374,7 @@ class MicadoMaster:
         return OpenStackLauncher(credentials, auth_url=auth_url, project_id=project_id, region=region,
                                  user_domain_name=user_domain_name or "Default")
 
-    def _launcher_for(self, record: MasterRecord) -> Launcher:
+    def _launcher_for(self, record: MasterRecord) -> OpenStackLauncher:
         from micado.config.credentials import load_credentials
 
         return self._make_launcher(load_credentials("nova"), record.auth_url, record.project_id,

@@ -66,6 +66,18 @@ def vm_pool(tmp_path_factory: pytest.TempPathFactory):
         yield pool
 
 
+@pytest.fixture
+def micado_stack(tmp_path_factory: pytest.TempPathFactory, monkeypatch: pytest.MonkeyPatch):
+    """A started :class:`~micado.testing.stack.LocalStack` with ``MICADO_CLI_DIR`` pointing at its
+    MiCADO dir; ``client.master.create(**micado_stack.create_kwargs)`` runs the whole lifecycle."""
+    from micado.testing.stack import LocalStack
+
+    with LocalStack(tmp_path_factory.mktemp("stack")) as stack:
+        for name, value in stack.environment.items():
+            monkeypatch.setenv(name, value)
+        yield stack
+
+
 # --- playbook fixtures ---------------------------------------------------------------
 
 

@@ -60,6 +60,7 @@ class LocalStack:
     ) -> None:
         self._owns_dir = base_dir is None
         self.base_dir = Path(base_dir) if base_dir else Path(tempfile.mkdtemp(prefix="micado-stack-"))
+        self.base_dir.mkdir(parents=True, exist_ok=True)
         self.layout = layout
         self.fail_playbook = fail_playbook
         self.micado_cli_dir = self.base_dir / "micado-cli"

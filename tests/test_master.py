@@ -1,0 +1,273 @@
+"""Use-cases 1 and 2 on the local MiCADO stack: the real lifecycle, through the public API only.
+
+Every create below goes through openstacksdk/novaclient to the OpenStack emulator, real
+``ssh`` to a local sshd "VM", real ``ansible-playbook``, and verified TLS to the
+submitter emulator the play starts on the VM.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import socket
+import subprocess
+import sys
+import tarfile
+import threading
+from collections.abc import Iterator
+from functools import partial
+from http.server import SimpleHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+
+import pytest
+
+from micado import MicadoClient
+from micado.exceptions import (
+    CredentialsError,
+    InstallError,
+    InvalidArgument,
+    LaunchError,
+    MasterNotFound,
+    MicadoTimeout,
+)
+from micado.testing.stack import LocalStack
+
+ADTS = Path(__file__).parent / "adts"
+CLEAN = {"servers": [], "attached_floating_ips": [], "allocated_floating_ips": []}
+
+
+@pytest.fixture(autouse=True)
+def home(tmp_path, monkeypatch) -> Iterator[Path]:
+    """A HOME of our own, to prove nothing under ~/.ssh is read or written."""
+    home = tmp_path / "home"
+    home.mkdir()
+    monkeypatch.setenv("HOME", str(home))
+    yield home
+    assert not (home / ".ssh").exists()
+
+
+def stack_with(monkeypatch, tmp_path, **options) -> LocalStack:
+    stack = LocalStack(tmp_path / "stack", **options).start()
+    for name, value in stack.environment.items():
+        monkeypatch.setenv(name, value)
+    return stack
+
+
+def assert_nothing_left(stack: LocalStack, client: MicadoClient) -> None:
+    assert stack.cloud.leftovers() == CLEAN
+    assert client.master.list() == []
+    certs = stack.micado_cli_dir / "certs"
+    assert not certs.exists() or list(certs.iterdir()) == []
+    assert stack.vms.vms == []
+
+
+def exercise_applications(client: MicadoClient) -> None:
+    assert client.master.api.verify == client.master.info()["cert_path"]  # TLS checked against the master's cert
+    app = client.applications.create(app_id="stressng", file=ADTS / "stressng_nova.yaml")
+    assert [a.id for a in client.applications.list()] == ["stressng"]
+    assert client.applications.get("stressng").adaptors
+    app.update(file=ADTS / "stressng_ec2_latest.yaml", params={"replicas": 2})
+    app.delete()
+    assert client.applications.list() == []
+
+
+def test_use_case_1_create_use_destroy(micado_stack, home):
+    client = MicadoClient(launcher="openstack")
+    events: list[tuple[str, str]] = []
+    master_id = client.master.create(progress=lambda stage, message: events.append((stage, message)),
+                                     **micado_stack.create_kwargs)
+    assert master_id == micado_stack.cloud.servers[0]["id"]
+    assert micado_stack.cloud.servers[0]["name"].startswith("MiCADO-Master-")
+    stages = [stage for stage, _ in events]
+    for stage in ("prepare", "launch", "ssh", "ansible", "api", "certificate", "store", "done"):
+        assert stage in stages
+    assert any("Start the TOSCA Submitter" in message for stage, message in events if stage == "ansible")
+    assert set(client.master.timings) >= {"launch", "ssh", "ansible"}
+
+    exercise_applications(client)
+    record = client.master.info()
+    assert record["id"] == master_id and "micado_password" not in record
+    assert "password" not in repr(client.master).lower()
+
+    client.applications.create(app_id="left-running", file=ADTS / "nginx_nova.yaml")
+    client.master.destroy()
+    assert_nothing_left(micado_stack, client)
+    assert not (micado_stack.micado_cli_dir / "work" / master_id).exists()
+
+
+def test_web_password_is_random_strong_and_never_stored_in_plaintext(micado_stack):
+    client = MicadoClient(launcher="openstack")
+    client.master.create(**micado_stack.create_kwargs)
+    try:
+        from micado.config.store import MasterStore
+
+        record = MasterStore().get(client.master.id)
+        assert record.micado_password != "admin" and len(record.micado_password) >= 16
+        for path in micado_stack.micado_cli_dir.rglob("*"):
+            if path.is_file():
+                assert record.micado_password.encode() not in path.read_bytes(), path
+    finally:
+        client.master.destroy()
+
+
+ATTACH_AND_DESTROY = """
+import json, sys
+from micado import MicadoClient
+client = MicadoClient(launcher="openstack")
+client.master.attach(master_id=sys.argv[1])
+apps = [app.id for app in client.applications.list()]
+client.master.destroy()
+print(json.dumps(apps))
+"""
+
+CREATE = """
+import json, sys
+from micado import MicadoClient
+client = MicadoClient(launcher="openstack")
+master_id = client.master.create(**json.loads(sys.argv[1]))
+client.applications.create(app_id="stressng", file=sys.argv[2])
+print(master_id)
+"""
+
+
+def test_use_case_2_attach_and_destroy_from_another_program(micado_stack):
+    env = {**os.environ, **micado_stack.environment}
+    created = subprocess.run(
+        [sys.executable, "-c", CREATE, json.dumps(micado_stack.create_kwargs), str(ADTS / "stressng_nova.yaml")],
+        env=env, capture_output=True, text=True, timeout=300,
+    )
+    assert created.returncode == 0, created.stderr
+    master_id = created.stdout.strip().splitlines()[-1]
+    destroyed = subprocess.run(
+        [sys.executable, "-c", ATTACH_AND_DESTROY, master_id], env=env, capture_output=True, text=True, timeout=300
+    )
+    assert destroyed.returncode == 0, destroyed.stderr
+    assert json.loads(destroyed.stdout) == ["stressng"]
+    assert micado_stack.cloud.leftovers() == CLEAN
+    with pytest.raises(MasterNotFound):
+        MicadoClient(launcher="openstack").master.attach(master_id=master_id)
+
+
+def test_the_0_9_playbook_layout(monkeypatch, tmp_path):
+    stack = stack_with(monkeypatch, tmp_path, layout="0.9")
+    try:
+        client = MicadoClient(launcher="openstack")
+        client.master.create(**stack.create_kwargs)
+        exercise_applications(client)
+        client.master.destroy()
+        assert_nothing_left(stack, client)
+    finally:
+        stack.stop()
+
+
+def test_playbook_downloaded_from_a_loopback_http_server(micado_stack):
+    tarball = Path(micado_stack.create_kwargs["playbook"])
+    handler = partial(SimpleHTTPRequestHandler, directory=str(tarball.parent))
+    handler.log_message = lambda *args: None  # type: ignore[method-assign]
+    server = ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        url = f"http://127.0.0.1:{server.server_address[1]}/{tarball.name}"
+        client = MicadoClient(launcher="openstack")
+        client.master.create(**{**micado_stack.create_kwargs, "playbook": url})
+        assert client.applications.list() == []
+        client.master.destroy()
+    finally:
+        server.shutdown()
+        server.server_close()
+    assert micado_stack.cloud.leftovers() == CLEAN
+
+
+def test_a_malicious_tarball_is_refused_before_any_cloud_resource(micado_stack, tmp_path):
+    evil = tmp_path / "ansible-micado-evil.tar.gz"
+    payload = tmp_path / "payload.yml"
+    payload.write_text("- hosts: all\n")
+    with tarfile.open(evil, "w:gz") as archive:
+        archive.add(payload, arcname="ansible-micado-evil/micado-master.yml")
+        archive.add(payload, arcname="ansible-micado-evil/../../escaped.yml")
+    client = MicadoClient(launcher="openstack")
+    with pytest.raises(InstallError, match="escaped.yml"):
+        client.master.create(**{**micado_stack.create_kwargs, "playbook": str(evil)})
+    assert micado_stack.cloud.servers == []
+    assert not (tmp_path.parent / "escaped.yml").exists()
+    assert_nothing_left(micado_stack, client)
+
+
+def closed_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
+@pytest.mark.parametrize("failure", ["launch", "ssh", "install", "certificate"])
+def test_a_failure_at_each_step_leaves_nothing_behind(monkeypatch, tmp_path, failure):
+    stack = stack_with(monkeypatch, tmp_path, fail_playbook=failure == "install")
+    try:
+        kwargs = dict(stack.create_kwargs)
+        expected: type[Exception] = LaunchError
+        if failure == "launch":
+            stack.cloud.faults.server_error = "No valid host was found. There are not enough hosts available."
+        elif failure == "ssh":
+            kwargs.update(ssh_port=closed_port(), ssh_timeout=2.0)
+            expected = MicadoTimeout
+        elif failure == "install":
+            expected = InstallError
+        else:
+            kwargs.update(remote_cert_path="var/lib/micado/zorp/config/missing.pem")
+            expected = InstallError
+        client = MicadoClient(launcher="openstack")
+        with pytest.raises(expected) as caught:
+            client.master.create(**kwargs)
+        if failure == "launch":
+            assert "No valid host" in str(caught.value)
+        else:
+            assert caught.value.step == failure
+            assert any(failure in note for note in getattr(caught.value, "__notes__", []))
+        if failure == "install":
+            assert "Injected failure" in str(caught.value)
+            assert caught.value.log_path and Path(caught.value.log_path).exists()
+        assert_nothing_left(stack, client)
+        assert client.master.id is None
+    finally:
+        stack.stop()
+
+
+def test_destroy_of_a_master_whose_vm_vanished(micado_stack, caplog):
+    client = MicadoClient(launcher="openstack")
+    master_id = client.master.create(**micado_stack.create_kwargs)
+    micado_stack.cloud.remove_server(master_id)
+    with caplog.at_level(logging.WARNING, logger="micado"):
+        client.master.destroy()
+    assert any("no longer exists" in record.getMessage() for record in caplog.records)
+    assert client.master.list() == []
+    with pytest.raises(MasterNotFound):
+        client.master.attach(master_id=master_id)
+
+
+@pytest.mark.parametrize(
+    "change, error, message",
+    [
+        ({"image": ""}, InvalidArgument, "image"),
+        ({"auth_url": "keystone:5000"}, InvalidArgument, "auth_url"),
+        ({"ssh_port": 0}, InvalidArgument, "ssh_port"),
+        ({"micado_password": "short"}, InvalidArgument, "micado_password"),
+        ({"micado_user": "a b"}, InvalidArgument, "micado_user"),
+        ({"project_id": None}, InvalidArgument, "project_id"),
+        ({"playbook": "/no/such/playbook.tar.gz"}, InvalidArgument, "playbook"),
+    ],
+)
+def test_bad_input_fails_before_any_cloud_request(micado_stack, change, error, message):
+    before = len(micado_stack.cloud.requests)
+    with pytest.raises(error, match=message):
+        MicadoClient(launcher="openstack").master.create(**{**micado_stack.create_kwargs, **change})
+    assert len(micado_stack.cloud.requests) == before
+    assert micado_stack.cloud.servers == []
+
+
+def test_missing_credentials_fail_before_any_cloud_request(micado_stack):
+    (micado_stack.micado_cli_dir / "credentials-cloud-api.yml").unlink()
+    with pytest.raises(CredentialsError, match="does not exist"):
+        MicadoClient(launcher="openstack").master.create(**micado_stack.create_kwargs)
+    assert micado_stack.cloud.requests == [] or all("/v3" not in r[1] for r in micado_stack.cloud.requests)
+    assert micado_stack.cloud.servers == []
