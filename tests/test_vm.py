@@ -18,12 +18,8 @@ from micado.config import paths
 from micado.exceptions import InvalidArgument, LaunchError, NotFound
 from micado.installer import ssh
 from micado.progress import wait_until
-from micado.testing.vm import (
-    LocalVM,
-    VMPool,
-    authorized_keys_from_user_data,
-    random_loopback_address,
-)
+from micado.testing.cloudinit import authorized_keys_from_user_data
+from micado.testing.vm import LocalVM, VMPool, random_loopback_address
 
 #: The folder of this interpreter's scripts (ansible, ansible-playbook).
 BIN = Path(sys.executable).parent

@@ -23,8 +23,6 @@ included, in ``/proc/*/environ``. Linux only (``/proc``, the 127.0.0.0/8 loopbac
 
 from __future__ import annotations
 
-import base64
-import binascii
 import dataclasses
 import errno
 import ipaddress
@@ -35,7 +33,6 @@ import random
 import re
 import shlex
 import shutil
-import signal
 import socket
 import subprocess
 import sys
@@ -43,15 +40,16 @@ import threading
 from dataclasses import dataclass
 from pathlib import Path
 from types import TracebackType
-from typing import Any, Callable, Mapping
+from typing import Any, Mapping
 
-from micado.exceptions import InvalidArgument, LaunchError, MicadoTimeout, NotFound
+from micado.exceptions import InvalidArgument, LaunchError, NotFound
 from micado.progress import wait_until
+from micado.testing.cloudinit import authorized_keys_from_user_data, user_data_text
+from micado.testing.processes import KILL_GRACE, descendants, marked_processes, terminate
 
 __all__ = [
     "LocalVM",
     "VMPool",
-    "authorized_keys_from_user_data",
     "random_loopback_address",
     "free_port",
     "SSHD",
@@ -69,9 +67,7 @@ _SFTP_SERVERS = (
 #: sshd's privilege separation directory: must exist when sshd runs as root.
 _PRIVSEP_DIR = Path("/run/sshd")
 _START_TIMEOUT = 10.0
-_KILL_GRACE = 3.0
 _COMMAND_TIMEOUT = 30.0
-_KEY_TYPES = re.compile(r"^(ssh-(rsa|dss|ed25519)|ecdsa-sha2-nistp(256|384|521)|sk-\S+)\s+\S+")
 _SERVER_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$")
 
 
@@ -133,92 +129,6 @@ def free_port(address: str = "127.0.0.1") -> int:
         return int(sock.getsockname()[1])
 
 
-def authorized_keys_from_user_data(user_data: str) -> list[str]:
-    """The SSH public keys a ``#cloud-config`` document authorises.
-
-    Both places cloud-init reads are used: the top-level ``ssh_authorized_keys`` and
-    ``users: [{ssh_authorized_keys: [...]}]`` (``ssh-authorized-keys`` too).
-
-    Args:
-        user_data: the user data as text.
-
-    Returns:
-        The key lines, in order, without duplicates.
-
-    Raises:
-        LaunchError: the user data is not cloud-config YAML, or authorises no key.
-    """
-    from ruamel.yaml import YAML
-    from ruamel.yaml.error import YAMLError
-
-    first_line = user_data.lstrip().split("\n", 1)[0].strip()
-    if first_line != "#cloud-config":
-        raise LaunchError(
-            f"the user data is not a #cloud-config document (it starts with {first_line[:40]!r}); "
-            "the local VM understands cloud-config only"
-        )
-    try:
-        document = YAML(typ="safe").load(user_data)
-    except YAMLError as exc:
-        raise LaunchError(f"the cloud-config user data is not valid YAML: {exc}") from exc
-    if not isinstance(document, dict):
-        raise LaunchError("the cloud-config user data must be a mapping at the top level")
-    found: list[Any] = list(_key_list(document, "the top level"))
-    users = document.get("users") or []
-    if not isinstance(users, list):
-        raise LaunchError(f"cloud-config 'users' must be a list, not {type(users).__name__}")
-    for index, entry in enumerate(users):
-        if isinstance(entry, dict):
-            found += _key_list(entry, f"users[{index}]")
-    keys: list[str] = []
-    for key in found:
-        if not isinstance(key, str) or not _KEY_TYPES.match(key.strip()):
-            raise LaunchError(
-                f"not an SSH public key line in the cloud-config user data: {key!r:.80}"
-            )
-        if key.strip() not in keys:
-            keys.append(key.strip())
-    if not keys:
-        raise LaunchError(
-            "the cloud-config user data authorises no SSH key (no 'ssh_authorized_keys' at the "
-            "top level or under 'users')"
-        )
-    return keys
-
-
-def _key_list(mapping: dict, where: str) -> list[Any]:
-    keys: list[Any] = []
-    for name in ("ssh_authorized_keys", "ssh-authorized-keys"):
-        value = mapping.get(name)
-        if value is None:
-            continue
-        if isinstance(value, str):
-            value = [value]
-        if not isinstance(value, list):
-            raise LaunchError(f"cloud-config {name} at {where} must be a list of key lines")
-        keys += value
-    return keys
-
-
-def _user_data_text(server: Mapping[str, Any]) -> str:
-    """The server's user data as text (the emulator decodes it; Nova's API has base64)."""
-    raw = server.get("user_data", server.get("OS-EXT-SRV-ATTR:user_data"))
-    if raw is None:
-        raise LaunchError(
-            f"server {server.get('id')} has no user data; the local VM needs cloud-config "
-            "user data with ssh_authorized_keys"
-        )
-    if isinstance(raw, bytes):
-        raw = raw.decode("utf-8", "replace")
-    text = str(raw)
-    if not text.lstrip().startswith("#"):
-        try:
-            text = base64.b64decode(text, validate=True).decode("utf-8", "replace")
-        except (binascii.Error, ValueError):
-            pass  # not base64 either: the cloud-config check names what it starts with
-    return text
-
-
 def _check_loopback(address: str) -> None:
     try:
         ip = ipaddress.ip_address(address)
@@ -243,96 +153,6 @@ def _sftp_server() -> str:
         f"OpenSSH's sftp-server was not found (looked at {', '.join(_SFTP_SERVERS)}); "
         "install openssh-server"
     )
-
-
-# --- processes -----------------------------------------------------------------------------
-
-
-def _proc_stat(pid: int) -> tuple[str, int] | None:
-    """``(state, parent pid)`` of a process, ``None`` if it is gone."""
-    try:
-        text = Path(f"/proc/{pid}/stat").read_text()
-    except OSError:
-        return None
-    fields = text[text.rfind(")") + 2 :].split()  # the command name may contain blanks
-    return fields[0], int(fields[1])
-
-
-def _alive(pid: int) -> bool:
-    stat = _proc_stat(pid)
-    return stat is not None and stat[0] not in ("Z", "X")
-
-
-def _all_pids() -> list[int]:
-    return [int(name) for name in os.listdir("/proc") if name.isdigit()]
-
-
-def _descendants(root_pid: int) -> set[int]:
-    children: dict[int, list[int]] = {}
-    for pid in _all_pids():
-        stat = _proc_stat(pid)
-        if stat is not None:
-            children.setdefault(stat[1], []).append(pid)
-    found: set[int] = set()
-    todo = [root_pid]
-    while todo:
-        for child in children.get(todo.pop(), []):
-            if child not in found:
-                found.add(child)
-                todo.append(child)
-    return found
-
-
-def _marked_processes(server_id: str, root: Path) -> set[int]:
-    """Processes whose environment carries ``MICADO_VM_ID=<server_id>`` and this VM's root.
-
-    The root is checked too: two pools (parallel test runs) may use the same server id.
-    """
-    markers = {f"MICADO_VM_ID={server_id}".encode(), f"MICADO_VM_ROOT={root}".encode()}
-    found = set()
-    for pid in _all_pids():
-        try:
-            environ = Path(f"/proc/{pid}/environ").read_bytes()
-        except OSError:  # gone, or another user's process (not ours to stop anyway)
-            continue
-        if markers <= set(environ.split(b"\0")):
-            found.add(pid)
-    return found
-
-
-def _terminate(find: Callable[[], set[int]], what: str) -> None:
-    """SIGTERM the processes ``find`` returns, then SIGKILL those still there after a grace.
-
-    ``find`` is called again for each round and while waiting, so children forked in
-    the meantime (a daemon restarting its worker) are caught as well.
-    """
-
-    def living() -> set[int]:
-        return {pid for pid in find() if pid != os.getpid() and _alive(pid)}
-
-    for sig in (signal.SIGTERM, signal.SIGKILL):
-        targets = living()
-        if not targets:
-            return
-        for pid in targets:
-            try:
-                os.kill(pid, sig)
-            except ProcessLookupError:
-                pass
-            except PermissionError:
-                logger.warning("not allowed to stop process %d of %s", pid, what)
-        try:
-            wait_until(
-                lambda: True if not living() else None,
-                what=f"the processes of {what} to exit",
-                timeout=_KILL_GRACE,
-                stage="vm",
-            )
-            return
-        except MicadoTimeout:
-            if sig == signal.SIGKILL:
-                raise
-            logger.info("processes of %s ignored SIGTERM, killing them", what)
 
 
 # --- the pool ------------------------------------------------------------------------------
@@ -393,7 +213,7 @@ class VMPool:
             raise InvalidArgument(
                 f"a server id must be letters, digits, '.', '_' or '-', not {server_id!r}"
             )
-        keys = authorized_keys_from_user_data(_user_data_text(server))
+        keys = authorized_keys_from_user_data(user_data_text(server))
         with self._lock:
             if server_id in self._vms:
                 raise LaunchError(f"server {server_id} already has a local VM")
@@ -469,10 +289,12 @@ class VMPool:
             # before it goes; the VM's own processes carry its markers.
             connections: set[int] = set()
             if process is not None and process.poll() is None:
-                connections = {process.pid} | _descendants(process.pid)
-            _terminate(lambda: connections | _marked_processes(server_id, root), f"VM {server_id}")
+                connections = {process.pid} | descendants(process.pid)
+            # The root too: two pools (parallel test runs) may use the same server id.
+            markers = {"MICADO_VM_ID": server_id, "MICADO_VM_ROOT": str(root)}
+            terminate(lambda: connections | marked_processes(markers), f"VM {server_id}")
             if process is not None:
-                process.wait(timeout=_KILL_GRACE)
+                process.wait(timeout=KILL_GRACE)
             if root.exists():
                 shutil.rmtree(root)
         logger.info("deleted local VM %s", server_id)
@@ -645,7 +467,7 @@ Subsystem sftp {_sftp_server()}
         except BaseException:
             if process.poll() is None:
                 process.kill()
-            process.wait(timeout=_KILL_GRACE)
+            process.wait(timeout=KILL_GRACE)
             raise
         self._sshd[vm.server_id] = process
         vm.address, vm.pid = address, process.pid
@@ -660,9 +482,9 @@ Subsystem sftp {_sftp_server()}
             return
         if process.poll() is None:
             # The listener and its connections; the VM's own daemons keep running.
-            connections = {process.pid} | _descendants(process.pid)
-            _terminate(lambda: connections, f"sshd of VM {vm.server_id}")
-        process.wait(timeout=_KILL_GRACE)
+            connections = {process.pid} | descendants(process.pid)
+            terminate(lambda: connections, f"sshd of VM {vm.server_id}")
+        process.wait(timeout=KILL_GRACE)
 
     @staticmethod
     def _check_free(address: str, port: int) -> None:
