@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import http.server
 import io
+import json
 import os
 import stat
 import tarfile
@@ -36,7 +37,8 @@ from micado.installer.ansible import (
 from micado.installer.runner import ansible_playbook_command
 from micado.testing.playbook import CERT_FILE, READY_FILE, build_tarball, build_tree
 
-PASSWORD = "Web-Pa55word-7f3e!"
+# Quotes, a shell variable and a Jinja expression: all must arrive literally.
+PASSWORD = "Web-Pa55 {{ 7*7 }} 'q\" $HOME-7f3e!"
 CLOUD_SECRET = "cloud-Secret-0c1d"
 CLOUD_CREDENTIALS = f"""\
 resource:
@@ -292,6 +294,13 @@ def _mode(path: Path) -> int:
     return stat.S_IMODE(path.stat().st_mode)
 
 
+def _load(path: Path):
+    """Load YAML written for Ansible (``!unsafe`` strings become plain strings)."""
+    yaml = YAML(typ="safe")
+    yaml.constructor.add_constructor("!unsafe", lambda loader, node: loader.construct_scalar(node))
+    return yaml.load(path.read_text())
+
+
 @pytest.mark.parametrize("layout", ["0.9", "0.12"])
 def test_the_working_copy_has_inventory_credentials_and_config(
     micado_dir: Path, tmp_path: Path, layout: str
@@ -303,9 +312,9 @@ def test_the_working_copy_has_inventory_credentials_and_config(
         ssh_user="cloud", ssh_port=2222, ssh_key=key,
     )
     assert work.path == paths.work_dir("srv-1") and _mode(work.path) == 0o700
-    yaml = YAML(typ="safe")
 
-    web = yaml.load(work.web_credentials.read_text())
+    web = _load(work.web_credentials)
+    assert "!unsafe" in work.web_credentials.read_text()  # Ansible must not template the secret
     assert web["authentication"]["username"] == "admin-1"
     assert web["authentication"]["password"] == PASSWORD
     if layout == "0.12":  # the sample's other settings are kept
@@ -317,7 +326,7 @@ def test_the_working_copy_has_inventory_credentials_and_config(
     for secret_file in (work.web_credentials, work.cloud_credentials):
         assert _mode(secret_file) == 0o600
 
-    inventory = yaml.load(work.inventory.read_text())
+    inventory = _load(work.inventory)
     host = tree.layout.host
     assert list(inventory["all"]["hosts"]) == [host]
     settings = inventory["all"]["hosts"][host]
@@ -339,7 +348,7 @@ def test_the_working_copy_has_inventory_credentials_and_config(
     # A second preparation replaces the first (same master id).
     again = prepare_workdir("srv-1", tree, host="127.0.0.43", micado_user="u", micado_password="p2", ssh_key=key)
     assert "127.0.0.43" in again.inventory.read_text()
-    assert yaml.load(again.web_credentials.read_text())["authentication"]["password"] == "p2"
+    assert _load(again.web_credentials)["authentication"]["password"] == "p2"
 
 
 def test_the_working_copy_needs_cloud_credentials_and_a_sane_id(micado_dir: Path, tmp_path: Path) -> None:
@@ -430,7 +439,7 @@ def test_secrets_are_masked_in_the_log_even_if_a_task_prints_them(micado_dir: Pa
     log = run_playbook(work, timeout=120)
     text = log.read_text()
     assert "the password is ********" in text
-    assert PASSWORD not in text
+    assert PASSWORD not in text and json.dumps(PASSWORD)[1:-1] not in text  # nor JSON-escaped
 
 
 def test_a_play_past_its_deadline_is_killed(micado_dir: Path, tmp_path: Path) -> None:

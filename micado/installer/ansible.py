@@ -117,9 +117,11 @@ def _web_credentials(sample: Path, user: str, password: str) -> str:
     """The ``credentials-micado.yml`` text: the sample's settings with our web user.
 
     The file format of ansible-micado: ``authentication: {username, password}``
-    and ``tls: {provision_method: self-signed | user-supplied, cert, key}``.
+    and ``tls: {provision_method: self-signed | user-supplied, cert, key}``. User and
+    password are tagged ``!unsafe`` so that Ansible never evaluates ``{{ ... }}`` in them.
     """
     from ruamel.yaml import YAML
+    from ruamel.yaml.comments import TaggedScalar
 
     data: dict = {}
     if sample.is_file():
@@ -130,8 +132,8 @@ def _web_credentials(sample: Path, user: str, password: str) -> str:
     auth = data.get("authentication")
     if not isinstance(auth, dict):
         auth = data["authentication"] = {}
-    auth["username"] = user
-    auth["password"] = password
+    auth["username"] = TaggedScalar(user, style="'", tag="!unsafe")
+    auth["password"] = TaggedScalar(password, style="'", tag="!unsafe")
     return _dump_yaml(data)
 
 

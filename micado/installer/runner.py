@@ -11,6 +11,7 @@ past its deadline is killed with its whole process group and becomes a
 
 from __future__ import annotations
 
+import json
 import logging
 import os
 import queue
@@ -109,6 +110,15 @@ class _Progress:
             if error:
                 self.error = error.group("message").strip()
         return None
+
+
+def _masks(secrets: Sequence[str]) -> list[str]:
+    """Every form a secret can take in Ansible's output: as is, and JSON-escaped."""
+    forms: set[str] = set()
+    for secret in secrets:
+        if secret:
+            forms |= {secret, json.dumps(secret)[1:-1], json.dumps(secret, ensure_ascii=False)[1:-1]}
+    return sorted(forms, key=len, reverse=True)  # longest first: no half-masked leftovers
 
 
 def _pump(stream: TextIO, log: TextIO, secrets: Sequence[str], events: queue.Queue[str | None]) -> None:
@@ -214,7 +224,7 @@ def run_playbook(
             raise InstallError(f"could not start {command[0]}: {exc}", log_path=log_file) from exc
         assert process.stdout is not None
         pump = threading.Thread(
-            target=_pump, args=(process.stdout, log, work.redact, events), name="ansible-output", daemon=True
+            target=_pump, args=(process.stdout, log, _masks(work.redact), events), name="ansible-output", daemon=True
         )
         pump.start()
 
