@@ -357,6 +357,10 @@ def test_the_working_copy_needs_cloud_credentials_and_a_sane_id(micado_dir: Path
     with pytest.raises(CredentialsError) as caught:
         prepare_workdir("srv", tree, cloud_credentials=tmp_path / "missing.yml", **common)
     assert "missing.yml" in str(caught.value)
+    broken = tmp_path / "broken.yml"
+    broken.write_text("resource: [\n  - type: nova\n")
+    with pytest.raises(CredentialsError, match="broken.yml"):
+        prepare_workdir("srv", tree, cloud_credentials=broken, **common)
     for bad in ("", "../escape", "a/b"):
         with pytest.raises(InvalidArgument, match="master id"):
             prepare_workdir(bad, tree, **common)
@@ -430,9 +434,16 @@ def test_secrets_are_masked_in_the_log_even_if_a_task_prints_them(micado_dir: Pa
       ansible.builtin.include_vars:
         file: ./credentials-micado.yml
         name: security
+    - name: Load the cloud credentials
+      ansible.builtin.include_vars:
+        file: ./credentials-cloud-api.yml
+        name: cloud
     - name: Careless debug output
       ansible.builtin.debug:
         msg: "the password is {{ security.authentication.password }}"
+    - name: More careless debug output
+      ansible.builtin.debug:
+        var: cloud
 """)
     work = prepare_workdir("srv-leak", detect_layout(tree), host="127.0.0.4", micado_user="admin",
                            micado_password=PASSWORD, ssh_key=tmp_path / "k")
@@ -440,6 +451,7 @@ def test_secrets_are_masked_in_the_log_even_if_a_task_prints_them(micado_dir: Pa
     text = log.read_text()
     assert "the password is ********" in text
     assert PASSWORD not in text and json.dumps(PASSWORD)[1:-1] not in text  # nor JSON-escaped
+    assert "cloud-user" in text and CLOUD_SECRET not in text
 
 
 def test_a_play_past_its_deadline_is_killed(micado_dir: Path, tmp_path: Path) -> None:

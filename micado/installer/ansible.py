@@ -137,6 +137,42 @@ def _web_credentials(sample: Path, user: str, password: str) -> str:
     return _dump_yaml(data)
 
 
+_SECRET_KEY_WORDS = ("password", "secret", "token", "key", "credential")
+
+
+def _cloud_secrets(path: Path, text: str) -> tuple[str, ...]:
+    """The secret values of a cloud credentials file, to mask in the log.
+
+    Every string under an ``auth_data`` whose key looks secret (password, secret,
+    token, key, credential): ansible-micado copies the whole file into Kubernetes
+    secrets, and a failing task may print its arguments.
+    """
+    from ruamel.yaml import YAML
+    from ruamel.yaml.error import YAMLError
+
+    try:
+        document = YAML(typ="safe").load(text)
+    except YAMLError as exc:
+        raise CredentialsError(f"the cloud credentials file {path} is not valid YAML", path=path) from exc
+    found: list[str] = []
+
+    def walk(node: object, secret: bool) -> None:
+        if isinstance(node, dict):
+            for name, value in node.items():
+                walk(value, secret or any(word in str(name).lower() for word in _SECRET_KEY_WORDS))
+        elif isinstance(node, list):
+            for item in node:
+                walk(item, secret)
+        elif secret and isinstance(node, str) and len(node) >= 4:
+            found.append(node)
+
+    resources = document.get("resource") if isinstance(document, dict) else None
+    for resource in resources if isinstance(resources, list) else []:
+        if isinstance(resource, dict):
+            walk(resource.get("auth_data"), False)
+    return tuple(found)
+
+
 def _ansible_cfg(work: Path, inventory: Path, become: bool) -> str:
     """Our ``ansible.cfg``: every setting that matters, none taken from the user's files."""
     return "\n".join(
@@ -230,8 +266,9 @@ def prepare_workdir(
     credentials_dir = copy / layout.credentials_dir
     credentials_dir.mkdir(parents=True, exist_ok=True)
 
+    cloud_text = cloud_file.read_text(encoding="utf-8")
     cloud_copy = credentials_dir / "credentials-cloud-api.yml"
-    _write_private(cloud_copy, cloud_file.read_text(encoding="utf-8"))
+    _write_private(cloud_copy, cloud_text)
     web = credentials_dir / "credentials-micado.yml"
     _write_private(web, _web_credentials(copy / layout.web_credentials_sample, micado_user, micado_password))
 
@@ -262,7 +299,7 @@ def prepare_workdir(
         config=config,
         web_credentials=web,
         cloud_credentials=cloud_copy,
-        redact=(micado_password,),
+        redact=(micado_password, *_cloud_secrets(cloud_file, cloud_text)),
     )
 
 
