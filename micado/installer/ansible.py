@@ -250,6 +250,8 @@ def prepare_workdir(
     cloud_file = Path(cloud_credentials) if cloud_credentials is not None else paths.credentials_file()
     if not cloud_file.is_file():
         raise CredentialsError(f"cloud credentials file {cloud_file} does not exist", path=cloud_file)
+    cloud_text = cloud_file.read_text(encoding="utf-8")
+    cloud_secrets = _cloud_secrets(cloud_file, cloud_text)  # also checks it is YAML, before writing
     key = Path(ssh_key) if ssh_key is not None else paths.ssh_private_key()
 
     work = paths.work_dir(master_id)
@@ -266,7 +268,6 @@ def prepare_workdir(
     credentials_dir = copy / layout.credentials_dir
     credentials_dir.mkdir(parents=True, exist_ok=True)
 
-    cloud_text = cloud_file.read_text(encoding="utf-8")
     cloud_copy = credentials_dir / "credentials-cloud-api.yml"
     _write_private(cloud_copy, cloud_text)
     web = credentials_dir / "credentials-micado.yml"
@@ -299,7 +300,7 @@ def prepare_workdir(
         config=config,
         web_credentials=web,
         cloud_credentials=cloud_copy,
-        redact=(micado_password, *_cloud_secrets(cloud_file, cloud_text)),
+        redact=(micado_password, *cloud_secrets),
     )
 
 
