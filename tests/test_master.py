@@ -59,7 +59,7 @@ def assert_nothing_left(stack: LocalStack, client: MicadoClient) -> None:
     assert client.master.list() == []
     certs = stack.micado_cli_dir / "certs"
     assert not certs.exists() or list(certs.iterdir()) == []
-    assert stack.vms.vms == []
+    assert stack.vms.vms() == []
 
 
 def exercise_applications(client: MicadoClient) -> None:
