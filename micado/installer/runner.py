@@ -228,7 +228,7 @@ def run_playbook(
         )
         pump.start()
 
-        def drain() -> None:
+        def drain(announce: bool = True) -> None:
             # Progress is reported from the caller's thread, never from the pump thread.
             while True:
                 try:
@@ -237,7 +237,7 @@ def run_playbook(
                     return
                 if line is not None:
                     task = state.feed(line)
-                    if task is not None:
+                    if task is not None and announce:
                         report(STAGE, task)
 
         def finished() -> int | None:
@@ -257,6 +257,8 @@ def run_playbook(
             )
         except MicadoTimeout as exc:
             _kill_group(process)
+            pump.join(timeout=10)
+            drain(announce=False)
             raise MicadoTimeout(
                 f"ansible-playbook ran past its deadline of {timeout:g} s"
                 f"{f' at task {state.task!r}' if state.task else ''} and was stopped; "
@@ -269,8 +271,8 @@ def run_playbook(
             raise
         finally:
             pump.join(timeout=10)
-            drain()
             _close_connections(control_dir)
+        drain()  # the last lines, read after the process ended
     elapsed = time.monotonic() - started
     if code != 0:
         raise _failure(code, state, log_file)
