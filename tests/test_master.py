@@ -39,12 +39,12 @@ CLEAN = {"servers": [], "attached_floating_ips": [], "allocated_floating_ips": [
 
 @pytest.fixture(autouse=True)
 def home(tmp_path, monkeypatch) -> Iterator[Path]:
-    """A HOME of our own, to prove nothing under ~/.ssh is read or written."""
+    """A HOME of our own, to prove nothing is written there (no ~/.ssh, no SDK caches)."""
     home = tmp_path / "home"
     home.mkdir()
     monkeypatch.setenv("HOME", str(home))
     yield home
-    assert not (home / ".ssh").exists()
+    assert sorted(path.name for path in home.iterdir()) == []
 
 
 def stack_with(monkeypatch, tmp_path, **options) -> LocalStack:

@@ -150,6 +150,18 @@ def _kill_group(process: subprocess.Popen[str], grace: float = 5.0) -> None:
             continue
 
 
+def _control_dir() -> Path:
+    """A private folder for ssh's ControlPersist sockets.
+
+    A Unix socket path holds at most ~104 bytes and ssh appends ~45 to the folder, so
+    a long ``$TMPDIR`` (pytest's, macOS's) falls back to ``/tmp``.
+    """
+    for base in (tempfile.gettempdir(), "/tmp"):
+        if len(base) <= 48 and os.access(base, os.W_OK):
+            return Path(tempfile.mkdtemp(prefix="micado-cp-", dir=base))
+    raise InstallError("no writable temporary folder with a path short enough for ssh control sockets; set TMPDIR=/tmp")
+
+
 def _close_connections(control_dir: Path) -> None:
     """Ask every ssh ControlPersist master of the run to exit, then drop the folder."""
     for socket_path in control_dir.iterdir():
@@ -195,7 +207,7 @@ def run_playbook(
     log_file = Path(log_path) if log_path is not None else paths.log_file(work.master_id)
     log_file.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
     command = [*ansible_playbook_command(), "-i", str(work.inventory), work.playbook, *extra_args]
-    control_dir = Path(tempfile.mkdtemp(prefix="micado-cp-"))
+    control_dir = _control_dir()
     env = _environment(work, control_dir)
     state = _Progress()
     events: queue.Queue[str | None] = queue.Queue()

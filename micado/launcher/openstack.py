@@ -165,6 +165,7 @@ class OpenStackLauncher(Launcher):
             )
             self._session = session
             self._nova = nova_client.Client("2.1", session=session, region_name=self.region)
+            _disable_completion_cache(self._nova)
             self._sdk = connection.Connection(session=session, region_name=self.region)
         return self._sdk, self._nova
 
@@ -493,6 +494,21 @@ class OpenStackLauncher(Launcher):
                    what=f"server {server_id} to be deleted", timeout=timeout, stage="delete",
                    progress=report or as_callback(None))
         return True
+
+
+def _disable_completion_cache(nova: Any) -> None:
+    """Stop novaclient writing its shell-completion caches under ``~/.novaclient``.
+
+    Every list and create would otherwise write files into the user's home; a
+    library must not. The managers' cache hook becomes a no-op.
+    """
+
+    @contextmanager
+    def no_cache(*args: Any, **kwargs: Any) -> Iterator[None]:
+        yield
+
+    for manager in (nova.flavors, nova.keypairs, nova.servers):
+        manager.completion_cache = no_cache
 
 
 def _normalise_auth_url(auth_url: str) -> str:
