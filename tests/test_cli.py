@@ -1,0 +1,123 @@
+"""The ``micado`` command end to end on the local stack: output, ``--json`` and exit codes."""
+
+from __future__ import annotations
+
+import json
+import os
+import socket
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+ADTS = Path(__file__).parent / "adts"
+
+
+def micado(*args: str, env: dict[str, str] | None = None, timeout: float = 300) -> subprocess.CompletedProcess:
+    return subprocess.run(
+        [sys.executable, "-m", "micado", *args],
+        env={**os.environ, **(env or {})}, capture_output=True, text=True, timeout=timeout,
+    )
+
+
+def test_master_and_app_commands_on_the_local_stack(micado_stack, tmp_path):
+    kwargs_file = tmp_path / "kwargs.json"
+    kwargs_file.write_text(json.dumps(micado_stack.create_kwargs))
+
+    created = micado("--json", "master", "create", "--kwargs-file", str(kwargs_file))
+    assert created.returncode == 0, created.stderr
+    master = json.loads(created.stdout)
+    master_id = master["id"]
+    assert master["endpoint"].startswith("https://") and "micado_password" not in created.stdout
+    # not a terminal: plain progress lines with elapsed time, stage and the Ansible tasks
+    assert "ansible: micado_master/start : (MiCADO) Start the TOSCA Submitter" in created.stderr
+    assert all(line.startswith("[") for line in created.stderr.strip().splitlines())
+
+    listed = micado("--json", "master", "list")
+    assert [m["id"] for m in json.loads(listed.stdout)] == [master_id]
+    assert "password" not in listed.stdout
+
+    app = ("app", "--master", master_id)
+    made = micado("--json", *app, "create", "stressng", "--file", str(ADTS / "stressng_nova.yaml"), "--param", "n=2")
+    assert made.returncode == 0, made.stderr
+    assert json.loads(made.stdout) == {"id": "stressng", "created": True}
+    assert json.loads(micado("--json", *app, "list").stdout) == ["stressng"]
+    shown = micado(*app, "get", "stressng")
+    assert shown.returncode == 0 and shown.stdout.startswith("stressng\n  ")
+    updated = micado(*app, "update", "stressng", "--file", str(ADTS / "stressng_ec2_latest.yaml"))
+    assert updated.stdout.strip() == "updated application stressng"
+
+    missing = micado(*app, "get", "ghost")
+    assert missing.returncode == 3
+    assert missing.stderr.startswith("micado: error: ApplicationNotFound: 404")
+    assert "Traceback" not in missing.stderr
+
+    deleted = micado(*app, "delete", "stressng", "--force")
+    assert deleted.returncode == 0 and micado_stack.cloud.servers
+    assert micado("--json", *app, "list").stdout.strip() == "[]"
+
+    attached = micado("--json", "master", "attach", master_id)
+    assert json.loads(attached.stdout)["applications"] == []
+
+    destroyed = micado("master", "destroy", master_id)
+    assert destroyed.returncode == 0, destroyed.stderr
+    assert micado_stack.cloud.leftovers() == {"servers": [], "attached_floating_ips": [], "allocated_floating_ips": []}
+    assert micado("master", "list").stdout.strip() == "no masters"
+    gone = micado("master", "attach", master_id)
+    assert gone.returncode == 2 and "MasterNotFound" in gone.stderr
+
+
+def test_app_commands_against_an_endpoint(submitter):
+    env = {"MICADO_API_PASSWORD": submitter.password}
+    base = ("app", "--endpoint", submitter.endpoint, "--user", submitter.user, "--cert", str(submitter.cert_path))
+    made = micado(*base, "create", "--file", str(ADTS / "nginx_nova.yaml"), "--dry-run", env=env)
+    assert made.returncode == 0, made.stderr
+    assert made.stdout.startswith("validated application ")
+    assert submitter.applications == {}
+    wrong = micado(*base, "list", env={"MICADO_API_PASSWORD": "wrong"})
+    assert wrong.returncode == 3 and "AuthenticationError" in wrong.stderr
+
+
+def closed_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
+@pytest.mark.parametrize(
+    "args, code, text",
+    [
+        (("app", "list"), 2, "give --endpoint"),
+        (("app", "--endpoint", "https://127.0.0.1:{port}/toscasubmitter/", "--insecure", "list"), 4, "cannot reach"),
+        (("app", "--endpoint", "https://h/x/", "--insecure", "get", "a b"), 2, "InvalidArgument"),
+        (("app", "create", "--file", "a.yaml", "--url", "http://h/a.yaml"), 2, "not allowed with"),
+        (("master", "nothing"), 2, "invalid choice"),
+    ],
+)
+def test_exit_codes_and_messages_without_tracebacks(args, code, text, tmp_path):
+    args = tuple(arg.format(port=closed_port()) for arg in args)
+    result = micado(*args, env={"MICADO_CLI_DIR": str(tmp_path), "MICADO_API_ENDPOINT": ""})
+    assert result.returncode == code, result.stderr
+    assert text in result.stderr
+    assert "Traceback" not in result.stderr
+
+
+def test_debug_shows_the_traceback(tmp_path):
+    result = micado("--debug", "app", "--endpoint", "https://h/x/", "--insecure", "get", "a b",
+                    env={"MICADO_CLI_DIR": str(tmp_path)})
+    assert result.returncode != 0 and "Traceback" in result.stderr
+
+
+def test_master_create_reports_missing_credentials_as_a_usage_error(tmp_path):
+    result = micado("master", "create", "--auth-url", "http://127.0.0.1:9/v3", "--project-id", "p",
+                    "--image", "i", "--flavor", "f", "--network", "n", "--keypair", "k",
+                    env={"MICADO_CLI_DIR": str(tmp_path)})
+    assert result.returncode == 2
+    assert "CredentialsError" in result.stderr and "does not exist" in result.stderr
+
+
+def test_console_script_is_installed():
+    script = Path(sys.executable).parent / "micado"
+    result = subprocess.run([str(script), "--help"], capture_output=True, text=True, timeout=60)
+    assert result.returncode == 0 and "master" in result.stdout
