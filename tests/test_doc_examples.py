@@ -235,21 +235,25 @@ def adt_server(workdir) -> Iterator[str]:
     server.server_close()
 
 
-def test_cli_page(micado_stack, adt_server, workdir):
+@pytest.mark.parametrize("page", [ROOT / "README.rst", ROOT / "docs" / "cli.rst"], ids=lambda p: p.name)
+def test_cli_examples(micado_stack, adt_server, workdir, page):
     env = {**os.environ, **micado_stack.environment}
+    (workdir / "create.json").write_text(json.dumps(micado_stack.create_kwargs))
     create_flags = []
     for name, value in micado_stack.create_kwargs.items():
         assert name in CREATE_OPTIONS
         create_flags += ["--" + name.replace("_", "-"), str(value)]
     master_id = ""
-    for command in commands(ROOT / "docs" / "cli.rst"):
+    ran: list[list[str]] = []
+    for command in commands(page):
         words = shlex.split(command.replace("https://example.org", adt_server))
         assert words[0] == "micado"
-        if words[1:3] == ["master", "create"]:
+        if words[1:3] == ["master", "create"] and "--kwargs-file" not in words:
             words = words[:3] + create_flags
         words = [master_id if word == "MASTER_ID" else word for word in words]
         result = subprocess.run([sys.executable, "-m", "micado", "--json", *words[1:]], env=env,
                                 capture_output=True, text=True, timeout=300)
+        ran.append(words[1:3])
         assert result.returncode == 0, f"{command}: {result.stderr}"
         if words[1:3] == ["master", "create"]:
             master_id = json.loads(result.stdout)["id"]
@@ -260,6 +264,7 @@ def test_cli_page(micado_stack, adt_server, workdir):
             master_id = json.loads(created.stdout)["id"]
     subprocess.run([sys.executable, "-m", "micado", "master", "destroy", master_id], env=env, check=True,
                    capture_output=True, timeout=300)
+    assert ["master", "create"] in ran and ["app", "--master"] in ran
     assert micado_stack.cloud.leftovers() == CLEAN
 
 
