@@ -271,3 +271,29 @@ def test_missing_credentials_fail_before_any_cloud_request(micado_stack):
         MicadoClient(launcher="openstack").master.create(**micado_stack.create_kwargs)
     assert micado_stack.cloud.requests == [] or all("/v3" not in r[1] for r in micado_stack.cloud.requests)
     assert micado_stack.cloud.servers == []
+
+
+@pytest.mark.parametrize("interrupt", [KeyboardInterrupt, RuntimeError], ids=["ctrl-c", "unexpected-error"])
+def test_an_interruption_after_launch_is_undone(micado_stack, interrupt):
+    def progress(stage: str, message: str) -> None:
+        if stage == "ansible" and "TOSCA Submitter" in message:
+            raise interrupt("stop right there")
+
+    client = MicadoClient(launcher="openstack")
+    expected = KeyboardInterrupt if interrupt is KeyboardInterrupt else InstallError
+    with pytest.raises(expected) as caught:
+        client.master.create(progress=progress, **micado_stack.create_kwargs)
+    if expected is InstallError:
+        assert "step 'install'" in str(caught.value) and "stop right there" in str(caught.value)
+    assert_nothing_left(micado_stack, client)
+
+
+def test_destroy_removes_the_vm_even_when_the_api_refuses(micado_stack):
+    client = MicadoClient(launcher="openstack")
+    client.master.create(**micado_stack.create_kwargs)
+    client.applications.create(app_id="stressng", file=ADTS / "stressng_nova.yaml")
+    client.master.api.session.auth = ("admin", "changed-on-the-master")
+    events: list[tuple[str, str]] = []
+    client.master.destroy(progress=lambda stage, message: events.append((stage, message)))
+    assert any("applications not deleted" in message for _, message in events)
+    assert_nothing_left(micado_stack, client)

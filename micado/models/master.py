@@ -22,7 +22,15 @@ from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
 
 from micado.config import paths
-from micado.exceptions import InvalidArgument, MicadoException, NotFound
+from micado.exceptions import (
+    InstallError,
+    InvalidArgument,
+    MicadoAPIError,
+    MicadoConnectionError,
+    MicadoException,
+    MicadoTimeout,
+    NotFound,
+)
 from micado.progress import ProgressCallback, as_callback, wait_until
 
 if TYPE_CHECKING:
@@ -249,7 +257,14 @@ class MicadoMaster:
                 api = self._connect(record)
                 api.list_applications()  # evidence from the host: the API answers our credentials
                 self.store.add(record)
-        except BaseException as error:
+        except MicadoException as error:
+            self._undo_create(launcher, vm, error, step, ssh_port)
+            raise
+        except Exception as error:  # an OS error or a bug: still undone, and raised as ours
+            typed = InstallError(f"master.create failed at step '{step}': {type(error).__name__}: {error}")
+            self._undo_create(launcher, vm, typed, step, ssh_port)
+            raise typed from error
+        except BaseException as error:  # KeyboardInterrupt, SystemExit: undo, then let it through
             self._undo_create(launcher, vm, error, step, ssh_port)
             raise
         ansible.cleanup_workdir(master_id)
@@ -332,7 +347,7 @@ class MicadoMaster:
             report("destroy", f"VM {record.id} is already gone; cleaning up locally")
         else:
             if self._api is not None:
-                self._delete_applications(report)
+                self._delete_applications(self._api, report)
             report("destroy", f"deleting VM {record.id}")
             launcher.delete(LaunchedVM.from_dict(record.extra), timeout=timeout, progress=report)
         self.store.remove(record.id)
@@ -344,19 +359,15 @@ class MicadoMaster:
         self._record, self._api = None, None
         report("destroy", f"master {record.id} destroyed")
 
-    def _delete_applications(self, report: ProgressCallback) -> None:
-        from micado.exceptions import MicadoConnectionError, MicadoTimeout
-
-        assert self._api is not None
+    def _delete_applications(self, api: SubmitterClient, report: ProgressCallback) -> None:
+        """Force-delete every application; an API that fails is reported, and the VM goes anyway."""
         try:
-            app_ids = self._api.list_applications()
-        except (MicadoConnectionError, MicadoTimeout) as error:
-            log.warning("master %s: API unreachable, applications not deleted: %s", self.id, error)
-            report("destroy", f"API unreachable ({error}); deleting the VM anyway")
-            return
-        for app_id in app_ids:
-            report("destroy", f"deleting application {app_id}")
-            self._api.delete_application(app_id, force=True)
+            for app_id in api.list_applications():
+                report("destroy", f"deleting application {app_id}")
+                api.delete_application(app_id, force=True)
+        except (MicadoAPIError, MicadoConnectionError, MicadoTimeout) as error:
+            log.warning("master %s: applications not deleted (%s); deleting the VM anyway", self.id, error)
+            report("destroy", f"applications not deleted ({error}); deleting the VM anyway")
 
     # -- helpers -----------------------------------------------------------------------
 
@@ -383,8 +394,6 @@ class MicadoMaster:
     def _fetch_certificate(self, ssh: Any, host: str, port: int, user: str, key: Path,
                            remote_path: str, master_id: str) -> str:
         """Copy the master's certificate back, keeping only its CERTIFICATE blocks (never the key)."""
-        from micado.exceptions import InstallError
-
         paths.ensure_dir(paths.certs_dir())
         download = paths.certs_dir() / f".{master_id}.download"
         try:
