@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 import os
 import socket
 import subprocess
@@ -121,3 +122,34 @@ def test_console_script_is_installed():
     script = Path(sys.executable).parent / "micado"
     result = subprocess.run([str(script), "--help"], capture_output=True, text=True, timeout=60)
     assert result.returncode == 0 and "master" in result.stdout
+
+
+def test_master_create_shows_a_live_progress_line_on_a_terminal(micado_stack, tmp_path):
+    import pty
+
+    kwargs_file = tmp_path / "kwargs.json"
+    kwargs_file.write_text(json.dumps(micado_stack.create_kwargs))
+    controller, terminal = pty.openpty()
+    process = subprocess.Popen(
+        [sys.executable, "-m", "micado", "--json", "master", "create", "--kwargs-file", str(kwargs_file)],
+        env={**os.environ, **micado_stack.environment}, stdout=subprocess.PIPE, stderr=terminal,
+    )
+    os.close(terminal)
+    screen = b""
+    while True:
+        try:
+            chunk = os.read(controller, 65536)
+        except OSError:  # the terminal closed: the command ended
+            break
+        if not chunk:
+            break
+        screen += chunk
+    out, _ = process.communicate(timeout=300)
+    os.close(controller)
+    assert process.returncode == 0, screen.decode(errors="replace")[-2000:]
+    text = screen.decode()
+    assert text.count("\r") > 5  # one line, rewritten in place
+    assert text.rstrip("\r\n").count("\n") <= 1
+    assert re.search(r"\r\[00:0\d\] ansible: micado_master/start", text)
+    micado("master", "destroy", json.loads(out)["id"], env=micado_stack.environment)
+    assert micado_stack.cloud.leftovers()["servers"] == []
