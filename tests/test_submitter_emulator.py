@@ -6,12 +6,15 @@ Plain ``requests`` over real HTTPS against the emulator: this tests the emulator
 
 from __future__ import annotations
 
+import base64
+import http.client
 import ipaddress
 import json
 import os
 import re
 import signal
 import socket
+import ssl
 import subprocess
 import sys
 import threading
@@ -651,6 +654,56 @@ def test_slow_deploy_does_not_block_reads(api: Api, submitter: SubmitterEmulator
     assert time.monotonic() - started < 0.4
     slow.join(TIMEOUT)
     assert results[0].status_code == 200 and "slow" in submitter.applications
+
+
+def _basic(user: str, password: str) -> str:
+    return "Basic " + base64.b64encode(f"{user}:{password}".encode()).decode()
+
+
+def test_connections_are_kept_alive_also_after_bodies_the_server_did_not_read(submitter: SubmitterEmulator) -> None:
+    context = ssl.create_default_context(cafile=str(submitter.cert_path))
+    conn = http.client.HTTPSConnection("127.0.0.1", submitter.port, context=context, timeout=TIMEOUT)
+    good = {"Authorization": _basic(submitter.user, submitter.password)}
+    path = "/toscasubmitter/v2.0/applications/"
+    body = json.dumps({"adt": MINIMAL_ADT, "pad": "x" * 50_000}).encode()
+    try:
+        conn.request("GET", path, headers=good)
+        assert conn.getresponse().read()
+        first_socket = conn.sock
+        # Answered without reading the body: wrong password, unknown path, chunked too.
+        for headers, url, chunked in (
+            ({"Authorization": _basic(submitter.user, "wrong")}, path, False),
+            (good, "/toscasubmitter/nowhere/", False),
+            (good, "/toscasubmitter/nowhere/", True),
+        ):
+            payload: Any = iter([body[:1000], body[1000:]]) if chunked else body
+            conn.request("POST", url, body=payload, headers={**headers, "Content-Type": "application/json"},
+                         encode_chunked=chunked)
+            response = conn.getresponse()
+            response.read()
+            assert response.status in (401, 404)
+            assert response.getheader("Connection") is None
+        conn.request("GET", path, headers=good)
+        response = conn.getresponse()
+        assert json.loads(response.read()) == {"applications": [], "message": "MiCADO Applications"}
+        assert conn.sock is first_socket  # one TLS connection for all five requests
+    finally:
+        conn.close()
+    assert submitter.applications == {}
+
+
+def test_connection_close_is_honoured(submitter: SubmitterEmulator) -> None:
+    context = ssl.create_default_context(cafile=str(submitter.cert_path))
+    conn = http.client.HTTPSConnection("127.0.0.1", submitter.port, context=context, timeout=TIMEOUT)
+    try:
+        conn.request("GET", "/toscasubmitter/v2.0/applications/",
+                     headers={"Authorization": _basic(submitter.user, submitter.password), "Connection": "close"})
+        response = conn.getresponse()
+        assert response.getheader("Connection") == "close" and response.status == 200
+        response.read()
+        assert response.will_close
+    finally:
+        conn.close()
 
 
 def test_an_idle_connection_does_not_stall_the_server(api: Api, submitter: SubmitterEmulator) -> None:
