@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import datetime
 import io
 import json
 import socket
@@ -30,6 +31,7 @@ from micado.exceptions import (
     ServerError,
     TLSError,
 )
+from micado.progress import wait_until
 
 ADTS = Path(__file__).parent / "adts"
 NOVA_ADTS = sorted(ADTS.glob("*_nova.yaml"))
@@ -282,7 +284,7 @@ def test_refused_connection_is_a_connection_error():
             c.applications.list()
 
 
-@pytest.mark.parametrize("bad_id", ["", "a/b", "two words", " lead", "tab\t", "new\nline", None, 5])
+@pytest.mark.parametrize("bad_id", ["", "a/b", "two words", " lead", "tab\t", "new\nline", ".", "..", None, 5])
 def test_bad_app_ids_are_rejected_before_any_request(client, submitter, bad_id):
     calls = [
         lambda: client.applications.get(bad_id),
@@ -317,6 +319,11 @@ def test_app_ids_are_url_quoted(client, submitter):
         {"file": 3.5},
         {"adt": {"a": 1}, "params": ["not", "a", "mapping"]},
         {"adt": {"a": 1}, "dryrun": "yes"},
+        {"adt": {"tosca_definitions_version": "tosca_simple_yaml_1_2", "template_version": datetime.date(2025, 1, 2)}},
+        {"adt": {"a": 1}, "params": {"when": datetime.date(2025, 1, 2)}},
+        {"adt": {"a": 1}, "params": {"ratio": float("nan")}},
+        {"adt": "a: 1", "params": {"cores": {1, 2}}},
+        {"file": ADTS / "stressng_nova.yaml", "params": {"x": object()}},
     ],
 )
 def test_bad_arguments_are_rejected_before_any_request(client, submitter, kwargs):
@@ -339,6 +346,9 @@ def test_bad_delete_force_is_rejected_before_any_request(client, submitter):
         ({"endpoint": "https://h/toscasubmitter/", "verify": "/no/such/cert.pem"}, "verify"),
         ({"endpoint": "https://h/toscasubmitter/", "auth": ("user",)}, "auth"),
         ({"endpoint": "https://h/toscasubmitter/", "timeout": 0}, "timeout"),
+        ({"endpoint": "https://h:port/toscasubmitter/"}, "invalid port"),
+        ({"endpoint": "https://h/toscasubmitter/?v=1"}, "query"),
+        ({"endpoint": "https://h/toscasubmitter/", "auth": ("us:er", "pw")}, "must not contain ':'"),
         ({"launcher": "azure"}, "launcher"),
         ({}, "endpoint="),
     ],
@@ -375,3 +385,95 @@ def test_from_env(submitter):
 def test_file_object_with_text_content_is_sent(client, submitter):
     client.applications.create(app_id="textio", file=io.StringIO((ADTS / "stressng_nova.yaml").read_text()))
     assert "textio" in submitter.applications
+
+
+def test_update_through_the_object_reads_the_new_statuses(client, submitter):
+    app = client.applications.create(app_id="up", file=ADTS / "stressng_nova.yaml")
+    assert set(app.adaptors.values()) != {"Updated"}
+    assert app.update(file=ADTS / "nginx_nova.yaml") is app
+    assert set(app.adaptors.values()) == {"Updated"}  # the emulator marks updated adaptors
+
+
+def test_credentials_in_the_endpoint_are_refused_and_not_echoed():
+    with pytest.raises(InvalidArgument, match="auth=") as caught:
+        MicadoClient(endpoint="https://admin:s3cret-pw@master/toscasubmitter/")
+    assert "s3cret-pw" not in str(caught.value)
+    assert "https://master/toscasubmitter/" in str(caught.value)
+
+
+def test_non_ascii_credentials_are_sent_as_utf8(tmp_path):
+    from micado.testing.submitter import SubmitterEmulator
+
+    with SubmitterEmulator(user="jürgen", password="pässwörd-€") as server:
+        auth = (server.user, server.password)
+        with MicadoClient(endpoint=server.endpoint, verify=server.cert_path, auth=auth) as c:
+            assert c.applications.list() == []
+        with MicadoClient(endpoint=server.endpoint, verify=server.cert_path, auth=("jürgen", "pässwörd-$")) as c:
+            with pytest.raises(AuthenticationError):
+                c.applications.list()
+
+
+@pytest.fixture
+def stalling_server() -> Iterator[str]:
+    """Plain HTTP on loopback: reads a request, sends headers and part of the body, then stalls."""
+    listener = socket.socket()
+    listener.bind(("127.0.0.1", 0))
+    listener.listen(4)
+    stop = threading.Event()
+    held: list[socket.socket] = []
+
+    def serve() -> None:
+        listener.settimeout(0.1)
+        while not stop.is_set():
+            try:
+                conn, _ = listener.accept()
+            except OSError:
+                continue
+            held.append(conn)
+            conn.recv(65536)
+            conn.sendall(b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: 100\r\n\r\n{")
+
+    thread = threading.Thread(target=serve, daemon=True)
+    thread.start()
+    yield f"http://127.0.0.1:{listener.getsockname()[1]}/toscasubmitter/"
+    stop.set()
+    thread.join()
+    for conn in held:
+        conn.close()
+    listener.close()
+
+
+def test_an_answer_that_stalls_midway_is_a_timeout(stalling_server):
+    with MicadoClient(endpoint=stalling_server, timeout=0.5) as c:
+        start = time.monotonic()
+        with pytest.raises(MicadoTimeout) as caught:
+            c.applications.list()
+    assert time.monotonic() - start < 5
+    assert caught.value.timeout == 0.5 and "0.5 s" in str(caught.value)
+
+
+def test_a_slow_deploy_times_out_with_a_hint_that_it_may_still_complete(submitter):
+    submitter.delay = 1.5
+    with MicadoClient(
+        endpoint=submitter.endpoint,
+        verify=submitter.cert_path,
+        auth=(submitter.user, submitter.password),
+        deploy_timeout=0.3,
+    ) as c:
+        start = time.monotonic()
+        with pytest.raises(MicadoTimeout, match="may still complete") as caught:
+            c.applications.create(app_id="slow", file=ADTS / "stressng_nova.yaml")
+        assert time.monotonic() - start < 1.4
+        assert caught.value.timeout == 0.3
+        # The quick calls keep their own (longer) timeout and see the deploy finish.
+        assert wait_until(lambda: c.applications.list() or None, what="the slow deploy", timeout=10)[0].id == "slow"
+
+
+def test_a_keep_alive_connection_is_reused(client, submitter):
+    client.applications.list()
+    pools = client.applications.client.session.get_adapter(submitter.endpoint).poolmanager.pools
+    (key,) = pools.keys()
+    pool = pools[key]
+    for _ in range(5):
+        client.applications.list()
+    assert pool.num_connections == 1 and pool.num_requests == 6

@@ -121,11 +121,13 @@ class SubmitterClient(ApplicationsMixin):
                 "master's certificate>, or verify=False to skip the check"
             ) from error
         except requests.exceptions.Timeout as error:
-            raise MicadoTimeout(
-                f"{method} {url} got no answer within {timeout:g} s", what=f"{method} {url}", timeout=timeout
-            ) from error
-        except requests.exceptions.RequestException as error:
+            raise _timeout_error(method, url, timeout) from error
+        except requests.exceptions.ConnectionError as error:
+            if _timed_out(error):  # the answer stalled after its headers: requests reports it so
+                raise _timeout_error(method, url, timeout) from error
             raise MicadoConnectionError(f"cannot reach {url}: {_reason(error)}") from error
+        except requests.exceptions.RequestException as error:  # a broken answer (chunking, encoding)
+            raise MicadoConnectionError(f"{method} {url}: the answer broke off: {_reason(error)}") from error
         return _decode(response, method, url)
 
     def close(self) -> None:
@@ -174,6 +176,31 @@ def _decode(response: requests.Response, method: str, url: str) -> dict[str, Any
     )
 
 
+def _timeout_error(method: str, url: str, timeout: float) -> MicadoTimeout:
+    message = f"{method} {url} got no answer within {timeout:g} s"
+    if method != "GET":
+        # The server deploys synchronously and carries on without us.
+        message += "; the server may still complete the change: check with applications.list()"
+    return MicadoTimeout(message, what=f"{method} {url}", timeout=timeout)
+
+
+def _timed_out(error: BaseException) -> bool:
+    """Whether a requests error was caused by a read timeout (socket or urllib3)."""
+    from urllib3.exceptions import ReadTimeoutError
+
+    seen: set[int] = set()
+    pending: list[object] = [error]
+    while pending:
+        item = pending.pop()
+        if not isinstance(item, BaseException) or id(item) in seen:
+            continue
+        seen.add(id(item))
+        if isinstance(item, (ReadTimeoutError, TimeoutError)):
+            return True
+        pending.extend([*item.args, item.__cause__, item.__context__, getattr(item, "reason", None)])
+    return False
+
+
 def _snippet(response: requests.Response, limit: int = 200) -> str:
     text = " ".join(response.text.split())
     return text[:limit] + ("..." if len(text) > limit else "") if text else f"HTTP {response.status_code}"
@@ -194,8 +221,20 @@ def _base_url(endpoint: object, version: object) -> str:
     if not isinstance(endpoint, str) or not endpoint:
         raise InvalidArgument(f"endpoint must be a URL such as https://<ip>/toscasubmitter/, not {endpoint!r}")
     parts = urlsplit(endpoint)
+    # Shown without any user:password@ part: messages must not carry secrets.
+    shown = parts._replace(netloc=parts.netloc.rpartition("@")[2]).geturl()
+    if "@" in parts.netloc:
+        raise InvalidArgument(
+            f"endpoint {shown!r} must not carry a user or password; give them as auth=(user, password)"
+        )
+    try:
+        parts.port
+    except ValueError:
+        raise InvalidArgument(f"endpoint {shown!r} has an invalid port") from None
     if parts.scheme not in ("http", "https") or not parts.hostname:
-        raise InvalidArgument(f"endpoint {endpoint!r} is not an http(s) URL such as https://<ip>/toscasubmitter/")
+        raise InvalidArgument(f"endpoint {shown!r} is not an http(s) URL such as https://<ip>/toscasubmitter/")
+    if parts.query or parts.fragment:
+        raise InvalidArgument(f"endpoint {shown!r} must not have a query (?...) or fragment (#...)")
     if not isinstance(version, str) or not re.fullmatch(r"v\d+(\.\d+)*", version):
         raise InvalidArgument(f"version must look like 'v2.0', not {version!r}")
     return f"{endpoint.rstrip('/')}/{version}/"
@@ -212,16 +251,23 @@ def _check_verify(verify: object) -> bool | str:
     raise InvalidArgument(f"verify must be True, False or a certificate path, not {verify!r}")
 
 
-def _check_auth(auth: object) -> tuple[str, str] | None:
+def _check_auth(auth: object) -> tuple[bytes, bytes] | None:
+    """The basic-auth pair as UTF-8 bytes (requests would send latin-1 and fail on other text)."""
     if auth is None:
         return None
-    if (
+    if not (
         isinstance(auth, (tuple, list))
         and len(auth) == 2
         and all(isinstance(part, str) and part for part in auth)
     ):
-        return (auth[0], auth[1])
-    raise InvalidArgument("auth must be a (user, password) pair of non-empty strings")
+        raise InvalidArgument("auth must be a (user, password) pair of non-empty strings")
+    user, password = auth
+    if ":" in user:
+        raise InvalidArgument(f"auth user {user!r} must not contain ':' (basic auth puts one between user and password)")
+    try:
+        return (user.encode("utf-8"), password.encode("utf-8"))
+    except UnicodeEncodeError:
+        raise InvalidArgument("auth user and password must be valid text (they hold unpaired surrogates)") from None
 
 
 def _check_timeout(name: str, value: object) -> float:

@@ -26,6 +26,10 @@ def validate_app_id(app_id: object) -> str:
         raise InvalidArgument(f"app_id must be a non-empty string, not {app_id!r}")
     if "/" in app_id or re.search(r"\s", app_id):
         raise InvalidArgument(f"app_id {app_id!r} must not contain '/' or whitespace")
+    if app_id in (".", ".."):
+        # HTTP libraries resolve these path steps: the request would reach another resource
+        # (create(app_id=".") would post to applications/ and get a generated id).
+        raise InvalidArgument(f"app_id {app_id!r} is not usable: '.' and '..' are path steps in a URL")
     return quote(app_id, safe="")
 
 
@@ -67,6 +71,10 @@ def encode_body(
             body["params"] = dict(params)
         if dryrun is not None:
             body["dryrun"] = dryrun
+        if isinstance(adt, Mapping):
+            _json_text(body["adt"], "adt", "pass the ADT as YAML text or file= instead")
+        if params is not None:
+            _json_text(body["params"], "params", _PARAMS_HINT)
         return {"json_body": body}
     if isinstance(adt, str):
         if not adt.strip():
@@ -78,10 +86,21 @@ def encode_body(
         part = _file_part(file)
     data: dict[str, str] = {}
     if params is not None:
-        data["params"] = json.dumps(dict(params))
+        data["params"] = _json_text(dict(params), "params", _PARAMS_HINT)
     if dryrun is not None:
         data["dryrun"] = "true" if dryrun else "false"
     return {"data": data, "files": {"adt": part}}
+
+
+_PARAMS_HINT = "use strings, numbers, booleans, None, lists and mappings"
+
+
+def _json_text(value: Any, name: str, hint: str) -> str:
+    """``value`` as JSON text, or InvalidArgument naming what cannot be sent (before any request)."""
+    try:
+        return json.dumps(value, allow_nan=False)
+    except (TypeError, ValueError) as error:  # e.g. a date from YAML, a set, NaN
+        raise InvalidArgument(f"{name} cannot be sent as JSON ({error}); {hint}") from None
 
 
 def _check_url(url: object) -> None:
@@ -94,7 +113,10 @@ def _file_part(file: object) -> tuple[str, IO[bytes] | bytes]:
         path = Path(file)
         if not path.is_file():
             raise InvalidArgument(f"file={str(path)!r}: no such ADT file")
-        return (path.name, path.read_bytes())
+        try:
+            return (path.name, path.read_bytes())
+        except OSError as error:
+            raise InvalidArgument(f"file={str(path)!r} cannot be read: {error.strerror or error}") from None
     read = getattr(file, "read", None)
     if callable(read):
         content = read()

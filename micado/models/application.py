@@ -56,8 +56,14 @@ class Application(Model):
         file: FileSource = None,
         params: Mapping[str, Any] | None = None,
     ) -> Application:
-        """Replace this application's ADT; see :meth:`Applications.update`."""
-        return self.collection.update(self.id, adt=adt, url=url, file=file, params=params)
+        """Replace this application's ADT; see :meth:`Applications.update`.
+
+        Returns:
+            this application; its details are read again on next use.
+        """
+        self.collection.update(self.id, adt=adt, url=url, file=file, params=params)
+        self.attrs = {"id": self.id}  # the adaptors' statuses changed with the update
+        return self
 
     def delete(self, force: bool = False) -> None:
         """Remove this application; see :meth:`Applications.delete`."""
@@ -125,7 +131,9 @@ class Applications(Collection[Application]):
             url: an http(s) URL the *server* fetches the ADT from.
             file: a path or binary file object: a YAML ADT or a CSAR zip.
             params: values for the ADT's TOSCA inputs.
-            dryrun: validate only; nothing is deployed or registered.
+            dryrun: let the adaptors validate and translate but deploy nothing. The
+                TOSCA Submitter still registers the id (it then counts as the
+                master's one application until deleted).
 
         Returns:
             the new :class:`Application` (its details are read on first use).
