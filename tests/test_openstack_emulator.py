@@ -143,3 +143,18 @@ def test_standalone_command_writes_ready_file_and_stops_on_sigterm(tmp_path):
             process.kill()
             raise
     assert code == 0, process.stderr.read().decode()
+
+
+def test_floating_ip_updates_are_compare_and_swap_with_if_match(openstack_cloud):
+    cloud = openstack_cloud
+    fip_id = cloud.add_floating_ip()
+    headers = {"X-Auth-Token": get_token(cloud)}
+    url = f"{cloud.url}/network/v2.0/floatingips/{fip_id}"
+    revision = requests.get(url, headers=headers, timeout=5).json()["floatingip"]["revision_number"]
+    body = {"floatingip": {"port_id": None}}
+    ok = requests.put(url, json=body, headers={**headers, "If-Match": f"revision_number={revision}"}, timeout=5)
+    assert ok.status_code == 200 and ok.json()["floatingip"]["revision_number"] == revision + 1
+    stale = requests.put(url, json=body, headers={**headers, "If-Match": f"revision_number={revision}"}, timeout=5)
+    assert stale.status_code == 412
+    assert stale.json()["NeutronError"]["type"] == "RevisionNumberConstraintFailed"
+    assert requests.put(url, json=body, headers=headers, timeout=5).status_code == 200  # no If-Match: no check

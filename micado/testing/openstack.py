@@ -77,7 +77,7 @@ class EmulatorError(Exception):
 
 @dataclass
 class Faults:
-    """Fault switches; set an attribute to make the next matching request fail.
+    """Fault switches: while an attribute is set, every matching request fails (reset it to stop).
 
     Attributes:
         auth_failure: Keystone answers every token request with 401.
@@ -87,6 +87,11 @@ class Faults:
         boot_hangs: servers stay in BUILD forever.
         quota_exceeded: Nova refuses to create a server with 403 (instance quota).
         floating_ip_pool_empty: Neutron cannot allocate a floating IP (409).
+        lose_create_answer: Nova creates the server but answers 500, as when an API
+            node fails after accepting the request: the client cannot know the id.
+        lose_floating_ip_answer: Neutron allocates the floating IP but answers 500.
+        slow_answers: seconds every request waits before it is answered (a cloud
+            that hangs; a client's request timeout should fire).
     """
 
     auth_failure: bool = False
@@ -95,6 +100,9 @@ class Faults:
     boot_hangs: bool = False
     quota_exceeded: bool = False
     floating_ip_pool_empty: bool = False
+    lose_create_answer: bool = False
+    lose_floating_ip_answer: bool = False
+    slow_answers: float = 0.0
 
 
 def _now() -> str:
@@ -117,6 +125,9 @@ class OpenStackEmulator:
         on_boot: called with the server (a dict with ``id``, ``name``, ``user_data``
             as text, ``key_name``...) when its boot finishes; if it raises, the server
             goes to ERROR with the exception text as its fault message.
+        on_create: called with the new server (as ``on_boot``) once Nova has
+            registered it, before the answer is sent; if it raises, the answer is a
+            500 but the server exists (like :attr:`Faults.lose_create_answer`).
         on_address: called with ``(server_id, address)`` when a floating IP is
             associated with the server, and ``(server_id, None)`` when it is removed.
         on_delete: called with the server id when a server is deleted.
@@ -137,6 +148,7 @@ class OpenStackEmulator:
         boot_delay: float = 0.2,
         floating_ip_pool: list[str] | None = None,
         on_boot: Callable[[dict], None] | None = None,
+        on_create: Callable[[dict], None] | None = None,
         on_address: Callable[[str, str | None], None] | None = None,
         on_delete: Callable[[str], None] | None = None,
         keystone_url: str | None = None,
@@ -149,6 +161,7 @@ class OpenStackEmulator:
         self.boot_delay = boot_delay
         self.delete_delay = delete_delay
         self.on_boot = on_boot
+        self.on_create = on_create
         self.on_address = on_address
         self.on_delete = on_delete
         self.keystone_url = keystone_url.rstrip("/") if keystone_url else None
@@ -308,6 +321,11 @@ class OpenStackEmulator:
         """A snapshot of the servers (internal records, including ``user_data``)."""
         with self.lock:
             return copy.deepcopy(list(self.servers_by_id.values()))
+
+    def server_snapshot(self, server_id: str) -> dict:
+        """A copy of one server's internal record (with ``user_data``), for the hooks."""
+        with self.lock:
+            return copy.deepcopy(self.servers_by_id[server_id])
 
     @property
     def floating_ips(self) -> list[dict]:

@@ -13,6 +13,7 @@ import json
 import logging
 import re
 import secrets
+import time
 from typing import TYPE_CHECKING, Any, Callable
 
 from werkzeug.serving import WSGIRequestHandler
@@ -154,6 +155,8 @@ class _App:
         path = request.path.rstrip("/") or "/"
         with self.cloud.lock:
             self.cloud.requests.append((request.method, path))
+        if self.cloud.faults.slow_answers > 0:
+            time.sleep(self.cloud.faults.slow_answers)
         response = self.dispatch(request, path)
         return response(environ, start_response)
 
@@ -418,6 +421,11 @@ class _App:
                     "port_security_enabled": True, "revision_number": 1, "created_at": _now(), "updated_at": _now(),
                 }
         cloud.schedule(cloud.boot_delay, lambda: cloud.finish_boot(server_id))
+        if cloud.on_create is not None:
+            cloud.on_create(cloud.server_snapshot(server_id))
+        if cloud.faults.lose_create_answer:
+            raise EmulatorError(500, "Unexpected API Error. Please report this at http://bugs.launchpad.net/nova/ "
+                                     "and attach the Nova API log if possible.")
         link = f"{cloud.url}/compute/v2.1/servers/{server_id}"
         return _json({"server": {"id": server_id, "links": [{"rel": "self", "href": link}],
                                  "OS-DCF:diskConfig": "MANUAL", "adminPass": secrets.token_urlsafe(9),
@@ -509,6 +517,9 @@ class _App:
             fip = self.cloud.allocate_floating_ip(network_id, body.get("floating_ip_address"), by="api")
             fip["description"] = body.get("description") or ""
             result = self._public(fip)
+        if self.cloud.faults.lose_floating_ip_answer:
+            raise EmulatorError(500, "Request Failed: internal server error while processing your request.",
+                                "HTTPInternalServerError")
         if body.get("port_id"):
             return self._associate(fip["id"], body["port_id"], 201)
         return _json({"floatingip": result}, 201)
@@ -518,15 +529,22 @@ class _App:
             body = request.get_json(force=True)["floatingip"]
         except (TypeError, KeyError, ValueError):
             raise EmulatorError(400, "Invalid input: a floatingip object is required.", "HTTPBadRequest") from None
-        return self._associate(fip_id, body.get("port_id"), 200)
+        return self._associate(fip_id, body.get("port_id"), 200, _if_match_revision(request))
 
-    def _associate(self, fip_id: str, port_id: str | None, status: int) -> Response:
-        """Point the floating IP at ``port_id`` (or nowhere) and tell the hooks."""
+    def _associate(self, fip_id: str, port_id: str | None, status: int, revision: int | None = None) -> Response:
+        """Point the floating IP at ``port_id`` (or nowhere) and tell the hooks.
+
+        ``revision`` is the client's ``If-Match: revision_number=N``: Neutron's
+        compare-and-swap, refused with 412 when the floating IP changed since.
+        """
         cloud = self.cloud
         with cloud.lock:
             fip = cloud.floating_ips_by_id.get(fip_id)
             if fip is None:
                 raise EmulatorError(404, f"Floating IP {fip_id} could not be found", "FloatingIPNotFound")
+            if revision is not None and revision != fip["revision_number"]:
+                raise EmulatorError(412, f"Constrained to {revision}, but current revision is "
+                                         f"{fip['revision_number']}", "RevisionNumberConstraintFailed")
             old_port = cloud.ports_by_id.get(fip["port_id"] or "")
             new_port = None
             if port_id is not None:
@@ -534,6 +552,7 @@ class _App:
                 if new_port is None:
                     raise EmulatorError(404, f"Port {port_id} could not be found.", "PortNotFound")
             fip.update(port_id=port_id, updated_at=_now(), status="ACTIVE" if new_port else "DOWN",
+                       revision_number=fip["revision_number"] + 1,
                        fixed_ip_address=new_port["fixed_ips"][0]["ip_address"] if new_port else None,
                        router_id=_new_id() if new_port else None)
             result = self._public(fip)
@@ -554,6 +573,18 @@ class _App:
         with self.cloud.lock:
             self.cloud.floating_ips_by_id.pop(fip_id, None)
         return Response(status=204)
+
+
+def _if_match_revision(request: Request) -> int | None:
+    """The revision of Neutron's ``If-Match: revision_number=N`` header, if sent."""
+    for value in request.headers.get("If-Match", "").split(","):
+        name, _, number = value.strip().strip('"').partition("=")
+        if name == "revision_number":
+            try:
+                return int(number)
+            except ValueError:
+                raise EmulatorError(400, f"Invalid If-Match value {value.strip()!r}", "HTTPBadRequest") from None
+    return None
 
 
 def make_app(cloud: OpenStackEmulator) -> Callable:
