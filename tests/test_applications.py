@@ -187,7 +187,7 @@ def test_second_application_is_refused(client):
         client.applications.create(app_id="first", file=ADTS / "nginx_nova.yaml")
 
 
-def test_missing_application_is_not_found(client):
+def test_missing_application_is_not_found_and_the_existing_ones_are_named(client, submitter):
     for call in (
         lambda: client.applications.get("ghost"),
         lambda: client.applications.update("ghost", file=ADTS / "stressng_nova.yaml"),
@@ -198,6 +198,10 @@ def test_missing_application_is_not_found(client):
         assert caught.value.status_code == 404
         assert isinstance(caught.value, NotFound)
         assert "ghost" in caught.value.explanation
+        assert caught.value.explanation.endswith("applications on this master: none")
+    submitter.add_application("real")
+    with pytest.raises(ApplicationNotFound, match="applications on this master: real"):
+        client.applications.get("ghost")
 
 
 def test_invalid_yaml_is_a_server_error_and_registers_nothing(client, submitter):
@@ -302,7 +306,7 @@ def test_bad_app_ids_are_rejected_before_any_request(client, submitter, bad_id):
 def test_app_ids_are_url_quoted(client, submitter):
     with pytest.raises(ApplicationNotFound):
         client.applications.get("a?b#c%")
-    assert api_requests(submitter)[-1][1].endswith("/applications/a%3Fb%23c%25/")
+    assert api_requests(submitter)[0][1].endswith("/applications/a%3Fb%23c%25/")
 
 
 @pytest.mark.parametrize(

@@ -8,7 +8,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from micado.api.encoding import AdtSource, FileSource
-from micado.exceptions import ProtocolError
+from micado.exceptions import ApplicationNotFound, MicadoException, ProtocolError
 from micado.models.base import Collection, Model
 
 __all__ = ["Application", "Applications"]
@@ -109,7 +109,10 @@ class Applications(Collection[Application]):
             ApplicationNotFound: no application with that id.
         """
         application = self.prepare_model({"id": app_id})
-        application.reload()
+        try:
+            application.reload()
+        except ApplicationNotFound as error:
+            raise self._with_choices(error) from error
         return application
 
     def create(
@@ -175,7 +178,10 @@ class Applications(Collection[Application]):
             ApplicationNotFound: no application with that id.
             ServerError: the new ADT did not validate or deploy; the old one stays.
         """
-        self.client.update_application(app_id, adt=adt, url=url, file=file, params=params)
+        try:
+            self.client.update_application(app_id, adt=adt, url=url, file=file, params=params)
+        except ApplicationNotFound as error:
+            raise self._with_choices(error) from error
         return self.prepare_model({"id": app_id})
 
     def delete(self, app_id: str, force: bool = False) -> None:
@@ -188,4 +194,21 @@ class Applications(Collection[Application]):
         Raises:
             ApplicationNotFound: no application with that id.
         """
-        self.client.delete_application(app_id, force=force)
+        try:
+            self.client.delete_application(app_id, force=force)
+        except ApplicationNotFound as error:
+            raise self._with_choices(error) from error
+
+    def _with_choices(self, error: ApplicationNotFound) -> ApplicationNotFound:
+        """``error`` with the ids that do exist added to its message (one more request)."""
+        try:
+            ids = self.client.list_applications()
+        except MicadoException:
+            return error  # the original error is what matters
+        existing = ", ".join(ids) if ids else "none"
+        return ApplicationNotFound(
+            f"{error.explanation}; applications on this master: {existing}",
+            status_code=error.status_code,
+            method=error.method,
+            url=error.url,
+        )
