@@ -241,6 +241,21 @@ def test_html_login_page_is_a_clear_error(client, submitter):
         client.applications.list()
 
 
+def test_the_proxy_html_pages_for_missing_and_wrong_credentials_are_authentication_errors(submitter):
+    submitter.html_auth_pages = True
+    with MicadoClient(endpoint=submitter.endpoint, verify=submitter.cert_path) as anonymous:
+        with pytest.raises(AuthenticationError, match="HTML login page") as caught:
+            anonymous.applications.list()
+    assert caught.value.status_code == 200
+    with MicadoClient(endpoint=submitter.endpoint, verify=submitter.cert_path, auth=("admin", "wrong")) as bad:
+        with pytest.raises(AuthenticationError, match="'Authentication failed' page"):
+            bad.applications.get("x")
+    with MicadoClient(
+        endpoint=submitter.endpoint, verify=submitter.cert_path, auth=(submitter.user, submitter.password)
+    ) as good:
+        assert good.applications.list() == []
+
+
 def test_verify_true_fails_on_the_self_signed_certificate(submitter, monkeypatch):
     monkeypatch.setenv("REQUESTS_CA_BUNDLE", certifi.where())
     with MicadoClient(endpoint=submitter.endpoint, verify=True, auth=(submitter.user, submitter.password)) as c:

@@ -155,6 +155,18 @@ def test_login_page_answers_everything_until_switched_off(submitter: SubmitterEm
     assert api.get().json() == {"applications": [], "message": "MiCADO Applications"}
 
 
+def test_html_auth_pages_like_the_proxy_web_login(submitter: SubmitterEmulator, api: Api) -> None:
+    submitter.html_auth_pages = True
+    anonymous, wrong = api.get(auth=None), api.get(auth=(submitter.user, "wrong"))
+    for response in (anonymous, wrong):
+        assert response.status_code == 200 and response.headers["Content-Type"].startswith("text/html")
+    assert "<form" in anonymous.text and "Authentication failed" not in anonymous.text
+    assert "Authentication failed" in wrong.text
+    assert api.get().json() == {"applications": [], "message": "MiCADO Applications"}
+    submitter.reset()
+    assert api.get(auth=None).status_code == 401
+
+
 # --- routing -------------------------------------------------------------------------------
 
 

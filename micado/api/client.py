@@ -161,8 +161,9 @@ def _decode(response: requests.Response, method: str, url: str) -> dict[str, Any
     content_type = response.headers.get("Content-Type", "unknown")
     text = response.text.lower()
     if "html" in content_type and ("login" in text or "authentication" in text):
+        page = "'Authentication failed' page" if "authentication failed" in text else "login page"
         raise AuthenticationError(
-            "the MiCADO proxy answered with its HTML login page instead of the API: "
+            f"the MiCADO proxy answered with its HTML {page} instead of the API: "
             "check the user and password (auth=) and the endpoint",
             status_code=status,
             method=method,

@@ -52,7 +52,8 @@ def encode_body(
         keyword arguments for :meth:`SubmitterClient.request` (``json_body`` or ``data``/``files``).
 
     Raises:
-        InvalidArgument: not exactly one source, or a source/params of the wrong type.
+        InvalidArgument: not exactly one source, a source/params of the wrong type, or
+            a mapping holding values JSON cannot carry (dates, sets, NaN...).
     """
     given = [name for name, value in (("adt", adt), ("url", url), ("file", file)) if value is not None]
     if len(given) != 1:

@@ -196,7 +196,7 @@ class SubmitterEmulator(SubmitterApp):
     """The TOSCA Submitter REST API on an HTTPS loopback server, with inspectable state.
 
     The state and switches (``applications``, ``requests``, ``login_page``,
-    ``adaptors``, ``deploy_error``, ``update_error``, ``delete_error``, ``delay``,
+    ``html_auth_pages``, ``adaptors``, ``deploy_error``, ``update_error``, ``delete_error``, ``delay``,
     ``add_application()``, ``reset()``) are those of :class:`SubmitterApp`.
     """
 

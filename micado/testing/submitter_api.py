@@ -84,6 +84,22 @@ _LOGIN_PAGE = """<!DOCTYPE html>
 """
 
 
+_AUTH_FAILED_PAGE = """<!DOCTYPE html>
+<html lang="en">
+<head><meta charset="utf-8"><title>MiCADO - Login</title></head>
+<body>
+<h1>MiCADO Dashboard</h1>
+<p class="error">Authentication failed</p>
+<form method="post" action="/login">
+<label>Username <input type="text" name="username"></label>
+<label>Password <input type="password" name="password"></label>
+<button type="submit">Login</button>
+</form>
+</body>
+</html>
+"""
+
+
 class RequestLog(list):  # type: ignore[type-arg]
     """A list of ``(method, path)`` that server threads append to while tests read it.
 
@@ -211,6 +227,9 @@ class SubmitterApp:
     Attributes:
         login_page: when true, every request gets the MiCADO proxy's HTML login page
             (status 200), as a client without a valid session would.
+        html_auth_pages: when true, the proxy answers like its web login: a request
+            without credentials gets the HTML login page and wrong credentials the
+            "Authentication failed" page, both with status 200 (instead of 401 JSON).
         adaptors: adaptor name -> status reported by ``get`` for new applications.
         deploy_error: when set, create answers ``500 Error while deploying: <text>``.
         update_error: when set, update answers ``500 Error while updating: <text>``.
@@ -244,6 +263,7 @@ class SubmitterApp:
         self.prefix = "/" + prefix.strip("/") if prefix.strip("/") else ""
         self.adaptors: dict[str, str] = dict(DEFAULT_ADAPTORS if adaptors is None else adaptors)
         self.login_page = False
+        self.html_auth_pages = False
         self.deploy_error: str | None = None
         self.update_error: str | None = None
         self.delete_error: str | None = None
@@ -317,7 +337,7 @@ class SubmitterApp:
             self._apps.clear()
             self.deletions.clear()
         self._requests.clear()
-        self.login_page = False
+        self.login_page = self.html_auth_pages = False
         self.deploy_error = self.update_error = self.delete_error = None
         self.delay = 0.0
 
@@ -347,6 +367,9 @@ class SubmitterApp:
         if self.login_page:
             return Response(_LOGIN_PAGE, status=200, mimetype="text/html")
         if not self._authorized(request):
+            if self.html_auth_pages:
+                page = _LOGIN_PAGE if request.authorization is None else _AUTH_FAILED_PAGE
+                return Response(page, status=200, mimetype="text/html")
             return _json_response(
                 {"message": str(Unauthorized())}, 401, {"WWW-Authenticate": 'Basic realm="MiCADO"'}
             )
