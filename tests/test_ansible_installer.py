@@ -13,6 +13,7 @@ import io
 import json
 import os
 import stat
+import subprocess
 import tarfile
 import threading
 from pathlib import Path
@@ -37,8 +38,8 @@ from micado.installer.ansible import (
 from micado.installer.runner import ansible_playbook_command
 from micado.testing.playbook import CERT_FILE, READY_FILE, build_tarball, build_tree
 
-# Quotes, a shell variable and a Jinja expression: all must arrive literally.
-PASSWORD = "Web-Pa55 {{ 7*7 }} 'q\" $HOME-7f3e!"
+# Quotes, a shell variable, YAML's ": " and " #", braces and a backslash: all must arrive literally.
+PASSWORD = "Web-Pa55 {7*7} 'q\" $HOME: #7f3e!\\"
 CLOUD_SECRET = "cloud-Secret-0c1d"
 CLOUD_CREDENTIALS = f"""\
 resource:
@@ -167,6 +168,24 @@ def test_a_missing_url_is_an_install_error(micado_dir: Path, http_files) -> None
     assert list(paths.playbook_cache_dir().iterdir()) == []
 
 
+def test_url_secrets_stay_out_of_messages_and_progress(
+    micado_dir: Path, tmp_path: Path, http_files, caplog: pytest.LogCaptureFixture
+) -> None:
+    import logging
+
+    caplog.set_level(logging.DEBUG, logger="micado")
+    http_files.files["/private/micado.tar.gz?token=Tok3n-s3cret"] = build_tarball("0.9", tmp_path).read_bytes()
+    base = http_files.url.replace("http://", "http://deploy:Url-Pa55w0rd@")
+    events: list[tuple[str, str]] = []
+    source = PlaybookSource(f"{base}/private/micado.tar.gz?token=Tok3n-s3cret")
+    assert source.resolve(progress=lambda *event: events.append(event)).layout.name == "0.9"
+    with pytest.raises(InstallError) as caught:
+        PlaybookSource(f"{base}/private/missing.tar.gz?token=Tok3n-s3cret").resolve()
+    shown = " ".join([repr(source), str(caught.value), caplog.text, *(message for _, message in events)])
+    assert "deploy:***@127.0.0.1" in shown and "?..." in shown and "404" in str(caught.value)
+    assert "Url-Pa55w0rd" not in shown and "Tok3n-s3cret" not in shown
+
+
 def test_a_release_is_fetched_by_version_and_cached_per_version(
     micado_dir: Path, tmp_path: Path, http_files, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -260,6 +279,32 @@ def test_unsafe_tarballs_are_refused_naming_the_member(
     assert not Path("/tmp/absolute-escape.txt").exists()
 
 
+def test_a_chain_of_links_each_pointing_inside_is_refused(micado_dir: Path, tmp_path: Path) -> None:
+    # l1 -> ".." is the top folder, l1/l2 -> ".." the archive root, l1/l2/l3 -> ".." outside:
+    # each link looks fine on its own; the file written through them would land outside.
+    tarball = tmp_path / "chain.tar.gz"
+    top = "ansible-micado-6.6.6"
+    with tarfile.open(tarball, "w:gz") as archive:
+        for name in ("micado-master.yml", "sample-hosts.yml"):
+            info = tarfile.TarInfo(f"{top}/{name}")
+            info.size = 4
+            archive.addfile(info, io.BytesIO(b"---\n"))
+        folder = tarfile.TarInfo(f"{top}/d1")
+        folder.type = tarfile.DIRTYPE
+        archive.addfile(folder)
+        for name in ("d1/l1", "d1/l1/l2", "d1/l1/l2/l3"):
+            archive.addfile(_member(f"{top}/{name}", tarfile.SYMTYPE, ".."))
+        payload = _member(f"{top}/d1/l1/l2/l3/chain-escaped.txt")
+        payload.size = 5
+        archive.addfile(payload, io.BytesIO(b"pwned"))
+    paths.ensure_dir(paths.playbook_cache_dir())
+    with pytest.raises(InstallError) as caught:
+        PlaybookSource(tarball).resolve()
+    assert f"{top}/d1/l1/l2" in str(caught.value) and "through the symbolic link" in str(caught.value)
+    assert list(paths.playbook_cache_dir().iterdir()) == []
+    assert not list(tmp_path.parent.rglob("chain-escaped.txt"))
+
+
 def test_safe_links_inside_the_tree_are_kept(micado_dir: Path, tmp_path: Path) -> None:
     tarball = _evil_tarball(tmp_path / "ok.tar.gz", _member("ansible-micado-6.6.6/alias.yml", tarfile.SYMTYPE,
                                                              "micado-master.yml"))
@@ -295,10 +340,10 @@ def _mode(path: Path) -> int:
 
 
 def _load(path: Path):
-    """Load YAML written for Ansible (``!unsafe`` strings become plain strings)."""
-    yaml = YAML(typ="safe")
-    yaml.constructor.add_constructor("!unsafe", lambda loader, node: loader.construct_scalar(node))
-    return yaml.load(path.read_text())
+    """Load YAML as the playbooks' consumers do: PyYAML's safe loader (Ansible's ``from_yaml``)."""
+    import yaml
+
+    return yaml.safe_load(path.read_text())
 
 
 @pytest.mark.parametrize("layout", ["0.9", "0.12"])
@@ -314,7 +359,7 @@ def test_the_working_copy_has_inventory_credentials_and_config(
     assert work.path == paths.work_dir("srv-1") and _mode(work.path) == 0o700
 
     web = _load(work.web_credentials)
-    assert "!unsafe" in work.web_credentials.read_text()  # Ansible must not template the secret
+    assert "!unsafe" not in work.web_credentials.read_text()  # safe_load above: no YAML tags at all
     assert web["authentication"]["username"] == "admin-1"
     assert web["authentication"]["password"] == PASSWORD
     if layout == "0.12":  # the sample's other settings are kept
@@ -366,6 +411,12 @@ def test_the_working_copy_needs_cloud_credentials_and_a_sane_id(micado_dir: Path
             prepare_workdir(bad, tree, **common)
     with pytest.raises(InvalidArgument, match="micado_password"):
         prepare_workdir("srv", tree, **{**common, "micado_password": ""})
+    # Ansible would evaluate Jinja in a credential; the secret itself is never quoted.
+    for name, value in (("micado_password", "pa{{ 7*7 }}ss"), ("micado_password", "x{%if%}"),
+                        ("micado_user", "ad{#min")):
+        with pytest.raises(InvalidArgument, match=f"{name} must not contain") as caught:
+            prepare_workdir("srv", tree, **{**common, name: value})
+        assert value not in str(caught.value)
     assert not (micado_dir / "work" / "srv").exists()
 
 
@@ -375,6 +426,69 @@ def test_the_working_copy_needs_cloud_credentials_and_a_sane_id(micado_dir: Path
 def test_ansible_playbook_comes_from_this_environment() -> None:
     command = ansible_playbook_command()
     assert Path(command[0]).parent == Path(os.sys.executable).parent or command[0] == os.sys.executable
+
+
+# --- playbooks this ansible-core cannot parse: refused before any cloud call -----------------
+# The released ansible-micado 0.12 roles start with `- include: set-hostname.yml` (removed in
+# ansible-core 2.16) and the 0.9 micado-master.yml has `vars:` as a list (refused by 2.19).
+
+
+def _with_include(tmp_path: Path) -> Path:
+    tree = build_tree("0.12", tmp_path / "old-0.12")
+    tasks = tree / "playbook/project/roles/micado_master/start/tasks"
+    (tasks / "set-hostname.yml").write_text("---\n- name: Set the hostname\n  debug: msg=hi\n")
+    main = tasks / "main.yml"
+    main.write_text("---\n- include: set-hostname.yml\n\n" + main.read_text().removeprefix("---\n"))
+    return tree
+
+
+def test_playbooks_using_removed_include_are_refused_naming_file_and_line(
+    micado_dir: Path, tmp_path: Path
+) -> None:
+    tree = _with_include(tmp_path)
+    with pytest.raises(InstallError) as caught:
+        PlaybookSource(tree).resolve()
+    message = str(caught.value)
+    assert "roles/micado_master/start/tasks/main.yml:2: 'include:' was removed in ansible-core 2.16" in message
+    assert "MICADO_ANSIBLE_PLAYBOOK" in message and "playbook=" in message
+    # ...and this is what ansible-playbook itself would have said, after the VM existed.
+    proc = subprocess.run([*ansible_playbook_command(), "--syntax-check", "-i", "inventory/hosts.yml",
+                           "project/micado.yml"], cwd=tree / "playbook", capture_output=True, text=True,
+                          timeout=120)
+    assert proc.returncode != 0 and "include" in proc.stdout + proc.stderr
+
+
+def test_play_vars_as_a_list_are_refused(micado_dir: Path, tmp_path: Path) -> None:
+    tree = build_tree("0.9", tmp_path / "old-0.9")
+    playbook = tree / "micado-master.yml"
+    head, _, variables = playbook.read_text().partition("  vars:\n")
+    as_list = "".join(f"    - {line.strip()}\n" for line in variables.splitlines() if line.strip())
+    playbook.write_text(f"{head}  vars:\n{as_list}")  # the 0.9 release's own spelling
+    with pytest.raises(InstallError, match=r"micado-master.yml:\d+: play 'vars' is a list"):
+        PlaybookSource(tree).resolve()
+
+
+def test_another_ansible_playbook_can_be_named(
+    micado_dir: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Stands in for the ansible-playbook of an older Ansible: it records that it ran.
+    ran = tmp_path / "ran"
+    wrapper = tmp_path / "old-ansible" / "ansible-playbook"
+    wrapper.parent.mkdir()
+    wrapper.write_text(f'#!/bin/sh\ntouch "{ran}"\nexec "{ansible_playbook_command()[0]}" "$@"\n')
+    monkeypatch.setenv("MICADO_ANSIBLE_PLAYBOOK", str(wrapper))
+    with pytest.raises(InstallError, match="MICADO_ANSIBLE_PLAYBOOK=.* is not an executable file"):
+        PlaybookSource(_with_include(tmp_path)).resolve()  # checked before anything else
+    wrapper.chmod(0o755)
+    assert ansible_playbook_command() == [str(wrapper)]
+    PlaybookSource(_with_include(tmp_path / "again")).resolve()  # that Ansible decides, not us
+    tree = PlaybookSource(build_tree("0.9", tmp_path / "fail", fail=True)).resolve()
+    work = prepare_workdir("srv-old", tree, host="127.0.0.3", micado_user="admin",
+                           micado_password=PASSWORD, ssh_key=tmp_path / "k")
+    with pytest.raises(InstallError, match="Injected failure"):
+        run_playbook(work, timeout=120)
+    assert ran.exists()
+    assert paths.log_file("srv-old").read_text().startswith(f"# micado-client: {wrapper} ")
 
 
 @pytest.mark.parametrize("layout", ["0.9", "0.12"])
@@ -523,11 +637,23 @@ def _processes_mentioning(text: str) -> list[int]:
 
 @pytest.mark.parametrize("layout", ["0.9", "0.12"])
 def test_the_play_deploys_the_submitter_on_the_vm(
-    micado_dir: Path, tmp_path: Path, vm_pool, micado_playbooks, layout: str
+    micado_dir: Path, tmp_path: Path, vm_pool, micado_playbooks, layout: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:
+    import shutil
+
     from micado.installer import ssh
     from micado.testing.tls import split_pem
     from micado.testing.vm import random_loopback_address
+
+    # Every ssh run (ours, Ansible's, the one closing Ansible's connections) is recorded:
+    # ssh reads ~/.ssh of the passwd entry (not $HOME), so only -F /dev/null keeps it out.
+    calls = tmp_path / "ssh-calls"
+    shim = tmp_path / "bin" / "ssh"
+    shim.parent.mkdir()
+    shim.write_text(f'#!/bin/sh\nprintf "%s\\n" "$*" | tr "\\n" " " >> "{calls}"\necho >> "{calls}"\n'
+                    f'exec "{shutil.which("ssh")}" "$@"\n')  # one line per call
+    shim.chmod(0o755)
+    monkeypatch.setenv("PATH", f"{shim.parent}{os.pathsep}{os.environ['PATH']}")
 
     keys = ssh.ensure_keypair()
     server_id = f"srv-{layout.replace('.', '-')}"
@@ -557,6 +683,10 @@ def test_the_play_deploys_the_submitter_on_the_vm(
     tasks = [message for stage, message in events if stage == "ansible"]
     assert "micado_master/start : (MiCADO) Start the TOSCA Submitter" in tasks
     assert (vm.root / READY_FILE).is_file()
+    recorded = calls.read_text().splitlines()
+    assert any(" -O exit " in call for call in recorded)  # Ansible's connection was closed
+    assert len(recorded) > 3 and all(call.startswith("-F /dev/null ") or " -F /dev/null " in call
+                                     for call in recorded), recorded
     text = log.read_text()
     assert PASSWORD not in text and CLOUD_SECRET not in text
     assert "failed=0" in text

@@ -52,6 +52,7 @@ __all__ = [
     "WorkDir",
     "detect_layout",
     "resolve_source",
+    "check_web_credentials",
     "prepare_workdir",
     "run_playbook",
     "install",
@@ -113,15 +114,47 @@ def _dump_yaml(data: object) -> str:
     return out.getvalue()
 
 
+#: Jinja's delimiters: Ansible would evaluate them in a credential read from a vars file.
+_JINJA_MARKERS = ("{{", "{%", "{#")
+
+
+def check_web_credentials(micado_user: str, micado_password: str) -> None:
+    """Check the MiCADO web user and password can be handed to the playbooks as they are.
+
+    They are written as plain YAML strings: MiCADO 0.9 loads the file with
+    ``include_vars`` (Ansible then evaluates ``{{ ... }}`` in the values) and MiCADO 0.12
+    reads it as text (``lookup('file')``), so Ansible's ``!unsafe`` tag, which its
+    ``from_yaml`` and PyYAML's safe loader reject, cannot protect them. Jinja
+    delimiters are therefore refused, before anything is made.
+
+    Args:
+        micado_user: the web user.
+        micado_password: its password.
+
+    Raises:
+        InvalidArgument: a value is empty, not a string, or contains ``{{``, ``{%`` or ``{#``
+            (the secret itself is never quoted).
+    """
+    for name, value in (("micado_user", micado_user), ("micado_password", micado_password)):
+        if not isinstance(value, str) or not value:
+            raise InvalidArgument(f"{name} must be a non-empty string")
+        found = [marker for marker in _JINJA_MARKERS if marker in value]
+        if found:
+            raise InvalidArgument(
+                f"{name} must not contain {' or '.join(repr(m) for m in found)}: the ansible-micado "
+                "playbooks would evaluate it as a Jinja template; choose another value"
+            )
+
+
 def _web_credentials(sample: Path, user: str, password: str) -> str:
     """The ``credentials-micado.yml`` text: the sample's settings with our web user.
 
     The file format of ansible-micado: ``authentication: {username, password}``
     and ``tls: {provision_method: self-signed | user-supplied, cert, key}``. User and
-    password are tagged ``!unsafe`` so that Ansible never evaluates ``{{ ... }}`` in them.
+    password are plain single-quoted strings (see :func:`check_web_credentials`).
     """
     from ruamel.yaml import YAML
-    from ruamel.yaml.comments import TaggedScalar
+    from ruamel.yaml.scalarstring import SingleQuotedScalarString
 
     data: dict = {}
     if sample.is_file():
@@ -132,8 +165,8 @@ def _web_credentials(sample: Path, user: str, password: str) -> str:
     auth = data.get("authentication")
     if not isinstance(auth, dict):
         auth = data["authentication"] = {}
-    auth["username"] = TaggedScalar(user, style="'", tag="!unsafe")
-    auth["password"] = TaggedScalar(password, style="'", tag="!unsafe")
+    auth["username"] = SingleQuotedScalarString(user)
+    auth["password"] = SingleQuotedScalarString(password)
     return _dump_yaml(data)
 
 
@@ -237,16 +270,15 @@ def prepare_workdir(
         The working copy.
 
     Raises:
-        InvalidArgument: the master id, user or password is empty or malformed.
+        InvalidArgument: the master id, user or password is empty or malformed
+            (see :func:`check_web_credentials`).
         CredentialsError: the cloud credentials file does not exist.
     """
     from micado.installer import ssh
 
     if not isinstance(master_id, str) or not _MASTER_ID_RE.match(master_id):
         raise InvalidArgument(f"master id {master_id!r} must be letters, digits, '.', '_' or '-'")
-    for name, value in (("micado_user", micado_user), ("micado_password", micado_password)):
-        if not isinstance(value, str) or not value:
-            raise InvalidArgument(f"{name} must be a non-empty string")
+    check_web_credentials(micado_user, micado_password)
     cloud_file = Path(cloud_credentials) if cloud_credentials is not None else paths.credentials_file()
     if not cloud_file.is_file():
         raise CredentialsError(f"cloud credentials file {cloud_file} does not exist", path=cloud_file)

@@ -6,8 +6,9 @@ Two jobs, kept apart from the Ansible logic in :mod:`micado.installer.ansible`:
   deadline, through a temporary file renamed into place, so an interrupted
   download never leaves a half-written file under the final name.
 * :func:`safe_extract` unpacks a tar archive after checking every member itself:
-  absolute names, names that climb out with ``..``, symbolic or hard links whose
-  target lies outside, and device or FIFO files are refused, naming the member.
+  absolute names, names that climb out with ``..``, names under a symbolic link of
+  the archive, symbolic or hard links whose target lies outside, and device or FIFO
+  files are refused, naming the member.
   The 0.9 client called ``extractall`` on whatever it downloaded. On top of our
   own checks, Python's ``data`` extraction filter runs as a second line of defence.
 """
@@ -23,26 +24,61 @@ import time
 from pathlib import Path
 
 from micado.exceptions import InstallError, MicadoTimeout
+from micado.progress import ProgressCallback, silent
 
-__all__ = ["download", "safe_extract", "check_members"]
+__all__ = ["download", "safe_extract", "check_members", "display_url"]
 
 logger = logging.getLogger(__name__)
 
 #: Bytes read per chunk while streaming a download.
 CHUNK_SIZE = 1 << 16
+#: Seconds between two progress reports of a download.
+REPORT_EVERY = 2.0
 
 
-def download(url: str, dest: Path, *, timeout: float = 300.0, connect_timeout: float = 15.0) -> Path:
+def display_url(url: str) -> str:
+    """``url`` fit for messages and logs: no password, no query string.
+
+    A private tarball URL may carry a password (``https://user:secret@host/...``) or
+    a token in its query (``?token=...``).
+
+    Args:
+        url: any URL.
+
+    Returns:
+        The URL with the password shown as ``***`` and the query as ``?...``.
+    """
+    from urllib.parse import urlsplit, urlunsplit
+
+    parts = urlsplit(url)
+    netloc = parts.netloc
+    if "@" in netloc:
+        userinfo, host = netloc.rsplit("@", 1)
+        user = userinfo.split(":", 1)[0]
+        netloc = f"{user}:***@{host}" if ":" in userinfo else f"{user}@{host}"
+    return urlunsplit((parts.scheme, netloc, parts.path, "..." if parts.query else "", ""))
+
+
+def download(
+    url: str,
+    dest: Path,
+    *,
+    timeout: float = 300.0,
+    connect_timeout: float = 15.0,
+    progress: ProgressCallback = silent,
+) -> Path:
     """Stream ``url`` into ``dest``, atomically.
 
     The body goes to a temporary file next to ``dest`` that is renamed to ``dest``
-    only once complete; on any failure the temporary file is removed.
+    only once complete; on any failure the temporary file is removed. Messages show
+    the URL without its password or query (:func:`display_url`).
 
     Args:
         url: an ``http://`` or ``https://`` URL.
         dest: the file to create (its folder must exist).
         timeout: seconds for the whole download.
         connect_timeout: seconds to connect, and the longest silence between chunks.
+        progress: receives ``("playbook", "downloaded N MB ...")`` every few seconds.
 
     Returns:
         ``dest``.
@@ -53,7 +89,10 @@ def download(url: str, dest: Path, *, timeout: float = 300.0, connect_timeout: f
     """
     import requests
 
+    shown = display_url(url)
     deadline = time.monotonic() + timeout
+    next_report = time.monotonic() + REPORT_EVERY
+    received = 0
     fd, tmp_name = tempfile.mkstemp(prefix=f".{dest.name}.", suffix=".part", dir=dest.parent)
     tmp = Path(tmp_name)
     try:
@@ -62,24 +101,31 @@ def download(url: str, dest: Path, *, timeout: float = 300.0, connect_timeout: f
                 with requests.get(url, stream=True, timeout=(connect_timeout, connect_timeout)) as answer:
                     if answer.status_code != 200:
                         raise InstallError(
-                            f"could not download the playbooks from {url}: the server answered "
+                            f"could not download the playbooks from {shown}: the server answered "
                             f"{answer.status_code} {answer.reason}"
                         )
                     for chunk in answer.iter_content(CHUNK_SIZE):
                         out.write(chunk)
-                        if time.monotonic() > deadline:
+                        received += len(chunk)
+                        now = time.monotonic()
+                        if now > deadline:
                             raise MicadoTimeout(
-                                f"downloading {url} took longer than {timeout:g} s",
-                                what=f"download of {url}",
+                                f"downloading {shown} took longer than {timeout:g} s "
+                                f"({received / 1e6:.1f} MB received)",
+                                what=f"download of {shown}",
                                 timeout=timeout,
                             )
+                        if now >= next_report:
+                            progress("playbook", f"downloaded {received / 1e6:.1f} MB of {shown}")
+                            next_report = now + REPORT_EVERY
             except requests.RequestException as exc:
-                raise InstallError(f"could not download the playbooks from {url}: {exc}") from exc
+                message = str(exc).replace(url, shown)
+                raise InstallError(f"could not download the playbooks from {shown}: {message}") from exc
         tmp.replace(dest)
     except BaseException:
         tmp.unlink(missing_ok=True)
         raise
-    logger.info("downloaded %s to %s", url, dest)
+    logger.info("downloaded %s to %s (%d bytes)", shown, dest, received)
     return dest
 
 
@@ -100,13 +146,15 @@ def check_members(archive: tarfile.TarFile, *, source: str) -> list[tarfile.TarI
         The members, all safe to extract.
 
     Raises:
-        InstallError: a member is absolute, escapes the target, is a link pointing
-            outside it, or is a device, FIFO or other special file; the message names it.
+        InstallError: a member is absolute, escapes the target, lies under a symbolic
+            link of the archive, is a link pointing outside it, or is a device, FIFO or
+            other special file; the message names it.
     """
     # A fixed fake root makes the arithmetic purely lexical: nothing exists on disk yet,
     # so symlinks cannot be followed, and every name must already be clean on its own.
     root = "/__archive_root__"
     members = archive.getmembers()
+    links: set[str] = set()  # symbolic links seen so far, normalised
     for member in members:
         name = member.name
         what = f"member {name!r} of {source}"
@@ -114,6 +162,17 @@ def check_members(archive: tarfile.TarFile, *, source: str) -> list[tarfile.TarI
             raise InstallError(f"refusing to extract {what}: absolute path")
         if "\x00" in name or not _inside(root, name):
             raise InstallError(f"refusing to extract {what}: it escapes the target folder")
+        # Each link may point inside on its own while a chain of them leads out
+        # (a/l1 -> .., a/l1/l2 -> .., ...): nothing may be placed through a link.
+        parts = posixpath.normpath(name).split("/")
+        for end in range(1, len(parts)):
+            parent = "/".join(parts[:end])
+            if parent in links:
+                raise InstallError(
+                    f"refusing to extract {what}: it goes through the symbolic link {parent!r}"
+                )
+        if member.issym():
+            links.add(posixpath.normpath(name))
         if member.issym():
             link = member.linkname
             if link.startswith("/"):

@@ -27,7 +27,7 @@ from urllib.parse import urlparse
 
 from micado.config import paths
 from micado.exceptions import InstallError, InvalidArgument
-from micado.installer import archive
+from micado.installer import archive, compat
 from micado.progress import ProgressCallback, as_callback
 
 __all__ = [
@@ -187,7 +187,7 @@ class PlaybookSource:
             self.path = path.resolve()
 
     def __repr__(self) -> str:
-        where = self.version or self.url or str(self.path)
+        where = self.version or (archive.display_url(self.url) if self.url else str(self.path))
         return f"PlaybookSource({where!r})"
 
     def _cache_key(self) -> str:
@@ -216,26 +216,29 @@ class PlaybookSource:
 
         Raises:
             InstallError: the download failed, the tarball is unreadable or unsafe,
-                or the layout is unknown.
+                the layout is unknown, or the playbooks use what the installed
+                ansible-core removed (:func:`micado.installer.compat.check_playbooks`).
             MicadoTimeout: the download ran past ``timeout``.
         """
         report = as_callback(progress)
         if self.path is not None and self.path.is_dir():
-            return detect_layout(self.path)
+            return _usable(detect_layout(self.path))
         cache = paths.ensure_dir(paths.playbook_cache_dir())
         key = self._cache_key()
         target = cache / key
         if target.is_dir():
             report("playbook", f"using the cached playbooks {key}")
-            return detect_layout(target)
+            return _usable(detect_layout(target))
         downloaded: Path | None = None
         if self.path is not None:
             tarball = self.path
         else:
             assert self.url is not None
-            report("playbook", f"downloading {self.url}")
+            report("playbook", f"downloading {archive.display_url(self.url)}")
             try:
-                downloaded = archive.download(self.url, cache / f"{key}.tar.gz", timeout=timeout)
+                downloaded = archive.download(
+                    self.url, cache / f"{key}.tar.gz", timeout=timeout, progress=report
+                )
             except InstallError as exc:
                 if self.version is None:
                     raise
@@ -259,7 +262,13 @@ class PlaybookSource:
                 shutil.rmtree(staging)
             if downloaded is not None:
                 downloaded.unlink(missing_ok=True)
-        return detect_layout(target)
+        return _usable(detect_layout(target))
+
+
+def _usable(tree: PlaybookTree) -> PlaybookTree:
+    """``tree``, once :func:`micado.installer.compat.check_playbooks` accepts it."""
+    compat.check_playbooks(tree.root / tree.layout.run_dir / tree.layout.playbook)
+    return tree
 
 
 def resolve_source(

@@ -29,6 +29,7 @@ from typing import TYPE_CHECKING, Sequence, TextIO
 
 from micado.config import paths
 from micado.exceptions import InstallError, MicadoTimeout
+from micado.installer.compat import ansible_playbook_override
 from micado.progress import ProgressCallback, as_callback, wait_until
 
 if TYPE_CHECKING:
@@ -55,11 +56,19 @@ def ansible_playbook_command() -> list[str]:
 
     The console script next to ``sys.executable`` when there is one (a virtualenv's
     ``bin``), else the same module run by this interpreter. Never a different
-    Ansible found first on ``PATH``.
+    Ansible found first on ``PATH``. The one exception is explicit:
+    :envvar:`MICADO_ANSIBLE_PLAYBOOK` may name another ``ansible-playbook`` (an older
+    Ansible for playbooks the installed ansible-core no longer accepts).
 
     Returns:
         The command as an argument list.
+
+    Raises:
+        InstallError: ``MICADO_ANSIBLE_PLAYBOOK`` names no executable file.
     """
+    override = ansible_playbook_override()
+    if override is not None:
+        return [str(override)]
     script = Path(sys.executable).parent / "ansible-playbook"
     if script.is_file() and os.access(script, os.X_OK):
         return [str(script)]
@@ -167,7 +176,8 @@ def _close_connections(control_dir: Path) -> None:
     for socket_path in control_dir.iterdir():
         try:
             subprocess.run(
-                ["ssh", "-o", f"ControlPath={socket_path}", "-O", "exit", "micado-master"],
+                # -F /dev/null: like every ssh we run, this one reads nothing under ~/.ssh.
+                ["ssh", "-F", "/dev/null", "-o", f"ControlPath={socket_path}", "-O", "exit", "micado-master"],
                 stdin=subprocess.DEVNULL,
                 capture_output=True,
                 timeout=10,
