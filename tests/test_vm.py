@@ -196,6 +196,7 @@ def test_sessions_start_in_the_root_with_the_vm_variables(
         f"MICADO_VM_ADDRESS={vm.address}",
         f"MICADO_VM_API_PORT={vm_pool.api_port}",
         f"MICADO_VM_ID={vm.server_id}",
+        f"MICADO_VM_POOL={vm_pool.marker['MICADO_VM_POOL']}",  # for the pool's watchdog
         f"MICADO_VM_PYTHON={sys.executable}",
         f"MICADO_VM_ROOT={vm.root}",
     ]
@@ -337,3 +338,53 @@ def test_pool_serves_the_openstack_emulator_hooks(vm_pool: VMPool, keypair: ssh.
         with pytest.raises(NotFound):
             vm_pool.vm(launched.server_id)
         assert not vm.root.exists() and not listening(launched.ip, vm.port)
+
+
+# --- the owner dies: nothing of its VMs is left -----------------------------------------------
+
+_OWNER = """
+import json, sys, time
+from pathlib import Path
+from micado.testing.vm import VMPool, free_port, random_loopback_address
+pool = VMPool(Path(sys.argv[1]), ssh_port=free_port(), api_port=free_port())
+user_data = "#cloud-config\\nssh_authorized_keys: [" + json.dumps(sys.argv[2]) + "]\\n"
+pool.boot({"id": "orphan-vm", "user_data": user_data})
+pool.set_address("orphan-vm", random_loopback_address())
+vm = pool.vm("orphan-vm")
+print(json.dumps({"address": vm.address, "port": vm.port, "user": vm.user, "pid": vm.pid,
+                  "marker": pool.marker}), flush=True)
+time.sleep(120)  # killed long before
+"""
+
+
+def test_a_dead_owner_leaves_no_sshd_and_no_vm_process(tmp_path: Path, keypair: ssh.KeyPair) -> None:
+    owner = subprocess.Popen([sys.executable, "-c", _OWNER, str(tmp_path / "vms"), keypair.public_key],
+                             stdout=subprocess.PIPE, text=True)
+    try:
+        started = json.loads(owner.stdout.readline())
+        address, port, user = started["address"], started["port"], started["user"]
+        ssh.wait_for_ssh(address, port=port, user=user, key=keypair.private_key, timeout=20)
+        daemon = int(ssh.run(address, "setsid sleep 1000 >/dev/null 2>&1 </dev/null & echo $!",
+                             port=port, user=user, key=keypair.private_key))
+        marker = "=".join(*started["marker"].items())
+        # (sshd's own environment block holds its process title: the watchdog knows its pid.)
+        wait_until(lambda: daemon in processes_with(marker) or None, what="the marked daemon", timeout=5)
+    finally:
+        owner.kill()  # no cleanup code of the owner runs
+        owner.wait(timeout=10)
+    wait_until(lambda: True if not processes_with(marker) else None,
+               what="the dead owner's VM processes to be stopped", timeout=15)
+    assert not alive(started["pid"]) and not alive(daemon)
+    assert not listening(address, port)
+
+
+def test_the_watchdog_ends_with_the_pool(tmp_path: Path, keypair: ssh.KeyPair) -> None:
+    from micado.testing.vm import free_port
+
+    with VMPool(tmp_path / "vms", ssh_port=free_port(), api_port=free_port()) as pool:
+        user_data = f"#cloud-config\nssh_authorized_keys: ['{keypair.public_key}']\n"
+        pool.boot({"id": "vm-w", "user_data": user_data})
+        pool.set_address("vm-w", random_loopback_address())
+        watchdog = pool._watchdog
+        assert watchdog is not None and watchdog.poll() is None
+    assert watchdog.poll() is not None and pool._watchdog is None

@@ -18,7 +18,11 @@ Each VM's ``sshd`` has its own config, host key, ``authorized_keys`` and pid fil
   through it too (an external ``sftp-server``), so scp, sftp and Ansible work.
 
 The marker variable lets :meth:`VMPool.delete` find the VM's processes, daemons
-included, in ``/proc/*/environ``. Linux only (``/proc``, the 127.0.0.0/8 loopback net).
+included, in ``/proc/*/environ``. Every sshd and session also carries the pool's own
+marker ``MICADO_VM_POOL``: while a pool has VMs, a watchdog process
+(:func:`micado.testing.processes.start_watchdog`) stops everything so marked if the
+program owning the pool dies without cleaning up. Linux only (``/proc``, the
+127.0.0.0/8 loopback net).
 """
 
 from __future__ import annotations
@@ -31,6 +35,7 @@ import os
 import pwd
 import random
 import re
+import secrets
 import shlex
 import shutil
 import socket
@@ -45,7 +50,15 @@ from typing import Any, Mapping
 from micado.exceptions import InvalidArgument, LaunchError, NotFound
 from micado.progress import wait_until
 from micado.testing.cloudinit import authorized_keys_from_user_data, user_data_text
-from micado.testing.processes import KILL_GRACE, descendants, marked_processes, terminate
+from micado.testing.processes import (
+    KILL_GRACE,
+    descendants,
+    marked_processes,
+    start_watchdog,
+    stop_watchdog,
+    terminate,
+    watch_pid,
+)
 
 __all__ = [
     "LocalVM",
@@ -190,6 +203,9 @@ class VMPool:
         self._vms: dict[str, LocalVM] = {}
         self._sshd: dict[str, subprocess.Popen[bytes]] = {}
         self._lock = threading.RLock()
+        #: Marks every session process of this pool's VMs, for the watchdog.
+        self.marker = {"MICADO_VM_POOL": f"{os.getpid()}-{secrets.token_hex(8)}"}
+        self._watchdog: subprocess.Popen[bytes] | None = None
 
     # -- hooks --
 
@@ -295,6 +311,8 @@ class VMPool:
             terminate(lambda: connections | marked_processes(markers), f"VM {server_id}")
             if process is not None:
                 process.wait(timeout=KILL_GRACE)
+                if self._watchdog is not None:
+                    watch_pid(self._watchdog, process.pid, watched=False)
             if root.exists():
                 shutil.rmtree(root)
         logger.info("deleted local VM %s", server_id)
@@ -335,11 +353,15 @@ class VMPool:
                 self._start_sshd(vm, address)
 
     def stop_all(self) -> None:
-        """Delete every VM (sshd, processes, root folder)."""
+        """Delete every VM (sshd, processes, root folder), and end the watchdog."""
         with self._lock:
             server_ids = list(self._vms)
         for server_id in server_ids:
             self.delete(server_id)
+        with self._lock:
+            watchdog, self._watchdog = self._watchdog, None
+            if watchdog is not None:
+                stop_watchdog(watchdog)
 
     def __enter__(self) -> VMPool:
         return self
@@ -386,6 +408,7 @@ class VMPool:
     def _write_config(self, vm: LocalVM, address: str) -> Path:
         wrapper = vm.ssh_dir / "session"
         exports = {
+            **self.marker,
             "MICADO_VM_ID": vm.server_id,
             "MICADO_VM_ROOT": str(vm.root),
             "MICADO_VM_ADDRESS": address,
@@ -442,10 +465,13 @@ Subsystem sftp {_sftp_server()}
             _PRIVSEP_DIR.mkdir(mode=0o755, parents=True, exist_ok=True)
         self._check_free(address, vm.port)
         config = self._write_config(vm, address)
+        if self._watchdog is None or self._watchdog.poll() is not None:
+            self._watchdog = start_watchdog(self.marker)
         with open(vm.log_file, "ab") as log:
             process = subprocess.Popen(
                 [SSHD, "-D", "-e", "-f", str(config)],
                 stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT,
+                env={**os.environ, **self.marker},  # for the watchdog
                 start_new_session=True,  # not in the test runner's process group
             )
 
@@ -470,6 +496,7 @@ Subsystem sftp {_sftp_server()}
             process.wait(timeout=KILL_GRACE)
             raise
         self._sshd[vm.server_id] = process
+        watch_pid(self._watchdog, process.pid)
         vm.address, vm.pid = address, process.pid
         logger.info(
             "VM %s: sshd (pid %d) listening on %s:%d", vm.server_id, process.pid, address, vm.port
@@ -485,6 +512,8 @@ Subsystem sftp {_sftp_server()}
             connections = {process.pid} | descendants(process.pid)
             terminate(lambda: connections, f"sshd of VM {vm.server_id}")
         process.wait(timeout=KILL_GRACE)
+        if self._watchdog is not None:
+            watch_pid(self._watchdog, process.pid, watched=False)
 
     @staticmethod
     def _check_free(address: str, port: int) -> None:
