@@ -3,7 +3,11 @@ over HTTP on 127.0.0.1 against the OpenStack emulator (fixture ``openstack_cloud
 
 from __future__ import annotations
 
+import logging
+import signal
 import socket
+import threading
+import time
 
 import pytest
 
@@ -19,8 +23,9 @@ def password_launcher(cloud, **options) -> OpenStackLauncher:
     login = cloud.login
     options.setdefault("project_id", login["project_id"])
     options.setdefault("region", login["region"])
+    options.setdefault("request_timeout", 5)
     return OpenStackLauncher(PasswordAuth(login["username"], login["password"]),
-                             auth_url=login["auth_url"], request_timeout=5, **options)
+                             auth_url=login["auth_url"], **options)
 
 
 def app_cred_launcher(cloud) -> OpenStackLauncher:
@@ -191,7 +196,7 @@ def _fault_on_boot(server: dict) -> None:
         ("auth_failure", True, LaunchError, "authentication failed at http://127.0.0.1:"),
         ("image_missing", True, LaunchError, "Nova refused to create server .*Image .* could not be found"),
         ("server_error", "No valid host was found.", LaunchError, "went to ERROR: No valid host was found."),
-        ("boot_hangs", True, MicadoTimeout, "waiting for server MiCADO-Master-.* to become ACTIVE"),
+        ("boot_hangs", True, MicadoTimeout, r"MiCADO-Master-.* was still BUILD when the launch timeout of 1 s ran out"),
         ("quota_exceeded", True, LaunchError, "Quota exceeded for instances.*HTTP 403"),
         ("floating_ip_pool_empty", True, LaunchError, "No more IP addresses available on network"),
         ("on_boot", _fault_on_boot, LaunchError, "went to ERROR: cloud-init could not reach the metadata"),
@@ -228,7 +233,7 @@ def test_failed_attach_undoes_server_and_floating_ip(openstack_cloud):
             raise RuntimeError("the address could not be routed")
 
     cloud.on_address = on_address
-    with pytest.raises(LaunchError, match=r"attach floating IP .*Internal error: the address could not be routed"):
+    with pytest.raises(LaunchError, match=r"failed to attach floating IP .*Internal error: the address could not be"):
         password_launcher(cloud).launch(make_spec(cloud), timeout=5)
     assert_clean(cloud)
 
@@ -289,8 +294,14 @@ def test_bad_spec_fails_before_any_request(openstack_cloud):
                 {"user_data": "x" * 60000}):
         with pytest.raises(InvalidArgument):
             launcher.launch(make_spec(openstack_cloud, **bad), timeout=5)
-    with pytest.raises(InvalidArgument, match="timeout"):
-        launcher.launch(make_spec(openstack_cloud), timeout=0)
+    for timeout in (0, -1, None, "60", True, float("nan")):
+        with pytest.raises(InvalidArgument, match="timeout must be a positive number"):
+            launcher.launch(make_spec(openstack_cloud), timeout=timeout)
+        with pytest.raises(InvalidArgument, match="timeout must be a positive number"):
+            launcher.delete("some-server", timeout=timeout)
+    for timeout in (0, None, True):
+        with pytest.raises(InvalidArgument, match="request_timeout must be a positive number"):
+            password_launcher(openstack_cloud, request_timeout=timeout)
     assert openstack_cloud.requests == []
 
 
@@ -354,3 +365,196 @@ def test_cloud_init_user_data_accepts_only_one_public_key():
             cloud_init_user_data(bad)
     with pytest.raises(InvalidArgument, match="lacks ip"):
         LaunchedVM.from_dict({"server_id": "s", "name": "n"})
+
+
+# --- answers that never arrive, interruptions and races -------------------------------
+
+
+@pytest.mark.parametrize("free_ip", [False, True], ids=["allocating", "reusing"])
+def test_lost_create_answer_still_deletes_the_server(openstack_cloud, free_ip):
+    cloud = openstack_cloud
+    if free_ip:
+        seed = cloud.add_floating_ip()
+    cloud.faults.lose_create_answer = True
+    with pytest.raises(LaunchError, match=r"Nova failed to create server .*Unexpected API Error.*HTTP 500"):
+        password_launcher(cloud).launch(make_spec(cloud), timeout=5)
+    assert ("DELETE", f"/compute/v2.1/servers/{cloud.requests and _deleted_server(cloud)}") in cloud.requests
+    assert_clean(cloud)
+    if free_ip:
+        assert [(f["id"], f["port_id"]) for f in cloud.floating_ips] == [(seed, None)]
+
+
+def _deleted_server(cloud) -> str:
+    [path] = [p for m, p in cloud.requests if m == "DELETE" and "/servers/" in p]
+    return path.rsplit("/", 1)[1]
+
+
+def test_lost_floating_ip_answer_still_releases_it(openstack_cloud):
+    cloud = openstack_cloud
+    cloud.faults.lose_floating_ip_answer = True
+    with pytest.raises(LaunchError, match=r"failed to allocate a floating IP .*internal server error.*HTTP 500"):
+        password_launcher(cloud).launch(make_spec(cloud), timeout=5)
+    assert [r for r in cloud.requests if r[0] == "DELETE" and "/floatingips/" in r[1]]
+    assert_clean(cloud)
+    assert cloud.floating_ips == []
+
+
+def test_create_that_times_out_still_deletes_the_server(openstack_cloud):
+    cloud = openstack_cloud
+    cloud.on_create = lambda server: time.sleep(1.5)  # Nova has the server; the answer comes too late
+    launcher = password_launcher(cloud, request_timeout=0.5)
+    started = time.monotonic()
+    with pytest.raises(LaunchError, match=r"did not answer within 0.5 s while trying to create server"):
+        launcher.launch(make_spec(cloud), timeout=10)
+    assert time.monotonic() - started < 5
+    assert_clean(cloud)
+
+
+def test_a_cloud_that_hangs_is_a_timely_launch_error(openstack_cloud):
+    cloud = openstack_cloud
+    cloud.faults.slow_answers = 2.0
+    launcher = password_launcher(cloud, request_timeout=0.3)
+    started = time.monotonic()
+    with pytest.raises(LaunchError, match=r"did not answer within 0.3 s while trying to log in"):
+        launcher.launch(make_spec(cloud), timeout=10)
+    assert time.monotonic() - started < 1.5  # one timeout, no silent retries
+    cloud.faults.slow_answers = 0.0
+    assert_clean(cloud)
+
+
+def test_ctrl_c_during_the_create_request_deletes_the_server(openstack_cloud):
+    cloud = openstack_cloud
+
+    def interrupt(server: dict) -> None:
+        signal.pthread_kill(threading.main_thread().ident, signal.SIGINT)
+        time.sleep(0.5)  # the client is interrupted before the answer arrives
+
+    cloud.on_create = interrupt
+    with pytest.raises(KeyboardInterrupt):
+        password_launcher(cloud).launch(make_spec(cloud), timeout=10)
+    assert_clean(cloud)
+
+
+@pytest.mark.parametrize("moment", ["allocated floating IP", "created server", ": BUILD", "is ACTIVE at"])
+def test_ctrl_c_at_any_moment_of_the_launch_undoes_it(openstack_cloud, moment):
+    cloud = openstack_cloud
+    cloud.boot_delay = 0.2
+    seen = []
+
+    def progress(stage: str, message: str) -> None:
+        seen.append(message)
+        if moment in message and not any(m.startswith("undoing") for m in seen):
+            raise KeyboardInterrupt
+
+    with pytest.raises(KeyboardInterrupt):
+        password_launcher(cloud).launch(make_spec(cloud), timeout=10, progress=progress)
+    assert any(moment in m for m in seen)
+    assert_clean(cloud)
+    assert cloud.floating_ips == []
+
+
+def test_a_second_ctrl_c_stops_the_undo_and_says_what_is_left(openstack_cloud):
+    cloud = openstack_cloud
+    cloud.faults.server_error = "boom"
+
+    def progress(stage: str, message: str) -> None:
+        if message.startswith("undoing: delete server"):
+            raise KeyboardInterrupt  # the user presses Ctrl-C again while the undo runs
+
+    with pytest.raises(KeyboardInterrupt) as caught:
+        password_launcher(cloud).launch(make_spec(cloud), timeout=5, progress=progress)
+    assert isinstance(caught.value.__context__, LaunchError)  # the launch's own error is chained
+    notes = " ".join(getattr(caught.value, "__notes__", []))
+    assert "undo of the launch was interrupted; not done: delete server MiCADO-Master-" in notes
+    assert "release floating IP allocated for MiCADO-Master-" in notes
+    assert len(cloud.servers) == 1  # left, as the notes say
+
+
+def test_a_failing_progress_callback_does_not_stop_the_undo(openstack_cloud):
+    cloud = openstack_cloud
+    cloud.faults.server_error = "boom"
+
+    def progress(stage: str, message: str) -> None:
+        if message.startswith("undoing"):
+            raise RuntimeError("broken callback")
+
+    with pytest.raises(LaunchError, match="went to ERROR: boom"):
+        password_launcher(cloud).launch(make_spec(cloud), timeout=5, progress=progress)
+    assert_clean(cloud)
+
+
+def test_two_launches_picking_the_same_free_floating_ip_do_not_share_it(openstack_cloud):
+    cloud = openstack_cloud
+    seed = cloud.add_floating_ip("127.100.0.5")
+    first, second = password_launcher(cloud), password_launcher(cloud)
+    other: list[LaunchedVM] = []
+
+    def progress(stage: str, message: str) -> None:
+        if message.startswith("created server") and not other:
+            # While the first launch waits for its server, a second one takes the same free address.
+            other.append(second.launch(make_spec(cloud), timeout=10))
+
+    vm = first.launch(make_spec(cloud), timeout=10, progress=progress)
+    [theirs] = other
+    assert (theirs.floating_ip_id, theirs.floating_ip_allocated) == (seed, False)
+    assert vm.floating_ip_id != seed and vm.floating_ip_allocated
+    ports = {p["device_id"]: p["id"] for p in cloud.ports}
+    by_id = {f["id"]: f for f in cloud.floating_ips}
+    assert by_id[seed]["port_id"] == ports[theirs.server_id]
+    assert by_id[vm.floating_ip_id]["port_id"] == ports[vm.server_id]
+    first.delete(vm, timeout=10)
+    second.delete(theirs, timeout=10)
+    assert_clean(cloud)
+    assert [(f["id"], f["port_id"]) for f in cloud.floating_ips] == [(seed, None)]
+
+
+def test_a_floating_ip_another_launch_allocated_is_not_free(openstack_cloud):
+    cloud = openstack_cloud
+    launcher = password_launcher(cloud)
+    taken: list[LaunchedVM] = []
+
+    def progress(stage: str, message: str) -> None:
+        if message.startswith("created server") and not taken:
+            # The first launch's fresh address is unattached for now, but it is not free.
+            taken.append(password_launcher(cloud).launch(make_spec(cloud), timeout=10))
+
+    vm = launcher.launch(make_spec(cloud), timeout=10, progress=progress)
+    [other] = taken
+    assert vm.floating_ip_allocated and other.floating_ip_allocated and vm.ip != other.ip
+    descriptions = {f["id"]: f["description"] for f in cloud.floating_ips}
+    assert descriptions[vm.floating_ip_id] == f"allocated by micado-client for {vm.name}"
+    launcher.delete(vm, timeout=10)
+    launcher.delete(other, timeout=10)
+    assert_clean(cloud)
+
+
+def test_delete_leaves_a_floating_ip_someone_changed_meanwhile(openstack_cloud):
+    cloud = openstack_cloud
+    launcher = password_launcher(cloud)
+    vm = launcher.launch(make_spec(cloud), timeout=10)
+
+    def progress(stage: str, message: str) -> None:
+        if message.startswith("detaching floating IP"):
+            with cloud.lock:  # between our read and our detach, another client updates the address
+                cloud.floating_ips_by_id[vm.floating_ip_id]["revision_number"] += 1
+
+    removal = launcher.delete(vm, timeout=10, progress=progress)
+    assert not removal.floating_ip_released
+    assert any("changed by someone else while being detached" in w for w in removal.warnings)
+    assert [f["id"] for f in cloud.floating_ips] == [vm.floating_ip_id] and cloud.servers == []
+
+
+@pytest.mark.parametrize("login", ["password", "application credential"])
+def test_secrets_stay_out_of_debug_logs(openstack_cloud, caplog, login):
+    cloud = openstack_cloud
+    launcher = password_launcher(cloud) if login == "password" else app_cred_launcher(cloud)
+    secret = cloud.login["password"] if login == "password" else cloud.login["application_credential_secret"]
+    cloud.faults.server_error = "boom"
+    with caplog.at_level(logging.DEBUG):  # every logger, the SDKs' request logs included
+        with pytest.raises(LaunchError) as caught:
+            launcher.launch(make_spec(cloud), timeout=5)
+    assert any(r.name.startswith("keystoneauth") for r in caplog.records)  # the SDKs did log
+    text = caplog.text + str(caught.value) + repr(launcher) + repr(launcher.credentials)
+    assert secret not in text
+    tokens = list(cloud._tokens)
+    assert tokens and not any(token in text for token in tokens)

@@ -17,13 +17,14 @@ from __future__ import annotations
 
 import logging
 import os
+import secrets
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from typing import TYPE_CHECKING, Any, TypeVar
 from urllib.parse import urlsplit
 
-from micado.exceptions import InvalidArgument, LaunchError, MicadoException
+from micado.exceptions import InvalidArgument, LaunchError, MicadoException, MicadoTimeout
 from micado.launcher.base import Launcher, LaunchedVM, LaunchSpec, Removal, check_spec, pick
 from micado.progress import ProgressCallback, as_callback, wait_until
 
@@ -38,6 +39,14 @@ T = TypeVar("T")
 STAGE = "launch"
 #: Seconds an undo step may wait for a server to disappear.
 UNDO_TIMEOUT = 120.0
+#: Server metadata key holding a launch's random token: when the create request fails
+#: without an answer (timeout, lost connection, Ctrl-C), the undo finds the server by it.
+LAUNCH_TAG = "micado-client-launch"
+#: Start of the description of the floating IPs a launch allocates. Other launches
+#: never take such an address as "free": it belongs to a launch still in progress.
+FLOATING_IP_MARK = "allocated by micado-client for "
+#: How often the attach retries with another address when a free one was taken meanwhile.
+ATTACH_ATTEMPTS = 3
 
 
 class OpenStackLauncher(Launcher):
@@ -104,8 +113,7 @@ class OpenStackLauncher(Launcher):
         else:
             self.project_id = None
             self.user_domain_name = None
-        if not isinstance(request_timeout, (int, float)) or request_timeout <= 0:
-            raise InvalidArgument(f"request_timeout must be a positive number of seconds, got {request_timeout!r}")
+        _check_seconds("request_timeout", request_timeout)
         self.request_timeout = float(request_timeout)
         if not isinstance(verify, bool):
             if not os.path.exists(verify):
@@ -210,16 +218,21 @@ class OpenStackLauncher(Launcher):
         if isinstance(exc, ks_exc.SSLError):
             return LaunchError(f"TLS check failed while trying to {doing} at {where}: {exc} "
                                "(give verify= a CA bundle, or verify=False)")
-        if isinstance(exc, (ks_exc.ConnectFailure, ks_exc.ConnectTimeout)):
+        if isinstance(exc, ks_exc.ConnectTimeout):  # keystoneauth's name for any requests timeout
+            return LaunchError(f"{where} did not answer within {self.request_timeout:g} s while trying to {doing} "
+                               "(request_timeout)")
+        if isinstance(exc, ks_exc.ConnectFailure):
             return LaunchError(f"cannot reach {where} while trying to {doing}: {exc}")
         if isinstance(exc, (ks_exc.EndpointNotFound, sdk_exc.EndpointNotFound, sdk_exc.ServiceDisabledException)):
             return LaunchError(f"cannot {doing}: {self._missing_endpoint()}")
         if isinstance(exc, ks_exc.RequestTimeout):
             return LaunchError(f"{where} did not answer within {self.request_timeout:g} s while trying to {doing}")
         if isinstance(exc, nova_exc.ClientException):
-            return LaunchError(f"Nova refused to {doing}: {exc.message} (HTTP {exc.code})")
+            verb = "failed" if isinstance(exc.code, int) and exc.code >= 500 else "refused"
+            return LaunchError(f"Nova {verb} to {doing}: {exc.message} (HTTP {exc.code})")
         if isinstance(exc, sdk_exc.HttpException):
-            return LaunchError(f"{where} refused to {doing}: {exc.details or exc.message} (HTTP {exc.status_code})")
+            verb = "failed" if (exc.status_code or 0) >= 500 else "refused"
+            return LaunchError(f"{where} {verb} to {doing}: {exc.details or exc.message} (HTTP {exc.status_code})")
         if isinstance(exc, (ks_exc.ClientException, sdk_exc.SDKException)):
             return LaunchError(f"cannot {doing} on {where}: {exc}")
         return LaunchError(f"unexpected {type(exc).__name__} while trying to {doing} on {where}: {exc}")
@@ -264,15 +277,24 @@ class OpenStackLauncher(Launcher):
             ]
         return resolved
 
-    def _floating_ip(self, external: list[tuple[str, str]], named: bool) -> tuple[Any, bool]:
-        """Return ``(floating IP, allocated_by_us)``: a free one, or a new one."""
+    def _floating_ip(
+        self, external: list[tuple[str, str]], named: bool, name: str,
+        undo: list[tuple[str, Callable[[], None]]], report: ProgressCallback,
+    ) -> tuple[Any, bool]:
+        """Return ``(floating IP, allocated_by_us)``: a free one, or a new one.
+
+        An allocation registers its undo *before* the request, so an answer that
+        never arrives still ends with the address released (found by its description).
+        """
         sdk, _ = self._connect()
         external_ids = {net_id for net_id, _ in external}
         free = self._call("list floating IPs", lambda: [
             ip for ip in sdk.network.ips(project_id=self._project())  # never another project's address
             if not ip.port_id and (not named or ip.floating_network_id in external_ids)
+            and not (ip.description or "").startswith(FLOATING_IP_MARK)  # another launch's, not free
         ])
         if free:
+            report(STAGE, f"using free floating IP {free[0].floating_ip_address}")
             return free[0], False
         if not external:
             raise LaunchError("no unattached floating IP, and no external network to allocate one from")
@@ -281,9 +303,44 @@ class OpenStackLauncher(Launcher):
             raise LaunchError(f"no unattached floating IP, and several external networks ({names}); "
                               "choose one with floating_network=")
         network_id, network_name = external[0]
+        description = f"{FLOATING_IP_MARK}{name}"
+        made: list[Any] = []
+        undo.append((f"release floating IP allocated for {name}",
+                     lambda: self._release_allocated(made, description)))
         ip = self._call(f"allocate a floating IP from network '{network_name}'",
-                        sdk.network.create_ip, floating_network_id=network_id)
+                        sdk.network.create_ip, floating_network_id=network_id, description=description)
+        made.append(ip)
+        report(STAGE, f"allocated floating IP {ip.floating_ip_address}")
         return ip, True
+
+    def _release_allocated(self, made: list[Any], description: str) -> None:
+        """Undo an allocation: the address made, or, if its answer was lost, those with its description."""
+        sdk, _ = self._connect()
+        if made:
+            ids = [made[0].id]
+        else:
+            ids = self._call("list floating IPs", lambda: [
+                # filtered here, not by the query: not every Neutron accepts a description filter
+                ip.id for ip in sdk.network.ips(project_id=self._project())
+                if ip.description == description and not ip.port_id])
+        for fip_id in ids:
+            self._release(fip_id)
+
+    def _attach(self, ip: Any, port_id: str, name: str) -> bool:
+        """Associate ``ip`` with the port unless it changed since it was listed; ``False`` if it did.
+
+        Neutron's ``If-Match: revision_number`` makes this a compare-and-swap, so two
+        launches that picked the same free address cannot both take it.
+        """
+        from openstack import exceptions as sdk_exc
+
+        sdk, _ = self._connect()
+        with self._cloud(f"attach floating IP {ip.floating_ip_address} to server {name}"):
+            try:
+                sdk.network.update_ip(ip.id, port_id=port_id, if_revision=getattr(ip, "revision_number", None))
+            except sdk_exc.PreconditionFailedException:
+                return False
+        return True
 
     # --- launch -----------------------------------------------------------------------
 
@@ -304,6 +361,16 @@ class OpenStackLauncher(Launcher):
         floating IP or allocate one; create the server with the spec's user data; wait
         for ACTIVE (ERROR ends with Nova's fault message); attach the floating IP.
 
+        Undoing stays possible even when an answer is lost: the server carries a random
+        token in its metadata (``micado-client-launch``) and an allocated floating IP the
+        description ``allocated by micado-client for <name>``, so a create whose answer
+        never came (timeout, reset, Ctrl-C) is found and removed. The attach is a
+        compare-and-swap on the floating IP's ``revision_number``: when another client
+        took the free address meanwhile, another one is chosen. Addresses carrying
+        that description are never taken as free (they belong to a launch in progress).
+        A KeyboardInterrupt undoes too; a second one stops the undo, and the steps not
+        done are added to the exception's notes.
+
         Raises:
             InvalidArgument: the spec is invalid (nothing was requested).
             LaunchError: a resource is unknown or ambiguous, the cloud refused a step,
@@ -311,53 +378,76 @@ class OpenStackLauncher(Launcher):
             MicadoTimeout: the server was not ACTIVE in time; everything is undone.
         """
         self.validate(spec)
-        if timeout <= 0:
-            raise InvalidArgument(f"timeout must be a positive number of seconds, got {timeout!r}")
+        _check_seconds("timeout", timeout)
         report = as_callback(progress)
         deadline = time.monotonic() + timeout
         undo: list[tuple[str, Callable[[], None]]] = []
         try:
-            return self._launch(spec, deadline, report, undo)
+            return self._launch(spec, deadline, float(timeout), report, undo)
         except BaseException as exc:
             self._undo(undo, exc, report)
             raise
 
     def _launch(
-        self, spec: LaunchSpec, deadline: float, report: ProgressCallback,
+        self, spec: LaunchSpec, deadline: float, total: float, report: ProgressCallback,
         undo: list[tuple[str, Callable[[], None]]],
     ) -> LaunchedVM:
         report(STAGE, f"logging in to {self.auth_url}")
         sdk, nova = self._connect()
+        self._project()  # log in now, so a refusal or a timeout is reported as the login's
         resolved = self._resolve(spec)
-        ip, allocated = self._floating_ip(resolved["external"], spec.floating_network is not None)
-        if allocated:
-            report(STAGE, f"allocated floating IP {ip.floating_ip_address}")
-            undo.append((f"release floating IP {ip.floating_ip_address}", lambda: self._release(ip.id)))
-        else:
-            report(STAGE, f"using free floating IP {ip.floating_ip_address}")
+        external, named = resolved["external"], spec.floating_network is not None
+        ip, allocated = self._floating_ip(external, named, spec.name, undo, report)
+        # The undo is registered before the request: if the answer is lost (timeout,
+        # connection reset, Ctrl-C), the server may exist all the same; the token finds it.
+        token = secrets.token_hex(8)
+        created: list[str] = []
+        undo.append((f"delete server {spec.name}", lambda: self._delete_launched(spec.name, token, created)))
         server = self._call(
             f"create server '{spec.name}'", nova.servers.create, spec.name, resolved["image"], resolved["flavor"],
-            userdata=spec.user_data or None, key_name=resolved["keypair"],
+            userdata=spec.user_data or None, key_name=resolved["keypair"], meta={LAUNCH_TAG: token},
             security_groups=[resolved["security_group"]], nics=[{"net-id": resolved["network"]}],
         )
         server_id = server.id
-        undo.append((f"delete server {spec.name} ({server_id})", lambda: self._delete_server(server_id, UNDO_TIMEOUT)))
+        created.append(server_id)
         report(STAGE, f"created server {spec.name} ({server_id}); waiting for ACTIVE")
-        self._wait_active(server_id, spec.name, deadline, report)
+        self._wait_active(server_id, spec.name, deadline, total, report)
         port = wait_until(
             lambda: self._server_port(server_id, resolved["network"]),
             what=f"the network port of server {spec.name}", timeout=max(deadline - time.monotonic(), 1.0),
             stage=STAGE, progress=report,
         )
-        self._call(f"attach floating IP {ip.floating_ip_address} to server {spec.name}",
-                   sdk.network.update_ip, ip.id, port_id=port.id)
+        for attempt in range(1, ATTACH_ATTEMPTS + 1):
+            if self._attach(ip, port.id, spec.name):
+                break
+            # Someone attached (or changed) the address since we listed it: it is theirs now.
+            if allocated:  # ours, but changed by someone else: releasing it could cut them off
+                undo[:] = [step for step in undo if not step[0].startswith("release floating IP allocated")]
+                logger.warning("floating IP %s allocated for %s was changed by someone else; left to them",
+                               ip.floating_ip_address, spec.name)
+            if attempt == ATTACH_ATTEMPTS:
+                raise LaunchError(f"could not attach a floating IP to server {spec.name}: each of the "
+                                  f"{ATTACH_ATTEMPTS} addresses chosen was taken by someone else first")
+            report(STAGE, f"floating IP {ip.floating_ip_address} was taken meanwhile; choosing another")
+            ip, allocated = self._floating_ip(external, named, spec.name, undo, report)
         undo.append((f"detach floating IP {ip.floating_ip_address}", lambda: self._detach(ip.id)))
         report(STAGE, f"server {spec.name} is ACTIVE at {ip.floating_ip_address}")
         fixed = port.fixed_ips[0]["ip_address"] if port.fixed_ips else None
         return LaunchedVM(server_id=server_id, name=spec.name, ip=ip.floating_ip_address, floating_ip_id=ip.id,
                           floating_ip_allocated=allocated, private_ip=fixed, launcher=self.name)
 
-    def _wait_active(self, server_id: str, name: str, deadline: float, report: ProgressCallback) -> None:
+    def _delete_launched(self, name: str, token: str, created: list[str]) -> None:
+        """Undo the create: the server made, or, if its answer was lost, those carrying the token."""
+        _, nova = self._connect()
+        ids = list(created) or self._call(f"look for server {name}", lambda: [
+            server.id for server in nova.servers.list(search_opts={"name": name})
+            if server.name == name and (getattr(server, "metadata", None) or {}).get(LAUNCH_TAG) == token])
+        for server_id in ids:
+            self._delete_server(server_id, UNDO_TIMEOUT)
+
+    def _wait_active(
+        self, server_id: str, name: str, deadline: float, total: float, report: ProgressCallback
+    ) -> None:
         _, nova = self._connect()
         last = {"status": None}
 
@@ -375,8 +465,15 @@ class OpenStackLauncher(Launcher):
                                   f"{fault.get('message') or 'Nova gave no fault message'}")
             return None
 
-        wait_until(check, what=f"server {name} ({server_id}) to become ACTIVE",
-                   timeout=max(deadline - time.monotonic(), 0.0), stage=STAGE, progress=report)
+        what = f"server {name} ({server_id}) to become ACTIVE"
+        try:
+            wait_until(check, what=what, timeout=max(deadline - time.monotonic(), 0.0), stage=STAGE,
+                       progress=report)
+        except MicadoTimeout as exc:  # say which deadline ran out, and where the server was
+            raise MicadoTimeout(
+                f"server {name} ({server_id}) was still {last['status'] or 'not visible'} when the launch "
+                f"timeout of {total:g} s ran out", what=what, timeout=total,
+            ) from exc
 
     def _server_port(self, server_id: str, network_id: str) -> Any | None:
         sdk, _ = self._connect()
@@ -386,14 +483,29 @@ class OpenStackLauncher(Launcher):
 
     def _undo(self, undo: list[tuple[str, Callable[[], None]]], error: BaseException,
               report: ProgressCallback) -> None:
-        """Undo the launch's steps, newest first; a failing step is logged and noted on ``error``."""
-        for what, action in reversed(undo):
-            report(STAGE, f"undoing: {what}")
+        """Undo the launch's steps, newest first; a failing step is logged and noted on ``error``.
+
+        A second Ctrl-C stops the undo (the user may have a reason); the steps not
+        done are then noted on the error so that they can be cleaned up by hand.
+        """
+        steps = list(reversed(undo))
+        for index, (what, action) in enumerate(steps):
             try:
+                try:
+                    report(STAGE, f"undoing: {what}")
+                except Exception as exc:  # a failing progress callback must not stop the undo
+                    logger.debug("progress callback failed: %s", exc)
                 action()
             except Exception as exc:  # keep undoing; the original error stays the one raised
                 logger.warning("could not %s after a failed launch: %s", what, exc)
                 error.add_note(f"while undoing the launch, could not {what}: {exc}")
+            except BaseException as interrupt:
+                left = "; ".join(step for step, _ in steps[index:])
+                logger.warning("undo of a failed launch interrupted; not done: %s", left)
+                note = f"the undo of the launch was interrupted; not done: {left}"
+                error.add_note(note)
+                interrupt.add_note(note)
+                raise
 
     # --- state and delete -------------------------------------------------------------
 
@@ -436,6 +548,7 @@ class OpenStackLauncher(Launcher):
             server_id = vm
         else:
             raise InvalidArgument(f"vm must be a LaunchedVM or a server id, got {vm!r}")
+        _check_seconds("timeout", timeout)
         report = as_callback(progress)
         removal = Removal(server_id=server_id)
         if floating_ip_id:
@@ -465,15 +578,26 @@ class OpenStackLauncher(Launcher):
             return
         if ip.port_id:
             report("delete", f"detaching floating IP {ip.floating_ip_address}")
-            self._detach(fip_id)
+            if not self._detach(fip_id, getattr(ip, "revision_number", None)):
+                removal.warnings.append(f"floating IP {ip.floating_ip_address} was changed by someone else "
+                                        "while being detached; left alone")
+                return
         if allocated:
             report("delete", f"releasing floating IP {ip.floating_ip_address}")
             self._release(fip_id)
             removal.floating_ip_released = True
 
-    def _detach(self, fip_id: str) -> None:
+    def _detach(self, fip_id: str, revision: int | None = None) -> bool:
+        """Disassociate the floating IP; with ``revision``, only if unchanged since (``False`` if not)."""
+        from openstack import exceptions as sdk_exc
+
         sdk, _ = self._connect()
-        self._call(f"detach floating IP {fip_id}", sdk.network.update_ip, fip_id, port_id=None)
+        with self._cloud(f"detach floating IP {fip_id}"):
+            try:
+                sdk.network.update_ip(fip_id, port_id=None, if_revision=revision)
+            except sdk_exc.PreconditionFailedException:
+                return False
+        return True
 
     def _release(self, fip_id: str) -> None:
         sdk, _ = self._connect()
@@ -494,6 +618,12 @@ class OpenStackLauncher(Launcher):
                    what=f"server {server_id} to be deleted", timeout=timeout, stage="delete",
                    progress=report or as_callback(None))
         return True
+
+
+def _check_seconds(name: str, value: Any) -> None:
+    """Raise InvalidArgument unless ``value`` is a positive number of seconds."""
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not value > 0:
+        raise InvalidArgument(f"{name} must be a positive number of seconds, got {value!r}")
 
 
 def _disable_completion_cache(nova: Any) -> None:
