@@ -206,6 +206,7 @@ class MicadoMaster:
             micado_password = secrets.token_urlsafe(18)
         elif not isinstance(micado_password, str) or len(micado_password) < 8:
             raise InvalidArgument("micado_password must be a string of at least 8 characters")
+        ansible.check_web_credentials(micado_user, micado_password)
 
         self.timings = {}
         with self._step("prepare", report):
