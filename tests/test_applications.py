@@ -496,3 +496,14 @@ def test_a_keep_alive_connection_is_reused(client, submitter):
     for _ in range(5):
         client.applications.list()
     assert pool.num_connections == 1 and pool.num_requests == 6
+
+
+def test_a_relative_certificate_path_survives_a_change_of_directory(submitter, tmp_path, monkeypatch):
+    (tmp_path / "certs").mkdir()
+    (tmp_path / "certs" / "master.pem").write_bytes(submitter.cert_path.read_bytes())
+    monkeypatch.chdir(tmp_path)
+    with MicadoClient(
+        endpoint=submitter.endpoint, verify="certs/master.pem", auth=(submitter.user, submitter.password)
+    ) as c:
+        monkeypatch.chdir(tmp_path / "certs")
+        assert c.applications.list() == []

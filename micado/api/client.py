@@ -248,7 +248,7 @@ def _check_verify(verify: object) -> bool | str:
         path = Path(verify)
         if not path.exists():
             raise InvalidArgument(f"verify={str(path)!r}: no such certificate file or directory")
-        return str(path)
+        return str(path.absolute())  # a later chdir must not lose it
     raise InvalidArgument(f"verify must be True, False or a certificate path, not {verify!r}")
 
 
