@@ -166,6 +166,15 @@ def test_create_from_csar(client, submitter, tmp_path):
     assert "csar" in submitter.applications
 
 
+def test_create_from_an_unnamed_csar_in_memory(client, submitter):
+    buffer = io.BytesIO()
+    with zipfile.ZipFile(buffer, "w") as archive:
+        archive.write(ADTS / "stressng_nova.yaml", "stressng.yaml")
+    client.applications.create(app_id="mem", file=io.BytesIO(buffer.getvalue()))
+    assert submitter.applications["mem"]["filename"] == "adt.csar"
+    assert submitter.applications["mem"]["adt"]["tosca_definitions_version"] == "tosca_simple_yaml_1_2"
+
+
 def test_create_from_file_object(client, submitter):
     with open(ADTS / "stressng_nova.yaml", "rb") as handle:
         client.applications.create(app_id="fobj", file=handle)

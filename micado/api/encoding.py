@@ -123,6 +123,11 @@ def _file_part(file: object) -> tuple[str, IO[bytes] | bytes]:
         content = read()
         if isinstance(content, str):
             content = content.encode("utf-8")
-        name = Path(str(getattr(file, "name", "adt.yaml"))).name or "adt.yaml"
-        return (name, content)
+        if not isinstance(content, bytes):
+            raise InvalidArgument(f"file.read() returned {type(content).__name__}, not bytes or text")
+        name = getattr(file, "name", None)  # an int for files opened from a descriptor
+        if not isinstance(name, str) or not Path(name).name:
+            # The server picks the parser by extension; a CSAR is a zip archive.
+            return ("adt.csar" if content.startswith(b"PK\x03\x04") else "adt.yaml", content)
+        return (Path(name).name, content)
     raise InvalidArgument(f"file must be a path or a file object, not {type(file).__name__}")
