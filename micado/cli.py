@@ -82,7 +82,8 @@ def build_parser() -> argparse.ArgumentParser:
         source.add_argument("--url", help="ADT URL, fetched by the server")
         command.add_argument("--param", action="append", default=[], metavar="KEY=VALUE", help="TOSCA input")
         if name == "create":
-            command.add_argument("--dry-run", action="store_true", help="validate only")
+            command.add_argument("--dry-run", action="store_true",
+                                 help="validate and translate, deploy nothing (the id stays registered)")
     delete = app_commands.add_parser("delete", help="delete an application")
     delete.add_argument("app_id")
     delete.add_argument("--force", action="store_true", help="delete even if an adaptor fails")
@@ -198,11 +199,11 @@ def app_command(args: argparse.Namespace, out: Callable[[Any, str], None]) -> No
             params = parse_params(args.param)
             if args.command == "create":
                 app = apps.create(app_id=args.app_id, params=params, dryrun=args.dry_run, **source)
-                verb = "validated" if args.dry_run else "created"
+                out({"id": app.id, "created": True, "dryrun": args.dry_run},
+                    f"created{' (dry run)' if args.dry_run else ''} application {app.id}")
             else:
                 app = apps.update(args.app_id, params=params, **source)
-                verb = "updated"
-            out({"id": app.id, verb: True}, f"{verb} application {app.id}")
+                out({"id": app.id, "updated": True}, f"updated application {app.id}")
         elif args.command == "delete":
             apps.delete(args.app_id, force=args.force)
             out({"id": args.app_id, "deleted": True}, f"deleted application {args.app_id}")

@@ -121,9 +121,14 @@ class MicadoClient:
             missing = "MICADO_API_PASSWORD" if password is None else "MICADO_API_USER"
             raise InvalidArgument(f"{missing} is not set; set both MICADO_API_USER and MICADO_API_PASSWORD")
         verify: Verify = True
+        flag = env.get("MICADO_API_VERIFY", "").strip().lower()
+        if flag not in ("", "1", "true", "yes", "0", "false", "no"):
+            raise InvalidArgument(
+                f"MICADO_API_VERIFY={env['MICADO_API_VERIFY']!r} is not one of true, false, yes, no, 1, 0"
+            )
         if env.get("MICADO_API_CERT"):
             verify = env["MICADO_API_CERT"]
-        elif env.get("MICADO_API_VERIFY", "").strip().lower() in ("0", "false", "no"):
+        elif flag in ("0", "false", "no"):
             verify = False
         return cls(
             endpoint=endpoint,

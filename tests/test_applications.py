@@ -181,8 +181,11 @@ def test_create_from_file_object(client, submitter):
     assert "fobj" in submitter.applications
 
 
-def test_dryrun_registers_nothing(client, submitter):
-    client.applications.create(app_id="dry", file=ADTS / "stressng_nova.yaml", dryrun=True)
+def test_dryrun_is_registered_until_deleted_like_on_the_real_server(client, submitter):
+    app = client.applications.create(app_id="dry", file=ADTS / "stressng_nova.yaml", dryrun=True)
+    assert submitter.applications["dry"]["dryrun"] is True
+    assert [a.id for a in client.applications.list()] == ["dry"]
+    app.delete()
     assert client.applications.list() == []
 
 
@@ -406,6 +409,8 @@ def test_from_env(submitter):
         assert c.applications.list() == []
     with pytest.raises(InvalidArgument, match="MICADO_API_ENDPOINT"):
         MicadoClient.from_env({})
+    with pytest.raises(InvalidArgument, match="MICADO_API_VERIFY='maybe'"):
+        MicadoClient.from_env({"MICADO_API_ENDPOINT": submitter.endpoint, "MICADO_API_VERIFY": "maybe"})
     with pytest.raises(InvalidArgument, match="MICADO_API_PASSWORD"):
         MicadoClient.from_env({"MICADO_API_ENDPOINT": submitter.endpoint, "MICADO_API_USER": "u"})
 

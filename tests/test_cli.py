@@ -42,7 +42,7 @@ def test_master_and_app_commands_on_the_local_stack(micado_stack, tmp_path):
     app = ("app", "--master", master_id)
     made = micado("--json", *app, "create", "stressng", "--file", str(ADTS / "stressng_nova.yaml"), "--param", "n=2")
     assert made.returncode == 0, made.stderr
-    assert json.loads(made.stdout) == {"id": "stressng", "created": True}
+    assert json.loads(made.stdout) == {"id": "stressng", "created": True, "dryrun": False}
     assert json.loads(micado("--json", *app, "list").stdout) == ["stressng"]
     shown = micado(*app, "get", "stressng")
     assert shown.returncode == 0 and shown.stdout.startswith("stressng\n  ")
@@ -74,8 +74,8 @@ def test_app_commands_against_an_endpoint(submitter):
     base = ("app", "--endpoint", submitter.endpoint, "--user", submitter.user, "--cert", str(submitter.cert_path))
     made = micado(*base, "create", "--file", str(ADTS / "nginx_nova.yaml"), "--dry-run", env=env)
     assert made.returncode == 0, made.stderr
-    assert made.stdout.startswith("validated application ")
-    assert submitter.applications == {}
+    assert made.stdout.startswith("created (dry run) application ")
+    assert [app["dryrun"] for app in submitter.applications.values()] == [True]
     wrong = micado(*base, "list", env={"MICADO_API_PASSWORD": "wrong"})
     assert wrong.returncode == 3 and "AuthenticationError" in wrong.stderr
 

@@ -385,19 +385,22 @@ def test_unknown_form_field_is_422(api: Api) -> None:
 
 @pytest.mark.parametrize(
     ("value", "registered"),
-    [("", True), ("false", True), ("False", True), ("falsehood", True), ("true", False), ("no", False), ("0", False)],
+    [("", False), ("false", False), ("False", False), ("falsehood", False), ("true", True), ("no", True), ("0", True)],
 )
 def test_form_dryrun_is_false_only_when_empty_or_false(
     api: Api, submitter: SubmitterEmulator, value: str, registered: bool
 ) -> None:
     assert_answer(api.upload("d", ADTS / "nginx_nova.yaml", dryrun=value), 200, "Application d successfully deployed")
-    assert ("d" in submitter.applications) is registered
+    assert submitter.applications["d"]["dryrun"] is registered
 
 
-def test_json_dryrun_validates_and_registers_nothing(api: Api, submitter: SubmitterEmulator) -> None:
+def test_json_dryrun_is_registered_like_the_real_engine(api: Api, submitter: SubmitterEmulator) -> None:
+    invalid = api.post("f", json={"adt": {"description": "x"}, "dryrun": True})
+    assert invalid.status_code == 500 and submitter.applications == {}
     assert_answer(api.post("d", json={"adt": MINIMAL_ADT, "dryrun": True}), 200, "Application d successfully deployed")
-    assert submitter.applications == {}
-    invalid = api.post("d", json={"adt": {"description": "x"}, "dryrun": True})
+    assert submitter.applications["d"]["dryrun"] is True
+    second = api.post("e", json={"adt": MINIMAL_ADT, "dryrun": True})
+    assert second.status_code == 400 and "Multiple applications are not supported" in second.json()["message"]
     assert invalid.status_code == 500 and "Error while validating" in invalid.json()["message"]
 
 

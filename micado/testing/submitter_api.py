@@ -467,16 +467,18 @@ class SubmitterApp:
             self._simulate_work()
             if self.deploy_error:
                 raise InternalServerError(f"Error while deploying: {self.deploy_error}")
-            if not dryrun:
-                record = {
-                    "adt": document,
-                    "params": inputs,
-                    "url": url or None,
-                    "filename": None if url else getattr(adt, "filename", None),
-                    "adaptors": dict(self.adaptors),
-                }
-                with self._lock:
-                    self._apps[app_id] = record
+            # Like the real engine, a dry run is registered too (its adaptors deploy
+            # nothing); it counts as the master's one application until deleted.
+            record = {
+                "adt": document,
+                "params": inputs,
+                "url": url or None,
+                "filename": None if url else getattr(adt, "filename", None),
+                "adaptors": dict(self.adaptors),
+                "dryrun": dryrun,
+            }
+            with self._lock:
+                self._apps[app_id] = record
         return {"message": f"Application {app_id} successfully deployed"}
 
     def _update(self, app_id: str, adt: Any, url: str | None, params: Any) -> dict[str, Any]:
