@@ -20,7 +20,6 @@ from pathlib import Path
 
 import pytest
 import requests
-from ruamel.yaml import YAML
 
 from micado.config import paths
 from micado.exceptions import CredentialsError, InstallError, InvalidArgument, MicadoTimeout

@@ -6,7 +6,6 @@ import json
 import os
 import subprocess
 import sys
-from pathlib import Path
 
 import micado
 from micado.exceptions import MicadoAPIError, MicadoException, api_error_class

@@ -12,6 +12,7 @@ from urllib.parse import urlsplit
 
 import requests
 
+from micado import checks
 from micado.api.applications import ApplicationsMixin
 from micado.exceptions import (
     AuthenticationError,
@@ -70,8 +71,8 @@ class SubmitterClient(ApplicationsMixin):
     ) -> None:
         self.base_url = _base_url(endpoint, version)
         self.verify = _check_verify(verify)
-        self.timeout = _check_timeout("timeout", timeout)
-        self.deploy_timeout = _check_timeout("deploy_timeout", deploy_timeout)
+        self.timeout = checks.seconds("timeout", timeout)
+        self.deploy_timeout = checks.seconds("deploy_timeout", deploy_timeout)
         self.session = session or requests.Session()
         self.session.auth = _check_auth(auth)
         self.session.headers["Accept"] = "application/json"
@@ -269,12 +270,6 @@ def _check_auth(auth: object) -> tuple[bytes, bytes] | None:
         return (user.encode("utf-8"), password.encode("utf-8"))
     except UnicodeEncodeError:
         raise InvalidArgument("auth user and password must be valid text (they hold unpaired surrogates)") from None
-
-
-def _check_timeout(name: str, value: object) -> float:
-    if isinstance(value, bool) or not isinstance(value, (int, float)) or value <= 0:
-        raise InvalidArgument(f"{name} must be a positive number of seconds, not {value!r}")
-    return float(value)
 
 
 def _warn_insecure(host: str) -> None:

@@ -8,8 +8,9 @@ import re
 from collections.abc import Mapping
 from pathlib import Path
 from typing import IO, Any
-from urllib.parse import quote, urlsplit
+from urllib.parse import quote
 
+from micado import checks
 from micado.exceptions import InvalidArgument
 
 AdtSource = Mapping[str, Any] | str | None
@@ -66,7 +67,7 @@ def encode_body(
         raise InvalidArgument(f"dryrun must be True or False, not {dryrun!r}")
     if isinstance(adt, Mapping) or url is not None:
         if url is not None:
-            _check_url(url)
+            checks.http_url("url", url, "an ADT")
         body: dict[str, Any] = {"adt": dict(adt)} if isinstance(adt, Mapping) else {"url": url}
         if params is not None:
             body["params"] = dict(params)
@@ -102,11 +103,6 @@ def _json_text(value: Any, name: str, hint: str) -> str:
         return json.dumps(value, allow_nan=False)
     except (TypeError, ValueError) as error:  # e.g. a date from YAML, a set, NaN
         raise InvalidArgument(f"{name} cannot be sent as JSON ({error}); {hint}") from None
-
-
-def _check_url(url: object) -> None:
-    if not isinstance(url, str) or urlsplit(url).scheme not in ("http", "https") or not urlsplit(url).hostname:
-        raise InvalidArgument(f"url must be an http(s) URL of an ADT, not {url!r}")
 
 
 def _file_part(file: object) -> tuple[str, IO[bytes] | bytes]:

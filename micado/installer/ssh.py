@@ -28,6 +28,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Iterator
 
+from micado import checks
 from micado.config import paths
 from micado.exceptions import InstallError, InvalidArgument, MicadoTimeout
 from micado.progress import ProgressCallback, silent, wait_until
@@ -212,7 +213,7 @@ def ssh_options(*, port: int, key: Path, strict: bool = True) -> list[str]:
 
 
 def _options(*, port: int, key: Path, known_hosts: Path, checking: str) -> list[str]:
-    _check_port(port)
+    checks.port("port", port)
     # Absolute paths: Ansible runs ssh from its own working folder, and a relative
     # MICADO_CLI_DIR would otherwise point ssh at another known_hosts there.
     key = Path(key).expanduser().absolute()
@@ -245,11 +246,6 @@ def _config_value(name: str, value: object) -> str:
         raise InvalidArgument(f"the ssh option {name} cannot contain '\"' or a newline: {text!r}")
     # ssh splits option values at blanks unless they are double-quoted.
     return f'"{text}"' if any(ch.isspace() for ch in text) else text
-
-
-def _check_port(port: int) -> None:
-    if isinstance(port, bool) or not isinstance(port, int) or not 0 < port < 65536:
-        raise InvalidArgument(f"port must be a TCP port number (1-65535), not {port!r}")
 
 
 def _ssh_argv(
@@ -454,7 +450,7 @@ def wait_for_ssh(
         InstallError: the key file is missing, or ``ssh`` is not installed.
     """
     key = Path(key)
-    _check_port(port)
+    checks.port("port", port)
     if not key.is_file():
         raise InstallError(f"the SSH private key {key} does not exist (see ensure_keypair())")
     ssh_dir = paths.ensure_dir(paths.ssh_dir())
@@ -545,7 +541,7 @@ def forget_host(host: str, port: int = 22) -> None:
     Raises:
         InstallError: ``ssh-keygen`` failed to rewrite the file.
     """
-    _check_port(port)
+    checks.port("port", port)
     with _known_hosts_lock():
         _forget_locked(host, port)
 

@@ -24,6 +24,7 @@ from contextlib import contextmanager
 from typing import TYPE_CHECKING, Any, TypeVar
 from urllib.parse import urlsplit
 
+from micado import checks
 from micado.exceptions import InvalidArgument, LaunchError, MicadoException, MicadoTimeout
 from micado.launcher.base import Launcher, LaunchedVM, LaunchSpec, Removal, check_spec, pick
 from micado.progress import ProgressCallback, as_callback, wait_until
@@ -113,7 +114,7 @@ class OpenStackLauncher(Launcher):
         else:
             self.project_id = None
             self.user_domain_name = None
-        _check_seconds("request_timeout", request_timeout)
+        checks.seconds("request_timeout", request_timeout)
         self.request_timeout = float(request_timeout)
         if not isinstance(verify, bool):
             if not os.path.exists(verify):
@@ -378,7 +379,7 @@ class OpenStackLauncher(Launcher):
             MicadoTimeout: the server was not ACTIVE in time; everything is undone.
         """
         self.validate(spec)
-        _check_seconds("timeout", timeout)
+        checks.seconds("timeout", timeout)
         report = as_callback(progress)
         deadline = time.monotonic() + timeout
         undo: list[tuple[str, Callable[[], None]]] = []
@@ -548,7 +549,7 @@ class OpenStackLauncher(Launcher):
             server_id = vm
         else:
             raise InvalidArgument(f"vm must be a LaunchedVM or a server id, got {vm!r}")
-        _check_seconds("timeout", timeout)
+        checks.seconds("timeout", timeout)
         report = as_callback(progress)
         removal = Removal(server_id=server_id)
         if floating_ip_id:
@@ -618,12 +619,6 @@ class OpenStackLauncher(Launcher):
                    what=f"server {server_id} to be deleted", timeout=timeout, stage="delete",
                    progress=report or as_callback(None))
         return True
-
-
-def _check_seconds(name: str, value: Any) -> None:
-    """Raise InvalidArgument unless ``value`` is a positive number of seconds."""
-    if isinstance(value, bool) or not isinstance(value, (int, float)) or not value > 0:
-        raise InvalidArgument(f"{name} must be a positive number of seconds, got {value!r}")
 
 
 def _disable_completion_cache(nova: Any) -> None:

@@ -11,7 +11,6 @@ import html
 import logging
 import re
 import secrets
-import shutil
 import socket
 import time
 from collections.abc import Callable, Iterator
@@ -19,8 +18,8 @@ from contextlib import contextmanager
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
-from urllib.parse import urlsplit
 
+from micado import checks
 from micado.config import paths
 from micado.exceptions import (
     InstallError,
@@ -193,13 +192,16 @@ class MicadoMaster:
         report = as_callback(progress)
         if self._record is not None:
             raise MicadoException(f"this client already manages master {self.id}; use a new MicadoClient")
-        _check_text(image=image, flavor=flavor, network=network, keypair=keypair,
-                    security_group=security_group, ssh_user=ssh_user, micado_user=micado_user,
-                    remote_cert_path=remote_cert_path)
-        _check_url("auth_url", auth_url)
-        _check_port(ssh_port=ssh_port, api_port=api_port)
-        _check_positive(boot_timeout=boot_timeout, ssh_timeout=ssh_timeout,
-                        install_timeout=install_timeout, api_timeout=api_timeout)
+        for name, value in dict(image=image, flavor=flavor, network=network, keypair=keypair,
+                                security_group=security_group, ssh_user=ssh_user, micado_user=micado_user,
+                                remote_cert_path=remote_cert_path).items():
+            checks.text(name, value)
+        checks.http_url("auth_url", auth_url, "Keystone v3")
+        checks.port("ssh_port", ssh_port)
+        checks.port("api_port", api_port)
+        for name, value in dict(boot_timeout=boot_timeout, ssh_timeout=ssh_timeout,
+                                install_timeout=install_timeout, api_timeout=api_timeout).items():
+            checks.seconds(name, value)
         if re.search(r"[\s:]", micado_user):
             raise InvalidArgument(f"micado_user {micado_user!r} must not contain whitespace or ':'")
         if micado_password is None:
@@ -464,26 +466,3 @@ def _public(record: MasterRecord) -> dict[str, Any]:
     fields = ("id", "name", "ip", "endpoint", "api_version", "cert_path", "micado_user", "launcher",
               "auth_url", "region_name", "project_id", "created")
     return {field: getattr(record, field, None) for field in fields}
-
-
-def _check_text(**values: object) -> None:
-    for name, value in values.items():
-        if not isinstance(value, str) or not value.strip():
-            raise InvalidArgument(f"{name} must be a non-empty string, not {value!r}")
-
-
-def _check_url(name: str, value: object) -> None:
-    if not isinstance(value, str) or urlsplit(value).scheme not in ("http", "https") or not urlsplit(value).hostname:
-        raise InvalidArgument(f"{name} must be the http(s) URL of Keystone v3, not {value!r}")
-
-
-def _check_port(**values: object) -> None:
-    for name, value in values.items():
-        if isinstance(value, bool) or not isinstance(value, int) or not 0 < value < 65536:
-            raise InvalidArgument(f"{name} must be a port number (1-65535), not {value!r}")
-
-
-def _check_positive(**values: object) -> None:
-    for name, value in values.items():
-        if isinstance(value, bool) or not isinstance(value, (int, float)) or value <= 0:
-            raise InvalidArgument(f"{name} must be a positive number of seconds, not {value!r}")

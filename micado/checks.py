@@ -1,0 +1,40 @@
+"""Argument checks shared by the public calls: each raises :class:`InvalidArgument` naming the argument.
+
+They run before any request or cloud call, so bad input fails fast and locally.
+"""
+
+from __future__ import annotations
+
+import math
+from urllib.parse import urlsplit
+
+from micado.exceptions import InvalidArgument
+
+
+def seconds(name: str, value: object) -> float:
+    """``value`` as a positive, finite number of seconds."""
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0 < value < math.inf:
+        raise InvalidArgument(f"{name} must be a positive number of seconds, not {value!r}")
+    return float(value)
+
+
+def port(name: str, value: object) -> int:
+    """``value`` as a TCP port number."""
+    if isinstance(value, bool) or not isinstance(value, int) or not 0 < value < 65536:
+        raise InvalidArgument(f"{name} must be a TCP port number (1-65535), not {value!r}")
+    return value
+
+
+def text(name: str, value: object) -> str:
+    """``value`` as a string that is not empty or blank."""
+    if not isinstance(value, str) or not value.strip():
+        raise InvalidArgument(f"{name} must be a non-empty string, not {value!r}")
+    return value
+
+
+def http_url(name: str, value: object, what: str) -> str:
+    """``value`` as an http(s) URL with a host; ``what`` says what it should point at."""
+    parts = urlsplit(value) if isinstance(value, str) else None
+    if parts is None or parts.scheme not in ("http", "https") or not parts.hostname:
+        raise InvalidArgument(f"{name} must be the http(s) URL of {what}, not {value!r}")
+    return value
