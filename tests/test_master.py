@@ -200,9 +200,9 @@ def closed_port() -> int:
         return probe.getsockname()[1]
 
 
-@pytest.mark.parametrize("failure", ["launch", "ssh", "install", "certificate"])
+@pytest.mark.parametrize("failure", ["launch", "ssh", "ansible", "certificate"])
 def test_a_failure_at_each_step_leaves_nothing_behind(monkeypatch, tmp_path, failure):
-    stack = stack_with(monkeypatch, tmp_path, fail_playbook=failure == "install")
+    stack = stack_with(monkeypatch, tmp_path, fail_playbook=failure == "ansible")
     try:
         kwargs = dict(stack.create_kwargs)
         expected: type[Exception] = LaunchError
@@ -211,7 +211,7 @@ def test_a_failure_at_each_step_leaves_nothing_behind(monkeypatch, tmp_path, fai
         elif failure == "ssh":
             kwargs.update(ssh_port=closed_port(), ssh_timeout=2.0)
             expected = MicadoTimeout
-        elif failure == "install":
+        elif failure == "ansible":
             expected = InstallError
         else:
             kwargs.update(remote_cert_path="var/lib/micado/zorp/config/missing.pem")
@@ -219,12 +219,12 @@ def test_a_failure_at_each_step_leaves_nothing_behind(monkeypatch, tmp_path, fai
         client = MicadoClient(launcher="openstack")
         with pytest.raises(expected) as caught:
             client.master.create(**kwargs)
+        assert caught.value.step == failure
         if failure == "launch":
             assert "No valid host" in str(caught.value)
         else:
-            assert caught.value.step == failure
-            assert any(failure in note for note in getattr(caught.value, "__notes__", []))
-        if failure == "install":
+            assert any(f"step '{failure}'" in note for note in getattr(caught.value, "__notes__", []))
+        if failure == "ansible":
             assert "Injected failure" in str(caught.value)
             assert caught.value.log_path and Path(caught.value.log_path).exists()
         assert_nothing_left(stack, client)
@@ -268,8 +268,9 @@ def test_bad_input_fails_before_any_cloud_request(micado_stack, change, error, m
 
 def test_missing_credentials_fail_before_any_cloud_request(micado_stack):
     (micado_stack.micado_cli_dir / "credentials-cloud-api.yml").unlink()
-    with pytest.raises(CredentialsError, match="does not exist"):
+    with pytest.raises(CredentialsError, match="does not exist") as caught:
         MicadoClient(launcher="openstack").master.create(**micado_stack.create_kwargs)
+    assert caught.value.step == "prepare"
     assert micado_stack.cloud.requests == [] or all("/v3" not in r[1] for r in micado_stack.cloud.requests)
     assert micado_stack.cloud.servers == []
 
@@ -285,7 +286,8 @@ def test_an_interruption_after_launch_is_undone(micado_stack, interrupt):
     with pytest.raises(expected) as caught:
         client.master.create(progress=progress, **micado_stack.create_kwargs)
     if expected is InstallError:
-        assert "step 'install'" in str(caught.value) and "stop right there" in str(caught.value)
+        assert "step 'ansible'" in str(caught.value) and "stop right there" in str(caught.value)
+        assert caught.value.step == "ansible"
     assert_nothing_left(micado_stack, client)
 
 

@@ -74,6 +74,7 @@ class MicadoMaster:
         self._api: SubmitterClient | None = None
         #: Seconds spent in each step of the last :meth:`create` (``launch``, ``ssh``, ``ansible``...).
         self.timings: dict[str, float] = {}
+        self._current_step = ""
 
     # -- state ---------------------------------------------------------------------------
 
@@ -146,8 +147,8 @@ class MicadoMaster:
         Every argument is checked and the cloud credentials are read before anything is
         made. If a step fails after the VM exists, the VM is deleted, a floating IP
         allocated for it is released, no record is kept, and the step's error is raised
-        with ``error.step`` naming the step (``launch``, ``ssh``, ``install``, ``api``,
-        ``certificate``, ``store``).
+        with ``error.step`` naming the step (``prepare``, ``launch``, ``ssh``, ``ansible``,
+        ``api``, ``certificate``, ``store``).
 
         Args:
             auth_url: Keystone v3 URL of the cloud.
@@ -227,29 +228,24 @@ class MicadoMaster:
         with self._step("launch", report):
             vm = launcher.launch(spec, timeout=boot_timeout, progress=report)
         master_id = vm.server_id
-        step = "ssh"
         try:
             with self._step("ssh", report):
                 ssh.wait_for_ssh(vm.ip, port=ssh_port, user=ssh_user, key=keys.private_key,
                                  timeout=ssh_timeout, progress=report)
-            step = "install"
             with self._step("ansible", report):
                 ansible.install(
                     source, master_id=master_id, host=vm.ip, port=ssh_port, user=ssh_user,
                     key=keys.private_key, micado_user=micado_user, micado_password=micado_password,
                     cloud_credentials=paths.credentials_file(), timeout=install_timeout, progress=report,
                 )
-            step = "api"
             with self._step("api", report):
                 wait_for_port(vm.ip, api_port, timeout=api_timeout, progress=report)
-            step = "certificate"
             with self._step("certificate", report):
                 cert_path = self._fetch_certificate(ssh, vm.ip, ssh_port, ssh_user, keys.private_key,
                                                     remote_cert_path, master_id)
-            step = "store"
             with self._step("store", report):
                 record = self._new_record(vm, cloud=dict(
-                    auth_url=launcher.auth_url, region_name=region, project_id=launcher.project_id,
+                    auth_url=launcher.auth_url, region_name=launcher.region, project_id=launcher.project_id,
                     user_domain_name=launcher.user_domain_name,
                 ), api_port=api_port, cert_path=cert_path, micado_user=micado_user,
                     micado_password=micado_password, extra={
@@ -261,14 +257,16 @@ class MicadoMaster:
                 api.list_applications()  # evidence from the host: the API answers our credentials
                 self.store.add(record)
         except MicadoException as error:
-            self._undo_create(launcher, vm, error, step, ssh_port)
+            self._undo_create(launcher, vm, error, ssh_port)
             raise
         except Exception as error:  # an OS error or a bug: still undone, and raised as ours
-            typed = InstallError(f"master.create failed at step '{step}': {type(error).__name__}: {error}")
-            self._undo_create(launcher, vm, typed, step, ssh_port)
+            typed = InstallError(f"master.create failed at step '{self._current_step}': "
+                                 f"{type(error).__name__}: {error}")
+            typed.step = self._current_step  # type: ignore[attr-defined]
+            self._undo_create(launcher, vm, typed, ssh_port)
             raise typed from error
         except BaseException as error:  # KeyboardInterrupt, SystemExit: undo, then let it through
-            self._undo_create(launcher, vm, error, step, ssh_port)
+            self._undo_create(launcher, vm, error, ssh_port)
             raise
         ansible.cleanup_workdir(master_id)
         self._record, self._api = record, api
@@ -277,14 +275,20 @@ class MicadoMaster:
 
     @contextmanager
     def _step(self, name: str, report: ProgressCallback) -> Iterator[None]:
-        report(name, "starting")
+        """Time one step of create, and name it on any of our errors raised inside it."""
+        self._current_step = name
         start = time.monotonic()
         try:
+            report(name, "starting")
             yield
+        except MicadoException as error:
+            if getattr(error, "step", None) is None:
+                error.step = name  # type: ignore[attr-defined]
+            raise
         finally:
             self.timings[name] = self.timings.get(name, 0.0) + time.monotonic() - start
 
-    def _undo_create(self, launcher: Launcher, vm: LaunchedVM, error: BaseException, step: str, ssh_port: int) -> None:
+    def _undo_create(self, launcher: Launcher, vm: LaunchedVM, error: BaseException, ssh_port: int) -> None:
         """Delete what create made after the VM existed; never mask ``error``."""
         from micado.installer import ansible, ssh
 
@@ -300,11 +304,9 @@ class MicadoMaster:
             except Exception as undo_error:  # a failed undo is reported, never raised instead
                 log.error("after create failed: could not %s of %s: %s", what, vm.server_id, undo_error)
                 error.add_note(f"cleanup: could not {what} ({undo_error}); check the cloud for {vm.server_id}")
-        if isinstance(error, MicadoException):
-            error.step = step  # type: ignore[attr-defined]
         log_path = paths.log_file(vm.server_id)
         error.add_note(
-            f"master.create failed at step '{step}'; VM {vm.server_id} was deleted"
+            f"master.create failed at step '{self._current_step}'; VM {vm.server_id} was deleted"
             + (f"; installer log: {log_path}" if log_path.exists() else "")
         )
 
