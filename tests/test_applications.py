@@ -107,6 +107,8 @@ def test_use_case_3_lifecycle_with_real_adts(client, submitter, adt_path):
     app = client.applications.get("stressng")
     assert app.adaptors and all(isinstance(state, str) for state in app.adaptors.values())
     assert "stressng" in repr(app)
+    page = app._repr_html_()
+    assert "<table>" in page and all(name in page for name in app.adaptors)
 
     app.update(file=ADTS / "stressng_ec2_latest.yaml")
     assert submitter.applications["stressng"]["adt"]["description"].startswith("ADT for stressng")
@@ -521,3 +523,10 @@ def test_a_relative_certificate_path_survives_a_change_of_directory(submitter, t
     ) as c:
         monkeypatch.chdir(tmp_path / "certs")
         assert c.applications.list() == []
+
+
+def test_html_repr_escapes_what_the_server_returns(client, submitter):
+    app = client.applications.create(app_id="<b>bold</b>", file=ADTS / "stressng_nova.yaml")
+    app.reload()
+    page = app._repr_html_()
+    assert "&lt;b&gt;bold&lt;/b&gt;" in page and "<b>bold</b>" not in page

@@ -89,6 +89,11 @@ def test_use_case_1_create_use_destroy(micado_stack, home):
     record = client.master.info()
     assert record["id"] == master_id and "micado_password" not in record
     assert "password" not in repr(client.master).lower()
+    from micado.config.store import MasterStore
+
+    secret = MasterStore().get(master_id).micado_password
+    page = client.master._repr_html_()
+    assert master_id in page and "<table>" in page and secret not in page and secret not in repr(client.master)
 
     client.applications.create(app_id="left-running", file=ADTS / "nginx_nova.yaml")
     client.master.destroy()
