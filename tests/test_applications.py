@@ -526,7 +526,7 @@ def test_a_relative_certificate_path_survives_a_change_of_directory(submitter, t
 
 
 def test_html_repr_escapes_what_the_server_returns(client, submitter):
-    app = client.applications.create(app_id="<b>bold</b>", file=ADTS / "stressng_nova.yaml")
+    app = client.applications.create(app_id="<em>&x", file=ADTS / "stressng_nova.yaml")
     app.reload()
     page = app._repr_html_()
-    assert "&lt;b&gt;bold&lt;/b&gt;" in page and "<b>bold</b>" not in page
+    assert "&lt;em&gt;&amp;x" in page and "<em>&x" not in page
