@@ -11,6 +11,7 @@ import time
 import warnings
 import zipfile
 from collections.abc import Iterator
+from contextlib import contextmanager
 from http.server import SimpleHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
@@ -67,31 +68,45 @@ def adt_server() -> Iterator[str]:
     server.server_close()
 
 
-@pytest.fixture
-def silent_server() -> Iterator[str]:
-    """A TCP server that accepts connections and never answers."""
+@contextmanager
+def raw_server(scheme: str, answer: bytes | None) -> Iterator[str]:
+    """A TCP server on loopback that reads each request, sends ``answer`` (if any), then holds the
+    connection open without another byte; yields its ``<scheme>://.../toscasubmitter/`` URL."""
     listener = socket.socket()
     listener.bind(("127.0.0.1", 0))
     listener.listen(8)
-    accepted: list[socket.socket] = []
+    held: list[socket.socket] = []
     stop = threading.Event()
 
-    def accept() -> None:
+    def serve() -> None:
         listener.settimeout(0.1)
         while not stop.is_set():
             try:
-                accepted.append(listener.accept()[0])
+                conn, _ = listener.accept()
             except OSError:
                 continue
+            held.append(conn)
+            if answer is not None:
+                conn.recv(65536)
+                conn.sendall(answer)
 
-    thread = threading.Thread(target=accept, daemon=True)
+    thread = threading.Thread(target=serve, daemon=True)
     thread.start()
-    yield f"https://127.0.0.1:{listener.getsockname()[1]}/toscasubmitter/"
-    stop.set()
-    thread.join()
-    for conn in accepted:
-        conn.close()
-    listener.close()
+    try:
+        yield f"{scheme}://127.0.0.1:{listener.getsockname()[1]}/toscasubmitter/"
+    finally:
+        stop.set()
+        thread.join()
+        for conn in held:
+            conn.close()
+        listener.close()
+
+
+@pytest.fixture
+def silent_server() -> Iterator[str]:
+    """Accepts connections and never answers (not even the TLS handshake)."""
+    with raw_server("https", None) as url:
+        yield url
 
 
 def api_requests(submitter) -> list:
@@ -450,32 +465,10 @@ def test_non_ascii_credentials_are_sent_as_utf8(tmp_path):
 
 @pytest.fixture
 def stalling_server() -> Iterator[str]:
-    """Plain HTTP on loopback: reads a request, sends headers and part of the body, then stalls."""
-    listener = socket.socket()
-    listener.bind(("127.0.0.1", 0))
-    listener.listen(4)
-    stop = threading.Event()
-    held: list[socket.socket] = []
-
-    def serve() -> None:
-        listener.settimeout(0.1)
-        while not stop.is_set():
-            try:
-                conn, _ = listener.accept()
-            except OSError:
-                continue
-            held.append(conn)
-            conn.recv(65536)
-            conn.sendall(b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: 100\r\n\r\n{")
-
-    thread = threading.Thread(target=serve, daemon=True)
-    thread.start()
-    yield f"http://127.0.0.1:{listener.getsockname()[1]}/toscasubmitter/"
-    stop.set()
-    thread.join()
-    for conn in held:
-        conn.close()
-    listener.close()
+    """Plain HTTP: reads a request, sends headers and part of the body, then stalls."""
+    headers_and_a_byte = b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: 100\r\n\r\n{"
+    with raw_server("http", headers_and_a_byte) as url:
+        yield url
 
 
 def test_an_answer_that_stalls_midway_is_a_timeout(stalling_server):

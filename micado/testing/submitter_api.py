@@ -69,12 +69,12 @@ _JSON_FIELDS = {"adt": "dict", "url": "str", "params": "dict", "dryrun": "bool"}
 _FORM_FIELDS = {"url": "str", "params": "str", "dryrun": "str"}
 _DELETE_FORM_FIELDS = {"force": "bool"}
 
-_LOGIN_PAGE = """<!DOCTYPE html>
+_LOGIN_FORM = """<!DOCTYPE html>
 <html lang="en">
 <head><meta charset="utf-8"><title>MiCADO - Login</title></head>
 <body>
 <h1>MiCADO Dashboard</h1>
-<form method="post" action="/login">
+{error}<form method="post" action="/login">
 <label>Username <input type="text" name="username"></label>
 <label>Password <input type="password" name="password"></label>
 <button type="submit">Login</button>
@@ -82,22 +82,9 @@ _LOGIN_PAGE = """<!DOCTYPE html>
 </body>
 </html>
 """
-
-
-_AUTH_FAILED_PAGE = """<!DOCTYPE html>
-<html lang="en">
-<head><meta charset="utf-8"><title>MiCADO - Login</title></head>
-<body>
-<h1>MiCADO Dashboard</h1>
-<p class="error">Authentication failed</p>
-<form method="post" action="/login">
-<label>Username <input type="text" name="username"></label>
-<label>Password <input type="password" name="password"></label>
-<button type="submit">Login</button>
-</form>
-</body>
-</html>
-"""
+#: The MiCADO proxy's web login page, and the page it shows after wrong credentials.
+_LOGIN_PAGE = _LOGIN_FORM.format(error="")
+_AUTH_FAILED_PAGE = _LOGIN_FORM.format(error='<p class="error">Authentication failed</p>\n')
 
 
 class RequestLog(list):  # type: ignore[type-arg]
