@@ -6,6 +6,8 @@ They run before any request or cloud call, so bad input fails fast and locally.
 from __future__ import annotations
 
 import math
+import os
+from pathlib import Path
 from urllib.parse import urlsplit
 
 from micado.exceptions import InvalidArgument
@@ -38,3 +40,14 @@ def http_url(name: str, value: object, what: str) -> str:
     if parts is None or parts.scheme not in ("http", "https") or not parts.hostname:
         raise InvalidArgument(f"{name} must be the http(s) URL of {what}, not {value!r}")
     return value
+
+
+def existing_file(name: str, value: object) -> Path:
+    """``value`` as the absolute path of an existing regular file."""
+    if not isinstance(value, (str, os.PathLike)) or not str(value).strip():
+        raise InvalidArgument(f"{name} must be the path of a file, not {value!r}")
+    path = Path(value).expanduser().absolute()
+    if not path.is_file():
+        what = "a folder" if path.is_dir() else "no such file"
+        raise InvalidArgument(f"{name}: {path} is {what}; give the path of a file")
+    return path

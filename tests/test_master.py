@@ -106,14 +106,57 @@ def test_web_password_is_random_strong_and_never_stored_in_plaintext(micado_stac
     client.master.create(**micado_stack.create_kwargs)
     try:
         from micado.config.store import MasterStore
+        from micado.testing.playbook import GRAFANA_PASSWORD_FILE
 
         record = MasterStore().get(client.master.id)
         assert record.micado_password != "admin" and len(record.micado_password) >= 16
+        # The release's Grafana default ("secret") is replaced by a random password, kept encrypted.
+        vm_root = micado_stack.vms.vms()[0].root
+        assert (vm_root / GRAFANA_PASSWORD_FILE).read_text() == record.grafana_password
+        assert record.grafana_password != "secret" and len(record.grafana_password) >= 16
+        assert record.extra["micado_version"] == "v0.12.6" and record.extra["micado_layout"] == "0.12"
         for path in micado_stack.micado_cli_dir.rglob("*"):
             if path.is_file():
                 assert record.micado_password.encode() not in path.read_bytes(), path
+                assert record.grafana_password.encode() not in path.read_bytes(), path
     finally:
         client.master.destroy()
+
+
+def test_the_default_release_comes_from_the_release_url_and_takes_the_web_login(micado_stack):
+    """create() without playbook= fetches v0.12.6 (here: the stack's mirror serves the stand-in)."""
+    assert "playbook" not in micado_stack.create_kwargs and "micado_version" not in micado_stack.create_kwargs
+    client = MicadoClient(launcher="openstack")
+    client.master.create(**micado_stack.create_kwargs, micado_user="researcher",
+                         micado_password="Ch0sen-by-the-user!",
+                         settings={"enable_occopus": True, "web_session_timeout": 1200})
+    try:
+        import requests
+
+        from micado.testing.playbook import SETTINGS_FILE
+
+        cached = micado_stack.micado_cli_dir / "playbooks"
+        assert [path.name for path in cached.iterdir() if path.name.startswith("v0.12.6")]
+        url = client.master.endpoint + "v2.0/applications/"
+        cert = client.master.info()["cert_path"]
+        assert requests.get(url, auth=("researcher", "Ch0sen-by-the-user!"), verify=cert, timeout=10).ok
+        assert requests.get(url, auth=("admin", "admin"), verify=cert, timeout=10).status_code == 401
+        vm_root = micado_stack.vms.vms()[0].root
+        assert json.loads((vm_root / SETTINGS_FILE).read_text()) == {
+            "enable_occopus": True, "enable_terraform": True, "web_session_timeout": 1200}
+        assert (vm_root / "var/lib/micado/occopus").is_file()  # "when: enable_occopus" got a boolean
+    finally:
+        client.master.destroy()
+
+
+def test_unknown_settings_are_refused_before_the_cloud_naming_the_known_ones(micado_stack):
+    client = MicadoClient(launcher="openstack")
+    with pytest.raises(InvalidArgument, match="enable_ocopus.*enable_occopus"):
+        client.master.create(**micado_stack.create_kwargs, settings={"enable_ocopus": True})
+    with pytest.raises(InvalidArgument, match="set by micado-client"):
+        client.master.create(**micado_stack.create_kwargs, settings={"security": {}})
+    assert micado_stack.cloud.servers == []
+    assert_nothing_left(micado_stack, client)
 
 
 ATTACH_AND_DESTROY = """
@@ -154,11 +197,13 @@ def test_use_case_2_attach_and_destroy_from_another_program(micado_stack):
         MicadoClient(launcher="openstack").master.attach(master_id=master_id)
 
 
-def test_the_0_9_playbook_layout(monkeypatch, tmp_path):
-    stack = stack_with(monkeypatch, tmp_path, layout="0.9")
+@pytest.mark.parametrize("layout", ["0.9", "0.10"])
+def test_the_older_playbook_layouts(monkeypatch, tmp_path, layout):
+    stack = stack_with(monkeypatch, tmp_path, layout=layout)
     try:
         client = MicadoClient(launcher="openstack")
-        client.master.create(**stack.create_kwargs)
+        client.master.create(**stack.create_kwargs, micado_user="someone", settings={"web_session_timeout": 90})
+        assert client.master.info()["micado_user"] == "someone"
         exercise_applications(client)
         client.master.destroy()
         assert_nothing_left(stack, client)
@@ -166,8 +211,10 @@ def test_the_0_9_playbook_layout(monkeypatch, tmp_path):
         stack.stop()
 
 
-def test_playbook_downloaded_from_a_loopback_http_server(micado_stack):
-    tarball = Path(micado_stack.create_kwargs["playbook"])
+def test_playbook_downloaded_from_a_loopback_http_server(micado_stack, tmp_path):
+    from micado.testing.playbook import build_tarball
+
+    tarball = build_tarball("0.12", tmp_path)
     handler = partial(SimpleHTTPRequestHandler, directory=str(tarball.parent))
     handler.log_message = lambda *args: None  # type: ignore[method-assign]
     server = ThreadingHTTPServer(("127.0.0.1", 0), handler)

@@ -38,7 +38,9 @@ def test_stack_program_serves_a_master_and_sigterm_stops_everything(tmp_path, mo
                 "user_domain_name", "region"} <= set(described)
         assert oct(ready.stat().st_mode & 0o777) == "0o600"
 
-        monkeypatch.setenv("MICADO_CLI_DIR", described["micado_cli_dir"])
+        assert described["environment"]["MICADO_CLI_DIR"] == described["micado_cli_dir"]
+        for name, value in described["environment"].items():  # the cli dir and the release mirror
+            monkeypatch.setenv(name, value)
         client = MicadoClient(launcher="openstack")
         kwargs = described["create_kwargs"]
         client.master.create(**kwargs)

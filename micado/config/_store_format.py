@@ -28,7 +28,7 @@ __all__ = ["STORE_FORMAT", "Damaged", "KeyProblem", "parse", "dump"]
 STORE_FORMAT = 2
 
 _FORMAT_KEY = "micado_client_store"
-_SECRET_FIELDS = ("micado_password",)
+_SECRET_FIELDS = ("micado_password", "grafana_password")
 # What micado-client 0.9 wrote for each master (under its id), all of it kept.
 _LEGACY_FIELDS = (
     "api_version", "cert_path", "endpoint", "ip", "micado_user", "micado_password",
@@ -111,7 +111,7 @@ def _parse_current(
             raise Damaged(f"{where} has unknown field(s) {', '.join(unknown)}")
         record = _record(dict(entry), where)  # the fields' types first: the id is part of the AAD
         for name in _SECRET_FIELDS:
-            if key is not None:
+            if key is not None and getattr(record, name) is not None:
                 try:
                     plaintext = _crypto.decrypt(key, getattr(record, name), _aad(record.id, name))
                 except _crypto.CiphertextError as exc:
@@ -174,7 +174,8 @@ def dump(records: list[MasterRecord], key: bytes) -> bytes:
     for record in records:
         entry = dataclasses.asdict(record)
         for name in _SECRET_FIELDS:
-            entry[name] = _crypto.encrypt(key, entry[name], _aad(record.id, name))
+            if entry[name] is not None:
+                entry[name] = _crypto.encrypt(key, entry[name], _aad(record.id, name))
         masters.append(entry)
     document = {_FORMAT_KEY: STORE_FORMAT, "key_id": _crypto.key_id(key), "masters": masters}
     return (json.dumps(document, indent=2, ensure_ascii=True) + "\n").encode("ascii")

@@ -31,6 +31,8 @@ class MasterRecord:
         user_domain_name: the cloud user's domain.
         name: the server name, e.g. ``MiCADO-Master-<hex>``.
         created: creation time, ISO-8601 UTC; :meth:`MasterStore.add` fills it in if ``None``.
+        grafana_password: the Grafana admin password the deployment set, if any
+            (encrypted at rest, hidden in ``repr``).
         extra: launcher and installer details (``floating_ip_id``, ``ssh_user``,
             ``ssh_port``, ``api_port``, ``micado_version``...), plain JSON values only.
     """
@@ -49,6 +51,7 @@ class MasterRecord:
     user_domain_name: str | None = None
     name: str | None = None
     created: str | None = None
+    grafana_password: str | None = field(default=None, repr=False)
     extra: dict[str, Any] = field(default_factory=dict)
 
 
@@ -57,6 +60,7 @@ REQUIRED_TEXT = (
 )
 OPTIONAL_TEXT = (
     "cert_path", "auth_url", "region_name", "project_id", "user_domain_name", "name", "created",
+    "grafana_password",
 )
 FIELDS = tuple(f.name for f in dataclasses.fields(MasterRecord))
 

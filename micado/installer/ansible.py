@@ -21,19 +21,23 @@ This module knows nothing about clouds.
 
 from __future__ import annotations
 
+import json
 import logging
 import os
 import re
 import shlex
 import shutil
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 from micado.config import paths
 from micado.exceptions import CredentialsError, InvalidArgument
 from micado.installer.playbooks import (
     DEFAULT_MICADO_VERSION,
     LAYOUTS,
+    MANAGED_VARIABLES,
     Layout,
     PlaybookSource,
     PlaybookTree,
@@ -53,6 +57,7 @@ __all__ = [
     "detect_layout",
     "resolve_source",
     "check_web_credentials",
+    "check_settings",
     "prepare_workdir",
     "run_playbook",
     "install",
@@ -77,8 +82,12 @@ class WorkDir:
         playbook: the main playbook, relative to ``run_dir``.
         inventory: the inventory file.
         config: our ``ansible.cfg`` (``ANSIBLE_CONFIG``).
-        web_credentials: ``credentials-micado.yml`` (mode 0600).
-        cloud_credentials: ``credentials-cloud-api.yml`` (mode 0600).
+        extra_vars: the extra-vars file (mode 0600): the web login as the release's
+            ``security`` mapping, and the settings.
+        cloud_credentials: the copy of ``credentials-cloud-api.yml`` where the release
+            reads it (mode 0600).
+        secret_files: the files holding secrets; :func:`run_playbook` removes them when
+            the play ends, whatever the outcome.
         redact: secrets to mask in the log (never shown in ``repr``).
     """
 
@@ -89,8 +98,9 @@ class WorkDir:
     playbook: str
     inventory: Path
     config: Path
-    web_credentials: Path
+    extra_vars: Path
     cloud_credentials: Path
+    secret_files: tuple[Path, ...] = ()
     redact: tuple[str, ...] = field(default=(), repr=False)
 
 
@@ -146,64 +156,75 @@ def check_web_credentials(micado_user: str, micado_password: str) -> None:
             )
 
 
-def _web_credentials(sample: Path, user: str, password: str) -> str:
-    """The ``credentials-micado.yml`` text: the sample's settings with our web user.
+def check_settings(layout: Layout, settings: Mapping[str, Any] | None) -> dict[str, Any]:
+    """Check the user's settings against the variables the release itself defines.
 
-    The file format of ansible-micado: ``authentication: {username, password}``
-    and ``tls: {provision_method: self-signed | user-supplied, cert, key}``. User and
-    password are plain single-quoted strings (see :func:`check_web_credentials`).
+    Args:
+        layout: the release's layout (its variables).
+        settings: variable name -> value, e.g. ``{"enable_occopus": True}``; values
+            must be plain YAML data (text, numbers, booleans, lists, mappings).
+
+    Returns:
+        A copy of the settings.
+
+    Raises:
+        InvalidArgument: a name the release does not define (the message lists those it
+            does), one the installer sets itself, or a value that is not plain data.
     """
-    from ruamel.yaml import YAML
-    from ruamel.yaml.scalarstring import SingleQuotedScalarString
+    if settings is None:
+        return {}
+    if not isinstance(settings, Mapping):
+        raise InvalidArgument(f"settings must be a mapping of variable names to values, not {type(settings).__name__}")
+    known = layout.settings
+    checked: dict[str, Any] = {}
+    for name, value in settings.items():
+        if not isinstance(name, str) or name not in known:
+            managed = isinstance(name, str) and (name in MANAGED_VARIABLES or name.endswith("_cred_path"))
+            why = ("is set by micado-client itself" if managed
+                   else f"is not a setting of these playbooks (MiCADO {layout.name})")
+            raise InvalidArgument(f"settings: {name!r} {why}; the release defines: {', '.join(known)}")
+        try:
+            json.dumps(value, allow_nan=False)
+        except (TypeError, ValueError):
+            raise InvalidArgument(f"settings: {name!r} must be plain data (text, number, boolean, list, "
+                                  f"mapping), not {type(value).__name__}") from None
+        checked[name] = value
+    return checked
 
-    data: dict = {}
-    if sample.is_file():
-        loaded = YAML().load(sample.read_text(encoding="utf-8"))
-        if isinstance(loaded, dict):
-            data = loaded
-    data.setdefault("tls", {"provision_method": "self-signed"})
-    auth = data.get("authentication")
-    if not isinstance(auth, dict):
-        auth = data["authentication"] = {}
-    auth["username"] = SingleQuotedScalarString(user)
-    auth["password"] = SingleQuotedScalarString(password)
-    return _dump_yaml(data)
+
+_SECRET_KEY_WORDS = ("password", "pwd", "secret", "token", "key", "credential")
 
 
-_SECRET_KEY_WORDS = ("password", "secret", "token", "key", "credential")
+def _looks_secret(name: object) -> bool:
+    return any(word in str(name).lower() for word in _SECRET_KEY_WORDS)
 
 
-def _cloud_secrets(path: Path, text: str) -> tuple[str, ...]:
-    """The secret values of a cloud credentials file, to mask in the log.
+def _secret_values(document: object, secret: bool = False) -> list[str]:
+    """Every string under a key that looks secret (password, secret, token, key...), to mask in the log.
 
-    Every string under an ``auth_data`` whose key looks secret (password, secret,
-    token, key, credential): ansible-micado copies the whole file into Kubernetes
-    secrets, and a failing task may print its arguments.
+    ansible-micado copies credentials into Kubernetes secrets and the registry
+    configuration, and a failing task may print its arguments.
     """
-    from ruamel.yaml import YAML
-    from ruamel.yaml.error import YAMLError
+    found: list[str] = []
+    if isinstance(document, dict):
+        for name, value in document.items():
+            found += _secret_values(value, secret or _looks_secret(name))
+    elif isinstance(document, list):
+        for item in document:
+            found += _secret_values(item, secret)
+    elif secret and isinstance(document, str) and len(document) >= 4:
+        found.append(document)
+    return found
+
+
+def _parse_credentials(path: Path, text: str) -> object:
+    """The YAML document of a credentials file (checked before anything is written)."""
+    from micado.config._yaml import YamlSyntaxError, safe_load
 
     try:
-        document = YAML(typ="safe").load(text)
-    except YAMLError as exc:
-        raise CredentialsError(f"the cloud credentials file {path} is not valid YAML", path=path) from exc
-    found: list[str] = []
-
-    def walk(node: object, secret: bool) -> None:
-        if isinstance(node, dict):
-            for name, value in node.items():
-                walk(value, secret or any(word in str(name).lower() for word in _SECRET_KEY_WORDS))
-        elif isinstance(node, list):
-            for item in node:
-                walk(item, secret)
-        elif secret and isinstance(node, str) and len(node) >= 4:
-            found.append(node)
-
-    resources = document.get("resource") if isinstance(document, dict) else None
-    for resource in resources if isinstance(resources, list) else []:
-        if isinstance(resource, dict):
-            walk(resource.get("auth_data"), False)
-    return tuple(found)
+        return safe_load(text)
+    except (YamlSyntaxError, RecursionError, ValueError) as exc:
+        raise CredentialsError(f"the credentials file {path} is not valid YAML: {exc}", path=path) from None
 
 
 def _ansible_cfg(work: Path, inventory: Path, become: bool) -> str:
@@ -236,6 +257,20 @@ def _ansible_cfg(work: Path, inventory: Path, become: bool) -> str:
     )
 
 
+def web_security(micado_user: str, micado_password: str) -> dict[str, Any]:
+    """The release's ``security`` variable: the web login and the TLS choice, as a mapping.
+
+    MiCADO 0.11/0.12 set ``security`` from ``lookup("file", micado_cred_path)``, which
+    gives the file's *text*: its templates then fall back to ``admin``/``admin``. Passed
+    as an extra variable (which wins over the release's own), the mapping reaches every
+    release the same way.
+    """
+    return {
+        "authentication": {"username": micado_user, "password": micado_password},
+        "tls": {"provision_method": "self-signed"},
+    }
+
+
 def prepare_workdir(
     master_id: str,
     tree: PlaybookTree,
@@ -244,6 +279,8 @@ def prepare_workdir(
     micado_user: str,
     micado_password: str,
     cloud_credentials: Path | None = None,
+    registry_credentials: Path | None = None,
+    settings: Mapping[str, Any] | None = None,
     ssh_user: str = "ubuntu",
     ssh_port: int = 22,
     ssh_key: Path | None = None,
@@ -251,16 +288,26 @@ def prepare_workdir(
 ) -> WorkDir:
     """Make the working copy of the playbooks for one master.
 
-    Any earlier working copy of the same master is replaced.
+    The copy gets the rewrites the installed ansible-core needs (``tree.plan``, logged
+    one by one), the cloud credentials (and the registry credentials, if given) where
+    the release reads them, an inventory and an ``ansible.cfg`` of our own, and an
+    extra-vars file with the web login (the release's ``security`` mapping) and the
+    settings. Files holding secrets are mode 0600 and are removed by
+    :func:`run_playbook` when the play ends. Any earlier working copy of the same
+    master is replaced.
 
     Args:
         master_id: the master (its server id); names the folder and the log.
         tree: the playbooks, from :meth:`PlaybookSource.resolve`.
         host: the master's address.
         micado_user: the MiCADO web user to create.
-        micado_password: its password (written only to a 0600 file).
+        micado_password: its password.
         cloud_credentials: the user's ``credentials-cloud-api.yml``; default
             :func:`micado.config.paths.credentials_file`.
+        registry_credentials: a container-registry credentials file in the release's
+            format (``credentials-registries.yml``; 0.9/0.10:
+            ``credentials-docker-registry.yml``), or ``None``.
+        settings: the release's variables to set (see :func:`check_settings`).
         ssh_user: the sudoer account on the master.
         ssh_port: the master's SSH port.
         ssh_key: the client's private key; default :func:`micado.config.paths.ssh_private_key`.
@@ -270,20 +317,28 @@ def prepare_workdir(
         The working copy.
 
     Raises:
-        InvalidArgument: the master id, user or password is empty or malformed
-            (see :func:`check_web_credentials`).
-        CredentialsError: the cloud credentials file does not exist.
+        InvalidArgument: the master id, user, password or a setting is empty or
+            malformed, or the release reads no registry credentials but some were given.
+        CredentialsError: a credentials file does not exist or is no YAML.
     """
     from micado.installer import ssh
 
     if not isinstance(master_id, str) or not _MASTER_ID_RE.match(master_id):
         raise InvalidArgument(f"master id {master_id!r} must be letters, digits, '.', '_' or '-'")
     check_web_credentials(micado_user, micado_password)
+    layout = tree.layout
+    extra_vars = {**check_settings(layout, settings), "security": web_security(micado_user, micado_password)}
     cloud_file = Path(cloud_credentials) if cloud_credentials is not None else paths.credentials_file()
-    if not cloud_file.is_file():
-        raise CredentialsError(f"cloud credentials file {cloud_file} does not exist", path=cloud_file)
-    cloud_text = cloud_file.read_text(encoding="utf-8")
-    cloud_secrets = _cloud_secrets(cloud_file, cloud_text)  # also checks it is YAML, before writing
+    cloud_text = _read_credentials(cloud_file, "cloud credentials")
+    secrets_to_mask = [micado_password, *_secret_values(_parse_credentials(cloud_file, cloud_text))]
+    secrets_to_mask += _secret_values({name: value for name, value in extra_vars.items() if name != "security"})
+    registry_text = None
+    if registry_credentials is not None:
+        if layout.registry_credentials is None:
+            raise InvalidArgument(f"registry_credentials: these playbooks (MiCADO {layout.name}) read no "
+                                  "container-registry credentials")
+        registry_text = _read_credentials(Path(registry_credentials), "registry credentials")
+        secrets_to_mask += _secret_values(_parse_credentials(Path(registry_credentials), registry_text))
     key = Path(ssh_key) if ssh_key is not None else paths.ssh_private_key()
 
     work = paths.work_dir(master_id)
@@ -294,16 +349,19 @@ def prepare_workdir(
     copy = work / "ansible-micado"
     shutil.copytree(tree.root, copy, symlinks=False)
     (work / ".ansible").mkdir(mode=0o700)
-
-    layout = tree.layout
     run_dir = copy / layout.run_dir
-    credentials_dir = copy / layout.credentials_dir
-    credentials_dir.mkdir(parents=True, exist_ok=True)
+    tree.plan.apply(run_dir)
 
-    cloud_copy = credentials_dir / "credentials-cloud-api.yml"
+    cloud_copy = run_dir / layout.cloud_credentials
+    secret_files = [cloud_copy]
     _write_private(cloud_copy, cloud_text)
-    web = credentials_dir / "credentials-micado.yml"
-    _write_private(web, _web_credentials(copy / layout.web_credentials_sample, micado_user, micado_password))
+    if registry_text is not None and layout.registry_credentials is not None:
+        registry_copy = run_dir / layout.registry_credentials
+        _write_private(registry_copy, registry_text)
+        secret_files.append(registry_copy)
+    extra_file = work / "extra-vars.json"
+    _write_private(extra_file, json.dumps(extra_vars, indent=2))
+    secret_files.append(extra_file)
 
     ssh_args = ssh.ssh_options(port=ssh_port, key=key, strict=True)
     host_vars = {
@@ -315,13 +373,13 @@ def prepare_workdir(
         # Ansible splits this with shlex and adds it to every ssh, scp and sftp call.
         "ansible_ssh_common_args": shlex.join(ssh_args),
     }
-    inventory = run_dir / layout.inventory
-    inventory.parent.mkdir(parents=True, exist_ok=True)
+    inventory = work / "inventory.yml"
     _write_private(inventory, _dump_yaml({"all": {"hosts": {layout.host: host_vars}}}))
 
     config = work / "ansible.cfg"
     _write_private(config, _ansible_cfg(work, inventory, become))
-    logger.info("prepared the MiCADO %s playbooks for master %s in %s", layout.name, master_id, work)
+    logger.info("prepared the MiCADO %s playbooks for master %s in %s (%d rewrites for ansible-core)",
+                layout.name, master_id, work, len(tree.plan.rewrites))
     return WorkDir(
         master_id=master_id,
         path=work,
@@ -330,10 +388,20 @@ def prepare_workdir(
         playbook=layout.playbook,
         inventory=inventory,
         config=config,
-        web_credentials=web,
+        extra_vars=extra_file,
         cloud_credentials=cloud_copy,
-        redact=(micado_password, *cloud_secrets),
+        secret_files=tuple(secret_files),
+        redact=tuple(secret for secret in secrets_to_mask if secret),
     )
+
+
+def _read_credentials(path: Path, what: str) -> str:
+    if not path.is_file():
+        raise CredentialsError(f"the {what} file {path} does not exist", path=path)
+    try:
+        return path.read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as exc:
+        raise CredentialsError(f"the {what} file {path} cannot be read: {exc}", path=path) from exc
 
 
 def install(
@@ -347,14 +415,17 @@ def install(
     port: int = 22,
     user: str = "ubuntu",
     cloud_credentials: Path | None = None,
+    registry_credentials: Path | None = None,
+    settings: Mapping[str, Any] | None = None,
     become: bool = True,
     timeout: float = 3600.0,
     progress: ProgressCallback | bool | None = None,
+    extra_args: tuple[str, ...] = (),
 ) -> Path:
     """Deploy MiCADO on a master: :func:`prepare_workdir` then :func:`run_playbook`.
 
-    The working copy stays in place afterwards (for a look after a failure); remove
-    it with :func:`cleanup_workdir`.
+    The working copy stays in place afterwards (without its secret files, for a look
+    after a failure); remove it with :func:`cleanup_workdir`.
 
     Args:
         source: the playbooks, from :func:`resolve_source`.
@@ -367,24 +438,28 @@ def install(
         user: the sudoer account on the master.
         cloud_credentials: the cloud credentials file; default
             :func:`micado.config.paths.credentials_file`.
+        registry_credentials: see :func:`prepare_workdir`.
+        settings: see :func:`check_settings`.
         become: run the play as root through sudo.
         timeout: seconds for the whole play.
         progress: receives ``("ansible", task name)`` events.
+        extra_args: more ``ansible-playbook`` arguments (tests use ``("--check",)``).
 
     Returns:
         The log file of the run.
 
     Raises:
         InvalidArgument: see :func:`prepare_workdir`.
-        CredentialsError: the cloud credentials file does not exist.
+        CredentialsError: a credentials file does not exist.
         InstallError: the play failed; names the task and the log.
         MicadoTimeout: the play ran past ``timeout``.
     """
     work = prepare_workdir(
         master_id, source, host=host, micado_user=micado_user, micado_password=micado_password,
-        cloud_credentials=cloud_credentials, ssh_user=user, ssh_port=port, ssh_key=key, become=become,
+        cloud_credentials=cloud_credentials, registry_credentials=registry_credentials, settings=settings,
+        ssh_user=user, ssh_port=port, ssh_key=key, become=become,
     )
-    return run_playbook(work, timeout=timeout, progress=progress)
+    return run_playbook(work, timeout=timeout, progress=progress, extra_args=extra_args)
 
 
 def cleanup_workdir(master_id: str) -> None:

@@ -1,31 +1,62 @@
-"""Will this environment's ``ansible-playbook`` accept these playbooks? Checked before the cloud is touched.
+"""Making released ansible-micado playbooks run with the ansible-core installed with the library.
 
-The released ansible-micado playbooks were written for the Ansible of their time, and
-two constructs they use were removed from ansible-core since:
+The published ansible-micado releases were written for the Ansible of their time. The
+ansible-core that comes with the library (2.19) refuses several constructs they use, and
+``ansible-playbook`` would only say so after a VM had been created and reached, or in
+the middle of the play:
 
-* the ``include:`` task action (removed in ansible-core 2.16; the MiCADO 0.12 roles
-  start with ``- include: set-hostname.yml``);
-* play ``vars:`` written as a list of one-key mappings (refused by ansible-core 2.19;
-  the MiCADO 0.9 ``micado-master.yml`` has ``vars: [- cloud_cred_path: ...]``).
+* the ``include:`` action (removed in ansible-core 2.16): in task lists, handler lists
+  and, at the top of a playbook, for other playbooks;
+* play (or task) ``vars:`` written as a list of one-key mappings (2.19 wants a mapping);
+* template delimiters inside a conditional (``that: x >= {{ min_disk }}``): 2.19 says
+  "Template delimiters are not supported in expressions";
+* conditionals whose value is not a boolean (``when: tmp is defined and tmp`` with a
+  string ``tmp``): 2.19 says "Conditionals must have a boolean result".
 
-``ansible-playbook`` refuses such playbooks while parsing, which would only show up
-after a VM had been created and reached. :func:`check_playbooks` finds them in a few
-milliseconds instead, naming the file and line, so ``master.create`` fails before it
-launches anything. Pointing :envvar:`MICADO_ANSIBLE_PLAYBOOK` at the
-``ansible-playbook`` of an older Ansible (see :func:`micado.installer.runner.ansible_playbook_command`)
-skips the check: that Ansible decides.
+:func:`plan_rewrites` finds them in a tree of playbooks and works out, for each, the
+generic rewrite that keeps the meaning the old Ansible gave it: ``include`` becomes
+``import_tasks`` (or ``include_tasks`` when it loops or names its file with a template,
+as the old ``include`` was then dynamic), ``import_playbook`` at the top of a playbook;
+the list of ``vars`` becomes the mapping it stood for; ``{{ x }}`` inside an expression
+becomes ``(x)``; an operand that is not already a boolean gets ``is truthy`` (Python's
+truth value, which is what the old Ansible used). A conditional that is one template as
+a whole (``that: "{{ item.that }}"``) is left alone: ansible-core 2.19 still evaluates it.
+
+The edits are made on the text, at the places the YAML parser reports, so comments,
+quoting and layout of everything else stay as they were. :meth:`RewritePlan.apply`
+writes them into a master's working copy, never into the cached release. What no
+rewrite covers is listed in ``RewritePlan.problems`` with file and line, and
+:func:`check_playbooks` refuses the playbooks before the cloud is touched.
+
+Pointing :envvar:`MICADO_ANSIBLE_PLAYBOOK` at another ``ansible-playbook`` (an older
+Ansible) turns all of this off: that Ansible decides.
 """
 
 from __future__ import annotations
 
+import io
+import json
 import logging
 import os
+import re
+import tokenize
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any
 
 from micado.exceptions import InstallError
 
-__all__ = ["ENV_ANSIBLE_PLAYBOOK", "ansible_playbook_override", "ansible_core_version", "check_playbooks"]
+__all__ = [
+    "ENV_ANSIBLE_PLAYBOOK",
+    "Rewrite",
+    "RewritePlan",
+    "ansible_playbook_override",
+    "ansible_core_version",
+    "check_playbooks",
+    "plan_rewrites",
+    "rewrite_condition",
+]
 
 logger = logging.getLogger(__name__)
 
@@ -33,8 +64,32 @@ logger = logging.getLogger(__name__)
 ENV_ANSIBLE_PLAYBOOK = "MICADO_ANSIBLE_PLAYBOOK"
 
 _INCLUDE_REMOVED = (2, 16)
-_VARS_LIST_REFUSED = (2, 19)
-_TASK_LISTS = ("tasks", "pre_tasks", "post_tasks", "handlers", "block", "rescue", "always")
+_STRICT_TEMPLATING = (2, 19)
+_TASK_LISTS = ("pre_tasks", "tasks", "post_tasks")
+_BLOCK_LISTS = ("block", "rescue", "always")
+_CONDITION_KEYS = ("when", "failed_when", "changed_when", "until")
+_ASSERT_ACTIONS = ("assert", "ansible.builtin.assert", "ansible.legacy.assert")
+_REMOVED_KEYWORDS = {
+    "sudo": "the 'sudo' keyword was removed (use become)",
+    "sudo_user": "the 'sudo_user' keyword was removed (use become_user)",
+    "always_run": "the 'always_run' keyword was removed (use check_mode: false)",
+}
+#: Folders that hold no tasks or plays (templates, files, variables, credentials...).
+_NOT_TASK_FOLDERS = frozenset(
+    {"templates", "files", "defaults", "vars", "host_vars", "group_vars", "credentials", "meta",
+     "inventory", "manifests", "demos", "tests", "library", "filter_plugins", ".github"}
+)
+#: Attributes of registered results and stat answers that are booleans already.
+_RESULT_BOOLEANS = frozenset(
+    {"exists", "changed", "failed", "skipped", "unreachable", "isdir", "isreg", "islnk", "isblk",
+     "ischr", "isfifo", "issock", "readable", "writeable", "executable"}
+)
+_BARE_VALUE = re.compile(r"^[A-Za-z_]\w*(?:\s*\.\s*[A-Za-z_]\w*|\s*\[[^\[\]]*\])*$")
+_EMBEDDED_TEMPLATE = re.compile(r"\{\{\s*(.*?)\s*\}\}", re.S)
+_YAML11_NON_STRINGS = re.compile(
+    r"^(?:y|Y|yes|Yes|YES|n|N|no|No|NO|true|True|TRUE|false|False|FALSE|on|On|ON|off|Off|OFF"
+    r"|~|null|Null|NULL|[-+]?[0-9][0-9_.]*)$"
+)
 
 
 def ansible_playbook_override() -> Path | None:
@@ -77,106 +132,490 @@ def ansible_core_version() -> tuple[int, int]:
     return major, minor
 
 
-def check_playbooks(playbook: Path) -> None:
-    """Refuse playbooks this environment's ansible-core cannot parse.
+@dataclass(frozen=True)
+class Rewrite:
+    """One change made to a playbook file so the installed ansible-core runs it.
 
-    Looks at ``playbook`` and at the task files next to it and below (``tasks``,
-    ``handlers`` and ``pre-task`` folders). When :data:`ENV_ANSIBLE_PLAYBOOK` names
-    another ``ansible-playbook``, only that program is checked (it must be executable):
-    its Ansible decides about the playbooks.
+    Attributes:
+        file: the file, relative to the playbooks' root.
+        line: the 1-based line of the original text.
+        before: the original text of the changed part.
+        after: what it becomes.
+        why: the ansible-core change that makes it necessary.
+    """
+
+    file: str
+    line: int
+    before: str
+    after: str
+    why: str
+
+    def __str__(self) -> str:
+        return f"{self.file}:{self.line}: {_one_line(self.before)} -> {_one_line(self.after)} ({self.why})"
+
+
+@dataclass(frozen=True)
+class RewritePlan:
+    """The rewrites a tree of playbooks needs, and what no rewrite covers.
+
+    Attributes:
+        rewrites: every change, in file and line order.
+        texts: the new text of each changed file, by path relative to the root.
+        problems: ``file:line: what`` for each construct that stays unsupported.
+        ansible_core: the ansible-core version planned for, ``None`` when another
+            ``ansible-playbook`` was named (nothing is rewritten then).
+    """
+
+    rewrites: tuple[Rewrite, ...] = ()
+    texts: dict[str, str] = field(default_factory=dict, repr=False)
+    problems: tuple[str, ...] = ()
+    ansible_core: tuple[int, int] | None = None
+
+    def apply(self, root: Path) -> None:
+        """Write the rewritten files into ``root`` (a copy of the planned tree), logging each change."""
+        for relative, text in self.texts.items():
+            target = root / relative
+            mode = target.stat().st_mode & 0o777
+            target.write_text(text, encoding="utf-8")
+            target.chmod(mode)
+        for rewrite in self.rewrites:
+            logger.info("rewrote for ansible-core %s: %s", _version_text(self.ansible_core), rewrite)
+
+
+@dataclass
+class _Edit:
+    start: int
+    end: int
+    replacement: str
+    line: int
+    why: str
+    #: what to log instead of the edited text (one entry for several edits), or ``None``
+    shown: tuple[str, str] | None = None
+    #: part of an edit logged by another one
+    silent: bool = False
+
+
+class _Unsupported(Exception):
+    """A construct no generic rewrite covers."""
+
+
+def rewrite_condition(expression: str, known_booleans: Iterable[str] = ()) -> str:
+    """The form of a conditional that ansible-core 2.19 accepts, with the old meaning.
+
+    ``{{ x }}`` inside a larger expression becomes ``(x)``; every ``and``/``or``
+    operand (or the whole expression) that is not a boolean already becomes
+    ``operand is truthy``. Variables named in ``known_booleans`` and the boolean
+    attributes of registered results (``.stat.exists``, ``.changed``...) count as
+    booleans. An expression that is one template as a whole is returned unchanged.
 
     Args:
-        playbook: the main playbook file.
+        expression: the text of a ``when``, ``that``, ``failed_when``, ``changed_when``
+            or ``until`` value.
+        known_booleans: names of variables whose value is a boolean.
+
+    Returns:
+        The rewritten expression (the same string when nothing needs to change).
 
     Raises:
-        InstallError: a construct the installed ansible-core removed (the message names
-            the file, the line, the Ansible versions involved and the ways out), or
-            :data:`ENV_ANSIBLE_PLAYBOOK` names no executable file.
+        ValueError: the expression holds a ``{% ... %}`` statement, which no rewrite covers.
     """
-    if ansible_playbook_override() is not None:
-        return
-    version = ansible_core_version()
-    root = playbook.parent
+    try:
+        return _rewrite_condition(expression, frozenset(known_booleans))
+    except _Unsupported as exc:
+        raise ValueError(str(exc)) from None
+
+
+def _rewrite_condition(expression: str, known: frozenset[str]) -> str:
+    text = expression.strip()
+    if "{%" in text:
+        raise _Unsupported("a '{% ... %}' statement inside a conditional")
+    if text.startswith("{{") and text.endswith("}}") and text.count("{{") == 1:
+        return expression  # one template as a whole: still evaluated by ansible-core 2.19
+    if "{{" in text:
+        text = _EMBEDDED_TEMPLATE.sub(lambda match: f"({match.group(1)})", text)
+    rewritten = _truthy_operands(text, known)
+    return expression if rewritten == expression.strip() else rewritten
+
+
+def _tokens(text: str) -> list[tuple[int, int, int, str]] | None:
+    """``(type, start, end, string)`` of the expression's tokens, offsets into ``text``."""
+    starts = [0]
+    for line in text.splitlines(keepends=True):
+        starts.append(starts[-1] + len(line))
+    found: list[tuple[int, int, int, str]] = []
+    try:
+        for token in tokenize.generate_tokens(io.StringIO(text).readline):
+            if token.type in (tokenize.NEWLINE, tokenize.NL, tokenize.INDENT, tokenize.DEDENT,
+                              tokenize.ENDMARKER, tokenize.COMMENT):
+                continue
+            (start_row, start_col), (end_row, end_col) = token.start, token.end
+            found.append((token.type, starts[start_row - 1] + start_col, starts[end_row - 1] + end_col, token.string))
+    except (tokenize.TokenError, IndentationError, SyntaxError):
+        return None
+    return found
+
+
+def _truthy_operands(text: str, known: frozenset[str]) -> str:
+    tokens = _tokens(text)
+    if not tokens:
+        return text
+    depth = 0
+    cuts: list[tuple[int, int]] = []  # spans of the top-level 'and' / 'or' tokens
+    for kind, start, end, string in tokens:
+        if string in "([{" and kind == tokenize.OP:
+            depth += 1
+        elif string in ")]}" and kind == tokenize.OP:
+            depth -= 1
+        elif depth == 0 and kind == tokenize.NAME:
+            if string in ("and", "or"):
+                cuts.append((start, end))
+            elif string == "if":
+                return text  # an inline if/else: leave it to its author
+    pieces: list[str] = []
+    position = 0
+    for start, end in [*cuts, (len(text), len(text))]:
+        operand = text[position:start]
+        stripped = operand.strip()
+        if stripped:
+            lead = operand[: len(operand) - len(operand.lstrip())]
+            trail = operand[len(operand.rstrip()):]
+            pieces.append(lead + _truthy_operand(stripped, known) + trail)
+        else:
+            pieces.append(operand)
+        pieces.append(text[start:end])
+        position = end
+    return "".join(pieces)
+
+
+def _truthy_operand(operand: str, known: frozenset[str]) -> str:
+    tokens = _tokens(operand)
+    if not tokens:
+        return operand
+    first, last = tokens[0], tokens[-1]
+    if first[3] == "(" and last[3] == ")" and _closes_at_end(tokens):
+        inner = operand[first[2]: last[1]]
+        return f"({_truthy_operands(inner, known)})"
+    depth = 0
+    for kind, _start, _end, string in tokens:
+        if kind == tokenize.OP and string in "([{":
+            depth += 1
+        elif kind == tokenize.OP and string in ")]}":
+            depth -= 1
+        elif depth == 0 and (
+            (kind == tokenize.NAME and string in ("is", "in", "not"))
+            or (kind == tokenize.OP and string in ("==", "!=", "<", ">", "<=", ">="))
+        ):
+            return operand  # a comparison, a test or a negation: a boolean
+    if operand in ("true", "false", "True", "False") or re.search(r"\|\s*bool\s*$", operand):
+        return operand
+    if _BARE_VALUE.match(operand):
+        names = re.findall(r"[A-Za-z_]\w*", operand)
+        if names[0] in known or (len(names) > 1 and names[-1] in _RESULT_BOOLEANS):
+            return operand
+        return f"{operand} is truthy"
+    return f"({operand}) is truthy"
+
+
+def _closes_at_end(tokens: list[tuple[int, int, int, str]]) -> bool:
+    """Whether the first token's bracket is closed by the last token."""
+    depth = 0
+    for index, (kind, _start, _end, string) in enumerate(tokens):
+        if kind == tokenize.OP and string in "([{":
+            depth += 1
+        elif kind == tokenize.OP and string in ")]}":
+            depth -= 1
+            if depth == 0:
+                return index == len(tokens) - 1
+    return False
+
+
+# --- the plan over a tree -------------------------------------------------------------------
+
+
+def plan_rewrites(
+    root: Path,
+    *,
+    known_booleans: Iterable[str] = (),
+    version: tuple[int, int] | None = None,
+) -> RewritePlan:
+    """Find what the installed ansible-core refuses in a tree of playbooks, and plan the rewrites.
+
+    Every YAML file under ``root`` that holds plays or tasks is looked at (files in
+    ``templates``, ``files``, ``defaults``, ``vars``, ``host_vars``, ``group_vars``,
+    ``credentials`` and similar folders are data, not tasks). Nothing is written.
+
+    Args:
+        root: the folder the playbook runs from (the release's project folder).
+        known_booleans: names of the release's variables whose value is a boolean
+            (they need no ``is truthy``).
+        version: the ansible-core version to plan for; default: the installed one.
+            With :data:`ENV_ANSIBLE_PLAYBOOK` set, nothing is planned.
+
+    Returns:
+        The plan.
+
+    Raises:
+        InstallError: ansible-core is not installed, or :data:`ENV_ANSIBLE_PLAYBOOK`
+            names no executable file.
+    """
+    if version is None:
+        if ansible_playbook_override() is not None:
+            return RewritePlan()
+        version = ansible_core_version()
+    known = frozenset(known_booleans)
+    rewrites: list[Rewrite] = []
+    texts: dict[str, str] = {}
     problems: list[str] = []
-    for path in [playbook, *_task_files(root)]:
-        document = _load(path)
-        if document is None:
+    for path in _playbook_files(root):
+        relative = path.relative_to(root).as_posix()
+        text = _read(path)
+        if text is None:
             continue
-        where = path.relative_to(root)
-        is_playbook = path == playbook
-        for line, problem in _problems(document, is_playbook, version):
-            problems.append(f"{where}:{line}: {problem}")
-        if len(problems) >= 5:
-            break
-    if problems:
-        shown = "; ".join(problems[:5])
+        scanner = _Scanner(text, version, known, handlers="handlers" in path.parts)
+        node = scanner.compose()
+        if node is None:
+            continue
+        scanner.document(node)
+        problems.extend(f"{relative}:{line}: {what}" for line, what in scanner.problems)
+        if scanner.edits:
+            new_text = scanner.apply()
+            texts[relative] = new_text
+            rewrites.extend(
+                Rewrite(relative, edit.line, *(edit.shown or (text[edit.start: edit.end], edit.replacement)), edit.why)
+                for edit in sorted(scanner.edits, key=lambda e: e.start) if not edit.silent
+            )
+    return RewritePlan(tuple(rewrites), texts, tuple(problems), version)
+
+
+def check_playbooks(root: Path, playbook: str, *, known_booleans: Iterable[str] = ()) -> RewritePlan:
+    """Plan the rewrites for a tree and refuse it if anything stays unsupported.
+
+    Args:
+        root: the folder the playbook runs from.
+        playbook: the main playbook, relative to ``root`` (named in the error).
+        known_booleans: see :func:`plan_rewrites`.
+
+    Returns:
+        The plan, to apply to the master's working copy.
+
+    Raises:
+        InstallError: a construct no rewrite covers (the message names file and line,
+            up to five of them, and the ways out), or see :func:`plan_rewrites`.
+    """
+    plan = plan_rewrites(root, known_booleans=known_booleans)
+    if plan.problems:
+        shown = "; ".join(plan.problems[:5])
+        more = f" (and {len(plan.problems) - 5} more)" if len(plan.problems) > 5 else ""
         raise InstallError(
-            f"the playbook {playbook} cannot run with the ansible-core {version[0]}.{version[1]} of "
-            f"this environment: {shown}. Use playbooks updated for it (playbook= a folder, tarball "
-            f"or URL), or set {ENV_ANSIBLE_PLAYBOOK} to the ansible-playbook of an Ansible these "
-            "playbooks support (e.g. a virtualenv with ansible-core 2.15)"
+            f"the playbook {root / playbook} cannot run with the ansible-core "
+            f"{_version_text(plan.ansible_core)} of this environment: {shown}{more}. Use playbooks "
+            f"updated for it (playbook= a folder, tarball or URL), or set {ENV_ANSIBLE_PLAYBOOK} to "
+            "the ansible-playbook of an Ansible these playbooks support (e.g. a virtualenv with "
+            "ansible-core 2.15)"
         )
+    return plan
 
 
-def _task_files(root: Path) -> Iterator[Path]:
-    for pattern in ("**/tasks/*.yml", "**/tasks/*.yaml", "**/handlers/*.yml", "**/handlers/*.yaml",
-                    "**/pre-task/*.yml"):
-        yield from sorted(root.glob(pattern))
+def _version_text(version: tuple[int, int] | None) -> str:
+    return "?" if version is None else f"{version[0]}.{version[1]}"
 
 
-def _load(path: Path) -> Any:
-    """The YAML document with line numbers, or ``None`` if it is no YAML we can read."""
-    from ruamel.yaml import YAML
-    from ruamel.yaml.error import YAMLError
+def _one_line(text: str) -> str:
+    flat = " ".join(text.split())
+    return repr(flat if len(flat) <= 160 else flat[:157] + "...")
 
+
+def _playbook_files(root: Path) -> Iterator[Path]:
+    for folder, subfolders, files in os.walk(root):
+        subfolders[:] = sorted(name for name in subfolders
+                               if name not in _NOT_TASK_FOLDERS and not name.startswith("."))
+        for name in sorted(files):
+            if name.endswith((".yml", ".yaml")):
+                yield Path(folder) / name
+
+
+_TRIGGERS = ("include", "vars", "when", "that", "until", "sudo", "always_run")
+
+
+def _read(path: Path) -> str | None:
     try:
         text = path.read_text(encoding="utf-8")
     except (OSError, UnicodeDecodeError):
         return None
-    if "include" not in text and "vars" not in text:
-        return None  # the usual case: nothing to look at, no parsing
-    try:
-        return YAML(typ="rt").load(text)
-    except YAMLError:
-        logger.debug("not checking %s: not YAML that ruamel reads", path)
-        return None  # ansible-playbook will say what is wrong with it
+    return text if any(word in text for word in _TRIGGERS) else None
 
 
-def _line(node: Any, key: str | None = None) -> int:
-    try:
-        if key is not None:
-            return int(node.lc.key(key)[0]) + 1
-        return int(node.lc.line) + 1
-    except (AttributeError, KeyError, TypeError):
-        return 0
+class _Scanner:
+    """Walks one YAML file's plays or tasks and collects the edits and problems."""
 
+    def __init__(self, text: str, version: tuple[int, int], known: frozenset[str], *, handlers: bool) -> None:
+        self.text = text
+        self.version = version
+        self.known = known
+        self.handlers = handlers
+        self.edits: list[_Edit] = []
+        self.problems: list[tuple[int, str]] = []
 
-def _problems(document: Any, is_playbook: bool, version: tuple[int, int]) -> Iterator[tuple[int, str]]:
-    if not isinstance(document, list):
-        return
-    for item in document:
-        if not isinstance(item, dict):
-            continue
-        if is_playbook and "hosts" in item:
-            if version >= _VARS_LIST_REFUSED and isinstance(item.get("vars"), list):
-                yield _line(item, "vars"), (
-                    "play 'vars' is a list, which ansible-core 2.19 refuses (it must be a mapping)"
-                )
-            for name in _TASK_LISTS:
-                yield from _task_problems(item.get(name), version)
+    def compose(self) -> Any:
+        from ruamel.yaml import YAML
+        from ruamel.yaml.error import YAMLError
+
+        try:
+            return YAML(typ="safe", pure=True).compose(self.text)
+        except YAMLError:
+            return None  # ansible-playbook will say what is wrong with it
+
+    def apply(self) -> str:
+        text = self.text
+        for edit in sorted(self.edits, key=lambda e: e.start, reverse=True):
+            text = text[: edit.start] + edit.replacement + text[edit.end:]
+        return text
+
+    # -- structure
+
+    def document(self, node: Any) -> None:
+        items = _sequence(node)
+        if items is None:
+            return
+        mappings = [item for item in items if _mapping(item) is not None]
+        if any("hosts" in _keys(item) for item in mappings) or any(
+            "import_playbook" in _keys(item) for item in mappings
+        ):
+            for item in mappings:
+                self.play(item)
         else:
-            yield from _task_problems([item], version)
+            self.tasks(node, handlers=self.handlers)
+
+    def play(self, node: Any) -> None:
+        keys = _keys(node)
+        if "hosts" not in keys:
+            if "include" in keys:  # a playbook included by a playbook
+                self.rename(keys["include"][0], "import_playbook")
+            return
+        self.keywords(keys)
+        for name in _TASK_LISTS:
+            if name in keys:
+                self.tasks(keys[name][1], handlers=False)
+        if "handlers" in keys:
+            self.tasks(keys["handlers"][1], handlers=True)
+        for role in _sequence(keys["roles"][1]) if "roles" in keys else []:
+            if _mapping(role) is not None:
+                self.keywords(_keys(role))
+
+    def tasks(self, node: Any, *, handlers: bool) -> None:
+        for task in _sequence(node) or []:
+            if _mapping(task) is None:
+                continue
+            keys = _keys(task)
+            self.keywords(keys)
+            if "include" in keys:
+                self.include(keys, handlers)
+            for action in _ASSERT_ACTIONS:
+                if action in keys and _mapping(keys[action][1]) is not None:
+                    that = _keys(keys[action][1]).get("that")
+                    if that is not None:
+                        self.condition(that[1])
+            for name in _BLOCK_LISTS:
+                if name in keys:
+                    self.tasks(keys[name][1], handlers=handlers)
+
+    def keywords(self, keys: dict[str, tuple[Any, Any]]) -> None:
+        """What any play, role entry, block or task can carry: conditions, vars, removed keywords."""
+        for name in _CONDITION_KEYS:
+            if name in keys:
+                self.condition(keys[name][1])
+        if "vars" in keys:
+            self.vars_list(keys["vars"][1])
+        for name, why in _REMOVED_KEYWORDS.items():
+            if name in keys:
+                self.problems.append((_line(keys[name][0]), why))
+
+    # -- rewrites
+
+    def rename(self, key: Any, new: str) -> None:
+        if self.version < _INCLUDE_REMOVED:
+            return
+        self.edits.append(_Edit(key.start_mark.index, key.end_mark.index, new, _line(key),
+                                "'include' was removed in ansible-core 2.16"))
+
+    def include(self, keys: dict[str, tuple[Any, Any]], handlers: bool) -> None:
+        key, value = keys["include"]
+        target = value.value if _is_scalar(value) else None
+        if not isinstance(target, str):
+            self.problems.append((_line(key), "'include' of something that is not a file name"))
+            return
+        if re.search(r"\s\w+=", target.strip()):
+            if self.version >= _INCLUDE_REMOVED:
+                self.problems.append((_line(key), "'include' with inline arguments (file.yml a=b) was removed"))
+            return
+        dynamic = "{{" in target or "loop" in keys or any(name.startswith("with_") for name in keys)
+        self.rename(key, "include_tasks" if dynamic and not handlers else "import_tasks")
+
+    def vars_list(self, node: Any) -> None:
+        items = _sequence(node)
+        if items is None or self.version < _STRICT_TEMPLATING:
+            return
+        if getattr(node, "flow_style", False):
+            self.problems.append((_line(node), "'vars' given as a flow-style list; it must be a mapping"))
+            return
+        for item in items:
+            mapping = _mapping(item)
+            if mapping is None or len(mapping) != 1:
+                self.problems.append((_line(item), "'vars' list item that is not a one-key mapping"))
+                return
+        names = [str(_mapping(item)[0][0].value) for item in items]  # type: ignore[index]
+        shown = (f"vars: [- {': ..., - '.join(names)}: ...]", f"vars: {{{': ..., '.join(names)}: ...}}")
+        for index, item in enumerate(items):
+            dash = item.start_mark.index - 1
+            while dash >= 0 and self.text[dash] == " ":
+                dash -= 1
+            if dash < 0 or self.text[dash] != "-":
+                self.problems.append((_line(item), "'vars' given as a list in a form that cannot be rewritten"))
+                return
+            self.edits.append(_Edit(dash, dash + 1, " ", _line(item),
+                                    "'vars' as a list is refused by ansible-core 2.19 (now a mapping)",
+                                    shown=shown if index == 0 else None, silent=index > 0))
+
+    def condition(self, node: Any) -> None:
+        if self.version < _STRICT_TEMPLATING:
+            return
+        items = _sequence(node)
+        for item in items if items is not None else [node]:
+            if not _is_scalar(item) or not str(item.tag).endswith(":str"):
+                continue
+            if item.style is None and _YAML11_NON_STRINGS.match(item.value):
+                continue  # a plain yes/no/number: a boolean or number to Ansible's YAML 1.1
+            try:
+                new = _rewrite_condition(item.value, self.known)
+            except _Unsupported as exc:
+                self.problems.append((_line(item), str(exc)))
+                continue
+            if new == item.value:
+                continue
+            start, end = item.start_mark.index, item.end_mark.index
+            span = self.text[start:end]
+            end -= len(span) - len(span.rstrip())  # keep the newline after a block scalar
+            why = ("template delimiters inside a conditional are refused by ansible-core 2.19"
+                   if "{{" in item.value else "ansible-core 2.19 wants a boolean conditional")
+            self.edits.append(_Edit(start, end, json.dumps(new), _line(item), why))
 
 
-def _task_problems(tasks: Any, version: tuple[int, int]) -> Iterator[tuple[int, str]]:
-    if not isinstance(tasks, list):
-        return
-    for task in tasks:
-        if not isinstance(task, dict):
-            continue
-        if version >= _INCLUDE_REMOVED and "include" in task:
-            yield _line(task, "include"), (
-                "'include:' was removed in ansible-core 2.16 (use include_tasks or import_tasks)"
-            )
-        for name in ("block", "rescue", "always"):
-            yield from _task_problems(task.get(name), version)
+def _line(node: Any) -> int:
+    return int(node.start_mark.line) + 1
+
+
+def _is_scalar(node: Any) -> bool:
+    return type(node).__name__ == "ScalarNode"
+
+
+def _sequence(node: Any) -> list[Any] | None:
+    return list(node.value) if type(node).__name__ == "SequenceNode" else None
+
+
+def _mapping(node: Any) -> list[tuple[Any, Any]] | None:
+    return list(node.value) if type(node).__name__ == "MappingNode" else None
+
+
+def _keys(node: Any) -> dict[str, tuple[Any, Any]]:
+    """A mapping node's scalar keys: ``name -> (key node, value node)``."""
+    return {key.value: (key, value) for key, value in _mapping(node) or [] if _is_scalar(key)}

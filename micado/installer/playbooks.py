@@ -8,9 +8,13 @@ safely (:mod:`micado.installer.archive`) into the cache
 (:func:`micado.config.paths.playbook_cache_dir`), once per version, URL or file
 content. The result is a :class:`PlaybookTree`: a folder and its :class:`Layout`.
 
-Two layouts exist and are told apart by their files (:data:`LAYOUTS`): MiCADO 0.9
-(``micado-master.yml`` at the top, host ``micado-target``) and MiCADO 0.12
-(``playbook/project/micado.yml``, ``playbook/inventory/hosts.yml``, host ``micado``).
+Releases are told apart by their shape, not by a list of file names
+(:class:`Layout`): the play that runs the ``micado_master`` roles, and where it takes
+its variables from (play ``vars`` in 0.9; ``host_vars/`` beside it in 0.10, and one or
+two folders down in 0.11/0.12). A release never seen before that keeps one of these
+shapes is handled the same way; anything else is refused before the cloud is touched.
+:func:`check_tree` then plans the rewrites the installed ansible-core needs
+(:mod:`micado.installer.compat`).
 """
 
 from __future__ import annotations
@@ -21,8 +25,9 @@ import posixpath
 import re
 import shutil
 import tempfile
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 from urllib.parse import urlparse
 
 from micado.config import paths
@@ -33,104 +38,137 @@ from micado.progress import ProgressCallback, as_callback
 __all__ = [
     "DEFAULT_MICADO_VERSION",
     "RELEASE_URL",
+    "ENV_RELEASE_URL",
+    "release_url",
     "Layout",
     "LAYOUTS",
     "PlaybookTree",
     "PlaybookSource",
+    "MANAGED_VARIABLES",
+    "check_tree",
     "detect_layout",
     "resolve_source",
 ]
 
 #: The newest ansible-micado release (see the project's tags and changelog).
-DEFAULT_MICADO_VERSION = "v0.12.0"
+DEFAULT_MICADO_VERSION = "v0.12.6"
 
 #: GitHub's source tarball of a tag; it unpacks to ``ansible-micado-<version without v>/``.
 RELEASE_URL = "https://github.com/micado-scale/ansible-micado/archive/refs/tags/{version}.tar.gz"
 
+#: Environment variable: another place to download releases from, a URL with ``{version}``
+#: (a mirror inside a closed network, or the local stack's loopback server).
+ENV_RELEASE_URL = "MICADO_RELEASE_URL"
+
 _VERSION_RE = re.compile(r"^v?\d+(\.\d+)*([-.+][A-Za-z0-9]+)*$")
+
+
+#: Where the roles that deploy a MiCADO master live, below a playbook's folder.
+_MASTER_ROLE = "micado_master"
+#: How deep below the tree's root a master playbook is looked for (0.12: playbook/project/).
+_SEARCH_DEPTH = 2
+#: Folders never searched for the master playbook.
+_NOT_PLAYBOOK_FOLDERS = frozenset({"roles", "demos", "tests", "credentials", "host_vars", "group_vars",
+                                   "inventory", "templates", "files", "manifests", "pre-task", "docs"})
+#: The release's variables the installer sets itself: never a user setting.
+MANAGED_VARIABLES = frozenset({"security"})
+#: Variables that name where a release reads container-registry credentials (0.11+, then 0.9/0.10).
+_REGISTRY_PATH_VARIABLES = ("registry_cred_path", "docker_cred_path")
 
 
 @dataclass(frozen=True)
 class Layout:
-    """Where things are in one generation of the ansible-micado playbooks.
+    """Where things are in one ansible-micado release, found from the shape of its tree.
 
-    Paths are POSIX strings relative to the tree root unless said otherwise.
+    Three shapes are known, each found by what it holds rather than by file names:
+
+    * ``"0.9"``: the master playbook at the top of the tree sets the release's
+      variables itself (play ``vars:``);
+    * ``"0.10"``: the master playbook at the top, its variables in
+      ``host_vars/<host>.yml`` (and ``group_vars/``) beside it;
+    * ``"0.12"`` (0.11 too): the same as 0.10, one or two folders down
+      (``playbook/project/``).
+
+    The master playbook is the play whose roles include ``micado_master/...`` roles
+    found in the ``roles/`` folder beside it. Paths are POSIX strings.
 
     Attributes:
-        name: the MiCADO generation, ``"0.9"`` or ``"0.12"``.
-        markers: files whose presence identifies the layout.
-        run_dir: the folder ``ansible-playbook`` runs in.
-        playbook: the main playbook, relative to ``run_dir``.
-        inventory: the inventory file to write, relative to ``run_dir``.
-        host: the inventory host name the playbook targets.
-        credentials_dir: where the playbook reads ``credentials-*.yml`` from.
+        name: the shape, ``"0.9"``, ``"0.10"`` or ``"0.12"``.
+        run_dir: the master playbook's folder, relative to the tree root;
+            ``ansible-playbook`` runs there, as the release's relative paths expect.
+        playbook: the master playbook's file name in ``run_dir``.
+        host: the inventory host the play targets (``hosts:``).
+        variables: the release's own variables (defaults of its settings and paths).
+        variable_files: where they are set, relative to ``run_dir``.
+        cloud_credentials: where the release reads the cloud credentials, relative to ``run_dir``.
+        web_credentials: where it would read the web credentials file, if it says.
+        registry_credentials: where it reads container-registry credentials, if it says.
+        booleans: the names of the release's variables whose defaults are booleans.
     """
 
     name: str
-    markers: tuple[str, ...]
     run_dir: str
     playbook: str
-    inventory: str
     host: str
-    credentials_dir: str
+    variables: dict[str, Any] = field(repr=False, compare=False)
+    variable_files: tuple[str, ...]
+    cloud_credentials: str
+    web_credentials: str | None = None
+    registry_credentials: str | None = None
+    booleans: frozenset[str] = field(default=frozenset(), repr=False, compare=False)
 
     @property
-    def web_credentials_sample(self) -> str:
-        """The sample web credentials file shipped with the playbooks."""
-        return posixpath.normpath(f"{self.credentials_dir}/sample-credentials-micado.yml")
+    def settings(self) -> list[str]:
+        """The variables a user may set (``create(settings=...)``), sorted."""
+        return sorted(name for name in self.variables
+                      if name not in MANAGED_VARIABLES and not name.endswith("_cred_path"))
 
 
-#: MiCADO 0.9.x: everything at the top, ``ansible-playbook -i hosts.yml micado-master.yml``.
-LAYOUT_0_9 = Layout(
-    name="0.9",
-    markers=("micado-master.yml", "sample-hosts.yml"),
-    run_dir=".",
-    playbook="micado-master.yml",
-    inventory="hosts.yml",
-    host="micado-target",
-    credentials_dir=".",
+#: The shapes, newest first, with how each is told apart (for messages).
+LAYOUTS: tuple[tuple[str, str], ...] = (
+    ("0.12", "a master playbook in a sub-folder (playbook/project/), variables in host_vars/<host>.yml"),
+    ("0.10", "a master playbook at the top, variables in host_vars/<host>.yml"),
+    ("0.9", "a master playbook at the top that sets its variables in play 'vars:'"),
 )
-#: MiCADO 0.12.x: ``cd playbook; ansible-playbook -i inventory/hosts.yml project/micado.yml``.
-LAYOUT_0_12 = Layout(
-    name="0.12",
-    markers=("playbook/inventory/hosts.yml", "playbook/project/micado.yml"),
-    run_dir="playbook",
-    playbook="project/micado.yml",
-    inventory="inventory/hosts.yml",
-    host="micado",
-    credentials_dir="playbook/project/credentials",
-)
-#: The known layouts, newest first.
-LAYOUTS: tuple[Layout, ...] = (LAYOUT_0_12, LAYOUT_0_9)
 
 
 @dataclass(frozen=True)
 class PlaybookTree:
-    """A folder of ansible-micado playbooks and its layout.
+    """A folder of ansible-micado playbooks, its layout, and what it needs rewritten.
 
     Attributes:
-        root: the folder holding the layout's marker files.
+        root: the top folder of the release.
         layout: the detected :class:`Layout`.
+        plan: the rewrites the installed ansible-core needs
+            (:func:`micado.installer.compat.check_playbooks`), applied to each master's
+            working copy; empty when another ``ansible-playbook`` was named.
     """
 
     root: Path
     layout: Layout
+    plan: compat.RewritePlan = field(default_factory=compat.RewritePlan, repr=False, compare=False)
+
+    @property
+    def run_dir(self) -> Path:
+        """The folder the master playbook runs from."""
+        return self.root / self.layout.run_dir
 
 
 def detect_layout(folder: Path) -> PlaybookTree:
-    """Find the playbook layout in ``folder`` or in its only sub-folder.
+    """Find the ansible-micado release in ``folder`` (or in its only sub-folder) by its shape.
 
-    Release tarballs hold one top folder (``ansible-micado-<version>/``), so a
-    folder with exactly one sub-folder and no markers of its own is looked into.
+    Release tarballs hold one top folder (``ansible-micado-<version>/``), so a folder
+    with exactly one sub-folder is looked into too.
 
     Args:
         folder: an unpacked tarball or a playbook folder.
 
     Returns:
-        The tree root and its layout.
+        The tree root and its layout (no rewrite plan yet: see :func:`check_tree`).
 
     Raises:
-        InstallError: no known layout was found; the message lists what was looked for.
+        InstallError: no master playbook, or one whose shape is unknown; the message
+            says what was looked for.
     """
     candidates = [folder]
     if folder.is_dir():
@@ -138,11 +176,188 @@ def detect_layout(folder: Path) -> PlaybookTree:
         if len(entries) == 1 and entries[0].is_dir():
             candidates.append(entries[0])
     for candidate in candidates:
-        for layout in LAYOUTS:
-            if all((candidate / marker).is_file() for marker in layout.markers):
-                return PlaybookTree(root=candidate, layout=layout)
-    wanted = "; ".join(f"MiCADO {layout.name}: {' + '.join(layout.markers)}" for layout in LAYOUTS)
-    raise InstallError(f"unknown ansible-micado playbook layout in {folder}: looked for {wanted}")
+        found = _master_playbooks(candidate)
+        if found:
+            depth = min(len(path.relative_to(candidate).parts) for path, _ in found)
+            shallowest = [(path, play) for path, play in found if len(path.relative_to(candidate).parts) == depth]
+            if len(shallowest) > 1:
+                names = ", ".join(str(path.relative_to(candidate)) for path, _ in shallowest)
+                raise InstallError(f"{folder} holds more than one MiCADO master playbook ({names}); "
+                                   "pass playbook= the folder of one release")
+            path, play = shallowest[0]
+            return PlaybookTree(root=candidate, layout=_layout(candidate, path, play))
+    shapes = "; ".join(f"MiCADO {name}: {what}" for name, what in LAYOUTS)
+    raise InstallError(
+        f"no ansible-micado release found in {folder}: looked for a playbook whose play runs the "
+        f"'{_MASTER_ROLE}/...' roles of a roles/ folder beside it ({shapes})"
+    )
+
+
+def _master_playbooks(root: Path) -> list[tuple[Path, dict[str, Any]]]:
+    """``(file, play)`` for every play that deploys a MiCADO master, near the top of ``root``."""
+    found = []
+    folders = [root]
+    for _depth in range(_SEARCH_DEPTH + 1):
+        next_folders = []
+        for folder in folders:
+            try:
+                entries = sorted(folder.iterdir())
+            except OSError:
+                continue
+            for entry in entries:
+                if entry.name.startswith("."):
+                    continue
+                if entry.is_dir() and not entry.is_symlink() and entry.name not in _NOT_PLAYBOOK_FOLDERS:
+                    next_folders.append(entry)
+                elif entry.suffix in (".yml", ".yaml") and entry.is_file():
+                    play = _master_play(entry)
+                    if play is not None:
+                        found.append((entry, play))
+        folders = next_folders
+    return found
+
+
+def _master_play(path: Path) -> dict[str, Any] | None:
+    """The play of ``path`` that runs a ``micado_master/...`` role present beside it, if any."""
+    try:
+        if path.stat().st_size > _MAX_PLAYBOOK_BYTES:
+            return None
+        text = path.read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError):
+        return None
+    if _MASTER_ROLE not in text or "hosts" not in text:
+        return None
+    document = _load_yaml(text)
+    if not isinstance(document, list):
+        return None
+    for play in document:
+        if not isinstance(play, dict) or not isinstance(play.get("hosts"), str):
+            continue
+        for role in play.get("roles") or []:
+            name = role.get("role", role.get("name")) if isinstance(role, dict) else role
+            if (isinstance(name, str) and name.split("/")[0] == _MASTER_ROLE
+                    and (path.parent / "roles" / name).is_dir()):
+                return play
+    return None
+
+
+_MAX_PLAYBOOK_BYTES = 1 << 20
+
+
+def _load_yaml(text: str) -> Any:
+    from micado.config._yaml import YamlSyntaxError, safe_load
+
+    try:
+        return safe_load(text)
+    except (YamlSyntaxError, RecursionError, ValueError):
+        return None
+
+
+def _layout(root: Path, playbook: Path, play: dict[str, Any]) -> Layout:
+    run_dir = playbook.parent
+    host = play["hosts"]
+    where = playbook.relative_to(root)
+    variable_files: list[str] = []
+    play_vars = play.get("vars")
+    if play_vars:
+        name = "0.9"
+        variables = _merged(play_vars)
+        if variables is None:
+            raise InstallError(f"{where}: the play's 'vars' is neither a mapping nor a list of mappings")
+        variable_files.append(playbook.name)
+    else:
+        host_vars = _first_file(run_dir / "host_vars", host)
+        if host_vars is None:
+            shapes = "; ".join(f"MiCADO {n}: {what}" for n, what in LAYOUTS)
+            raise InstallError(
+                f"{where} deploys a MiCADO master but its release has a shape micado-client does not "
+                f"know: no play 'vars' and no host_vars/{host}.yml beside it ({shapes})"
+            )
+        name = "0.10" if run_dir == root else "0.12"
+        variables = {}
+        for path in [_first_file(run_dir / "group_vars", "all"), host_vars]:
+            if path is None:
+                continue
+            loaded = _load_yaml(path.read_text(encoding="utf-8"))
+            if not isinstance(loaded, dict):
+                raise InstallError(f"{path.relative_to(root)} is not a mapping of variables")
+            variables.update(loaded)
+            variable_files.append(path.relative_to(run_dir).as_posix())
+    cloud = _path_variable(variables, "cloud_cred_path", where)
+    if cloud is None:
+        raise InstallError(f"{where}: the release does not say where it reads the cloud credentials "
+                           "(no 'cloud_cred_path' variable)")
+    registry = next((_path_variable(variables, name_, where) for name_ in _REGISTRY_PATH_VARIABLES
+                     if name_ in variables), None)
+    booleans = {key for key, value in variables.items() if isinstance(value, bool)}
+    for defaults in sorted(run_dir.glob("roles/**/defaults/main.y*ml")):
+        loaded = _load_yaml(defaults.read_text(encoding="utf-8", errors="replace"))
+        if isinstance(loaded, dict):
+            booleans |= {key for key, value in loaded.items() if isinstance(value, bool)}
+    return Layout(
+        name=name, run_dir=run_dir.relative_to(root).as_posix(), playbook=playbook.name, host=host,
+        variables=variables, variable_files=tuple(variable_files), cloud_credentials=cloud,
+        web_credentials=_path_variable(variables, "micado_cred_path", where),
+        registry_credentials=registry, booleans=frozenset(booleans),
+    )
+
+
+def _merged(play_vars: Any) -> dict[str, Any] | None:
+    if isinstance(play_vars, dict):
+        return dict(play_vars)
+    if isinstance(play_vars, list) and all(isinstance(item, dict) for item in play_vars):
+        merged: dict[str, Any] = {}
+        for item in play_vars:
+            merged.update(item)
+        return merged
+    return None
+
+
+def _first_file(folder: Path, stem: str) -> Path | None:
+    for suffix in (".yml", ".yaml", ""):
+        candidate = folder / f"{stem}{suffix}"
+        if candidate.is_file():
+            return candidate
+    return None
+
+
+def _path_variable(variables: dict[str, Any], name: str, where: Path) -> str | None:
+    """A file path variable of the release, relative to the playbook's folder and inside it."""
+    value = variables.get(name)
+    if value is None:
+        return None
+    if not isinstance(value, str) or "{{" in value or not value.strip():
+        raise InstallError(f"{where}: {name} is {value!r}, not a plain file path micado-client can fill in")
+    normal = posixpath.normpath(value.strip())
+    if normal.startswith(("/", "..")):
+        raise InstallError(f"{where}: {name} {value!r} points outside the playbooks' folder")
+    return normal
+
+
+def release_url(version: str) -> str:
+    """Where the tarball of a release tag is downloaded from.
+
+    :data:`RELEASE_URL`, or the template in :envvar:`MICADO_RELEASE_URL` when set.
+
+    Raises:
+        InvalidArgument: :envvar:`MICADO_RELEASE_URL` is not an http(s) URL with ``{version}``.
+    """
+    template = os.environ.get(ENV_RELEASE_URL) or RELEASE_URL
+    if "{version}" not in template or urlparse(template).scheme not in ("http", "https"):
+        raise InvalidArgument(f"{ENV_RELEASE_URL} must be an http(s) URL holding '{{version}}', "
+                              f"e.g. {RELEASE_URL}")
+    return template.replace("{version}", version)
+
+
+def check_tree(tree: PlaybookTree) -> PlaybookTree:
+    """``tree`` with its rewrite plan, once the installed ansible-core can run it after the rewrites.
+
+    Raises:
+        InstallError: a construct no rewrite covers
+            (:func:`micado.installer.compat.check_playbooks`).
+    """
+    plan = compat.check_playbooks(tree.run_dir, tree.layout.playbook, known_booleans=tree.layout.booleans)
+    return PlaybookTree(root=tree.root, layout=tree.layout, plan=plan)
 
 
 class PlaybookSource:
@@ -174,7 +389,7 @@ class PlaybookSource:
                     f"micado_version={version!r} is not a release tag like {DEFAULT_MICADO_VERSION!r}"
                 )
             self.version = version if version.startswith("v") else f"v{version}"
-            self.url = RELEASE_URL.format(version=self.version)
+            self.url = release_url(self.version)
         elif isinstance(playbook, str) and urlparse(playbook).scheme in ("http", "https"):
             self.url = playbook
         else:
@@ -191,8 +406,10 @@ class PlaybookSource:
         return f"PlaybookSource({where!r})"
 
     def _cache_key(self) -> str:
-        if self.version is not None:
+        if self.version is not None and self.url == RELEASE_URL.format(version=self.version):
             return self.version
+        if self.version is not None and self.url is not None:  # a mirror: never mixed with the real one
+            return f"{self.version}-" + hashlib.sha256(self.url.encode()).hexdigest()[:12]
         if self.url is not None:
             return "url-" + hashlib.sha256(self.url.encode()).hexdigest()[:20]
         assert self.path is not None
@@ -222,13 +439,13 @@ class PlaybookSource:
         """
         report = as_callback(progress)
         if self.path is not None and self.path.is_dir():
-            return _usable(detect_layout(self.path))
+            return check_tree(detect_layout(self.path))
         cache = paths.ensure_dir(paths.playbook_cache_dir())
         key = self._cache_key()
         target = cache / key
         if target.is_dir():
             report("playbook", f"using the cached playbooks {key}")
-            return _usable(detect_layout(target))
+            return check_tree(detect_layout(target))
         downloaded: Path | None = None
         if self.path is not None:
             tarball = self.path
@@ -262,13 +479,7 @@ class PlaybookSource:
                 shutil.rmtree(staging)
             if downloaded is not None:
                 downloaded.unlink(missing_ok=True)
-        return _usable(detect_layout(target))
-
-
-def _usable(tree: PlaybookTree) -> PlaybookTree:
-    """``tree``, once :func:`micado.installer.compat.check_playbooks` accepts it."""
-    compat.check_playbooks(tree.root / tree.layout.run_dir / tree.layout.playbook)
-    return tree
+        return check_tree(detect_layout(target))
 
 
 def resolve_source(

@@ -35,7 +35,7 @@ from micado.progress import ProgressCallback, as_callback, wait_until
 if TYPE_CHECKING:
     from micado.installer.ansible import WorkDir
 
-__all__ = ["run_playbook", "ansible_playbook_command"]
+__all__ = ["run_playbook", "ansible_playbook_command", "remove_secret_files"]
 
 logger = logging.getLogger(__name__)
 
@@ -188,6 +188,15 @@ def _close_connections(control_dir: Path) -> None:
     shutil.rmtree(control_dir, ignore_errors=True)
 
 
+def remove_secret_files(work: WorkDir) -> None:
+    """Remove the working copy's files that hold secrets (credentials, extra vars)."""
+    for path in work.secret_files:
+        try:
+            path.unlink(missing_ok=True)
+        except OSError as exc:
+            logger.error("could not remove %s, which holds secrets: %s", path, exc)
+
+
 def run_playbook(
     work: WorkDir,
     *,
@@ -216,7 +225,8 @@ def run_playbook(
     report = as_callback(progress)
     log_file = Path(log_path) if log_path is not None else paths.log_file(work.master_id)
     log_file.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
-    command = [*ansible_playbook_command(), "-i", str(work.inventory), work.playbook, *extra_args]
+    command = [*ansible_playbook_command(), "-i", str(work.inventory), "-e", f"@{work.extra_vars}",
+               work.playbook, *extra_args]
     control_dir = _control_dir()
     env = _environment(work, control_dir)
     state = _Progress()
@@ -243,6 +253,7 @@ def run_playbook(
             )
         except OSError as exc:
             shutil.rmtree(control_dir, ignore_errors=True)
+            remove_secret_files(work)
             raise InstallError(f"could not start {command[0]}: {exc}", log_path=log_file) from exc
         assert process.stdout is not None
         pump = threading.Thread(
@@ -294,6 +305,7 @@ def run_playbook(
         finally:
             pump.join(timeout=10)
             _close_connections(control_dir)
+            remove_secret_files(work)
         drain()  # the last lines, read after the process ended
     elapsed = time.monotonic() - started
     if code != 0:

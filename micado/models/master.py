@@ -74,6 +74,8 @@ class MicadoMaster:
         self._api: SubmitterClient | None = None
         #: Seconds spent in each step of the last :meth:`create` (``launch``, ``ssh``, ``ansible``...).
         self.timings: dict[str, float] = {}
+        # A test seam: more ansible-playbook arguments for create (the tests' --check runs).
+        self._ansible_args: tuple[str, ...] = ()
         self._current_step = ""
 
     # -- state ---------------------------------------------------------------------------
@@ -132,6 +134,8 @@ class MicadoMaster:
         micado_password: str | None = None,
         micado_version: str | None = None,
         playbook: str | Path | None = None,
+        settings: dict[str, Any] | None = None,
+        registry_credentials: str | Path | None = None,
         ssh_user: str = "ubuntu",
         ssh_port: int = 22,
         api_port: int = 443,
@@ -163,8 +167,15 @@ class MicadoMaster:
             floating_network: external network to allocate a floating IP from.
             micado_user: the MiCADO web user to create.
             micado_password: its password; a strong random one when not given.
-            micado_version: the ansible-micado release to deploy (default: the newest).
+            micado_version: the ansible-micado release tag to deploy (default: the newest,
+                v0.12.6).
             playbook: a local tarball, directory or URL of ansible-micado instead.
+            settings: the release's own switches and settings, e.g.
+                ``{"enable_occopus": True, "web_session_timeout": 1200}``; names the
+                release does not define are refused. ``grafana_admin_pwd`` is set to a
+                random password (kept with the master's record) unless given here.
+            registry_credentials: a container-registry credentials file in the release's
+                format (``credentials-registries.yml``), handed to the master.
             ssh_user: the VM image's login user.
             ssh_port: the VM's SSH port.
             api_port: the HTTPS port of the MiCADO API.
@@ -224,6 +235,12 @@ class MicadoMaster:
             )
             launcher.validate(spec)
             source = playbooks.resolve_source(playbook, micado_version, progress=report)
+            settings = ansible.check_settings(source.layout, settings)
+            if "grafana_admin_pwd" in source.layout.variables and "grafana_admin_pwd" not in settings:
+                settings["grafana_admin_pwd"] = secrets.token_urlsafe(18)
+            grafana_password = settings.get("grafana_admin_pwd")
+            if registry_credentials is not None:
+                registry_credentials = checks.existing_file("registry_credentials", registry_credentials)
 
         with self._step("launch", report):
             vm = launcher.launch(spec, timeout=boot_timeout, progress=report)
@@ -236,7 +253,9 @@ class MicadoMaster:
                 ansible.install(
                     source, master_id=master_id, host=vm.ip, port=ssh_port, user=ssh_user,
                     key=keys.private_key, micado_user=micado_user, micado_password=micado_password,
-                    cloud_credentials=paths.credentials_file(), timeout=install_timeout, progress=report,
+                    cloud_credentials=paths.credentials_file(), registry_credentials=registry_credentials,
+                    settings=settings, timeout=install_timeout, progress=report,
+                    extra_args=self._ansible_args,
                 )
             with self._step("api", report):
                 wait_for_port(vm.ip, api_port, timeout=api_timeout, progress=report)
@@ -251,8 +270,10 @@ class MicadoMaster:
                     micado_password=micado_password, extra={
                         "ssh_user": ssh_user, "ssh_port": ssh_port, "api_port": api_port,
                         "micado_version": micado_version or playbooks.DEFAULT_MICADO_VERSION,
+                        "micado_layout": source.layout.name,
                         **vm.to_dict(),
                     })
+                record.grafana_password = grafana_password if isinstance(grafana_password, str) else None
                 api = self._connect(record)
                 api.list_applications()  # evidence from the host: the API answers our credentials
                 self.store.add(record)

@@ -16,6 +16,7 @@ everything listens; SIGTERM stops everything it started, VMs included.
 from __future__ import annotations
 
 import argparse
+import http.server
 import json
 import os
 import random
@@ -26,8 +27,9 @@ import threading
 from pathlib import Path
 from typing import Any
 
+from micado.installer.playbooks import ENV_RELEASE_URL
 from micado.testing.openstack import OpenStackEmulator
-from micado.testing.playbook import build_tarball
+from micado.testing.playbook import VERSIONS, build_tarball
 from micado.testing.vm import VMPool, free_port
 
 __all__ = ["LocalStack", "main"]
@@ -79,14 +81,16 @@ class LocalStack:
             on_delete=self.vms.delete,
         )
         self.create_kwargs: dict[str, Any] = {}
+        self.mirror: ReleaseMirror | None = None
         self._started = False
 
     def start(self) -> LocalStack:
-        """Start the cloud, pack the playbook and write the credentials; return self."""
+        """Start the cloud and the release mirror, pack the playbook, write the credentials; return self."""
         try:
             self.cloud.start()
             self._started = True
             tarball = build_tarball(self.layout, self.base_dir, fail=self.fail_playbook)
+            self.mirror = ReleaseMirror({f"v{VERSIONS[self.layout]}": tarball}).start()
             self._write_credentials()
         except BaseException:
             self.stop()
@@ -102,12 +106,13 @@ class LocalStack:
             "security_group": seeded["security_group"],
             "region": login["region"],
             "user_domain_name": login["user_domain_name"],
-            "playbook": str(tarball),
             "ssh_user": self.vms.user,
             "ssh_port": self.ssh_port,
             "api_port": self.api_port,
             "remote_cert_path": "var/lib/micado/zorp/config/ssl.pem",
         }
+        if self.layout != "0.12" or self.fail_playbook:  # the default release is the 0.12 stand-in
+            self.create_kwargs["micado_version"] = f"v{VERSIONS[self.layout]}"
         return self
 
     def _write_credentials(self) -> None:
@@ -127,14 +132,23 @@ class LocalStack:
 
     @property
     def environment(self) -> dict[str, str]:
-        """Environment variables that point micado-client at this stack's MiCADO dir."""
-        return {"MICADO_CLI_DIR": str(self.micado_cli_dir)}
+        """Environment variables that point micado-client at this stack's MiCADO dir and release mirror.
+
+        ``MICADO_RELEASE_URL`` makes ``create()`` download the release it asks for
+        (by default v0.12.6) from the stack's loopback mirror, which serves the
+        stand-in playbook under that version: the same code path as a real release.
+        """
+        environment = {"MICADO_CLI_DIR": str(self.micado_cli_dir)}
+        if self.mirror is not None:
+            environment[ENV_RELEASE_URL] = self.mirror.url_template
+        return environment
 
     def describe(self) -> dict[str, Any]:
         """What the ready file holds: the MiCADO dir, ``create_kwargs`` and the cloud login."""
         login = self.cloud.login
         return {
             "micado_cli_dir": str(self.micado_cli_dir),
+            "environment": self.environment,
             "create_kwargs": self.create_kwargs,
             **{key: login[key] for key in ("auth_url", "username", "password", "project_id",
                                            "user_domain_name", "region")},
@@ -146,6 +160,9 @@ class LocalStack:
         try:
             self.vms.stop_all()
         finally:
+            if self.mirror is not None:
+                self.mirror.stop()
+                self.mirror = None
             if self._started:
                 self.cloud.stop()
                 self._started = False
@@ -163,7 +180,7 @@ def main(argv: list[str] | None = None) -> int:
     """Run the stack until SIGTERM/SIGINT; see the module docstring."""
     parser = argparse.ArgumentParser(prog="python -m micado.testing.stack", description=__doc__.splitlines()[0])
     parser.add_argument("--ready-file", required=True, help="JSON file written once everything listens")
-    parser.add_argument("--layout", default="0.12", choices=["0.12", "0.9"], help="playbook layout")
+    parser.add_argument("--layout", default="0.12", choices=["0.12", "0.10", "0.9"], help="playbook layout")
     parser.add_argument("--base-dir", help="folder to keep everything in (default: a temporary one)")
     args = parser.parse_args(argv)
     stop = threading.Event()
@@ -182,3 +199,56 @@ def main(argv: list[str] | None = None) -> int:
 
 if __name__ == "__main__":
     raise SystemExit(main())
+
+
+class ReleaseMirror:
+    """A loopback HTTP server that serves release tarballs as ``/ansible-micado/<version>.tar.gz``.
+
+    Point :envvar:`MICADO_RELEASE_URL` at :attr:`url_template` and ``create()``
+    downloads its releases from here instead of GitHub.
+
+    Args:
+        releases: version tag (``"v0.12.6"``) -> tarball to serve.
+    """
+
+    def __init__(self, releases: dict[str, Path]) -> None:
+        self.releases = dict(releases)
+        self._server: http.server.ThreadingHTTPServer | None = None
+
+    @property
+    def url_template(self) -> str:
+        """The download URL with ``{version}`` in place of the version tag."""
+        assert self._server is not None, "the mirror is not started"
+        return f"http://127.0.0.1:{self._server.server_address[1]}/ansible-micado/{{version}}.tar.gz"
+
+    def start(self) -> ReleaseMirror:
+        """Serve on a free loopback port; return self."""
+        releases = self.releases
+
+        class Handler(http.server.BaseHTTPRequestHandler):
+            def do_GET(self) -> None:  # noqa: N802 (http.server's naming)
+                name = self.path.removeprefix("/ansible-micado/").removesuffix(".tar.gz")
+                tarball = releases.get(name)
+                if tarball is None or not self.path.startswith("/ansible-micado/"):
+                    self.send_error(404, "no such release")
+                    return
+                body = tarball.read_bytes()
+                self.send_response(200)
+                self.send_header("Content-Type", "application/gzip")
+                self.send_header("Content-Length", str(len(body)))
+                self.end_headers()
+                self.wfile.write(body)
+
+            def log_message(self, *args: object) -> None:
+                pass
+
+        self._server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        threading.Thread(target=self._server.serve_forever, name="release-mirror", daemon=True).start()
+        return self
+
+    def stop(self) -> None:
+        """Stop serving."""
+        if self._server is not None:
+            self._server.shutdown()
+            self._server.server_close()
+            self._server = None

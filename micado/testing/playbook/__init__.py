@@ -1,21 +1,31 @@
 """ansible-micado-shaped playbooks that deploy the TOSCA Submitter emulator on a local VM.
 
-Two source trees mirror the two generations of the real playbooks, so the
-installer's layout detection and working copy are exercised for both:
+Three source trees mirror the three shapes of the real releases, so the installer's
+shape detection, inputs and rewrites are exercised for each:
 
-* ``v0.9/``: ``micado-master.yml``, ``sample-hosts.yml`` (host ``micado-target``),
-  ``sample-credentials-micado.yml`` at the top;
-* ``v0.12/``: ``playbook/inventory/hosts.yml`` (host ``micado``),
-  ``playbook/project/micado.yml``, ``playbook/project/credentials/``.
+* ``v0.9/``: ``micado-master.yml`` at the top, its variables as a list of one-key
+  mappings in play ``vars:`` (host ``micado-target``), old-style ``include:`` of the
+  pre-tasks, the web credentials loaded with ``include_vars`` when the file exists;
+* ``v0.10/``: ``micado.yml`` at the top with ``host_vars/micado.yml``,
+  ``group_vars/all.yaml`` and ``credentials/`` beside it;
+* ``v0.12/``: the same under ``playbook/project/``, with ``playbook/inventory/``.
 
-Both use the shared role ``roles/micado_master/start``, copied in by
-:func:`build_tree`. Run by real ``ansible-playbook`` over SSH against a VM of
-:mod:`micado.testing.vm`, the play reads ``MICADO_VM_ROOT``, ``MICADO_VM_PYTHON`` and
-``MICADO_VM_API_PORT`` from the VM's environment, writes a self-signed certificate
-for the VM's address to ``<root>/var/lib/micado/zorp/config/ssl.pem``, starts
+The constructs of the real releases that matter to the client are reproduced in our
+own words: ``security`` read as *text* through ``lookup("file", ...)`` (its users fall
+back to ``admin``/``admin`` unless the installer hands over the mapping), pre-tasks
+included from ``pre-task/`` with a string tested bare in a ``when`` and template
+delimiters inside ``assert`` expressions, the handlers ``include:``, old-style
+``include:`` in the role, switches tested bare (``when: enable_occopus``), and the
+certificate at the master's path.
+
+The shared ``roles/`` and ``pre-task/`` folders are copied in by :func:`build_tree`.
+Run by real ``ansible-playbook`` over SSH against a VM of :mod:`micado.testing.vm`, the
+play reads ``MICADO_VM_ROOT``, ``MICADO_VM_PYTHON`` and ``MICADO_VM_API_PORT`` from the
+VM's environment, writes a self-signed certificate for the VM's address to
+``<root>/var/lib/micado/zorp/config/ssl.pem``, records the settings it got in
+``<root>/var/lib/micado/settings.json`` (and the Grafana password, 0600), starts
 ``python -m micado.testing.submitter`` detached with the web user and password of
-``credentials-micado.yml``, and waits for its ready file
-``<root>/var/lib/micado/submitter.json``.
+``security``, and waits for its ready file ``<root>/var/lib/micado/submitter.json``.
 
 :func:`build_tarball` packs a tree like a release tarball (top folder
 ``ansible-micado-<version>/``) for the stack, the demo and the tests.
@@ -28,17 +38,22 @@ import tarfile
 import tempfile
 from pathlib import Path
 
-__all__ = ["LAYOUTS", "VERSIONS", "READY_FILE", "CERT_FILE", "build_tree", "build_tarball"]
+__all__ = ["LAYOUTS", "VERSIONS", "READY_FILE", "CERT_FILE", "SETTINGS_FILE", "GRAFANA_PASSWORD_FILE",
+           "build_tree", "build_tarball"]
 
 HERE = Path(__file__).parent
 
-#: Source folder and the folder the shared roles go to, per layout.
+#: Source folder and the folder the shared ``roles/`` and ``pre-task/`` go to, per layout.
 LAYOUTS: dict[str, tuple[str, str]] = {
-    "0.9": ("v0.9", "roles"),
-    "0.12": ("v0.12", "playbook/project/roles"),
+    "0.9": ("v0.9", "."),
+    "0.10": ("v0.10", "."),
+    "0.12": ("v0.12", "playbook/project"),
 }
 #: The release each layout imitates (names the tarball's top folder).
-VERSIONS: dict[str, str] = {"0.9": "0.9.1-rev1", "0.12": "0.12.0"}
+VERSIONS: dict[str, str] = {"0.9": "0.9.1-rev1", "0.10": "0.10.0", "0.12": "0.12.6"}
+#: Where each stand-in release keeps its settings (relative to the tree root).
+SETTINGS_FILE = "var/lib/micado/settings.json"
+GRAFANA_PASSWORD_FILE = "var/lib/micado/grafana.password"
 #: Where the play leaves the emulator's ready file and the certificate, under the VM root.
 READY_FILE = "var/lib/micado/submitter.json"
 CERT_FILE = "var/lib/micado/zorp/config/ssl.pem"
@@ -57,7 +72,7 @@ def build_tree(layout: str, dest: Path, *, fail: bool = False) -> Path:
     """Assemble the playbook folder of one layout at ``dest``.
 
     Args:
-        layout: ``"0.9"`` or ``"0.12"`` (a leading ``v`` is accepted).
+        layout: ``"0.9"``, ``"0.10"`` or ``"0.12"`` (a leading ``v`` is accepted).
         dest: the folder to create; it must not exist.
         fail: make the play fail at its task ``(Emulator) Injected failure``
             (before it touches the VM), to test failure handling.
@@ -69,12 +84,13 @@ def build_tree(layout: str, dest: Path, *, fail: bool = False) -> Path:
         ValueError: the layout is unknown.
         FileExistsError: ``dest`` exists.
     """
-    source, roles = _check_layout(layout)
+    source, project = _check_layout(layout)
     dest = Path(dest)
     shutil.copytree(HERE / source, dest)
-    shutil.copytree(HERE / "roles", dest / roles)
+    shutil.copytree(HERE / "roles", dest / project / "roles")
+    shutil.copytree(HERE / "pre-task", dest / project / "pre-task")
     if fail:
-        defaults = dest / roles / _FAIL_DEFAULTS
+        defaults = dest / project / "roles" / _FAIL_DEFAULTS
         text = defaults.read_text(encoding="utf-8")
         defaults.write_text(text.replace("micado_emulator_fail: false", "micado_emulator_fail: true"))
     return dest
@@ -84,7 +100,7 @@ def build_tarball(layout: str, dest: Path, *, version: str | None = None, fail: 
     """Pack the playbooks of one layout like an ansible-micado release tarball.
 
     Args:
-        layout: ``"0.9"`` or ``"0.12"`` (a leading ``v`` is accepted).
+        layout: ``"0.9"``, ``"0.10"`` or ``"0.12"`` (a leading ``v`` is accepted).
         dest: the ``.tar.gz`` file to write, or an existing folder to write
             ``ansible-micado-<version>.tar.gz`` into.
         version: the version in the top folder's name; default :data:`VERSIONS`.
