@@ -41,6 +41,7 @@ from micado.installer.playbooks import (
     Layout,
     PlaybookSource,
     PlaybookTree,
+    check_tree,
     detect_layout,
     resolve_source,
 )
@@ -350,7 +351,8 @@ def prepare_workdir(
     shutil.copytree(tree.root, copy, symlinks=False)
     (work / ".ansible").mkdir(mode=0o700)
     run_dir = copy / layout.run_dir
-    tree.plan.apply(run_dir)
+    plan = tree.plan if tree.plan.ansible_core is not None else check_tree(tree).plan
+    plan.apply(run_dir)
 
     cloud_copy = run_dir / layout.cloud_credentials
     secret_files = [cloud_copy]
@@ -379,7 +381,7 @@ def prepare_workdir(
     config = work / "ansible.cfg"
     _write_private(config, _ansible_cfg(work, inventory, become))
     logger.info("prepared the MiCADO %s playbooks for master %s in %s (%d rewrites for ansible-core)",
-                layout.name, master_id, work, len(tree.plan.rewrites))
+                layout.name, master_id, work, len(plan.rewrites))
     return WorkDir(
         master_id=master_id,
         path=work,

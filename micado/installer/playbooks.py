@@ -174,7 +174,7 @@ def detect_layout(folder: Path) -> PlaybookTree:
     if folder.is_dir():
         entries = [entry for entry in folder.iterdir() if not entry.name.startswith(".")]
         if len(entries) == 1 and entries[0].is_dir():
-            candidates.append(entries[0])
+            candidates.insert(0, entries[0])  # the release's own top folder is its root
     for candidate in candidates:
         found = _master_playbooks(candidate)
         if found:
@@ -209,7 +209,7 @@ def _master_playbooks(root: Path) -> list[tuple[Path, dict[str, Any]]]:
                     continue
                 if entry.is_dir() and not entry.is_symlink() and entry.name not in _NOT_PLAYBOOK_FOLDERS:
                     next_folders.append(entry)
-                elif entry.suffix in (".yml", ".yaml") and entry.is_file():
+                elif entry.suffix in (".yml", ".yaml") and entry.is_file() and not entry.is_symlink():
                     play = _master_play(entry)
                     if play is not None:
                         found.append((entry, play))
@@ -468,7 +468,10 @@ class PlaybookSource:
         staging = Path(tempfile.mkdtemp(prefix=f".{key}.", dir=cache))
         try:
             archive.safe_extract(tarball, staging)
-            detect_layout(staging)  # refuse to cache something we cannot use
+            try:
+                detect_layout(staging)  # refuse to cache something we cannot use
+            except InstallError as exc:
+                raise InstallError(str(exc).replace(str(staging), f"the tarball {tarball}")) from None
             try:
                 staging.rename(target)
             except OSError:
