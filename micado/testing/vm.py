@@ -130,6 +130,9 @@ class LocalVM:
 # --- helpers for tests and the stack -------------------------------------------------------
 
 
+_VM_PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
+
+
 def random_loopback_address() -> str:
     """A random address in 127.0.0.0/8 other than 127.0.0.1 (fewer clashes between runs)."""
     return f"127.{random.randint(1, 254)}.{random.randint(0, 255)}.{random.randint(1, 254)}"
@@ -415,6 +418,9 @@ class VMPool:
             "MICADO_VM_PYTHON": sys.executable,
             "MICADO_VM_API_PORT": str(self.api_port),
             "HOME": str(vm.home),
+            # A fresh Ubuntu's PATH: the caller's own tools (pyenv shims, virtualenvs) are
+            # not on the "VM", so Ansible discovers the system Python as on a real machine.
+            "PATH": _VM_PATH,
         }
         lines = ["#!/bin/sh", "# Every SSH session of this VM starts here (micado.testing.vm)"]
         lines += [f"export {name}={shlex.quote(value)}" for name, value in exports.items()]

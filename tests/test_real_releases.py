@@ -1,0 +1,165 @@
+"""The published ansible-micado releases, deployed by ``master.create`` with the Ansible we ship.
+
+The releases live in ``../shared/ansible-micado/`` beside the project (reference data,
+not part of the repository); these tests are skipped where that folder is absent.
+
+A real deployment cannot finish here (no systemd, no internet), so the play runs in
+``--check`` mode, through the same ``create()`` as always (same working copy, command
+line and environment; only ``--check`` is added through a test seam), against a VM of
+the local stack. It must get as deep as ansible-core 2.15 gets with the unmodified
+release: to the first task that needs systemd (0.12) or the network (0.9). Those tasks
+were found once by running each release with ansible-core 2.15 the same way.
+
+A release reaches for the network even in check mode (apt keys, downloads), so the runs
+happen inside a network namespace that has only the loopback (``unshare --net``), with a
+default route that stays on it (Ansible takes ``ansible_default_ipv4`` from it), and a
+mount namespace in which ``/etc/os-release`` says Ubuntu (the releases check the OS).
+Where no namespace can be made, the tests are skipped: they never run unisolated.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
+
+import pytest
+
+from micado.installer.playbooks import PlaybookSource
+
+RELEASES_DIR = Path(__file__).resolve().parents[1].parent / "shared" / "ansible-micado"
+
+#: release -> (Ubuntu it supports, the task ansible-core 2.15 stops at in --check mode, its number)
+DEPTH = {
+    "0.12.6": ("22.04", "micado_master/build : Get Service Status", 27),
+    "0.12.0": ("22.04", "micado_master/build : Get Service Status", 26),
+    "0.9.1-rev1": ("20.04", "micado_master/build : (Docker) Adding APT key", 16),
+}
+
+OS_RELEASE = """\
+PRETTY_NAME="Ubuntu {version} LTS"
+NAME="Ubuntu"
+VERSION_ID="{version}"
+VERSION="{version} LTS"
+ID=ubuntu
+ID_LIKE=debian
+"""
+
+# Runs inside the namespace: the local stack, then create() with the release tarball.
+CREATE_IN_CHECK_MODE = textwrap.dedent("""
+    import json, os, sys, tempfile
+    from pathlib import Path
+    from micado import MicadoClient
+    from micado.exceptions import MicadoException
+    from micado.testing.stack import LocalStack
+
+    tarball, user, password, args = sys.argv[1], sys.argv[2], sys.argv[3], sys.argv[4:]
+    with LocalStack(Path(tempfile.mkdtemp(prefix="micado-release-"))) as stack:
+        os.environ.update(stack.environment)
+        client = MicadoClient(launcher="openstack")
+        client.master._ansible_args = tuple(args)  # the test seam: --check and friends
+        tasks = []
+        result = {}
+        try:
+            client.master.create(**stack.create_kwargs, playbook=tarball, micado_user=user,
+                                 micado_password=password, install_timeout=900,
+                                 progress=lambda stage, message: tasks.append(message) if stage == "ansible" else None)
+        except MicadoException as error:
+            result = {"error": type(error).__name__, "message": str(error), "task": getattr(error, "task", None),
+                      "step": getattr(error, "step", None)}
+        logs = sorted((stack.micado_cli_dir / "logs").glob("*.log"))
+        result.update(log=logs[0].read_text() if logs else "", tasks=tasks[2:],  # after "starting", "running"
+                      leftovers=stack.cloud.leftovers(), records=client.master.list(),
+                      work=[str(p) for p in (stack.micado_cli_dir / "work").glob("*")]
+                      if (stack.micado_cli_dir / "work").exists() else [])
+        print(json.dumps(result))
+""")
+
+
+def _releases() -> list[str]:
+    return sorted(DEPTH, reverse=True)
+
+
+def _tarball(release: str) -> Path:
+    path = RELEASES_DIR / f"ansible-micado-{release}.tar.gz"
+    if not path.is_file():
+        pytest.skip(f"{path} is absent: the real ansible-micado releases are reference data kept beside "
+                    "the project (../shared/ansible-micado/), not in a clone of it")
+    return path
+
+
+def _namespace_prefix(os_release: Path) -> list[str]:
+    """The command that runs a program in a loopback-only network namespace that looks like Ubuntu."""
+    if sys.platform != "linux" or os.geteuid() != 0 or shutil.which("unshare") is None or shutil.which("ip") is None:
+        pytest.skip("a loopback-only network namespace needs Linux, root, unshare and ip; "
+                    "the real releases reach for the network, so they never run unisolated")
+    setup = ('ip link set lo up && ip route add default dev lo src 127.0.0.1 && '
+             f'mount --bind {os_release} /etc/os-release && exec "$@"')
+    prefix = ["unshare", "--net", "--mount", "sh", "-c", setup, "micado-netns"]
+    probe = subprocess.run([*prefix, "sh", "-c", "ip -4 route get 203.0.113.1; cat /etc/os-release"],
+                           capture_output=True, text=True, timeout=30)
+    if probe.returncode != 0:
+        pytest.skip(f"no network namespace could be made here: {probe.stderr.strip()[:200]}")
+    assert "dev lo" in probe.stdout and 'NAME="Ubuntu"' in probe.stdout  # isolated, and looks like Ubuntu
+    return prefix
+
+
+def _create_in_check_mode(tmp_path: Path, release: str, user: str, password: str, *args: str) -> dict:
+    tarball = _tarball(release)
+    os_release = tmp_path / "os-release"
+    os_release.write_text(OS_RELEASE.format(version=DEPTH[release][0]))
+    command = [*_namespace_prefix(os_release), sys.executable, "-c", CREATE_IN_CHECK_MODE,
+               str(tarball), user, password, *args]
+    env = {**os.environ, "MICADO_CLI_DIR": str(tmp_path / "unused")}
+    env.pop("MICADO_ANSIBLE_PLAYBOOK", None)  # the Ansible we ship
+    done = subprocess.run(command, capture_output=True, text=True, timeout=900, env=env)
+    assert done.returncode == 0, done.stderr[-3000:]
+    result = json.loads(done.stdout.strip().splitlines()[-1])
+    # Whatever happened, create() left nothing: no server, no address, no record, no working copy.
+    assert result["leftovers"] == {"servers": [], "attached_floating_ips": [], "allocated_floating_ips": []}
+    assert result["records"] == [] and result["work"] == []
+    return result
+
+
+@pytest.mark.parametrize("release", _releases())
+def test_each_release_is_accepted_before_launch_with_its_rewrites(micado_dir_for_releases, release: str) -> None:
+    tree = PlaybookSource(_tarball(release)).resolve()
+    assert tree.layout.name == {"0.12.6": "0.12", "0.12.0": "0.12", "0.9.1-rev1": "0.9"}[release]
+    assert tree.plan.problems == ()
+    assert tree.plan.rewrites  # each release needs some for ansible-core 2.19
+    assert tree.layout.cloud_credentials.endswith("credentials-cloud-api.yml")
+    for name in ("enable_occopus", "enable_terraform", "web_session_timeout", "grafana_admin_pwd"):
+        assert name in tree.layout.settings
+
+
+@pytest.mark.parametrize("release", _releases())
+def test_a_check_run_reaches_the_depth_of_ansible_core_2_15(tmp_path: Path, release: str) -> None:
+    _os, stop_task, number = DEPTH[release]
+    result = _create_in_check_mode(tmp_path, release, "webuser", "Web-Pa55-word!", "--check")
+    assert result["step"] == "ansible", result.get("message")
+    assert result["task"] == stop_task, result["message"]
+    assert result["tasks"][:number][-1] == stop_task and len(result["tasks"]) == number
+    assert "Web-Pa55-word!" not in result["log"]
+
+
+@pytest.mark.parametrize("release", ["0.12.6", "0.12.0"])
+def test_the_web_user_given_to_create_is_the_one_the_release_renders(tmp_path: Path, release: str) -> None:
+    result = _create_in_check_mode(tmp_path, release, "researcher-7", "Chosen-Pa55word", "--check", "--diff",
+                                   "--tags", "start")
+    log = result["log"]
+    rendered = log[log.index("provisioning.csv") - 400: log.index("provisioning.csv")]
+    assert '+"researcher-7","' in rendered and '"********"' in rendered
+    assert '"admin"' not in rendered
+    assert "Chosen-Pa55word" not in log
+
+
+@pytest.fixture
+def micado_dir_for_releases(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    directory = tmp_path / "micado-cli"
+    monkeypatch.setenv("MICADO_CLI_DIR", str(directory))
+    monkeypatch.delenv("MICADO_ANSIBLE_PLAYBOOK", raising=False)
+    return directory
