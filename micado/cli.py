@@ -36,6 +36,7 @@ CREATE_OPTIONS: dict[str, tuple[str, type]] = {
     "micado_user": ("MiCADO web user (default: admin)", str),
     "micado_version": ("ansible-micado release to deploy", str),
     "playbook": ("ansible-micado source: tarball, directory or URL", str),
+    "registry_credentials": ("container-registry credentials file (the release's credentials-registries.yml)", str),
     "ssh_user": ("SSH user on the VM (default: ubuntu)", str),
     "ssh_port": ("SSH port of the VM (default: 22)", int),
     "api_port": ("HTTPS port of the MiCADO API (default: 443)", int),
@@ -56,6 +57,9 @@ def build_parser() -> argparse.ArgumentParser:
     create.add_argument("--launcher", default="openstack", help="cloud interface (default: openstack)")
     for name, (text, kind) in CREATE_OPTIONS.items():
         create.add_argument("--" + name.replace("_", "-"), dest=name, type=kind, help=text)
+    create.add_argument("--set", action="append", default=[], dest="settings", metavar="KEY=VALUE",
+                        help="a setting of the ansible-micado release, e.g. enable_occopus=true "
+                             "(repeatable; values are typed like YAML: true, 600, text)")
     create.add_argument("--kwargs-file", help="JSON file of create() keyword arguments (flags override it)")
     for name in ("attach", "destroy"):
         command = master_commands.add_parser(name, help=f"{name} a stored master")
@@ -104,6 +108,26 @@ def parse_params(pairs: Sequence[str]) -> dict[str, Any] | None:
         except ValueError:
             params[key] = value
     return params
+
+
+def parse_settings(pairs: Sequence[str]) -> dict[str, Any]:
+    """``["enable_occopus=true", ...]`` to a mapping, each value typed as a YAML scalar.
+
+    The releases test their switches bare (``when: enable_occopus``), which ansible-core
+    2.19 refuses for a string: ``true`` must arrive as a boolean, ``600`` as a number.
+    """
+    from micado.config._yaml import YamlSyntaxError, safe_load
+
+    settings: dict[str, Any] = {}
+    for pair in pairs:
+        key, sep, value = pair.partition("=")
+        if not sep or not key.strip():
+            raise errors.InvalidArgument(f"--set {pair!r} is not KEY=VALUE")
+        try:
+            settings[key.strip()] = safe_load(value) if value.strip() else ""
+        except (YamlSyntaxError, RecursionError, ValueError) as exc:
+            raise errors.InvalidArgument(f"--set {key}: the value is not YAML ({exc})") from None
+    return settings
 
 
 def api_client(args: argparse.Namespace) -> MicadoClient:
@@ -161,6 +185,8 @@ def master_command(args: argparse.Namespace, out: Callable[[Any, str], None]) ->
             with open(args.kwargs_file, encoding="utf-8") as handle:
                 kwargs.update(json.load(handle))
         kwargs.update({name: getattr(args, name) for name in CREATE_OPTIONS if getattr(args, name) is not None})
+        if args.settings:
+            kwargs["settings"] = {**(kwargs.get("settings") or {}), **parse_settings(args.settings)}
         if os.environ.get("MICADO_PASSWORD"):
             kwargs["micado_password"] = os.environ["MICADO_PASSWORD"]
         progress = ProgressLine(sys.stderr)

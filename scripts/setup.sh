@@ -13,8 +13,8 @@ command -v ip >/dev/null || missing="$missing iproute2"
 command -v unshare >/dev/null || missing="$missing util-linux"
 if [ -n "$missing" ] && [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null; then
     echo "setup: installing$missing"
-    apt-get update -qq
-    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $missing >/dev/null
+    apt-get -o DPkg::Lock::Timeout=600 update -qq
+    DEBIAN_FRONTEND=noninteractive apt-get -o DPkg::Lock::Timeout=600 install -y -qq $missing >/dev/null
 fi
 PYTHON="${PYTHON:-python3}"
 if [ ! -x .venv/bin/python ]; then

@@ -26,10 +26,15 @@ def test_master_and_app_commands_on_the_local_stack(micado_stack, tmp_path):
     kwargs_file = tmp_path / "kwargs.json"
     kwargs_file.write_text(json.dumps(micado_stack.create_kwargs))
 
-    created = micado("--json", "master", "create", "--kwargs-file", str(kwargs_file))
+    created = micado("--json", "master", "create", "--kwargs-file", str(kwargs_file),
+                     "--set", "enable_occopus=true", "--set", "web_session_timeout=900")
     assert created.returncode == 0, created.stderr
     master = json.loads(created.stdout)
     master_id = master["id"]
+    from micado.testing.playbook import SETTINGS_FILE
+
+    settings = json.loads((micado_stack.vms.vms()[0].root / SETTINGS_FILE).read_text())
+    assert (settings["enable_occopus"], settings["web_session_timeout"]) == (True, 900)  # typed, not text
     assert master["endpoint"].startswith("https://") and "micado_password" not in created.stdout
     # not a terminal: plain progress lines with elapsed time, stage and the Ansible tasks
     assert "ansible: micado_master/start : (MiCADO) Start the TOSCA Submitter" in created.stderr
@@ -94,6 +99,8 @@ def closed_port() -> int:
         (("app", "--endpoint", "https://h/x/", "--insecure", "get", "a b"), 2, "InvalidArgument"),
         (("app", "create", "--file", "a.yaml", "--url", "http://h/a.yaml"), 2, "not allowed with"),
         (("master", "nothing"), 2, "invalid choice"),
+        (("master", "create", "--set", "enable_occopus"), 2, "is not KEY=VALUE"),
+        (("master", "create", "--set", "x=[1"), 2, "the value is not YAML"),
     ],
 )
 def test_exit_codes_and_messages_without_tracebacks(args, code, text, tmp_path):
