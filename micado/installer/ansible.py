@@ -5,11 +5,13 @@ Three steps, used in this order by the master model (or all at once by :func:`in
 1. :func:`resolve_source` (:mod:`micado.installer.playbooks`) finds the playbooks:
    a release by version, or a local tarball, folder or URL; cached and unpacked safely.
 2. :func:`prepare_workdir` makes the per-master working copy
-   (:func:`micado.config.paths.work_dir`, mode 0700): the playbooks, an inventory
+   (:func:`micado.config.paths.work_dir`, mode 0700): the playbooks with the rewrites
+   the installed ansible-core needs (:mod:`micado.installer.compat`), an inventory
    that reaches the master over SSH with strict host key checking against the
-   client's own known_hosts (:func:`micado.installer.ssh.ssh_options`), the MiCADO
-   web credentials and the cloud credentials (both mode 0600), and an
-   ``ansible.cfg`` of our own.
+   client's own known_hosts (:func:`micado.installer.ssh.ssh_options`), the cloud
+   credentials where the release reads them, an extra-vars file with the web login
+   (the release's ``security`` mapping) and the settings (secret files mode 0600,
+   removed when the play ends), and an ``ansible.cfg`` of our own.
 3. :func:`run_playbook` (:mod:`micado.installer.runner`) runs ``ansible-playbook``
    from the library's own environment, streams its output to the master's log file,
    reports task names to the progress callback, and turns a failure or a timeout
@@ -132,11 +134,9 @@ _JINJA_MARKERS = ("{{", "{%", "{#")
 def check_web_credentials(micado_user: str, micado_password: str) -> None:
     """Check the MiCADO web user and password can be handed to the playbooks as they are.
 
-    They are written as plain YAML strings: MiCADO 0.9 loads the file with
-    ``include_vars`` (Ansible then evaluates ``{{ ... }}`` in the values) and MiCADO 0.12
-    reads it as text (``lookup('file')``), so Ansible's ``!unsafe`` tag, which its
-    ``from_yaml`` and PyYAML's safe loader reject, cannot protect them. Jinja
-    delimiters are therefore refused, before anything is made.
+    They reach the release as plain strings inside its ``security`` variable, and
+    Ansible evaluates ``{{ ... }}`` in variable values, so Jinja delimiters are
+    refused, before anything is made.
 
     Args:
         micado_user: the web user.
