@@ -16,6 +16,7 @@ import logging
 import os
 import queue
 import re
+import secrets
 import shutil
 import signal
 import subprocess
@@ -27,6 +28,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Sequence, TextIO
 
+from micado._processes import descendants, marked_processes, terminate
 from micado.config import paths
 from micado.exceptions import InstallError, MicadoTimeout
 from micado.installer.compat import ansible_playbook_override
@@ -41,6 +43,8 @@ logger = logging.getLogger(__name__)
 
 STAGE = "ansible"
 MASK = "********"
+#: Environment variable set in every process of a run (``<master id>/<random>``), to find them all.
+RUN_MARKER = "MICADO_ANSIBLE_RUN"
 
 # Variables passed through from the caller's environment; everything else is dropped.
 _KEPT_ENV = ("PATH", "HOME", "USER", "LOGNAME", "LANG", "LC_ALL", "LC_CTYPE", "TMPDIR", "TZ", "VIRTUAL_ENV")
@@ -75,8 +79,9 @@ def ansible_playbook_command() -> list[str]:
     return [sys.executable, "-m", "ansible.cli.playbook"]
 
 
-def _environment(work: WorkDir, control_dir: Path) -> dict[str, str]:
+def _environment(work: WorkDir, control_dir: Path, marker: str) -> dict[str, str]:
     env = {name: os.environ[name] for name in _KEPT_ENV if name in os.environ}
+    env[RUN_MARKER] = marker  # inherited by every process of the run: how they are all found
     if "UTF-8" not in (env.get("LC_ALL") or env.get("LC_CTYPE") or env.get("LANG") or "").upper():
         env["LC_ALL"] = "C.UTF-8"  # ansible-core refuses to start without a UTF-8 locale
     env.update(
@@ -145,18 +150,39 @@ def _pump(stream: TextIO, log: TextIO, secrets: Sequence[str], events: queue.Que
         events.put(None)
 
 
-def _kill_group(process: subprocess.Popen[str], grace: float = 5.0) -> None:
-    """Stop the child and everything it started: SIGTERM to the group, SIGKILL after ``grace``."""
-    for sig in (signal.SIGTERM, signal.SIGKILL):
-        try:
-            os.killpg(process.pid, sig)
-        except ProcessLookupError:
-            return
-        try:
-            wait_until(process.poll, what="ansible-playbook to exit", timeout=grace, interval=0.05, max_interval=0.2)
-            return
-        except MicadoTimeout:
-            continue
+def _stop_tree(process: subprocess.Popen[str], marker: str, grace: float = 5.0) -> None:
+    """Stop ``ansible-playbook`` and every process it started, wherever they went.
+
+    SIGTERM to its process group first (the lead and most children), then every
+    process that still carries the run's marker variable or descends from the lead:
+    Ansible's workers call ``setsid()`` and leave the group, and one blocked on a pipe
+    would otherwise live on holding an SSH session to the master.
+    """
+    try:
+        os.killpg(process.pid, signal.SIGTERM)
+    except (ProcessLookupError, PermissionError):
+        pass
+    try:
+        wait_until(process.poll, what="ansible-playbook to exit", timeout=grace, interval=0.05, max_interval=0.2)
+    except MicadoTimeout:
+        pass
+    _stop_marked(process, marker, grace)
+
+
+def _stop_marked(process: subprocess.Popen[str], marker: str, grace: float = 5.0) -> None:
+    """SIGTERM, then SIGKILL, whatever of the run is still alive (nothing, after a clean run)."""
+
+    def remaining() -> set[int]:
+        found = marked_processes({RUN_MARKER: marker})
+        if process.poll() is None:
+            found |= {process.pid} | descendants(process.pid)
+        return found
+
+    try:
+        terminate(remaining, f"ansible-playbook run {marker}", grace=grace, stage=STAGE)
+    except MicadoTimeout as exc:  # SIGKILL cannot be ignored: only an unkillable (D state) process
+        logger.error("processes of %s outlived SIGKILL: %s", marker, exc)
+    process.poll()
 
 
 def _control_dir() -> Path:
@@ -228,7 +254,8 @@ def run_playbook(
     command = [*ansible_playbook_command(), "-i", str(work.inventory), "-e", f"@{work.extra_vars}",
                work.playbook, *extra_args]
     control_dir = _control_dir()
-    env = _environment(work, control_dir)
+    marker = f"{work.master_id}/{secrets.token_hex(6)}"
+    env = _environment(work, control_dir, marker)
     state = _Progress()
     events: queue.Queue[str | None] = queue.Queue()
     log_file.unlink(missing_ok=True)
@@ -289,7 +316,7 @@ def run_playbook(
                 report_every=60.0,
             )
         except MicadoTimeout as exc:
-            _kill_group(process)
+            _stop_tree(process, marker)
             pump.join(timeout=10)
             drain(announce=False)
             raise MicadoTimeout(
@@ -300,11 +327,12 @@ def run_playbook(
                 timeout=timeout,
             ) from exc
         except BaseException:
-            _kill_group(process)  # e.g. the progress callback raised, or Ctrl-C
+            _stop_tree(process, marker)  # e.g. the progress callback raised, or Ctrl-C
             raise
         finally:
             pump.join(timeout=10)
             _close_connections(control_dir)
+            _stop_marked(process, marker)  # e.g. an ssh master that did not close
             remove_secret_files(work)
         drain()  # the last lines, read after the process ended
     elapsed = time.monotonic() - started

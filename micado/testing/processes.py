@@ -1,4 +1,6 @@
-"""Finding and stopping processes through ``/proc`` (Linux), for the local VMs.
+"""Stopping the local VMs' processes, and a watchdog for when their owner dies (Linux).
+
+Finding and stopping processes is :mod:`micado._processes` (re-exported here).
 
 A VM's processes are its sshd's connection processes (found as descendants of the
 listener while it runs) and everything started over SSH, daemons included (found by
@@ -23,7 +25,7 @@ import sys
 from pathlib import Path
 from typing import Callable, Mapping, Sequence
 
-from micado.exceptions import MicadoTimeout
+from micado._processes import KILL_GRACE, alive, descendants, marked_processes, terminate
 from micado.progress import wait_until
 
 __all__ = [
@@ -32,103 +34,6 @@ __all__ = [
 ]
 
 logger = logging.getLogger(__name__)
-
-#: Seconds processes get between SIGTERM and SIGKILL.
-KILL_GRACE = 3.0
-
-
-def _proc_stat(pid: int) -> tuple[str, int] | None:
-    """``(state, parent pid)`` of a process, ``None`` if it is gone."""
-    try:
-        text = Path(f"/proc/{pid}/stat").read_text()
-    except OSError:
-        return None
-    fields = text[text.rfind(")") + 2 :].split()  # the command name may contain blanks
-    return fields[0], int(fields[1])
-
-
-def alive(pid: int) -> bool:
-    """Whether ``pid`` runs (a zombie does not)."""
-    stat = _proc_stat(pid)
-    return stat is not None and stat[0] not in ("Z", "X")
-
-
-def _all_pids() -> list[int]:
-    return [int(name) for name in os.listdir("/proc") if name.isdigit()]
-
-
-def descendants(root_pid: int) -> set[int]:
-    """Children, grandchildren... of ``root_pid`` right now."""
-    children: dict[int, list[int]] = {}
-    for pid in _all_pids():
-        stat = _proc_stat(pid)
-        if stat is not None:
-            children.setdefault(stat[1], []).append(pid)
-    found: set[int] = set()
-    todo = [root_pid]
-    while todo:
-        for child in children.get(todo.pop(), []):
-            if child not in found:
-                found.add(child)
-                todo.append(child)
-    return found
-
-
-def marked_processes(markers: Mapping[str, str]) -> set[int]:
-    """Processes whose environment has every ``NAME=value`` of ``markers``.
-
-    Args:
-        markers: environment variables and their values.
-
-    Returns:
-        The process ids (processes of other users cannot be read and are left out).
-    """
-    wanted = {f"{name}={value}".encode() for name, value in markers.items()}
-    found = set()
-    for pid in _all_pids():
-        try:
-            environ = Path(f"/proc/{pid}/environ").read_bytes()
-        except OSError:  # gone, or another user's process (not ours to stop anyway)
-            continue
-        if wanted <= set(environ.split(b"\0")):
-            found.add(pid)
-    return found
-
-
-def terminate(find: Callable[[], set[int]], what: str, *, grace: float = KILL_GRACE) -> None:
-    """SIGTERM the processes ``find`` returns, then SIGKILL those still there after ``grace`` s.
-
-    ``find`` is called again for each round and while waiting, so children forked in
-    the meantime (a daemon restarting its worker) are caught as well.
-    """
-
-    def living() -> set[int]:
-        return {pid for pid in find() if pid != os.getpid() and alive(pid)}
-
-    for sig in (signal.SIGTERM, signal.SIGKILL):
-        targets = living()
-        if not targets:
-            return
-        for pid in targets:
-            try:
-                os.kill(pid, sig)
-            except ProcessLookupError:
-                pass
-            except PermissionError:
-                logger.warning("not allowed to stop process %d of %s", pid, what)
-        try:
-            wait_until(
-                lambda: True if not living() else None,
-                what=f"the processes of {what} to exit",
-                timeout=grace,
-                stage="vm",
-            )
-            return
-        except MicadoTimeout:
-            if sig == signal.SIGKILL:
-                raise
-            logger.info("processes of %s ignored SIGTERM, killing them", what)
-
 
 # --- the watchdog: nothing outlives a program that dies ------------------------------------
 
