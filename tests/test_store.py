@@ -162,8 +162,6 @@ def test_password_is_hidden_in_repr(micado_dir: Path) -> None:
 
 
 def test_password_absent_from_every_file_and_modes(micado_dir: Path) -> None:
-    micado_dir.mkdir(mode=0o755)  # a loose pre-existing dir is tightened
-    os.chmod(micado_dir, 0o755)
     store = MasterStore()
     store.add(record("m-1"))
     for file in micado_dir.iterdir():
