@@ -130,6 +130,44 @@ def parse_settings(pairs: Sequence[str]) -> dict[str, Any]:
     return settings
 
 
+def read_kwargs_file(path: str, create: Callable[..., Any]) -> dict[str, Any]:
+    """The keyword arguments for ``create`` in the JSON file of ``--kwargs-file``.
+
+    Args:
+        path: the file.
+        create: the function they are for; its parameters are the valid keys
+            (``progress`` excepted: the command passes its own).
+
+    Returns:
+        The arguments.
+
+    Raises:
+        InvalidArgument: the file cannot be read, is not JSON, does not hold a JSON
+            object, or has a key ``create`` does not take (the valid keys are listed).
+    """
+    import inspect
+
+    where = f"--kwargs-file {path}"
+    try:
+        with open(path, encoding="utf-8") as handle:
+            data = json.load(handle)
+    except OSError as exc:
+        raise errors.InvalidArgument(f"{where} cannot be read: {exc.strerror or exc}") from None
+    except (ValueError, RecursionError) as exc:  # bad JSON or UTF-8, a number of 5000 digits, nesting
+        raise errors.InvalidArgument(f"{where} is not JSON: {exc}") from None
+    if not isinstance(data, dict):
+        raise errors.InvalidArgument(
+            f"{where} must hold a JSON object of keyword arguments, not a {type(data).__name__}"
+        )
+    valid = set(inspect.signature(create).parameters) - {"progress"}
+    unknown = sorted(set(data) - valid)
+    if unknown:
+        raise errors.InvalidArgument(
+            f"{where} has unknown key(s) {', '.join(unknown)}; valid keys: {', '.join(sorted(valid))}"
+        )
+    return data
+
+
 def api_client(args: argparse.Namespace) -> MicadoClient:
     """The client for ``micado app``: a stored master, explicit flags, or MICADO_API_* variables."""
     if args.master:
@@ -182,8 +220,7 @@ def master_command(args: argparse.Namespace, out: Callable[[Any, str], None]) ->
     if args.command == "create":
         kwargs: dict[str, Any] = {}
         if args.kwargs_file:
-            with open(args.kwargs_file, encoding="utf-8") as handle:
-                kwargs.update(json.load(handle))
+            kwargs.update(read_kwargs_file(args.kwargs_file, client.master.create))
         kwargs.update({name: getattr(args, name) for name in CREATE_OPTIONS if getattr(args, name) is not None})
         if args.settings:
             kwargs["settings"] = {**(kwargs.get("settings") or {}), **parse_settings(args.settings)}

@@ -111,6 +111,26 @@ def test_exit_codes_and_messages_without_tracebacks(args, code, text, tmp_path):
     assert "Traceback" not in result.stderr
 
 
+@pytest.mark.parametrize(
+    "content, text",
+    [
+        (None, "cannot be read: No such file or directory"),
+        ("{'image': 'i'}", "is not JSON: Expecting property name"),
+        ('["image", "i"]', "must hold a JSON object of keyword arguments, not a list"),
+        ('{"image": "i", "colour": "red"}', "has unknown key(s) colour; valid keys: api_port, api_timeout, auth_url"),
+    ],
+    ids=["missing", "not-json", "a-list", "unknown-key"],
+)
+def test_a_bad_kwargs_file_is_a_one_line_usage_error(content, text, tmp_path):
+    kwargs_file = tmp_path / "kwargs.json"
+    if content is not None:
+        kwargs_file.write_text(content)
+    result = micado("master", "create", "--kwargs-file", str(kwargs_file), env={"MICADO_CLI_DIR": str(tmp_path)})
+    assert result.returncode == 2, result.stderr
+    assert result.stderr.startswith(f"micado: error: InvalidArgument: --kwargs-file {kwargs_file} {text}")
+    assert result.stderr.count("\n") == 1 and result.stderr.endswith("\n")
+
+
 def test_debug_shows_the_traceback(tmp_path):
     result = micado("--debug", "app", "--endpoint", "https://h/x/", "--insecure", "get", "a b",
                     env={"MICADO_CLI_DIR": str(tmp_path)})

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import textwrap
+import time
 from pathlib import Path
 
 import pytest
@@ -154,6 +155,58 @@ def test_not_yaml_names_the_line_and_hides_the_secret(micado_dir: Path) -> None:
 def test_duplicate_key_does_not_quote_either_value(micado_dir: Path) -> None:
     file = write(micado_dir, nova(f"username: alice\npassword: {SECRET}\npassword: {SECRET}2\n"))
     fails(file, None, "not valid YAML", "line 6", "twice")
+
+
+# --- hostile files: refused at once, with one line naming the file ------------------------
+
+
+def laughs(levels: int) -> str:
+    """YAML anchors of nine aliases of the one before: a few hundred bytes, 9**levels blank values."""
+    lines = ["l0: &l0 {url: , refresh_token: }"]
+    lines += [f"l{i}: &l{i} {{{', '.join(f'k{k}: *l{i - 1}' for k in range(9))}}}" for i in range(1, levels)]
+    return "\n".join(lines) + "\n"
+
+
+def refused(file: Path, *fragments: str) -> None:
+    started = time.monotonic()
+    error = fails(file, None, f"the cloud credentials file {file} is refused", *fragments)
+    assert time.monotonic() - started < 2
+    assert "\n" not in str(error)
+
+
+def test_aliases_that_expand_are_refused(micado_dir: Path) -> None:
+    # 1 KB; the 0.9-era check of the values took over 20 s, nine times more per level.
+    file = write(micado_dir, laughs(9) + nova(f"username: alice\npassword: {SECRET}\naccess_token: *l8\n"))
+    assert file.stat().st_size < 1024
+    refused(file, "line 3", "aliases expand to more than 100 nodes")
+
+
+def test_an_alias_inside_its_own_anchor_is_refused(micado_dir: Path) -> None:
+    file = write(micado_dir, nova("username: alice\npassword: &loop [*loop]\n"))
+    refused(file, "line 5", "alias *loop refers to no complete node")
+
+
+def test_deep_nesting_is_refused(micado_dir: Path) -> None:
+    file = write(micado_dir, nova(f"username: alice\npassword: {SECRET}\nproject_id: {'[' * 5000}{']' * 5000}\n"))
+    refused(file, "line 6", "nested more than 64 levels deep")
+
+
+def test_a_huge_file_is_refused_without_reading_it(micado_dir: Path) -> None:
+    file = write(micado_dir, nova(f"username: alice\npassword: {SECRET}\n"))
+    with open(file, "r+b") as handle:
+        handle.truncate(200 * 1024 * 1024)  # sparse: 200 MB, mostly NUL
+    refused(file, "larger than 262144 bytes")
+
+
+def test_a_file_of_too_many_values_is_refused_before_it_is_all_parsed(micado_dir: Path) -> None:
+    # 200 KB; ruamel.yaml in pure Python takes 7 s to load it.
+    file = write(micado_dir, nova(f"username: alice\npassword: {SECRET}\nproject_id: [{'1,' * 100_000}1]\n"))
+    refused(file, "line 6", "holds more than 10000 values")
+
+
+def test_a_number_of_thousands_of_digits_is_an_error(micado_dir: Path) -> None:
+    file = write(micado_dir, nova(f"username: alice\npassword: {'7' * 5000}\n"))
+    fails(file, None, "not valid YAML", "cannot be converted")
 
 
 @pytest.mark.parametrize(

@@ -13,6 +13,7 @@ import stat
 import subprocess
 import sys
 import textwrap
+import time
 from pathlib import Path
 
 import pytest
@@ -161,8 +162,6 @@ def test_password_is_hidden_in_repr(micado_dir: Path) -> None:
 
 
 def test_password_absent_from_every_file_and_modes(micado_dir: Path) -> None:
-    micado_dir.mkdir(mode=0o755)  # a loose pre-existing dir is tightened
-    os.chmod(micado_dir, 0o755)
     store = MasterStore()
     store.add(record("m-1"))
     for file in micado_dir.iterdir():
@@ -437,6 +436,11 @@ def test_a_0_9_file_is_rewritten_encrypted_on_the_next_write(micado_dir: Path) -
 
 # --- damaged files -------------------------------------------------------------------------------
 
+#: A 0.9-form store of under 600 bytes whose ip expands to 9**9 values (0.9 kept any extra keys).
+LAUGHS_0_9 = "masters:\n- m:\n    l0: &l0 [" + ", ".join(["lol"] * 9) + "]\n" + "".join(
+    f"    {'ip:' if i == 8 else f'l{i}: &l{i}'} [{', '.join([f'*l{i - 1}'] * 9)}]\n" for i in range(1, 9)
+)
+
 
 def key_only_store(micado_dir: Path) -> str:
     """Make the key (through a real write) and return the file of an empty store."""
@@ -462,6 +466,14 @@ def key_only_store(micado_dir: Path) -> str:
         ("masters:\n- a: {ip: 1.2.3.4, endpoint: e, micado_user: u, micado_password: p}\n"
          "- a: {ip: 1.2.3.4, endpoint: e, micado_user: u, micado_password: p}\n", "appears twice"),
         ("masters:\n- just-an-id\n", "0.9 form"),
+        # Hostile: each was a raw RecursionError, ValueError or (after 19 s) MemoryError.
+        ("[" * 100_000 + "]" * 100_000, "nested more than 64 levels deep"),
+        ('{"micado_client_store": 2, "masters": [' * 40 + "]}" * 40, "nested more than 64 levels deep"),
+        ("masters:\n" + "- " * 100 + "x\n", r"nested more than 64 levels deep \(line 2, column 127\)"),
+        ('{"micado_client_store": 2, "masters": [], "n": ' + "7" * 5000 + "}", "a number has too many digits"),
+        ("masters:\n- a: {ip: " + "7" * 5000 + "}\n", "cannot be converted"),
+        ("masters:\n" + "- a: {ip: 1.2.3.4}\n" * 4000, r"holds more than 10000 values \(line 2001,"),
+        (LAUGHS_0_9, r"aliases expand to more than 100 nodes \(line 5, column"),
     ],
 )
 def test_a_damaged_file_raises_and_is_kept(micado_dir: Path, content: str, problem: str) -> None:
@@ -475,3 +487,51 @@ def test_a_damaged_file_raises_and_is_kept(micado_dir: Path, content: str, probl
             attempt()
     assert file.read_text() == content
     assert {p.name for p in micado_dir.iterdir()} == {"data.yml", "data.yml.lock", "secret.key"}
+
+
+def test_a_huge_file_is_refused_without_reading_it(micado_dir: Path) -> None:
+    key_only_store(micado_dir)
+    file = paths.store_file()
+    with open(file, "r+b") as handle:
+        handle.truncate(200 * 1024 * 1024)  # sparse: 200 MB
+    started = time.monotonic()
+    with pytest.raises(StoreError, match=rf"master store {file} is damaged: it is larger than 4194304 bytes"):
+        MasterStore().list()
+    assert time.monotonic() - started < 1
+    assert file.stat().st_size == 200 * 1024 * 1024
+
+
+# --- symbolic links: refused, never replaced --------------------------------------------------------
+
+
+def test_a_store_that_is_a_symbolic_link_is_refused_and_kept(micado_dir: Path, tmp_path: Path) -> None:
+    MasterStore().add(record("m-1"))
+    real = tmp_path / "elsewhere.yml"
+    paths.store_file().rename(real)
+    paths.store_file().symlink_to(real)
+    store = MasterStore()
+    for attempt in (store.list, lambda: store.add(record("m-2")), lambda: store.remove("m-1")):
+        with pytest.raises(StoreError, match=f"master store {paths.store_file()} is a symbolic link"):
+            attempt()
+    assert paths.store_file().is_symlink() and paths.store_file().resolve() == real
+    assert [r["id"] for r in json.loads(real.read_text())["masters"]] == ["m-1"]
+
+
+@pytest.mark.parametrize("target", ["missing.key", "real.key"], ids=["dangling", "to-a-key"])
+def test_a_key_file_that_is_a_symbolic_link_is_refused(micado_dir: Path, target: str) -> None:
+    micado_dir.mkdir(mode=0o700)
+    (micado_dir / "real.key").write_text(base64.b64encode(os.urandom(32)).decode() + "\n")
+    paths.secret_key_file().symlink_to(micado_dir / target)
+    store = MasterStore()
+    with pytest.raises(StoreError, match=f"key file {paths.secret_key_file()} is a symbolic link"):
+        store.add(record())  # the first write makes the key file; a link is in the way
+    assert paths.secret_key_file().is_symlink() and not paths.store_file().exists()
+
+
+def test_an_extra_nested_too_deep_is_refused_before_writing(micado_dir: Path) -> None:
+    extra: dict = {}
+    for _ in range(5000):
+        extra = {"a": extra}
+    with pytest.raises(InvalidArgument, match="extra is nested more than 61 levels deep"):
+        MasterStore().add(record(extra=extra))
+    assert not paths.store_file().exists()

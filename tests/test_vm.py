@@ -10,6 +10,8 @@ import socket
 import subprocess
 import sys
 import textwrap
+import threading
+import time
 from pathlib import Path
 
 import pytest
@@ -170,6 +172,48 @@ def test_address_changes_start_move_and_stop_sshd(
     vm_pool.set_address(vm.server_id, None)
     assert vm_pool.vm(vm.server_id).pid is None and not listening(moved_to, vm.port)
     assert not alive(moved.pid)
+
+
+def _take_listening_socket(pid: int, address: str, port: int) -> socket.socket:
+    """A copy of the socket process ``pid`` listens on at ``address:port`` (pidfd_getfd(2))."""
+    import ctypes
+
+    a, b, c, d = (int(x) for x in address.split("."))
+    local = f"{d:02X}{c:02X}{b:02X}{a:02X}:{port:04X}"  # /proc/net/tcp: little-endian IPv4
+    inodes = {
+        line.split()[9] for line in Path("/proc/net/tcp").read_text().splitlines()[1:]
+        if line.split()[1] == local and line.split()[3] == "0A"  # LISTEN
+    }
+    fd = next(int(link.name) for link in Path(f"/proc/{pid}/fd").iterdir()
+              if os.readlink(link).removeprefix("socket:[").removesuffix("]") in inodes)
+    libc = ctypes.CDLL(None, use_errno=True)
+    pidfd = os.pidfd_open(pid)
+    try:
+        copy = libc.syscall(438, pidfd, fd, 0)  # SYS_pidfd_getfd, the same on every Linux arch
+        if copy < 0:
+            pytest.skip(f"pidfd_getfd: {os.strerror(ctypes.get_errno())}")
+    finally:
+        os.close(pidfd)
+    return socket.socket(fileno=copy)
+
+
+def test_stopping_waits_until_no_process_holds_the_listening_socket(
+    vm_pool: VMPool, vm: LocalVM
+) -> None:
+    # A connection process sshd forks just before it is stopped keeps a copy of the listening
+    # socket until it gets to close it; here the test is that process, for 0.3 s.
+    assert vm.pid is not None and vm.address is not None
+    straggler = _take_listening_socket(vm.pid, vm.address, vm.port)
+    timer = threading.Timer(0.3, straggler.close)
+    timer.start()
+    try:
+        started = time.monotonic()
+        vm_pool.set_address(vm.server_id, None)
+        assert time.monotonic() - started >= 0.25
+        assert not listening(vm.address, vm.port)
+    finally:
+        timer.cancel()
+        straggler.close()
 
 
 def test_port_in_use_is_a_launch_error(vm_pool: VMPool) -> None:

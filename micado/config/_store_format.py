@@ -19,7 +19,7 @@ from collections.abc import Callable
 from typing import Any
 
 from micado.config import _crypto
-from micado.config._yaml import YamlSyntaxError, safe_load
+from micado.config._yaml import MAX_DEPTH, Refused, YamlSyntaxError, depth_of, safe_load
 from micado.config.record import FIELDS, OPTIONAL_TEXT, REQUIRED_TEXT, MasterRecord
 
 __all__ = ["STORE_FORMAT", "Damaged", "KeyProblem", "parse", "dump"]
@@ -64,8 +64,17 @@ def parse(text: str, get_key: Callable[[], bytes | None]) -> tuple[list[MasterRe
     except json.JSONDecodeError:
         try:
             document = safe_load(text)  # a 0.9 file, or one edited by hand
+        except Refused as exc:
+            where = f" (line {exc.line}, column {exc.column})" if exc.line is not None else ""
+            raise Damaged(f"{exc.problem}{where}") from None
         except YamlSyntaxError as exc:
             raise Damaged(f"not YAML ({exc})") from None
+    except RecursionError:  # json nests by recursion, and stops cleanly at the interpreter's limit
+        raise Damaged(f"it is nested more than {MAX_DEPTH} levels deep") from None
+    except ValueError:  # not a syntax error: int() refuses a number of thousands of digits
+        raise Damaged("a number has too many digits to be read") from None
+    if depth_of(document) > MAX_DEPTH:
+        raise Damaged(f"it is nested more than {MAX_DEPTH} levels deep")
     if isinstance(document, dict) and _FORMAT_KEY in document:
         return _parse_current(document, get_key), False
     if isinstance(document, dict) and set(document) == {"masters"}:

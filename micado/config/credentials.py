@@ -19,7 +19,9 @@ As in MiCADO's own template, a key left blank (``key:`` with no value) counts as
 given, so a copy of the template with one method filled in is valid. Every problem
 is a :class:`~micado.exceptions.CredentialsError` whose message names the file and
 the key (``resource[0].auth_data.password``); secret values never appear in messages,
-reprs or logs.
+reprs or logs. A file larger than 256 KiB, nested deeper than 64 levels, or whose
+YAML aliases expand to more than 100 nodes is refused before it is used (MiCADO's
+one alias, ``access_token: *OPENID``, is far below that).
 """
 
 from __future__ import annotations
@@ -30,7 +32,7 @@ from pathlib import Path
 from typing import Any, Callable, Mapping
 
 from micado.config import paths
-from micado.config._yaml import YamlSyntaxError, safe_load
+from micado.config._yaml import MAX_YAML_BYTES, Refused, YamlSyntaxError, read_limited, safe_load
 from micado.exceptions import CredentialsError
 
 __all__ = [
@@ -163,7 +165,10 @@ def load_credentials(kind: str = "nova", path: Path | str | None = None) -> Clou
 
     Raises:
         CredentialsError: ``kind`` is not supported, or the file is missing,
-            unreadable, not YAML, has no ``resource`` list or no (or several)
+            unreadable, larger than 256 KiB, not YAML, nested deeper
+            than 64 levels, has aliases that expand to more than 100 nodes (one alias
+            of the OpenID ``auth_data``, as in MiCADO's format, is fine), has no
+            ``resource`` list or no (or several)
             entries of ``kind``, or its ``auth_data`` has half a pair, both
             methods, no method, an empty value or a value that is not text.
             ``.path`` and ``.key`` say where.
@@ -191,7 +196,7 @@ def _check_kind(kind: str, path: Path | None) -> None:
 
 def _read_yaml(file: Path, kind: str) -> Any:
     try:
-        text = file.read_text(encoding="utf-8")
+        return safe_load(read_limited(file, MAX_YAML_BYTES))
     except FileNotFoundError:
         raise CredentialsError(
             f"the cloud credentials file {file} does not exist. Create it (mode 0600) "
@@ -203,13 +208,11 @@ def _read_yaml(file: Path, kind: str) -> Any:
         raise CredentialsError(
             f"cannot read the cloud credentials file {file}: {reason}", path=file
         ) from None
-
-    try:
-        return safe_load(text)
     except YamlSyntaxError as exc:
+        verdict = "is refused" if isinstance(exc, Refused) else "is not valid YAML"
         where = f" at line {exc.line}, column {exc.column}" if exc.line is not None else ""
         raise CredentialsError(
-            f"the cloud credentials file {file} is not valid YAML{where}: {exc.problem}", path=file
+            f"the cloud credentials file {file} {verdict}{where}: {exc.problem}", path=file
         ) from None
 
 

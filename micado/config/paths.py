@@ -3,12 +3,23 @@
 The directory is ``$MICADO_CLI_DIR`` when set, ``~/.micado-cli`` otherwise. Nothing
 here touches the disk except :func:`ensure_dir`, which callers use right before
 they write; importing the library never creates anything.
+
+The directory holds keys and secrets. micado-client creates it 0700; one that
+already exists is used as it is and its mode is never changed (``MICADO_CLI_DIR``
+may name a folder others use: tightening ``/tmp`` would break every other program
+on the machine), but one that other users can write to is refused.
 """
 
 from __future__ import annotations
 
+import logging
 import os
+import stat
 from pathlib import Path
+
+from micado.exceptions import InvalidArgument
+
+logger = logging.getLogger(__name__)
 
 ENV_DIR = "MICADO_CLI_DIR"
 DIR_MODE = 0o700
@@ -97,16 +108,49 @@ def work_dir(master_id: str) -> Path:
 
 
 def ensure_dir(path: Path | None = None) -> Path:
-    """Create the MiCADO dir (mode 0700) and ``path`` inside it if missing; return ``path``.
+    """Create the MiCADO dir if missing, and ``path`` inside it; return ``path`` (or the dir).
 
-    The MiCADO dir holds keys and secrets, so a pre-existing one that others can
-    read is tightened to 0700. Folders inside it are created 0700 too.
+    The MiCADO dir and the folders made inside it are created 0700. A MiCADO dir that
+    already exists is used as it is, never chmodded: one that others can only read is
+    used with a warning (the files in it are 0600), one that others can write to is
+    refused (they could replace the key, the store or the SSH key).
+
+    Args:
+        path: a folder inside the MiCADO dir, or ``None`` for the dir itself.
+
+    Returns:
+        ``path``, or the MiCADO dir.
+
+    Raises:
+        InvalidArgument: the MiCADO dir exists but is not a folder, or users other than
+            its owner can write to it (the message says what to do).
     """
     root = micado_dir()
-    root.mkdir(mode=DIR_MODE, parents=True, exist_ok=True)
-    if root.stat().st_mode & 0o077:
-        root.chmod(DIR_MODE)
+    root.parent.mkdir(parents=True, exist_ok=True)
+    try:
+        root.mkdir(mode=DIR_MODE)
+    except FileExistsError:
+        _check_existing(root)
+    else:
+        root.chmod(DIR_MODE)  # ours: exactly 0700, whatever the umask
     if path is None:
         return root
     path.mkdir(mode=DIR_MODE, parents=True, exist_ok=True)
     return path
+
+
+def _check_existing(root: Path) -> None:
+    info = root.stat()  # through a symbolic link: the folder it names is the one used
+    where = f"the MiCADO dir {root} (${ENV_DIR}, default ~/.micado-cli)"
+    if not stat.S_ISDIR(info.st_mode):
+        raise InvalidArgument(f"{where} is not a folder; set {ENV_DIR} to a folder of your own")
+    mode = stat.S_IMODE(info.st_mode)
+    if mode & 0o022:
+        raise InvalidArgument(
+            f"{where} can be written by other users (mode {mode:04o}); micado-client keeps keys "
+            f"and secrets there and does not change a folder it did not create: set {ENV_DIR} "
+            f"to a folder of your own (micado-client creates it 0700), or run chmod 700 {root}"
+        )
+    if mode & 0o077:
+        logger.warning("the MiCADO dir %s can be read by other users (mode %04o); its files are "
+                       "private (0600), but consider: chmod 700 %s", root, mode, root)

@@ -7,6 +7,7 @@ import math
 from dataclasses import dataclass, field
 from typing import Any
 
+from micado.config._yaml import MAX_DEPTH, depth_of
 from micado.exceptions import InvalidArgument
 
 __all__ = ["MasterRecord", "validate_record"]
@@ -63,6 +64,9 @@ OPTIONAL_TEXT = (
     "grafana_password",
 )
 FIELDS = tuple(f.name for f in dataclasses.fields(MasterRecord))
+#: Levels of nesting ``extra`` may have: the store holds it three levels down
+#: (``{"masters": [{"extra": ...}]}``) and reads no file nested deeper than MAX_DEPTH.
+MAX_EXTRA_DEPTH = MAX_DEPTH - 3
 
 
 def validate_record(record: MasterRecord) -> None:
@@ -73,7 +77,8 @@ def validate_record(record: MasterRecord) -> None:
 
     Raises:
         InvalidArgument: a field has the wrong type, the id is blank, or ``extra``
-            holds something a JSON round trip would not give back unchanged.
+            holds something a JSON round trip would not give back unchanged, or is
+            nested more than :data:`MAX_EXTRA_DEPTH` levels deep.
     """
     if not isinstance(record, MasterRecord):
         raise InvalidArgument(f"expected a MasterRecord, not {type(record).__name__}")
@@ -87,6 +92,8 @@ def validate_record(record: MasterRecord) -> None:
             raise InvalidArgument(f"MasterRecord.{name} must be text or None")
     if not isinstance(record.extra, dict):
         raise InvalidArgument("MasterRecord.extra must be a dict of plain JSON values")
+    if depth_of(record.extra) > MAX_EXTRA_DEPTH:
+        raise InvalidArgument(f"MasterRecord.extra is nested more than {MAX_EXTRA_DEPTH} levels deep")
     _check_plain(record.extra, "MasterRecord.extra")
 
 

@@ -25,10 +25,17 @@ On disk:
   ``data.yml`` (then the directory is fsync'ed): a writer that dies at any moment
   leaves either the old or the new file, never a partial one. Files are 0600, the
   directory 0700. Readers take no lock: a rename is atomic.
-* **A damaged file** (not YAML/JSON, wrong shape, undecryptable value) raises
+* **A damaged file** (not YAML/JSON, wrong shape, undecryptable value; or larger than
+  :data:`MAX_FILE_BYTES`, nested deeper than 64 levels, a number of thousands of
+  digits; if not JSON, YAML over 256 KiB or 10,000 values or with aliases that expand
+  past 100 nodes) raises
   :class:`~micado.exceptions.StoreError` naming the file and the problem, on reads
   *and* writes: micado-client never overwrites it. Fix it, or move it away to start
   an empty store.
+* **Symbolic links** are not followed: a ``data.yml`` or ``secret.key`` that is one
+  raises :class:`~micado.exceptions.StoreError` (a write would replace the link with
+  a file, and programs reaching the file through different links would not share
+  the lock). Set ``MICADO_CLI_DIR`` to the folder that holds the files instead.
 """
 
 from __future__ import annotations
@@ -45,6 +52,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 
 from micado.config import _crypto, _store_format, paths
+from micado.config._yaml import Refused, read_limited
 from micado.config._store_format import STORE_FORMAT
 from micado.config.record import MasterRecord, validate_record
 from micado.exceptions import MasterNotFound, MicadoTimeout, StoreError
@@ -56,6 +64,10 @@ logger = logging.getLogger(__name__)
 
 #: Environment variable with the store key: 64 hex digits, or the base64 of 32 bytes.
 ENV_KEY = "MICADO_SECRET_KEY"
+#: Bytes the store file may have: thousands of records (one takes under 1 KB). A larger
+#: file is refused as damaged before it is parsed.
+MAX_FILE_BYTES = 4 << 20
+_MAX_KEY_FILE_BYTES = 1024  # the key is 44 characters of base64
 
 
 class MasterStore:
@@ -205,11 +217,13 @@ class MasterStore:
     def _read(self) -> tuple[list[MasterRecord], bool]:
         """Return the records and whether the file is in the 0.9 format."""
         try:
-            text = self.path.read_text(encoding="utf-8")
+            text = read_limited(self.path, MAX_FILE_BYTES, follow_symlinks=False)
         except FileNotFoundError:
             return [], False
         except (OSError, UnicodeDecodeError) as exc:
             raise StoreError(f"cannot read the master store {self.path}: {_reason(exc)}") from None
+        except Refused as exc:
+            raise _symlink_refused(self.path, "the master store") or self._damaged(exc.problem) from None
         try:
             records, legacy = _store_format.parse(text, self._key)
         except _store_format.KeyProblem as exc:
@@ -222,11 +236,7 @@ class MasterStore:
                 f"{ENV_KEY} to its key (64 hex digits or base64)"
             ) from None
         except _store_format.Damaged as exc:
-            raise StoreError(
-                f"the master store {self.path} is damaged: {exc}. It was left untouched and "
-                "micado-client will not write to it: fix it, or move it away (e.g. "
-                f"mv {self.path} {self.path}.damaged) to start an empty store"
-            ) from None
+            raise self._damaged(str(exc)) from None
         if legacy and records:
             logger.warning(
                 "%s was written by micado-client 0.9 and holds MiCADO passwords in plaintext; "
@@ -234,21 +244,36 @@ class MasterStore:
             )
         return records, legacy
 
+    def _damaged(self, problem: str) -> StoreError:
+        return StoreError(
+            f"the master store {self.path} is damaged: {problem}. It was left untouched and "
+            "micado-client will not write to it: fix it, or move it away (e.g. "
+            f"mv {self.path} {self.path}.damaged) to start an empty store"
+        )
+
     def _key(self) -> bytes | None:
         """Return the store key (the environment first, then the key file), or ``None`` if neither."""
         value = os.environ.get(ENV_KEY)
         if value:
             return _crypto.decode_key(value, f"the environment variable {ENV_KEY}")
+        return self._read_key_file()
+
+    def _read_key_file(self) -> bytes | None:
+        """The key in the key file, ``None`` if there is no such file."""
         try:
-            text = self.key_path.read_text(encoding="ascii")
+            text = read_limited(self.key_path, _MAX_KEY_FILE_BYTES, follow_symlinks=False)
             if self.key_path.stat().st_mode & 0o077:
                 logger.warning("the store key %s can be read by others; run: chmod 600 %s",
                                self.key_path, self.key_path)
-            return _crypto.decode_key(text, f"the key file {self.key_path}")
         except FileNotFoundError:
             return None
         except (OSError, UnicodeDecodeError) as exc:
             raise StoreError(f"cannot read the key file {self.key_path}: {_reason(exc)}") from None
+        except Refused as exc:
+            raise _symlink_refused(self.key_path, "the key file") or StoreError(
+                f"the key file {self.key_path} does not hold a valid store key: {exc.problem}"
+            ) from None
+        return _crypto.decode_key(text, f"the key file {self.key_path}")
 
     def _create_key_file(self) -> bytes:
         # link() fails if the name exists, so the complete key appears at once or not at all.
@@ -266,8 +291,10 @@ class MasterStore:
                 os.fsync(file.fileno())
             os.link(temp, self.key_path)
         except FileExistsError:  # made meanwhile by a process that does not share our lock
-            text = self.key_path.read_text(encoding="ascii")
-            return _crypto.decode_key(text, f"the key file {self.key_path}")
+            key = self._read_key_file()  # (or a symbolic link, dangling or not: refused)
+            if key is None:
+                raise StoreError(f"the key file {self.key_path} appeared and vanished; try again") from None
+            return key
         except OSError as exc:
             raise StoreError(f"cannot create the key file {self.key_path}: {_reason(exc)}") from None
         finally:
@@ -339,6 +366,19 @@ class MasterStore:
 
 def _now() -> str:
     return datetime.now(timezone.utc).isoformat(timespec="seconds").replace("+00:00", "Z")
+
+
+def _symlink_refused(path: Path, what: str) -> StoreError | None:
+    """The error for a store or key file that is a symbolic link; ``None`` if it is not one."""
+    if not path.is_symlink():
+        return None
+    # Followed, the link would be read, then replaced by a file on the next write (a rename
+    # replaces the link itself); and writers reaching the file through other links would
+    # not share a lock.
+    return StoreError(
+        f"{what} {path} is a symbolic link, which micado-client does not follow: put the "
+        f"file itself there, or set {paths.ENV_DIR} to the folder that holds it"
+    )
 
 
 def _reason(exc: BaseException) -> str:

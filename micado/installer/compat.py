@@ -372,10 +372,14 @@ def plan_rewrites(
         if text is None:
             continue
         scanner = _Scanner(text, version, known, handlers="handlers" in path.parts)
-        node = scanner.compose()
-        if node is None:
+        try:
+            node = scanner.compose()
+            if node is None:
+                continue
+            scanner.document(node)
+        except RecursionError:
+            problems.append(f"{relative}:1: nested too deeply to be checked")
             continue
-        scanner.document(node)
         problems.extend(f"{relative}:{line}: {what}" for line, what in scanner.problems)
         if scanner.edits:
             new_text = scanner.apply()
@@ -437,8 +441,13 @@ def _playbook_files(root: Path) -> Iterator[Path]:
 _TRIGGERS = ("include", "vars", "when", "that", "until", "sudo", "always_run")
 
 
+_MAX_TASK_FILE_BYTES = 1 << 20
+
+
 def _read(path: Path) -> str | None:
     try:
+        if path.stat().st_size > _MAX_TASK_FILE_BYTES:
+            return None  # no task file is that large; ansible-playbook will judge it
         text = path.read_text(encoding="utf-8")
     except (OSError, UnicodeDecodeError):
         return None

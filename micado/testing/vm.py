@@ -154,6 +154,21 @@ def _check_loopback(address: str) -> None:
         raise InvalidArgument(f"local VMs listen on 127.0.0.0/8 only, not on {address}")
 
 
+def _bind_error(address: str, port: int) -> OSError | None:
+    """Why a listener could not bind ``address:port`` right now; ``None`` if it could.
+
+    With ``SO_REUSEADDR`` (as sshd sets it) only a socket still listening there is in
+    the way, not the connections that were made to it.
+    """
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            sock.bind((address, port))
+        except OSError as exc:
+            return exc
+    return None
+
+
 def _sshd_quote(value: Path | str) -> str:
     text = str(value)
     if '"' in text or "\n" in text:
@@ -261,7 +276,8 @@ class VMPool:
         """The ``on_address`` hook: serve SSH on ``address`` (or stop, for ``None``).
 
         Starting waits until sshd listens. Moving to another address restarts sshd;
-        stopping also ends the SSH connections in progress.
+        stopping also ends the SSH connections in progress, and returns once the old
+        address no longer answers.
 
         Args:
             server_id: the server.
@@ -302,20 +318,13 @@ class VMPool:
             raise InvalidArgument(f"not a server id: {server_id!r}")
         with self._lock:
             vm = self._vms.pop(server_id, None)
-            process = self._sshd.pop(server_id, None)
             root = vm.root if vm is not None else self.base_dir / server_id
-            # sshd's connection processes are found through the listener, so list them
-            # before it goes; the VM's own processes carry its markers.
-            connections: set[int] = set()
-            if process is not None and process.poll() is None:
-                connections = {process.pid} | descendants(process.pid)
-            # The root too: two pools (parallel test runs) may use the same server id.
+            if vm is not None:
+                self._stop_sshd(vm)  # the listener and its connections, found through it
+            # The VM's own processes carry its markers; the root too: two pools (parallel
+            # test runs) may use the same server id.
             markers = {"MICADO_VM_ID": server_id, "MICADO_VM_ROOT": str(root)}
-            terminate(lambda: connections | marked_processes(markers), f"VM {server_id}")
-            if process is not None:
-                process.wait(timeout=KILL_GRACE)
-                if self._watchdog is not None:
-                    watch_pid(self._watchdog, process.pid, watched=False)
+            terminate(lambda: marked_processes(markers), f"VM {server_id}")
             if root.exists():
                 shutil.rmtree(root)
         logger.info("deleted local VM %s", server_id)
@@ -509,27 +518,38 @@ Subsystem sftp {_sftp_server()}
         )
 
     def _stop_sshd(self, vm: LocalVM) -> None:
+        """Stop the listener and its connections; return once the port is closed.
+
+        The VM's own daemons keep running.
+        """
         process = self._sshd.pop(vm.server_id, None)
-        vm.address, vm.pid = None, None
+        address, vm.address, vm.pid = vm.address, None, None
         if process is None:
             return
         if process.poll() is None:
-            # The listener and its connections; the VM's own daemons keep running.
-            connections = {process.pid} | descendants(process.pid)
-            terminate(lambda: connections, f"sshd of VM {vm.server_id}")
+            # Found again each round: a connection the listener accepts while being stopped
+            # forks a process that is stopped too.
+            terminate(lambda: {process.pid} | descendants(process.pid), f"sshd of VM {vm.server_id}")
         process.wait(timeout=KILL_GRACE)
         if self._watchdog is not None:
             watch_pid(self._watchdog, process.pid, watched=False)
+        if address is None:
+            return
+        # A connection process forked just before the listener went (and reparented since)
+        # holds a copy of the listening socket until it gets to close it: until then the
+        # old address still answers. Return only once nothing listens there any more.
+        wait_until(
+            lambda: True if _bind_error(address, vm.port) is None else None,
+            what=f"the SSH port {address}:{vm.port} of VM {vm.server_id} to close",
+            timeout=KILL_GRACE, stage="vm", interval=0.005, max_interval=0.05,
+        )
 
     @staticmethod
     def _check_free(address: str, port: int) -> None:
-        with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-            sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-            try:
-                sock.bind((address, port))
-            except OSError as exc:
-                reason = "already in use" if exc.errno == errno.EADDRINUSE else str(exc)
-                raise LaunchError(f"cannot serve SSH on {address}:{port}: {reason}") from exc
+        exc = _bind_error(address, port)
+        if exc is not None:
+            reason = "already in use" if exc.errno == errno.EADDRINUSE else str(exc)
+            raise LaunchError(f"cannot serve SSH on {address}:{port}: {reason}") from exc
 
     @staticmethod
     def _log_tail(vm: LocalVM, size: int = 800) -> str:
