@@ -18,7 +18,10 @@ from typing import Callable, Mapping
 from micado.exceptions import MicadoTimeout
 from micado.progress import wait_until
 
-__all__ = ["KILL_GRACE", "alive", "descendants", "marked_processes", "terminate"]
+__all__ = [
+    "KILL_GRACE", "alive", "descendants", "identity", "marked_processes", "processes_with_variable",
+    "still_running", "terminate",
+]
 
 logger = logging.getLogger(__name__)
 
@@ -26,14 +29,38 @@ logger = logging.getLogger(__name__)
 KILL_GRACE = 3.0
 
 
-def _proc_stat(pid: int) -> tuple[str, int] | None:
-    """``(state, parent pid)`` of a process, ``None`` if it is gone."""
+def _proc_fields(pid: int) -> list[str] | None:
+    """The fields of ``/proc/<pid>/stat`` after the command name, ``None`` if it is gone."""
     try:
         text = Path(f"/proc/{pid}/stat").read_text()
     except OSError:
         return None
-    fields = text[text.rfind(")") + 2 :].split()  # the command name may contain blanks
-    return fields[0], int(fields[1])
+    return text[text.rfind(")") + 2 :].split()  # the command name may contain blanks
+
+
+def _proc_stat(pid: int) -> tuple[str, int] | None:
+    """``(state, parent pid)`` of a process, ``None`` if it is gone."""
+    fields = _proc_fields(pid)
+    return (fields[0], int(fields[1])) if fields else None
+
+
+def identity(pid: int) -> str | None:
+    """A text that names this process and no later one with the same pid (pid and start time).
+
+    ``None`` when the process is gone or ``/proc`` does not exist.
+    """
+    fields = _proc_fields(pid)
+    if not fields or fields[0] in ("Z", "X"):
+        return None
+    return f"{pid}@{fields[19]}"  # field 22 of stat: start time, in clock ticks since boot
+
+
+def still_running(recorded: str | None) -> bool:
+    """Whether the process :func:`identity` gave ``recorded`` for still runs."""
+    if not recorded or "@" not in recorded:
+        return False
+    pid = recorded.split("@", 1)[0]
+    return pid.isdigit() and identity(int(pid)) == recorded
 
 
 def alive(pid: int) -> bool:
@@ -63,6 +90,20 @@ def descendants(root_pid: int) -> set[int]:
             if child not in found:
                 found.add(child)
                 todo.append(child)
+    return found
+
+
+def processes_with_variable(name: str, prefix: str) -> set[int]:
+    """Processes whose environment sets ``name`` to a value starting with ``prefix``."""
+    start = f"{name}={prefix}".encode()
+    found = set()
+    for pid in _all_pids():
+        try:
+            environ = Path(f"/proc/{pid}/environ").read_bytes()
+        except OSError:
+            continue
+        if any(entry.startswith(start) for entry in environ.split(b"\0")):
+            found.add(pid)
     return found
 
 

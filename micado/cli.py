@@ -11,6 +11,7 @@ import argparse
 import json
 import logging
 import os
+import signal
 import sys
 import time
 from collections.abc import Callable, Sequence
@@ -65,6 +66,9 @@ def build_parser() -> argparse.ArgumentParser:
         command = master_commands.add_parser(name, help=f"{name} a stored master")
         command.add_argument("master_id")
     master_commands.add_parser("list", help="list the masters this client created")
+    cleanup = master_commands.add_parser(
+        "cleanup", help="remove what interrupted creates left: servers, addresses, records, working copies")
+    cleanup.add_argument("--dry-run", action="store_true", help="only show what would be removed")
 
     app = groups.add_parser("app", help="manage the applications of a master")
     app.add_argument("--endpoint", help="TOSCA Submitter URL, e.g. https://IP/toscasubmitter/")
@@ -239,12 +243,16 @@ def master_command(args: argparse.Namespace, out: Callable[[Any, str], None]) ->
             f"master {args.master_id} at {client.master.endpoint}: applications {ids or 'none'}")
     elif args.command == "list":
         records = client.master.list()
-        out(records, "\n".join(f"{r['id']}  {r['ip']}  {r['endpoint']}  {r.get('created') or ''}" for r in records)
-            or "no masters")
+        out(records, "\n".join(f"{r['id']}  {r['state']}  {r['ip'] or '-'}  {r['endpoint'] or '-'}  "
+                               f"{r.get('created') or ''}" for r in records) or "no masters")
     elif args.command == "destroy":
-        client.master.attach(master_id=args.master_id)
-        client.master.destroy(progress=ProgressLine(sys.stderr))
+        client.master.destroy(args.master_id, progress=ProgressLine(sys.stderr))
         out({"id": args.master_id, "destroyed": True}, f"destroyed master {args.master_id}")
+    elif args.command == "cleanup":
+        items = client.master.cleanup(dry_run=args.dry_run, progress=ProgressLine(sys.stderr))
+        out([vars(item) for item in items], "\n".join(map(str, items)) or "nothing to clean up")
+        if any(item.error for item in items):
+            raise errors.MicadoException("some of what was found could not be removed (see above)")
 
 
 def app_command(args: argparse.Namespace, out: Callable[[Any, str], None]) -> None:
@@ -285,9 +293,38 @@ def exit_code(error: BaseException) -> int:
     return EXIT_FAILURE
 
 
+class Terminated(KeyboardInterrupt):
+    """SIGTERM or SIGHUP, raised where the program is, so every undo runs as for Ctrl-C."""
+
+    def __init__(self, signum: int) -> None:
+        super().__init__(signal.Signals(signum).name)
+        self.signum = signum
+
+
+def _raise_terminated(signum: int, frame: object) -> None:
+    raise Terminated(signum)
+
+
+def _interrupted(interrupt: KeyboardInterrupt) -> int:
+    """Say what an interrupt left, in one line or a few; return 128 + the signal number."""
+    signum = getattr(interrupt, "signum", signal.SIGINT)
+    notes = [note for note in getattr(interrupt, "__notes__", []) if note]
+    left = any("not done" in note or "could not" in note or "stays" in note for note in notes)
+    summary = "; ".join(notes[:3]) if notes else "nothing was left half made"
+    advice = " Run 'micado master cleanup' to remove what is left." if left else ""
+    print(f"micado: interrupted ({signal.Signals(signum).name}): {summary}.{advice}", file=sys.stderr)
+    return 128 + int(signum)
+
+
 def main(argv: Sequence[str] | None = None) -> int:
-    """Run ``micado`` with ``argv`` (default ``sys.argv[1:]``); return the exit code."""
+    """Run ``micado`` with ``argv`` (default ``sys.argv[1:]``); return the exit code.
+
+    SIGTERM and SIGHUP (``kill``, a cancelled CI job, a closed terminal) are handled
+    like Ctrl-C: what was being made is undone, and the exit code is 128 + the signal.
+    """
     args = build_parser().parse_args(argv)
+    for signum in (signal.SIGTERM, signal.SIGHUP):
+        signal.signal(signum, _raise_terminated)
     if args.debug:
         logging.basicConfig(level=logging.DEBUG, format="%(levelname)s %(name)s: %(message)s")
 
@@ -301,9 +338,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             raise
         print(f"micado: error: {type(error).__name__}: {error}", file=sys.stderr)
         return exit_code(error)
-    except KeyboardInterrupt:
-        print("micado: interrupted", file=sys.stderr)
-        return 130
+    except KeyboardInterrupt as interrupt:
+        return _interrupted(interrupt)
     return EXIT_OK
 
 

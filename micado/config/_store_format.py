@@ -157,6 +157,7 @@ def _legacy_text(value: Any) -> str | None:
 
 
 def _record(values: dict[str, Any], where: str) -> MasterRecord:
+    values.setdefault("state", "ready")  # records written before states existed are finished ones
     for name in REQUIRED_TEXT:
         if not isinstance(values.get(name), str):
             problem = "is missing" if values.get(name) is None else "must be text"

@@ -32,6 +32,10 @@ class MasterRecord:
         user_domain_name: the cloud user's domain.
         name: the server name, e.g. ``MiCADO-Master-<hex>``.
         created: creation time, ISO-8601 UTC; :meth:`MasterStore.add` fills it in if ``None``.
+        state: ``"ready"``, or ``"creating"`` while :meth:`MicadoMaster.create` runs
+            (recorded before the cloud is touched, so that a create killed on the way
+            is seen by ``list`` and removed by ``cleanup``; its ``extra`` holds the
+            launch marks, the creating process and the working copy).
         grafana_password: the Grafana admin password the deployment set, if any
             (encrypted at rest, hidden in ``repr``).
         extra: launcher and installer details (``floating_ip_id``, ``ssh_user``,
@@ -53,12 +57,15 @@ class MasterRecord:
     name: str | None = None
     created: str | None = None
     grafana_password: str | None = field(default=None, repr=False)
+    state: str = "ready"
     extra: dict[str, Any] = field(default_factory=dict)
 
 
 REQUIRED_TEXT = (
-    "id", "ip", "endpoint", "api_version", "micado_user", "micado_password", "launcher",
+    "id", "ip", "endpoint", "api_version", "micado_user", "micado_password", "launcher", "state",
 )
+#: The states a record can be in.
+STATES = ("creating", "ready")
 OPTIONAL_TEXT = (
     "cert_path", "auth_url", "region_name", "project_id", "user_domain_name", "name", "created",
     "grafana_password",
@@ -90,6 +97,8 @@ def validate_record(record: MasterRecord) -> None:
     for name in OPTIONAL_TEXT:
         if not isinstance(getattr(record, name), (str, type(None))):
             raise InvalidArgument(f"MasterRecord.{name} must be text or None")
+    if record.state not in STATES:
+        raise InvalidArgument(f"MasterRecord.state must be one of {', '.join(STATES)}, not {record.state!r}")
     if not isinstance(record.extra, dict):
         raise InvalidArgument("MasterRecord.extra must be a dict of plain JSON values")
     if depth_of(record.extra) > MAX_EXTRA_DEPTH:

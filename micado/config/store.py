@@ -177,6 +177,39 @@ class MasterStore:
         self._modify(change)
         return dataclasses.replace(result[0])
 
+    def replace(self, old_id: str, record: MasterRecord) -> MasterRecord:
+        """Swap one record for another, possibly under a new id, in one write.
+
+        Used when a master being created gets its cloud id: there is never a moment
+        with neither record (a program killed then would leave a VM no record knows).
+
+        Args:
+            old_id: the id of the record to replace.
+            record: the new record; ``created`` is set to now if ``None``.
+
+        Returns:
+            The record as stored (a copy).
+
+        Raises:
+            InvalidArgument: a field has the wrong type, or ``extra`` is not plain JSON.
+            MasterNotFound: no master with ``old_id``.
+            StoreError: another record already has the new id, or the store cannot be
+                read or written.
+        """
+        validate_record(record)
+        if record.created is None:
+            record = dataclasses.replace(record, created=_now())
+        stored = dataclasses.replace(record, extra=json.loads(json.dumps(record.extra)))
+
+        def change(records: list[MasterRecord]) -> None:
+            index = self._index(records, old_id)
+            if any(r.id == stored.id for i, r in enumerate(records) if i != index):
+                raise StoreError(f"a master with id {stored.id!r} is already recorded in {self.path}")
+            records[index] = stored
+
+        self._modify(change)
+        return dataclasses.replace(stored)
+
     def remove(self, master_id: str) -> MasterRecord:
         """Forget a master.
 

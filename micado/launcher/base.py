@@ -31,6 +31,7 @@ from micado.exceptions import InvalidArgument, LaunchError
 from micado.progress import ProgressCallback
 
 __all__ = [
+    "MarkedResource",
     "Launcher",
     "LaunchSpec",
     "LaunchedVM",
@@ -89,6 +90,9 @@ class LaunchSpec:
         name: the server name; a fresh ``MiCADO-Master-<hex>`` by default.
         floating_network: the external network to allocate a floating IP from when
             no unattached one exists; ``None`` picks the only external network.
+        launch_token: the random marker the server carries (metadata or tag), so an
+            interrupted launch can be found; known before the launch, so the master
+            records it first.
     """
 
     image: str
@@ -99,6 +103,7 @@ class LaunchSpec:
     user_data: str = ""
     name: str = field(default_factory=new_master_name)
     floating_network: str | None = None
+    launch_token: str = field(default_factory=lambda: secrets.token_hex(8))
 
 
 @dataclass(kw_only=True)
@@ -157,6 +162,27 @@ class Removal:
     server_found: bool = True
     floating_ip_released: bool = False
     warnings: list[str] = field(default_factory=list)
+
+
+@dataclass(frozen=True, kw_only=True)
+class MarkedResource:
+    """A server or address that a launch of micado-client made (it carries our marks).
+
+    Attributes:
+        kind: ``"server"`` or ``"address"`` (a floating IP or Elastic IP we allocated).
+        id: the cloud's id of it.
+        name: the master name it was made for (``MiCADO-Master-<hex>``).
+        token: the launch token (servers only).
+        address: the IP address (addresses only).
+        attached_to: for an address, the server it is attached to, if any.
+    """
+
+    kind: str
+    id: str
+    name: str
+    token: str | None = None
+    address: str | None = None
+    attached_to: str | None = None
 
 
 class Launcher(ABC):
@@ -230,6 +256,24 @@ class Launcher(ABC):
         Raises:
             LaunchError: the cloud refused or failed a step.
             MicadoTimeout: the server was still there at the deadline.
+        """
+
+    @abstractmethod
+    def marked(self) -> list[MarkedResource]:
+        """Every server and address on the cloud that carries micado-client's launch marks.
+
+        Raises:
+            LaunchError: the cloud could not be asked.
+        """
+
+    @abstractmethod
+    def remove_marked(self, resource: MarkedResource, *, timeout: float = 300.0,
+                      progress: ProgressCallback | None = None) -> None:
+        """Remove one resource :meth:`marked` found (a server is waited for until gone).
+
+        Raises:
+            LaunchError: the cloud refused or failed a step.
+            MicadoTimeout: a server was still there at the deadline.
         """
 
     def close(self) -> None:

@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import logging
 import os
-import secrets
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -26,7 +25,7 @@ from urllib.parse import urlsplit
 
 from micado import checks
 from micado.exceptions import InvalidArgument, LaunchError, MicadoException, MicadoTimeout
-from micado.launcher.base import Launcher, LaunchedVM, LaunchSpec, Removal, check_spec, pick
+from micado.launcher.base import Launcher, LaunchedVM, LaunchSpec, MarkedResource, Removal, check_spec, pick
 from micado.progress import ProgressCallback, as_callback, wait_until
 
 if TYPE_CHECKING:
@@ -401,7 +400,7 @@ class OpenStackLauncher(Launcher):
         ip, allocated = self._floating_ip(external, named, spec.name, undo, report)
         # The undo is registered before the request: if the answer is lost (timeout,
         # connection reset, Ctrl-C), the server may exist all the same; the token finds it.
-        token = secrets.token_hex(8)
+        token = spec.launch_token
         created: list[str] = []
         undo.append((f"delete server {spec.name}", lambda: self._delete_launched(spec.name, token, created)))
         server = self._call(
@@ -507,6 +506,44 @@ class OpenStackLauncher(Launcher):
                 error.add_note(note)
                 interrupt.add_note(note)
                 raise
+
+    # --- what our launches made ------------------------------------------------------------
+
+    def marked(self) -> list[MarkedResource]:
+        """Servers carrying ``micado-client-launch`` metadata and floating IPs we allocated.
+
+        See :meth:`Launcher.marked`.
+        """
+        sdk, nova = self._connect()
+        found = []
+        for server in self._call("list servers", lambda: list(nova.servers.list())):
+            token = (getattr(server, "metadata", None) or {}).get(LAUNCH_TAG)
+            if token:
+                found.append(MarkedResource(kind="server", id=server.id, name=server.name, token=token))
+        for ip in self._call("list floating IPs", lambda: list(sdk.network.ips())):
+            description = ip.description or ""
+            if description.startswith(FLOATING_IP_MARK):
+                ports = [] if not ip.port_id else self._call(
+                    "get the floating IP's port", lambda: [sdk.network.get_port(ip.port_id)])
+                found.append(MarkedResource(
+                    kind="address", id=ip.id, name=description[len(FLOATING_IP_MARK):],
+                    address=ip.floating_ip_address, attached_to=ports[0].device_id if ports else None))
+        return found
+
+    def remove_marked(self, resource: MarkedResource, *, timeout: float = 300.0,
+                      progress: ProgressCallback | None = None) -> None:
+        """Delete a marked server (waiting until gone) or detach and release a marked address."""
+        report = as_callback(progress)
+        if resource.kind == "server":
+            report("cleanup", f"deleting server {resource.name} ({resource.id})")
+            self._delete_server(resource.id, timeout, report)
+        elif resource.kind == "address":
+            report("cleanup", f"releasing floating IP {resource.address} allocated for {resource.name}")
+            if resource.attached_to:
+                self._detach(resource.id)
+            self._release(resource.id)
+        else:
+            raise InvalidArgument(f"unknown resource kind {resource.kind!r}")
 
     # --- state and delete -------------------------------------------------------------
 

@@ -34,8 +34,9 @@ from micado.progress import ProgressCallback, as_callback, wait_until
 
 if TYPE_CHECKING:
     from micado.api.client import SubmitterClient
+    from micado.models._cleanup import CleanupItem
     from micado.config.store import MasterRecord, MasterStore
-    from micado.launcher.base import LaunchedVM, Launcher
+    from micado.launcher.base import LaunchedVM, Launcher, LaunchSpec
     from micado.launcher.openstack import OpenStackLauncher
 
 __all__ = ["MicadoMaster", "DEFAULT_REMOTE_CERT_PATH"]
@@ -241,11 +242,24 @@ class MicadoMaster:
             grafana_password = settings.get("grafana_admin_pwd")
             if registry_credentials is not None:
                 registry_credentials = checks.existing_file("registry_credentials", registry_credentials)
+            cloud = dict(auth_url=launcher.auth_url, region_name=launcher.region, project_id=launcher.project_id,
+                         user_domain_name=launcher.user_domain_name)
+            # The intent, before the cloud is touched: a create killed from here on is
+            # seen by list() and removed by cleanup().
+            intent = self.store.add(self._intent_record(spec, cloud, micado_user, micado_password))
 
-        with self._step("launch", report):
-            vm = launcher.launch(spec, timeout=boot_timeout, progress=report)
+        try:
+            with self._step("launch", report):
+                vm = launcher.launch(spec, timeout=boot_timeout, progress=report)
+        except BaseException as error:  # the launcher undid itself; keep the record if it could not
+            if not any("undo" in note or "could not" in note for note in getattr(error, "__notes__", [])):
+                self._forget_intent(intent.id, error)
+            raise
         master_id = vm.server_id
         try:
+            intent.extra.update(vm.to_dict())
+            intent.ip = vm.ip
+            self.store.update(intent)
             with self._step("ssh", report):
                 ssh.wait_for_ssh(vm.ip, port=ssh_port, user=ssh_user, key=keys.private_key,
                                  timeout=ssh_timeout, progress=report)
@@ -263,10 +277,7 @@ class MicadoMaster:
                 cert_path = self._fetch_certificate(ssh, vm.ip, ssh_port, ssh_user, keys.private_key,
                                                     remote_cert_path, master_id)
             with self._step("store", report):
-                record = self._new_record(vm, cloud=dict(
-                    auth_url=launcher.auth_url, region_name=launcher.region, project_id=launcher.project_id,
-                    user_domain_name=launcher.user_domain_name,
-                ), api_port=api_port, cert_path=cert_path, micado_user=micado_user,
+                record = self._new_record(vm, cloud=cloud, api_port=api_port, cert_path=cert_path, micado_user=micado_user,
                     micado_password=micado_password, extra={
                         "ssh_user": ssh_user, "ssh_port": ssh_port, "api_port": api_port,
                         "micado_version": micado_version or playbooks.DEFAULT_MICADO_VERSION,
@@ -276,18 +287,18 @@ class MicadoMaster:
                 record.grafana_password = grafana_password if isinstance(grafana_password, str) else None
                 api = self._connect(record)
                 api.list_applications()  # evidence from the host: the API answers our credentials
-                self.store.add(record)
+                self.store.replace(intent.id, record)
         except MicadoException as error:
-            self._undo_create(launcher, vm, error, ssh_port)
+            self._undo_create(launcher, vm, error, ssh_port, intent.id)
             raise
         except Exception as error:  # an OS error or a bug: still undone, and raised as ours
             typed = InstallError(f"master.create failed at step '{self._current_step}': "
                                  f"{type(error).__name__}: {error}")
             typed.step = self._current_step  # type: ignore[attr-defined]
-            self._undo_create(launcher, vm, typed, ssh_port)
+            self._undo_create(launcher, vm, typed, ssh_port, intent.id)
             raise typed from error
         except BaseException as error:  # KeyboardInterrupt, SystemExit: undo, then let it through
-            self._undo_create(launcher, vm, error, ssh_port)
+            self._undo_create(launcher, vm, error, ssh_port, intent.id)
             raise
         ansible.cleanup_workdir(master_id)
         self._record, self._api = record, api
@@ -309,8 +320,34 @@ class MicadoMaster:
         finally:
             self.timings[name] = self.timings.get(name, 0.0) + time.monotonic() - start
 
-    def _undo_create(self, launcher: Launcher, vm: LaunchedVM, error: BaseException, ssh_port: int) -> None:
-        """Delete what create made after the VM existed; never mask ``error``."""
+    def _intent_record(self, spec: LaunchSpec, cloud: dict[str, Any], micado_user: str,
+                       micado_password: str) -> MasterRecord:
+        """The ``creating`` record written before the launch (see :meth:`cleanup`)."""
+        from micado.config.store import MasterRecord
+        from micado.models._cleanup import creator_identity
+
+        return MasterRecord(
+            id=spec.name, ip="", endpoint="", api_version=self._api_options.get("version") or "v2.0",
+            cert_path=None, micado_user=micado_user, micado_password=micado_password,
+            launcher=self.launcher_name, name=spec.name, state="creating",
+            extra={"launch_name": spec.name, "launch_token": spec.launch_token, "creator": creator_identity()},
+            **cloud,
+        )
+
+    def _forget_intent(self, record_id: str, error: BaseException) -> None:
+        try:
+            self.store.remove(record_id)
+        except MicadoException as store_error:
+            error.add_note(f"cleanup: could not remove the record {record_id} ({store_error}); "
+                           "run client.master.cleanup() (micado master cleanup)")
+
+    def _undo_create(self, launcher: Launcher, vm: LaunchedVM, error: BaseException, ssh_port: int,
+                     record_id: str) -> None:
+        """Delete what create made after the VM existed; never mask ``error``.
+
+        The ``creating`` record goes last, and only once the VM is gone: if the cloud
+        refused, ``cleanup()`` can still find the VM through it.
+        """
         from micado.installer import ansible, ssh
 
         undo: list[tuple[str, Callable[[], object]]] = [
@@ -319,12 +356,19 @@ class MicadoMaster:
             ("remove the certificate", lambda: paths.cert_file(vm.server_id).unlink(missing_ok=True)),
             ("remove the working copy", lambda: ansible.cleanup_workdir(vm.server_id)),
         ]
+        vm_deleted = True
         for what, action in undo:
             try:
                 action()
             except Exception as undo_error:  # a failed undo is reported, never raised instead
+                vm_deleted = vm_deleted and what != "delete the VM"
                 log.error("after create failed: could not %s of %s: %s", what, vm.server_id, undo_error)
                 error.add_note(f"cleanup: could not {what} ({undo_error}); check the cloud for {vm.server_id}")
+        if vm_deleted:
+            self._forget_intent(record_id, error)
+        else:
+            error.add_note("the master's record stays in state 'creating': run client.master.cleanup() "
+                           "(micado master cleanup) to try again")
         log_path = paths.log_file(vm.server_id)
         error.add_note(
             f"master.create failed at step '{self._current_step}'; VM {vm.server_id} was deleted"
@@ -345,6 +389,8 @@ class MicadoMaster:
         if not isinstance(master_id, str) or not master_id:
             raise InvalidArgument(f"master_id must be a non-empty string, not {master_id!r}")
         record = self.store.get(master_id)
+        if record.state == "creating":
+            raise MicadoException(self._creating_message(record))
         self._api = self._connect(record)
         self._record = record
 
@@ -352,18 +398,34 @@ class MicadoMaster:
         """The masters this client knows (created here or by another program), without secrets."""
         return [_public(record) for record in self.store.list()]
 
-    def destroy(self, *, timeout: float = 900.0, progress: ProgressCallback | bool | None = None) -> None:
+    def destroy(self, master_id: str | None = None, *, timeout: float = 900.0,
+                progress: ProgressCallback | bool | None = None) -> None:
         """Delete the master's applications (forced), then its VM, its record and its certificate.
 
-        A master whose VM has already gone is still removed locally, with a warning.
+        A master whose VM has already gone is still removed locally, with a warning. A
+        master whose create was killed (state ``creating``, its process gone) is removed
+        with what its launch made (see :meth:`cleanup`).
+
+        Args:
+            master_id: a recorded master; default: the one created or attached.
+            timeout: seconds to wait until the VM is gone.
+            progress: a ``callback(stage, message)``, or ``True`` for console lines.
 
         Raises:
-            MicadoException: no master was created or attached.
+            MicadoException: no master was created or attached, or the master is still
+                being created by a running process.
+            MasterNotFound: ``master_id`` is not recorded.
             LaunchError: the cloud refused to delete the VM (the record is kept, so you can retry).
         """
         from micado.installer import ssh
 
         report = as_callback(progress)
+        if master_id is not None:
+            stored = self.store.get(master_id)
+            if stored.state == "creating":
+                self._destroy_interrupted(stored, report)
+                return
+            self.attach(master_id)
         record = self._require_record()
         from micado.launcher.base import LaunchedVM
 
@@ -384,6 +446,73 @@ class MicadoMaster:
             self._api.close()
         self._record, self._api = None, None
         report("destroy", f"master {record.id} destroyed")
+
+    def cleanup(self, *, dry_run: bool = False, progress: ProgressCallback | bool | None = None) -> list[CleanupItem]:
+        """Find and remove what killed creates left behind.
+
+        ``create`` records its intent (state ``creating``) before it touches the cloud,
+        so a create killed at any point (SIGKILL included) can be cleaned up here:
+
+        * records stuck in ``creating`` whose process is gone, with the Ansible
+          processes still running for them and their working copies (which may hold
+          credentials);
+        * servers and floating IPs on the recorded clouds that carry micado-client's
+          launch marks (``micado-client-launch`` metadata; ``allocated by micado-client``)
+          but belong to no finished master and no create still running;
+        * working copies and ssh control folders nobody owns.
+
+        Finished masters and creates still running (in this or another process) are
+        never touched.
+
+        Args:
+            dry_run: only report what would be removed.
+            progress: a ``callback(stage, message)``, or ``True`` for console lines.
+
+        Returns:
+            What was found; ``item.removed`` says whether it went.
+
+        Raises:
+            CredentialsError: the cloud credentials file is missing or wrong.
+            LaunchError: a cloud could not be asked.
+            StoreError: the store cannot be read.
+        """
+        from micado.models._cleanup import clean_up
+
+        return clean_up(self.store.list(), self._launcher_for, self._forget, dry_run=dry_run,
+                        report=as_callback(progress))
+
+    def _destroy_interrupted(self, record: MasterRecord, report: ProgressCallback) -> None:
+        """Remove a master whose create was killed: what carries its launch marks, then the record."""
+        from micado.models._cleanup import creator_running
+
+        if creator_running(record):
+            raise MicadoException(self._creating_message(record))
+        launcher = self._launcher_for(record)
+        name = record.extra.get("launch_name") or record.name
+        marked = [resource for resource in launcher.marked() if resource.name == name]
+        for resource in sorted(marked, key=lambda resource: resource.kind != "server"):  # servers first
+            launcher.remove_marked(resource, progress=report)
+        self._forget(record)
+        report("destroy", f"master {record.id} (its create was interrupted) removed")
+
+    def _forget(self, record: MasterRecord) -> None:
+        """Remove a record with its certificate, host key and working copy."""
+        from micado.installer import ansible, ssh
+
+        server_id = record.extra.get("server_id") or record.id
+        ansible.cleanup_workdir(server_id)
+        if record.cert_path:
+            Path(record.cert_path).unlink(missing_ok=True)
+        if record.ip:
+            ssh.forget_host(record.ip, int(record.extra.get("ssh_port", 22)))
+        self.store.remove(record.id)
+
+    @staticmethod
+    def _creating_message(record: MasterRecord) -> str:
+        creator = (record.extra.get("creator") or {})
+        return (f"master {record.id} is being created (state 'creating', by process "
+                f"{str(creator.get('process', '?')).split('@')[0]} on {creator.get('host', '?')}); if that "
+                "process is gone, remove it with client.master.cleanup() (micado master cleanup)")
 
     def _delete_applications(self, api: SubmitterClient, report: ProgressCallback) -> None:
         """Force-delete every application; an API that fails is reported, and the VM goes anyway."""
@@ -486,6 +615,6 @@ def wait_for_port(host: str, port: int, *, timeout: float, progress: ProgressCal
 
 
 def _public(record: MasterRecord) -> dict[str, Any]:
-    fields = ("id", "name", "ip", "endpoint", "api_version", "cert_path", "micado_user", "launcher",
+    fields = ("id", "name", "state", "ip", "endpoint", "api_version", "cert_path", "micado_user", "launcher",
               "auth_url", "region_name", "project_id", "created")
     return {field: getattr(record, field, None) for field in fields}
