@@ -179,8 +179,11 @@ def test_usage_page(micado_stack, workdir, capsys):
 
 def test_local_stack_page(micado_stack, workdir, monkeypatch):
     first, second = python_blocks(ROOT / "docs" / "local-stack.rst")
-    monkeypatch.setenv("MICADO_CLI_DIR", os.environ["MICADO_CLI_DIR"])  # the example sets it; undone afterwards
+    for name, value in micado_stack.environment.items():  # the example sets them; undone afterwards
+        monkeypatch.setenv(name, value)
     run_python(first, {}, UseLocalServices(), "local-stack.rst block 0")
+    for name, value in micado_stack.environment.items():  # back to the fixture's stack
+        monkeypatch.setenv(name, value)
     namespace: dict = {}
     run_python(second, namespace, UseLocalServices(), "local-stack.rst block 1")
     monkeypatch.setenv("MICADO_CLI_DIR", str(micado_stack.micado_cli_dir))

@@ -176,31 +176,6 @@ class LocalStack:
         self.stop()
 
 
-def main(argv: list[str] | None = None) -> int:
-    """Run the stack until SIGTERM/SIGINT; see the module docstring."""
-    parser = argparse.ArgumentParser(prog="python -m micado.testing.stack", description=__doc__.splitlines()[0])
-    parser.add_argument("--ready-file", required=True, help="JSON file written once everything listens")
-    parser.add_argument("--layout", default="0.12", choices=["0.12", "0.10", "0.9"], help="playbook layout")
-    parser.add_argument("--base-dir", help="folder to keep everything in (default: a temporary one)")
-    args = parser.parse_args(argv)
-    stop = threading.Event()
-    for signum in (signal.SIGTERM, signal.SIGINT):
-        signal.signal(signum, lambda *_: stop.set())
-    with LocalStack(args.base_dir, layout=args.layout) as stack:
-        ready = Path(args.ready_file)
-        temp = ready.with_name(ready.name + ".tmp")
-        descriptor = os.open(temp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-        with os.fdopen(descriptor, "w", encoding="utf-8") as handle:
-            json.dump(stack.describe(), handle, indent=2)
-        temp.replace(ready)
-        stop.wait()
-    return 0
-
-
-if __name__ == "__main__":
-    raise SystemExit(main())
-
-
 class ReleaseMirror:
     """A loopback HTTP server that serves release tarballs as ``/ansible-micado/<version>.tar.gz``.
 
@@ -252,3 +227,29 @@ class ReleaseMirror:
             self._server.shutdown()
             self._server.server_close()
             self._server = None
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Run the stack until SIGTERM/SIGINT; see the module docstring."""
+    parser = argparse.ArgumentParser(prog="python -m micado.testing.stack", description=__doc__.splitlines()[0])
+    parser.add_argument("--ready-file", required=True, help="JSON file written once everything listens")
+    parser.add_argument("--layout", default="0.12", choices=["0.12", "0.10", "0.9"], help="playbook layout")
+    parser.add_argument("--base-dir", help="folder to keep everything in (default: a temporary one)")
+    args = parser.parse_args(argv)
+    stop = threading.Event()
+    for signum in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(signum, lambda *_: stop.set())
+    with LocalStack(args.base_dir, layout=args.layout) as stack:
+        ready = Path(args.ready_file)
+        temp = ready.with_name(ready.name + ".tmp")
+        descriptor = os.open(temp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        with os.fdopen(descriptor, "w", encoding="utf-8") as handle:
+            json.dump(stack.describe(), handle, indent=2)
+        temp.replace(ready)
+        stop.wait()
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
+
