@@ -47,6 +47,8 @@ class Watch:
         seconds: the time allowed.
         end: the :func:`time.monotonic` time of the deadline.
         expired: set once the deadline passed while the request was still going on.
+        done: set when the watched block ends; the watchdog then leaves it alone.
+        sockets: the sockets to shut down at the deadline.
     """
 
     def __init__(self, seconds: float) -> None:
@@ -105,6 +107,14 @@ class _Watchdog:
                 heapq.heapify(self._heap)
 
     def _run(self) -> None:
+        try:
+            self._watch()
+        except BaseException:  # a bug: let the next request start a new thread
+            with self._cond:
+                self._running = False
+            raise
+
+    def _watch(self) -> None:
         with self._cond:
             while True:
                 while self._heap and self._heap[0][2].done:
@@ -112,7 +122,7 @@ class _Watchdog:
                 if not self._heap:
                     self._wake_at = math.inf
                     if not self._cond.wait(IDLE_SECONDS) and not self._heap:
-                        self._running = False
+                        self._running = False  # under the lock: a start() now makes a new thread
                         return
                     continue
                 end, _, watch = self._heap[0]
