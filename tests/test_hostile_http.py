@@ -82,6 +82,17 @@ def test_a_drip_fed_upload_answer_times_out_at_the_deploy_deadline():
     assert took <= TIMEOUT + 1, took
 
 
+def test_a_session_given_by_the_caller_keeps_to_the_deadline_too():
+    import requests
+
+    from micado.api.client import SubmitterClient
+
+    with raw_server("http", DRIPS["body"]) as url:
+        api = SubmitterClient(url, timeout=TIMEOUT, session=requests.Session())
+        took, error = timed(api.list_applications)
+    assert isinstance(error, MicadoTimeout) and took <= TIMEOUT + 1, (took, error)
+
+
 def test_requests_leave_one_watchdog_thread_at_most(submitter):
     with MicadoClient(
         endpoint=submitter.endpoint, verify=submitter.cert_path, auth=(submitter.user, submitter.password)
@@ -259,6 +270,11 @@ def offline_client() -> Iterator[MicadoClient]:
 def test_text_that_is_not_valid_unicode_is_an_invalid_argument(offline_client, call):
     with pytest.raises(InvalidArgument, match="unpaired surrogate"):
         call(offline_client.applications)
+
+
+def test_an_endpoint_that_is_not_valid_unicode_is_an_invalid_argument():
+    with pytest.raises(InvalidArgument, match="endpoint cannot be sent"):
+        MicadoClient(endpoint="http://127.0.0.1/\udcff/toscasubmitter/")
 
 
 def test_a_directory_as_file_says_it_is_a_directory(offline_client, tmp_path):

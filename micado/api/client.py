@@ -151,6 +151,7 @@ class SubmitterClient(ApplicationsMixin):
             if watch.expired:  # cut off by the deadline, what was read can look like a whole answer
                 raise _timeout_error(method, url, timeout)
         return _decode(response.status_code, response.headers, body, method, url)
+
     def close(self) -> None:
         """Close the pooled connections."""
         self.session.close()
@@ -276,6 +277,7 @@ def _reason(error: Exception) -> str:
 def _base_url(endpoint: object, version: object) -> str:
     if not isinstance(endpoint, str) or not endpoint:
         raise InvalidArgument(f"endpoint must be a URL such as https://<ip>/toscasubmitter/, not {endpoint!r}")
+    checks.sendable("endpoint", endpoint)
     parts = urlsplit(endpoint)
     # Shown without any user:password@ part: messages must not carry secrets.
     shown = parts._replace(netloc=parts.netloc.rpartition("@")[2]).geturl()
