@@ -29,7 +29,7 @@ setup(
     ],
     extras_require={
         "testing": ["werkzeug>=3,<4"],
-        "test": ["werkzeug>=3,<4", "pytest>=8,<10"],
+        "test": ["werkzeug>=3,<4", "pytest>=8,<10", "hypothesis>=6.100,<7"],
         "docs": ["sphinx>=8,<10"],
     },
     entry_points={

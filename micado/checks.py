@@ -20,6 +20,26 @@ def seconds(name: str, value: object) -> float:
     return float(value)
 
 
+def byte_count(name: str, value: object) -> int:
+    """``value`` as a positive whole number of bytes."""
+    if isinstance(value, bool) or not isinstance(value, int) or value <= 0:
+        raise InvalidArgument(f"{name} must be a positive number of bytes, not {value!r}")
+    return value
+
+
+def sendable(name: str, value: str) -> str:
+    """``value`` if it can be sent as UTF-8 (it holds no unpaired surrogate)."""
+    try:
+        value.encode("utf-8")
+    except UnicodeEncodeError as error:
+        bad = value[error.start : error.end]
+        raise InvalidArgument(
+            f"{name} cannot be sent: it holds {bad!r} at index {error.start}, "
+            "an unpaired surrogate that is not valid text"
+        ) from None
+    return value
+
+
 def port(name: str, value: object) -> int:
     """``value`` as a TCP port number."""
     if isinstance(value, bool) or not isinstance(value, int) or not 0 < value < 65536:
@@ -36,6 +56,8 @@ def text(name: str, value: object) -> str:
 
 def http_url(name: str, value: object, what: str) -> str:
     """``value`` as an http(s) URL with a host; ``what`` says what it should point at."""
+    if isinstance(value, str):
+        sendable(name, value)
     parts = urlsplit(value) if isinstance(value, str) else None
     if parts is None or parts.scheme not in ("http", "https") or not parts.hostname:
         raise InvalidArgument(f"{name} must be the http(s) URL of {what}, not {value!r}")

@@ -19,6 +19,7 @@ so ``except MicadoException`` catches every failure of ours and nothing of
     │   ├── UnprocessableEntity  422
     │   ├── ServerError          5xx
     │   └── ProtocolError        an answer that is not the JSON the contract promises
+    │       └── ResponseTooLarge an answer longer than the client reads
     ├── MicadoConnectionError    the server could not be reached
     │   └── TLSError             the TLS handshake or certificate check failed
     ├── MicadoTimeout            a request or a wait ran past its deadline
@@ -44,6 +45,7 @@ __all__ = [
     "UnprocessableEntity",
     "ServerError",
     "ProtocolError",
+    "ResponseTooLarge",
     "MicadoConnectionError",
     "TLSError",
     "MicadoTimeout",
@@ -90,12 +92,24 @@ class MasterNotFound(NotFound):
     """No master with the given id is recorded in the store."""
 
 
+#: Characters of a server's message kept in an exception; the rest is cut, so a hostile or
+#: broken server cannot make an error message (and every log line showing it) megabytes long.
+MAX_EXPLANATION = 4000
+
+
+def _shorten(text: str, limit: int = MAX_EXPLANATION) -> str:
+    if len(text) <= limit:
+        return text
+    return f"{text[:limit]}... [{len(text) - limit} more characters cut]"
+
+
 class MicadoAPIError(MicadoException):
     """The TOSCA Submitter REST API answered a request with an error.
 
     Attributes:
         status_code: the HTTP status of the answer.
-        explanation: the server's own message (its ``message`` field).
+        explanation: the server's own message (its ``message`` field), cut after
+            :data:`MAX_EXPLANATION` characters.
         method: the HTTP method of the request.
         url: the URL of the request.
     """
@@ -108,7 +122,7 @@ class MicadoAPIError(MicadoException):
         method: str | None = None,
         url: str | None = None,
     ) -> None:
-        self.explanation = explanation
+        self.explanation = _shorten(str(explanation))
         self.status_code = status_code
         self.method = method
         self.url = url
@@ -142,6 +156,18 @@ class ServerError(MicadoAPIError):
 
 class ProtocolError(MicadoAPIError):
     """The answer is not the JSON document the TOSCA Submitter contract promises."""
+
+
+class ResponseTooLarge(ProtocolError):
+    """The answer is longer than the client reads (``max_answer`` of the API client).
+
+    Attributes:
+        limit: the most bytes the client accepts.
+    """
+
+    def __init__(self, explanation: str, *, limit: int, **where: Any) -> None:
+        self.limit = limit
+        super().__init__(explanation, **where)
 
 
 class MicadoConnectionError(MicadoException):

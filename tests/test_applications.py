@@ -11,7 +11,6 @@ import time
 import warnings
 import zipfile
 from collections.abc import Iterator
-from contextlib import contextmanager
 from http.server import SimpleHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
@@ -33,6 +32,8 @@ from micado.exceptions import (
     TLSError,
 )
 from micado.progress import wait_until
+
+from loopback import raw_server
 
 ADTS = Path(__file__).parent / "adts"
 NOVA_ADTS = sorted(ADTS.glob("*_nova.yaml"))
@@ -66,40 +67,6 @@ def adt_server() -> Iterator[str]:
     yield f"http://127.0.0.1:{server.server_address[1]}/"
     server.shutdown()
     server.server_close()
-
-
-@contextmanager
-def raw_server(scheme: str, answer: bytes | None) -> Iterator[str]:
-    """A TCP server on loopback that reads each request, sends ``answer`` (if any), then holds the
-    connection open without another byte; yields its ``<scheme>://.../toscasubmitter/`` URL."""
-    listener = socket.socket()
-    listener.bind(("127.0.0.1", 0))
-    listener.listen(8)
-    held: list[socket.socket] = []
-    stop = threading.Event()
-
-    def serve() -> None:
-        listener.settimeout(0.1)
-        while not stop.is_set():
-            try:
-                conn, _ = listener.accept()
-            except OSError:
-                continue
-            held.append(conn)
-            if answer is not None:
-                conn.recv(65536)
-                conn.sendall(answer)
-
-    thread = threading.Thread(target=serve, daemon=True)
-    thread.start()
-    try:
-        yield f"{scheme}://127.0.0.1:{listener.getsockname()[1]}/toscasubmitter/"
-    finally:
-        stop.set()
-        thread.join()
-        for conn in held:
-            conn.close()
-        listener.close()
 
 
 @pytest.fixture

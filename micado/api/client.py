@@ -2,29 +2,39 @@
 
 from __future__ import annotations
 
+import json
 import os
 import re
 import warnings
-from collections.abc import Mapping
+from http.client import HTTPException
+from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import IO, Any
 from urllib.parse import urlsplit
 
 import requests
 
-from micado import checks
+from micado import checks, transfer
 from micado.api.applications import ApplicationsMixin
 from micado.exceptions import (
     AuthenticationError,
     InvalidArgument,
     MicadoConnectionError,
+    MicadoException,
     MicadoTimeout,
     ProtocolError,
+    ResponseTooLarge,
     TLSError,
     api_error_class,
 )
 
-__all__ = ["SubmitterClient", "MicadoInsecureWarning", "DEFAULT_TIMEOUT", "DEFAULT_DEPLOY_TIMEOUT"]
+__all__ = [
+    "SubmitterClient",
+    "MicadoInsecureWarning",
+    "DEFAULT_TIMEOUT",
+    "DEFAULT_DEPLOY_TIMEOUT",
+    "DEFAULT_MAX_ANSWER",
+]
 
 #: Seconds allowed for quick calls (list, get).
 DEFAULT_TIMEOUT = 30.0
@@ -32,6 +42,9 @@ DEFAULT_TIMEOUT = 30.0
 DEFAULT_DEPLOY_TIMEOUT = 900.0
 #: Seconds allowed to open a connection, whatever the call.
 CONNECT_TIMEOUT = 10.0
+#: Bytes an answer may have. The real server's largest answers (an application's details,
+#: a long validation error) are a few kilobytes; this leaves room and bounds memory.
+DEFAULT_MAX_ANSWER = 16 * 1024 * 1024
 
 
 class MicadoInsecureWarning(UserWarning):
@@ -51,12 +64,19 @@ class SubmitterClient(ApplicationsMixin):
         version: API version, the path segment after the endpoint.
         verify: ``True``, a CA bundle/certificate path, or ``False``.
         auth: ``(user, password)`` for HTTP basic auth.
-        timeout: seconds for list and get.
-        deploy_timeout: seconds for create, update and delete.
-        session: a session to use instead of a new one (e.g. to add proxies).
+        timeout: seconds for list and get, for the whole exchange: connecting, sending,
+            and reading the whole answer (a server that answers slowly byte by byte
+            cannot stretch it).
+        deploy_timeout: seconds for create, update and delete, likewise.
+        session: a session to use instead of a new one (e.g. to add proxies); the client
+            mounts its own transport adapters on it for http:// and https:// (they
+            enforce the timeouts), keeping their ``max_retries``.
+        max_answer: the most bytes of an answer to read (:data:`DEFAULT_MAX_ANSWER`,
+            16 MiB); a longer one is a :class:`~micado.exceptions.ResponseTooLarge`.
 
     Raises:
-        InvalidArgument: the endpoint, version, verify, auth or a timeout is malformed.
+        InvalidArgument: the endpoint, version, verify, auth, a timeout or ``max_answer``
+            is malformed.
     """
 
     def __init__(
@@ -68,12 +88,14 @@ class SubmitterClient(ApplicationsMixin):
         timeout: float = DEFAULT_TIMEOUT,
         deploy_timeout: float = DEFAULT_DEPLOY_TIMEOUT,
         session: requests.Session | None = None,
+        max_answer: int = DEFAULT_MAX_ANSWER,
     ) -> None:
         self.base_url = _base_url(endpoint, version)
         self.verify = _check_verify(verify)
         self.timeout = checks.seconds("timeout", timeout)
         self.deploy_timeout = checks.seconds("deploy_timeout", deploy_timeout)
-        self.session = session or requests.Session()
+        self.max_answer = checks.byte_count("max_answer", max_answer)
+        self.session = transfer.session(session)
         self.session.auth = _check_auth(auth)
         self.session.headers["Accept"] = "application/json"
         if self.verify is False:
@@ -96,40 +118,39 @@ class SubmitterClient(ApplicationsMixin):
         """Send one request and return the JSON answer as a dict.
 
         This is the one place where HTTP and transport failures become our exceptions.
+        ``timeout`` bounds the whole exchange (see :mod:`micado.transfer`) and
+        :attr:`max_answer` the answer's size.
 
         Raises:
             MicadoAPIError: (a subclass by status) the server answered with an error.
             AuthenticationError: 401, or the MiCADO proxy's HTML login page.
             ProtocolError: the answer is not a JSON object, or is a redirect.
+            ResponseTooLarge: the answer is longer than :attr:`max_answer` bytes.
             TLSError: the TLS handshake or certificate check failed.
-            MicadoTimeout: no answer within ``timeout`` seconds.
-            MicadoConnectionError: the server could not be reached.
+            MicadoTimeout: the exchange did not complete within ``timeout`` seconds.
+            MicadoConnectionError: the server could not be reached, or the answer broke off.
         """
-        try:
-            response = self.session.request(
-                method,
-                url,
-                json=json_body,
-                data=data,
-                files=files,
-                verify=self.verify,
-                timeout=(min(CONNECT_TIMEOUT, timeout), timeout),
-                allow_redirects=False,
-            )
-        except requests.exceptions.SSLError as error:
-            raise TLSError(
-                f"TLS failure talking to {url}: {_reason(error)}. Pass verify=<path of the "
-                "master's certificate>, or verify=False to skip the check"
-            ) from error
-        except requests.exceptions.Timeout as error:
-            raise _timeout_error(method, url, timeout) from error
-        except requests.exceptions.ConnectionError as error:
-            if _timed_out(error):  # the answer stalled after its headers: requests reports it so
-                raise _timeout_error(method, url, timeout) from error
-            raise MicadoConnectionError(f"cannot reach {url}: {_reason(error)}") from error
-        except requests.exceptions.RequestException as error:  # a broken answer (chunking, encoding)
-            raise MicadoConnectionError(f"{method} {url}: the answer broke off: {_reason(error)}") from error
-        return _decode(response, method, url)
+        timeout = checks.seconds("timeout", timeout)
+        with transfer.deadline(timeout) as watch:
+            try:
+                with self.session.request(
+                    method,
+                    url,
+                    json=json_body,
+                    data=data,
+                    files=files,
+                    verify=self.verify,
+                    timeout=(min(CONNECT_TIMEOUT, timeout), timeout),
+                    allow_redirects=False,
+                    stream=True,
+                ) as response:
+                    too_large = _too_large_error(response, method, url, self.max_answer)
+                    body = b"".join(transfer.bounded_chunks(response, self.max_answer, too_large))
+            except (requests.exceptions.RequestException, OSError, HTTPException) as error:
+                raise _transport_error(error, method, url, timeout, watch.expired) from error
+            if watch.expired:  # cut off by the deadline, what was read can look like a whole answer
+                raise _timeout_error(method, url, timeout)
+        return _decode(response.status_code, response.headers, body, method, url)
 
     def close(self) -> None:
         """Close the pooled connections."""
@@ -139,28 +160,61 @@ class SubmitterClient(ApplicationsMixin):
         return f"<SubmitterClient {self.base_url}>"
 
 
-def _decode(response: requests.Response, method: str, url: str) -> dict[str, Any]:
+def _transport_error(
+    error: Exception, method: str, url: str, timeout: float, expired: bool
+) -> MicadoException:
+    """The error of ours for a failed exchange (``expired``: the deadline cut it off)."""
+    if expired or isinstance(error, requests.exceptions.Timeout) or _timed_out(error):
+        return _timeout_error(method, url, timeout)
+    if isinstance(error, requests.exceptions.SSLError):
+        return TLSError(
+            f"TLS failure talking to {url}: {_reason(error)}. Pass verify=<path of the "
+            "master's certificate>, or verify=False to skip the check"
+        )
+    if isinstance(error, requests.exceptions.ConnectionError):
+        return MicadoConnectionError(f"cannot reach {url}: {_reason(error)}")
+    # A broken answer: bad chunking or encoding, a malformed status line or header.
+    return MicadoConnectionError(f"{method} {url}: the answer broke off or is malformed: {_reason(error)}")
+
+
+def _too_large_error(
+    response: requests.Response, method: str, url: str, limit: int
+) -> Callable[[int | None], ResponseTooLarge]:
+    def error(declared: int | None) -> ResponseTooLarge:
+        size = f"of {declared} bytes" if declared is not None else "of more than that"
+        return ResponseTooLarge(
+            f"the {response.status_code} answer is over the limit of {limit} bytes (an answer {size}, "
+            "not read further); raise max_answer= if the server's answers really are that long",
+            status_code=response.status_code,
+            method=method,
+            url=url,
+            limit=limit,
+        )
+
+    return error
+
+
+def _decode(status: int, headers: Mapping[str, str], body: bytes, method: str, url: str) -> dict[str, Any]:
     """Turn an HTTP answer into the JSON dict it carries, or raise the matching error."""
-    status = response.status_code
     try:
-        body = response.json()
-    except ValueError:
-        body = None
-    message = body.get("message") if isinstance(body, dict) else None
+        document = json.loads(body)
+    except (ValueError, RecursionError):  # not JSON, not UTF-8, or nested too deep
+        document = None
+    message = document.get("message") if isinstance(document, dict) else None
     if status >= 400:
-        explanation = str(message) if message is not None else _snippet(response)
+        explanation = str(message) if message is not None else _snippet(body, status)
         raise api_error_class(status)(explanation, status_code=status, method=method, url=url)
     if 300 <= status < 400:
         raise ProtocolError(
-            f"redirected to {response.headers.get('Location')!r}; check the endpoint URL",
+            f"redirected to {headers.get('Location')!r}; check the endpoint URL",
             status_code=status,
             method=method,
             url=url,
         )
-    if isinstance(body, dict):
-        return body
-    content_type = response.headers.get("Content-Type", "unknown")
-    text = response.text.lower()
+    if isinstance(document, dict):
+        return document
+    content_type = headers.get("Content-Type", "unknown")
+    text = body[:65536].decode("utf-8", "replace").lower()
     if "html" in content_type and ("login" in text or "authentication" in text):
         page = "'Authentication failed' page" if "authentication failed" in text else "login page"
         raise AuthenticationError(
@@ -171,7 +225,7 @@ def _decode(response: requests.Response, method: str, url: str) -> dict[str, Any
             url=url,
         )
     raise ProtocolError(
-        f"expected a JSON object from the TOSCA Submitter, got {content_type}: {_snippet(response)}",
+        f"expected a JSON object from the TOSCA Submitter, got {content_type}: {_snippet(body, status)}",
         status_code=status,
         method=method,
         url=url,
@@ -179,7 +233,7 @@ def _decode(response: requests.Response, method: str, url: str) -> dict[str, Any
 
 
 def _timeout_error(method: str, url: str, timeout: float) -> MicadoTimeout:
-    message = f"{method} {url} got no answer within {timeout:g} s"
+    message = f"{method} {url} got no complete answer within {timeout:g} s"
     if method != "GET":
         # The server deploys synchronously and carries on without us.
         message += "; the server may still complete the change: check with applications.list()"
@@ -203,9 +257,10 @@ def _timed_out(error: BaseException) -> bool:
     return False
 
 
-def _snippet(response: requests.Response, limit: int = 200) -> str:
-    text = " ".join(response.text.split())
-    return text[:limit] + ("..." if len(text) > limit else "") if text else f"HTTP {response.status_code}"
+def _snippet(body: bytes, status: int, limit: int = 200) -> str:
+    """The start of ``body`` as one line of at most ``limit`` characters, for messages."""
+    text = " ".join(body[: limit * 4].decode("utf-8", "replace").split())
+    return text[:limit] + ("..." if len(text) > limit or len(body) > limit * 4 else "") if text else f"HTTP {status}"
 
 
 def _reason(error: Exception) -> str:
@@ -222,6 +277,7 @@ def _reason(error: Exception) -> str:
 def _base_url(endpoint: object, version: object) -> str:
     if not isinstance(endpoint, str) or not endpoint:
         raise InvalidArgument(f"endpoint must be a URL such as https://<ip>/toscasubmitter/, not {endpoint!r}")
+    checks.sendable("endpoint", endpoint)
     parts = urlsplit(endpoint)
     # Shown without any user:password@ part: messages must not carry secrets.
     shown = parts._replace(netloc=parts.netloc.rpartition("@")[2]).geturl()

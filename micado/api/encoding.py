@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import os
 import re
+import stat
 from collections.abc import Mapping
 from pathlib import Path
 from typing import IO, Any
@@ -16,15 +17,23 @@ from micado.exceptions import InvalidArgument
 AdtSource = Mapping[str, Any] | str | None
 FileSource = str | os.PathLike | IO[bytes] | None
 
+#: Bytes an ADT given as ``file=`` may have. Real ADTs are kilobytes, CSARs a few
+#: megabytes; the body is built in memory, so a larger file (or an endless one such
+#: as ``/dev/zero``) is refused before it is read whole.
+MAX_UPLOAD = 64 * 1024 * 1024
+#: Bytes read at a time from an ADT file.
+_READ_CHUNK = 1 << 20
+
 
 def validate_app_id(app_id: object) -> str:
     """Check an application id and return it URL-quoted for a path segment.
 
     Raises:
-        InvalidArgument: the id is not a non-empty string without ``/`` or whitespace.
+        InvalidArgument: the id is not a non-empty string of valid text without ``/`` or whitespace.
     """
     if not isinstance(app_id, str) or not app_id:
         raise InvalidArgument(f"app_id must be a non-empty string, not {app_id!r}")
+    checks.sendable("app_id", app_id)
     if "/" in app_id or re.search(r"\s", app_id):
         raise InvalidArgument(f"app_id {app_id!r} must not contain '/' or whitespace")
     if app_id in (".", ".."):
@@ -53,8 +62,10 @@ def encode_body(
         keyword arguments for :meth:`SubmitterClient.request` (``json_body`` or ``data``/``files``).
 
     Raises:
-        InvalidArgument: not exactly one source, a source/params of the wrong type, or
-            a mapping holding values JSON cannot carry (dates, sets, NaN...).
+        InvalidArgument: not exactly one source, a source/params of the wrong type,
+            a mapping holding values JSON cannot carry (dates, sets, NaN...) or text
+            that is not valid Unicode, or a file that is missing, a directory,
+            unreadable or larger than :data:`MAX_UPLOAD` bytes.
     """
     given = [name for name, value in (("adt", adt), ("url", url), ("file", file)) if value is not None]
     if len(given) != 1:
@@ -81,7 +92,7 @@ def encode_body(
     if isinstance(adt, str):
         if not adt.strip():
             raise InvalidArgument("adt is an empty string; give YAML text, a mapping, url= or file=")
-        part: tuple[str, IO[bytes] | bytes] = ("adt.yaml", adt.encode("utf-8"))
+        part: tuple[str, IO[bytes] | bytes] = ("adt.yaml", checks.sendable("adt", adt).encode("utf-8"))
     elif adt is not None:
         raise InvalidArgument(f"adt must be a mapping or YAML text, not {type(adt).__name__}")
     else:
@@ -100,30 +111,75 @@ _PARAMS_HINT = "use strings, numbers, booleans, None, lists and mappings"
 def _json_text(value: Any, name: str, hint: str) -> str:
     """``value`` as JSON text, or InvalidArgument naming what cannot be sent (before any request)."""
     try:
-        return json.dumps(value, allow_nan=False)
-    except (TypeError, ValueError) as error:  # e.g. a date from YAML, a set, NaN
+        text = json.dumps(value, allow_nan=False)
+    except (TypeError, ValueError, RecursionError) as error:  # a date from YAML, a set, NaN, a cycle
         raise InvalidArgument(f"{name} cannot be sent as JSON ({error}); {hint}") from None
+    if "\\ud" in text:  # an unpaired surrogate would travel as an escape the server cannot decode
+        checks.sendable(name, json.dumps(value, ensure_ascii=False))
+    return text
 
 
-def _file_part(file: object) -> tuple[str, IO[bytes] | bytes]:
+def _file_part(file: object) -> tuple[str, bytes]:
+    """The multipart file part ``(filename, content)`` of ``file=``, read in bounded chunks."""
     if isinstance(file, (str, os.PathLike)):
         path = Path(file)
-        if not path.is_file():
-            raise InvalidArgument(f"file={str(path)!r}: no such ADT file")
+        shown = f"file={str(path)!r}"
         try:
-            return (path.name, path.read_bytes())
+            with path.open("rb") as opened:
+                info = os.fstat(opened.fileno())
+                if stat.S_ISREG(info.st_mode) and info.st_size > MAX_UPLOAD:
+                    raise InvalidArgument(
+                        f"{shown} has {info.st_size} bytes, over the limit for an ADT ({MAX_UPLOAD >> 20} MiB)"
+                    )
+                content = _read_bounded(opened.read, shown)
+        except IsADirectoryError:
+            raise InvalidArgument(f"{shown} is a directory, not an ADT file") from None
+        except FileNotFoundError:
+            raise InvalidArgument(f"{shown}: no such ADT file") from None
         except OSError as error:
-            raise InvalidArgument(f"file={str(path)!r} cannot be read: {error.strerror or error}") from None
+            raise InvalidArgument(f"{shown} cannot be read: {error.strerror or error}") from None
+        return (_part_name(path.name), content)
     read = getattr(file, "read", None)
     if callable(read):
-        content = read()
-        if isinstance(content, str):
-            content = content.encode("utf-8")
-        if not isinstance(content, bytes):
-            raise InvalidArgument(f"file.read() returned {type(content).__name__}, not bytes or text")
+        content = _read_bounded(read, "file")
         name = getattr(file, "name", None)  # an int for files opened from a descriptor
         if not isinstance(name, str) or not Path(name).name:
             # The server picks the parser by extension; a CSAR is a zip archive.
             return ("adt.csar" if content.startswith(b"PK\x03\x04") else "adt.yaml", content)
-        return (Path(name).name, content)
+        return (_part_name(Path(name).name), content)
     raise InvalidArgument(f"file must be a path or a file object, not {type(file).__name__}")
+
+
+def _read_bounded(read: Any, shown: str) -> bytes:
+    """Everything ``read(size)`` gives, in chunks, refusing more than :data:`MAX_UPLOAD` bytes."""
+    chunks: list[bytes] = []
+    size = 0
+    while True:
+        try:
+            chunk = read(_READ_CHUNK)
+        except (OSError, ValueError) as error:  # ValueError: a closed file
+            raise InvalidArgument(f"{shown} cannot be read: {error}") from None
+        if isinstance(chunk, str):
+            chunk = checks.sendable(shown, chunk).encode("utf-8")
+        if not isinstance(chunk, bytes):
+            raise InvalidArgument(f"{shown}.read() returned {type(chunk).__name__}, not bytes or text")
+        if not chunk:
+            return b"".join(chunks)
+        size += len(chunk)
+        if size > MAX_UPLOAD:
+            raise InvalidArgument(f"{shown} has more than {MAX_UPLOAD >> 20} MiB, the limit for an ADT")
+        chunks.append(chunk)
+
+
+def _part_name(name: str) -> str:
+    """The file name to send: ``name``, or ``adt<suffix>`` when it is not valid text.
+
+    A name read from disk can hold undecodable bytes (as surrogates); the server only
+    needs the extension, which picks its parser.
+    """
+    try:
+        name.encode("utf-8")
+        return name
+    except UnicodeEncodeError:
+        suffix = Path(name).suffix
+        return "adt" + (suffix if suffix.isascii() else ".yaml")

@@ -2,9 +2,10 @@
 
 Two jobs, kept apart from the Ansible logic in :mod:`micado.installer.ansible`:
 
-* :func:`download` streams an http(s) URL to a file with timeouts and an overall
-  deadline, through a temporary file renamed into place, so an interrupted
-  download never leaves a half-written file under the final name.
+* :func:`download` streams an http(s) URL to a file within an overall deadline
+  (which a slow, byte-by-byte server cannot stretch) and a size cap, through a
+  temporary file renamed into place, so an interrupted download never leaves a
+  half-written file under the final name.
 * :func:`safe_extract` unpacks a tar archive after checking every member itself:
   absolute names, names that climb out with ``..``, names under a symbolic link of
   the archive, symbolic or hard links whose target lies outside, and device or FIFO
@@ -28,6 +29,7 @@ import tarfile
 import tempfile
 import time
 import zlib
+from http.client import HTTPException
 from pathlib import Path
 from typing import Any, BinaryIO
 
@@ -38,8 +40,9 @@ __all__ = ["download", "safe_extract", "check_members", "display_url"]
 
 logger = logging.getLogger(__name__)
 
-#: Bytes read per chunk while streaming a download.
-CHUNK_SIZE = 1 << 16
+#: Bytes a download may have. ansible-micado release tarballs are well under 10 MB; the
+#: cap is generous for them and stops an endless answer from filling the disk.
+MAX_DOWNLOAD = 200 * 1024 * 1024
 #: Seconds between two progress reports of a download.
 REPORT_EVERY = 2.0
 
@@ -74,6 +77,7 @@ def download(
     timeout: float = 300.0,
     connect_timeout: float = 15.0,
     progress: ProgressCallback = silent,
+    max_size: int = MAX_DOWNLOAD,
 ) -> Path:
     """Stream ``url`` into ``dest``, atomically.
 
@@ -84,51 +88,55 @@ def download(
     Args:
         url: an ``http://`` or ``https://`` URL.
         dest: the file to create (its folder must exist).
-        timeout: seconds for the whole download.
+        timeout: seconds for the whole download, however slowly the server sends.
         connect_timeout: seconds to connect, and the longest silence between chunks.
         progress: receives ``("playbook", "downloaded N MB ...")`` every few seconds.
+        max_size: the most bytes to accept (:data:`MAX_DOWNLOAD`, 200 MiB).
 
     Returns:
         ``dest``.
 
     Raises:
-        InstallError: the server could not be reached or answered with an error status.
+        InstallError: the server could not be reached, answered with an error status,
+            or sent more than ``max_size`` bytes.
         MicadoTimeout: the download took longer than ``timeout``.
     """
     import requests
 
+    from micado import transfer
+
     shown = display_url(url)
-    deadline = time.monotonic() + timeout
     next_report = time.monotonic() + REPORT_EVERY
     received = 0
+
+    def too_large(declared: int | None) -> InstallError:
+        size = f"{declared} bytes" if declared is not None else "more"
+        return InstallError(f"{shown} is over the limit of {max_size} bytes for a download ({size}); not saved")
+
     fd, tmp_name = tempfile.mkstemp(prefix=f".{dest.name}.", suffix=".part", dir=dest.parent)
     tmp = Path(tmp_name)
     try:
-        with os.fdopen(fd, "wb") as out:
+        with os.fdopen(fd, "wb") as out, transfer.session() as http, transfer.deadline(timeout) as watch:
             try:
-                with requests.get(url, stream=True, timeout=(connect_timeout, connect_timeout)) as answer:
+                with http.get(url, stream=True, timeout=(connect_timeout, connect_timeout)) as answer:
                     if answer.status_code != 200:
                         raise InstallError(
                             f"could not download the playbooks from {shown}: the server answered "
                             f"{answer.status_code} {answer.reason}"
                         )
-                    for chunk in answer.iter_content(CHUNK_SIZE):
+                    for chunk in transfer.bounded_chunks(answer, max_size, too_large):
                         out.write(chunk)
                         received += len(chunk)
-                        now = time.monotonic()
-                        if now > deadline:
-                            raise MicadoTimeout(
-                                f"downloading {shown} took longer than {timeout:g} s "
-                                f"({received / 1e6:.1f} MB received)",
-                                what=f"download of {shown}",
-                                timeout=timeout,
-                            )
-                        if now >= next_report:
+                        if time.monotonic() >= next_report:
                             progress("playbook", f"downloaded {received / 1e6:.1f} MB of {shown}")
-                            next_report = now + REPORT_EVERY
-            except requests.RequestException as exc:
+                            next_report = time.monotonic() + REPORT_EVERY
+            except (requests.RequestException, OSError, HTTPException) as exc:
+                if watch.expired:
+                    raise _download_timeout(shown, timeout, received) from exc
                 message = str(exc).replace(url, shown)
                 raise InstallError(f"could not download the playbooks from {shown}: {message}") from exc
+            if watch.expired:  # cut off by the deadline, a partial body can look complete
+                raise _download_timeout(shown, timeout, received)
         tmp.replace(dest)
     except BaseException:
         tmp.unlink(missing_ok=True)
@@ -224,6 +232,12 @@ def _uncompressed(raw: BinaryIO) -> BinaryIO:
     if magic.startswith(b"\xfd7zXZ\x00"):
         return lzma.LZMAFile(raw)
     return raw
+def _download_timeout(shown: str, timeout: float, received: int) -> MicadoTimeout:
+    return MicadoTimeout(
+        f"downloading {shown} took longer than {timeout:g} s ({received / 1e6:.1f} MB received)",
+        what=f"download of {shown}",
+        timeout=timeout,
+    )
 
 
 def _inside(root: str, path: str) -> bool:

@@ -1,0 +1,310 @@
+"""``master.create`` as its steps: prepare, launch, ssh, ansible, api, certificate, store.
+
+:class:`Creation` runs one create. Each step is a method, timed and named on any of
+our errors raised inside it (``error.step``); what a step makes is pushed on one
+:class:`~micado.master.undo.UndoStack`, which a failure (or Ctrl-C, SIGTERM...) unwinds
+newest first. The master's record is written as ``creating`` before the cloud is
+touched and replaced by the finished record in the last step, so a create killed at
+any point is seen by ``list()`` and removed by ``cleanup()``.
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+import secrets
+import socket
+import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from micado.config import paths
+from micado.exceptions import InstallError, MicadoException
+from micado.master.undo import UndoStack
+from micado.progress import ProgressCallback, wait_until
+
+if TYPE_CHECKING:
+    from micado.api.client import SubmitterClient
+    from micado.config.store import MasterRecord, MasterStore
+    from micado.installer.playbooks import PlaybookTree
+    from micado.installer.ssh import KeyPair
+    from micado.launcher.base import LaunchedVM, Launcher, LaunchSpec
+    from micado.master.spec import CreateSpec
+
+__all__ = ["Creation", "STEPS", "fetch_certificate", "wait_for_port"]
+
+log = logging.getLogger(__name__)
+
+#: The steps of a create, in order; ``error.step`` is one of them.
+STEPS = ("prepare", "launch", "ssh", "ansible", "api", "certificate", "store")
+
+_PEM_CERT = re.compile(rb"-----BEGIN CERTIFICATE-----.+?-----END CERTIFICATE-----\s*", re.S)
+#: Errors of the machine or of data (not bugs) that leave create as an InstallError.
+_ENVIRONMENT_ERRORS = (OSError, UnicodeError, ValueError, RecursionError, MemoryError)
+
+
+class Creation:
+    """One run of ``master.create``.
+
+    Args:
+        spec: the checked arguments.
+        launcher_name: ``"openstack"`` or ``"ec2"``.
+        store: where the record goes.
+        connect: builds the API client of a record (the master's own TLS settings).
+        api_version: the TOSCA Submitter API version to record.
+        report: the progress callback.
+        ansible_args: more ``ansible-playbook`` arguments (a test seam: ``--check``).
+    """
+
+    def __init__(self, spec: CreateSpec, *, launcher_name: str, store: MasterStore,
+                 connect: Callable[[MasterRecord], SubmitterClient], api_version: str,
+                 report: ProgressCallback, ansible_args: tuple[str, ...] = ()) -> None:
+        self.spec = spec
+        self.launcher_name = launcher_name
+        self.store = store
+        self.connect = connect
+        self.api_version = api_version
+        self.report = report
+        self.ansible_args = ansible_args
+        self.undo = UndoStack("master.create", report=lambda step: report("undo", step))
+        #: Seconds spent in each step.
+        self.timings: dict[str, float] = {}
+        self.step = ""
+        # made by the steps
+        self.launcher: Launcher
+        self.keys: KeyPair
+        self.launch_spec: LaunchSpec
+        self.source: PlaybookTree
+        self.settings: dict[str, Any] = {}
+        self.password = spec.micado_password or secrets.token_urlsafe(18)
+        self.intent: MasterRecord
+        self.vm: LaunchedVM
+        self.cert_path = ""
+        self.record: MasterRecord
+        self.api: SubmitterClient
+
+    def run(self) -> tuple[MasterRecord, SubmitterClient]:
+        """Run every step; on any failure undo what was made and raise.
+
+        Returns:
+            The stored record and a connected API client.
+
+        Raises:
+            MicadoException: the failing step's error, with ``error.step`` and notes on
+                what was undone. OS and data errors become ``InstallError``; a bug's
+                exception is raised as it is, with the same notes.
+        """
+        try:
+            for name in STEPS:
+                with self._timed(name):
+                    getattr(self, f"_{name}")()
+        except MicadoException as error:
+            self._fail(error)
+            raise
+        except _ENVIRONMENT_ERRORS as error:
+            typed = InstallError(f"master.create failed at step '{self.step}': {type(error).__name__}: {error}")
+            typed.step = self.step
+            self._fail(typed)
+            raise typed from error
+        except BaseException as error:  # Ctrl-C, SIGTERM, a bug: undone, raised as it is
+            self._fail(error)
+            raise
+        from micado.installer import ansible
+
+        ansible.cleanup_workdir(self.vm.server_id)
+        return self.record, self.api
+
+    @contextmanager
+    def _timed(self, name: str) -> Iterator[None]:
+        self.step = name
+        start = time.monotonic()
+        try:
+            self.report(name, "starting")
+            yield
+        except MicadoException as error:
+            if error.step is None:
+                error.step = name
+            raise
+        finally:
+            self.timings[name] = self.timings.get(name, 0.0) + time.monotonic() - start
+
+    def _fail(self, error: BaseException) -> None:
+        failed = self.undo.unwind(error)
+        vm = getattr(self, "vm", None)
+        what = f"; VM {vm.server_id} was deleted" if vm is not None and "delete the VM" not in failed else ""
+        log_path = paths.log_file(vm.server_id) if vm is not None else None
+        error.add_note(f"master.create failed at step '{self.step}'{what}"
+                       + (f"; installer log: {log_path}" if log_path is not None and log_path.exists() else ""))
+
+    # -- the steps ---------------------------------------------------------------------------
+
+    def _prepare(self) -> None:
+        """Everything that can fail without the cloud: credentials, store, keys, playbooks, settings."""
+        from micado.config.credentials import load_credentials
+        from micado.installer import ansible, playbooks, ssh
+        from micado.launcher import launcher_class
+        from micado.launcher.base import LaunchSpec, cloud_init_user_data
+
+        spec = self.spec
+        ansible.check_web_credentials(spec.micado_user, self.password)
+        cls = launcher_class(self.launcher_name)
+        credentials = load_credentials(cls.credential_type)
+        self.store.list()  # a damaged store or a wrong key fails now, not after the VM exists
+        self.launcher = cls.from_arguments(credentials, spec.cloud_arguments(self.launcher_name))
+        self.keys = ssh.ensure_keypair()
+        self.launch_spec = LaunchSpec(
+            image=spec.image, flavor=spec.flavor, network=spec.network, keypair=spec.keypair,
+            security_group=spec.security_group, user_data=cloud_init_user_data(self.keys.public_key),
+            floating_network=spec.floating_network,
+        )
+        self.launcher.validate(self.launch_spec)
+        self.source = playbooks.resolve_source(spec.playbook, spec.micado_version, progress=self.report)
+        self.settings = ansible.check_settings(self.source.layout, spec.settings)
+        if "grafana_admin_pwd" in self.source.layout.variables and "grafana_admin_pwd" not in self.settings:
+            self.settings["grafana_admin_pwd"] = secrets.token_urlsafe(18)
+        # The intent, before the cloud is touched: a create killed from here on is seen
+        # by list() and removed by cleanup(). It goes last in the undo, and only once
+        # the VM is gone (if the cloud refused, cleanup() still finds the VM through it).
+        self.intent = self.store.add(self._intent_record())
+        self.undo.push("remove the record", lambda: self.store.remove(self.intent.id),
+                       unless_failed="delete the VM")
+
+    def _launch(self) -> None:
+        try:
+            self.vm = self.launcher.launch(self.launch_spec, timeout=self.spec.boot_timeout, progress=self.report)
+        except BaseException as error:  # the launcher undid itself; keep the record if it could not
+            if any("undo" in note or "could not" in note for note in getattr(error, "__notes__", [])):
+                self.undo.discard(lambda name: name == "remove the record")
+                error.add_note("the master's record stays in state 'creating': run client.master.cleanup() "
+                               "(micado master cleanup) to remove what is left")
+            raise
+        vm = self.vm
+        self.undo.push("delete the VM", lambda: self.launcher.delete(vm, timeout=600.0))
+        self.intent.extra.update(vm.to_dict())
+        self.intent.extra["server_id"] = vm.server_id
+        self.intent.ip = vm.ip
+        self.store.update(self.intent)
+
+    def _ssh(self) -> None:
+        from micado.installer import ssh
+
+        vm, spec = self.vm, self.spec
+        self.undo.push("forget the host key", lambda: ssh.forget_host(vm.ip, spec.ssh_port))
+        ssh.wait_for_ssh(vm.ip, port=spec.ssh_port, user=spec.ssh_user, key=self.keys.private_key,
+                         timeout=spec.ssh_timeout, progress=self.report)
+
+    def _ansible(self) -> None:
+        from micado.installer import ansible
+
+        vm, spec = self.vm, self.spec
+        self.undo.push("remove the working copy", lambda: ansible.cleanup_workdir(vm.server_id))
+        ansible.install(
+            self.source, master_id=vm.server_id, host=vm.ip, port=spec.ssh_port, user=spec.ssh_user,
+            key=self.keys.private_key, micado_user=spec.micado_user, micado_password=self.password,
+            cloud_credentials=paths.credentials_file(), registry_credentials=_path(spec.registry_credentials),
+            settings=self.settings, timeout=spec.install_timeout, progress=self.report, extra_args=self.ansible_args,
+        )
+
+    def _api(self) -> None:
+        wait_for_port(self.vm.ip, self.spec.api_port, timeout=self.spec.api_timeout, progress=self.report)
+
+    def _certificate(self) -> None:
+        from micado.installer import ssh
+
+        vm, spec = self.vm, self.spec
+        self.undo.push("remove the certificate", lambda: paths.cert_file(vm.server_id).unlink(missing_ok=True))
+        self.cert_path = fetch_certificate(ssh, vm.ip, spec.ssh_port, spec.ssh_user, self.keys.private_key,
+                                           spec.remote_cert_path, vm.server_id)
+
+    def _store(self) -> None:
+        from micado.installer import playbooks
+
+        vm, spec = self.vm, self.spec
+        host = f"{vm.ip}:{spec.api_port}" if spec.api_port != 443 else vm.ip
+        grafana = self.settings.get("grafana_admin_pwd")
+        record = self._record_base(
+            id=vm.server_id, ip=vm.ip, endpoint=f"https://{host}/toscasubmitter/", cert_path=self.cert_path,
+            name=vm.name, created=datetime.now(timezone.utc).isoformat(timespec="seconds"),
+            grafana_password=grafana if isinstance(grafana, str) else None,
+            extra={
+                "ssh_user": spec.ssh_user, "ssh_port": spec.ssh_port, "api_port": spec.api_port,
+                "micado_version": spec.micado_version or playbooks.DEFAULT_MICADO_VERSION,
+                "micado_layout": self.source.layout.name, **vm.to_dict(),
+            },
+        )
+        self.api = self.connect(record)
+        self.api.list_applications()  # evidence from the host: the API answers our credentials
+        self.record = self.store.replace(self.intent.id, record)
+
+    # -- records ---------------------------------------------------------------------------
+
+    def _intent_record(self) -> MasterRecord:
+        from micado.models._cleanup import creator_identity
+
+        name = self.launch_spec.name
+        return self._record_base(
+            id=name, ip="", endpoint="", cert_path=None, name=name, state="creating",
+            extra={"launch_name": name, "launch_token": self.launch_spec.launch_token,
+                   "creator": creator_identity()},
+        )
+
+    def _record_base(self, *, extra: dict[str, Any], **fields: Any) -> MasterRecord:
+        """A record of this create: the given fields, the web login and the launcher's cloud."""
+        from micado.config.store import MasterRecord
+        from micado.models._records import split_cloud_fields
+
+        cloud, cloud_extra = split_cloud_fields(self.launcher.record_fields())
+        if cloud_extra:
+            extra = {**extra, "cloud": cloud_extra}
+        return MasterRecord(api_version=self.api_version, micado_user=self.spec.micado_user,
+                            micado_password=self.password, launcher=self.launcher_name, extra=extra,
+                            **cloud, **fields)
+
+
+def _path(value: Any) -> Path | None:
+    return None if value is None else Path(value).expanduser().absolute()
+
+
+def fetch_certificate(ssh: Any, host: str, port: int, user: str, key: Path, remote_path: str, master_id: str) -> str:
+    """Copy the master's certificate back, keeping only its CERTIFICATE blocks (never the key).
+
+    Returns:
+        The path of the stored certificate (mode 0600).
+
+    Raises:
+        InstallError: the copy failed, or the file holds no PEM certificate.
+    """
+    from micado.config.files import write_private
+
+    paths.ensure_dir(paths.certs_dir())
+    download = paths.certs_dir() / f".{master_id}.download"
+    try:
+        ssh.fetch_file(host, remote_path, download, port=port, user=user, key=key, timeout=60.0)
+        certificates = _PEM_CERT.findall(download.read_bytes())
+    finally:
+        download.unlink(missing_ok=True)
+    if not certificates:
+        raise InstallError(f"{remote_path} on the master holds no PEM certificate")
+    target = paths.cert_file(master_id)
+    write_private(target, b"".join(certificates))
+    return str(target)
+
+
+def wait_for_port(host: str, port: int, *, timeout: float, progress: ProgressCallback) -> None:
+    """Wait until ``host:port`` accepts TCP connections.
+
+    Raises:
+        MicadoTimeout: it did not within ``timeout`` seconds.
+    """
+
+    def open_() -> bool | None:
+        try:
+            with socket.create_connection((host, port), timeout=2.0):
+                return True
+        except OSError:
+            return None
+
+    wait_until(open_, what=f"the MiCADO API port {host}:{port}", timeout=timeout, stage="api", progress=progress)
