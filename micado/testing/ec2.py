@@ -133,6 +133,12 @@ class EC2Emulator:
         return ("resource:\n  - type: ec2\n    auth_data:\n"
                 f"      accesskey: {self.access_key_id}\n      secretkey: \"{self.secret_access_key}\"\n")
 
+    def reset(self) -> None:
+        """Clear the request log and every fault switch (the cloud's state stays)."""
+        self.proxy.faults = EC2Faults()
+        with self.proxy.lock:
+            self.proxy.requests.clear()
+
     def live_instances(self) -> list[dict[str, Any]]:
         """Every instance that is not terminated (asked of moto directly)."""
         return [i for i in self._all_instances() if i["State"]["Name"] != "terminated"]

@@ -104,8 +104,9 @@ class FaultProxy:
         self.terminate = terminate
         self.faults = EC2Faults()
         self.requests: list[str] = []
+        #: Guards :attr:`requests`.
         self._first_seen: dict[str, float] = {}
-        self._lock = threading.Lock()
+        self.lock = threading.Lock()
         self._stopping = threading.Event()
         self._server: http.server.ThreadingHTTPServer | None = None
 
@@ -153,7 +154,7 @@ class FaultProxy:
         if "x-www-form-urlencoded" in (handler.headers.get("Content-Type") or ""):
             params.update(parse_qs(body.decode("utf-8", "replace")))
         action = (params.get("Action") or ["?"])[0]
-        with self._lock:
+        with self.lock:
             self.requests.append(action)
         faults = self.faults
         key = _CREDENTIAL_RE.search(handler.headers.get("Authorization") or "")
@@ -197,7 +198,7 @@ class FaultProxy:
         """Record when instances are first seen; report those still "booting" as pending."""
         text = data.decode("utf-8", "replace")
         now = time.monotonic()
-        with self._lock:
+        with self.lock:
             for instance_id in _INSTANCE_ID_RE.findall(text):
                 self._first_seen.setdefault(instance_id, now)
             first_seen = dict(self._first_seen)
