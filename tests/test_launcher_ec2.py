@@ -357,3 +357,27 @@ def test_delete_leaves_an_elastic_ip_it_did_not_allocate(ec2_cloud: EC2Emulator)
     assert [a["AllocationId"] for a in ec2_cloud.addresses()] == [foreign]
     assert ec2_cloud.live_instances() == []
     ec2_cloud._moto.release_address(AllocationId=foreign)
+
+
+# --- the docs' example ---------------------------------------------------------------------------
+
+
+def test_the_ec2_page_s_example_runs_against_the_emulator(
+        ec2_cloud: EC2Emulator, tmp_path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from pathlib import Path
+
+    page = (Path(__file__).resolve().parent.parent / "docs" / "ec2.rst").read_text()
+    code = page.split("Using the launcher directly::\n", 1)[1].split("\nCredentials\n", 1)[0]
+    code = "\n".join(line[4:] for line in code.splitlines())
+    seeded = ec2_cloud.seeded
+    for real, local in [('region="eu-west-1"', f'region="{ec2_cloud.region}", endpoint_url="{ec2_cloud.endpoint_url}"'),
+                        ('"ami-0123456789abcdef0"', f'"{seeded["image"]}"'),
+                        ('"subnet-0123456789abcdef0"', f'"{seeded["network"]}"'),
+                        ('"micado-master"', f'"{seeded["security_group"]}"')]:
+        assert real in code
+        code = code.replace(real, local)
+    monkeypatch.setenv("MICADO_CLI_DIR", str(tmp_path))
+    (tmp_path / "credentials-cloud-api.yml").write_text(ec2_cloud.credentials_yaml())
+    (tmp_path / "credentials-cloud-api.yml").chmod(0o600)
+    exec(compile(code, "docs/ec2.rst", "exec"), {"public_key": USER_DATA.split('"')[1]})
+    assert_nothing_left(ec2_cloud)

@@ -2,16 +2,16 @@
 
 The arguments mirror the OpenStack launcher where the idea is the same:
 
-=================  ==========================================================
-``image``          the AMI: an id (``ami-0123abcd``) or the name of an image the
-                   account owns
-``flavor``         the instance type (``t3.medium``)
-``network``        the subnet id (``subnet-0123abcd``); ``""`` or ``"default"``
-                   for the default subnet of the region's default VPC
-``keypair``        the EC2 key pair name (optional)
-``security_group`` a security group id (``sg-0123abcd``) or name, in the
-                   subnet's VPC
-=================  ==========================================================
+====================  ==========================================================
+``image``             the AMI: an id (``ami-0123abcd``) or the name of an image the
+                      account owns
+``flavor``            the instance type (``t3.medium``)
+``network``           the subnet id (``subnet-0123abcd``); ``""`` or ``"default"``
+                      for the default subnet of the region's default VPC
+``keypair``           the EC2 key pair name (optional)
+``security_group``    a security group id (``sg-0123abcd``) or name, in the
+                      subnet's VPC
+====================  ==========================================================
 
 Reachability: with ``address="public"`` the master's address is the public IP the
 subnet gives the instance; when it gives none, the launch allocates an Elastic IP,
