@@ -28,8 +28,9 @@ setup(
         "ansible>=11,<13",
     ],
     extras_require={
-        "testing": ["werkzeug>=3,<4"],
-        "test": ["werkzeug>=3,<4", "pytest>=8,<10", "hypothesis>=6.100,<7"],
+        "ec2": ["boto3>=1.34,<2"],
+        "testing": ["werkzeug>=3,<4", "boto3>=1.34,<2", "moto[server]>=5.0,<6"],
+        "test": ["werkzeug>=3,<4", "boto3>=1.34,<2", "moto[server]>=5.0,<6", "pytest>=8,<10", "hypothesis>=6.100,<7"],
         "docs": ["sphinx>=8,<10"],
     },
     entry_points={

@@ -12,6 +12,7 @@ import pytest
 from micado.config import paths
 from micado.config.credentials import (
     ApplicationCredentialAuth,
+    EC2Auth,
     PasswordAuth,
     credentials_template,
     load_credentials,
@@ -336,9 +337,9 @@ def test_openid_token_is_recognised_but_not_supported(micado_dir: Path) -> None:
 
 
 def test_unsupported_kind_is_refused_before_reading(micado_dir: Path) -> None:
-    with pytest.raises(CredentialsError, match="'ec2' are not supported yet; supported types: nova"):
-        load_credentials("ec2")
-    with pytest.raises(CredentialsError, match="supported types: nova"):
+    with pytest.raises(CredentialsError, match="'azure' are not supported yet; supported types: nova, ec2"):
+        load_credentials("azure")
+    with pytest.raises(CredentialsError, match="supported types: nova, ec2"):
         credentials_template("gce")
 
 
@@ -354,3 +355,67 @@ def test_template_is_valid_yaml_in_the_expected_format() -> None:
     (entry,) = document["resource"]
     assert entry["type"] == "nova"
     assert set(entry["auth_data"]) == {"username", "password", "domain_name"}
+
+
+# --- ec2 -------------------------------------------------------------------------------------
+
+
+def ec2(auth_data: str) -> str:
+    """A credentials file with a nova entry left blank and one ec2 entry (resource[1])."""
+    body = textwrap.indent(textwrap.dedent(auth_data), " " * 4)
+    return f"resource:\n- type: nova\n  auth_data:\n    username:\n- type: ec2\n  auth_data:\n{body}"
+
+
+def test_ec2_access_key(micado_dir: Path) -> None:
+    write(micado_dir, ec2(f"accesskey: AKIAEXAMPLE123\nsecretkey: \"{SECRET}\"\n"))
+    creds = load_credentials("ec2")
+    assert creds == EC2Auth("AKIAEXAMPLE123", SECRET)
+    assert SECRET not in repr(creds) and "AKIAEXAMPLE123" in repr(creds)
+
+
+def test_ec2_in_micado_s_sample_file_next_to_a_filled_nova_entry(micado_dir: Path) -> None:
+    write(micado_dir, f"""\
+        resource:
+        - type: ec2
+          auth_data:
+            accesskey: AKIAEXAMPLE123
+            secretkey: "{SECRET}"
+        - type: nova
+          auth_data:
+            username: alice
+            password: "{SECRET}"
+        """)
+    assert load_credentials("ec2") == EC2Auth("AKIAEXAMPLE123", SECRET)
+    assert load_credentials("nova") == PasswordAuth("alice", SECRET)
+
+
+@pytest.mark.parametrize(("auth_data", "key", "fragments"), [
+    ("accesskey: AKIAEXAMPLE123\nsecretkey:\n", "resource[1].auth_data.secretkey",
+     ("secretkey is missing", "accesskey is given")),
+    (f"secretkey: {SECRET}\n", "resource[1].auth_data.accesskey", ("accesskey is missing",)),
+    ("accesskey:\nsecretkey:\n", "resource[1].auth_data", ("fills in no authentication method",
+                                                           "accesskey + secretkey")),
+    ('accesskey: ""\nsecretkey: ""\n', "resource[1].auth_data.accesskey", ("empty values",)),
+    (f'accesskey: "  "\nsecretkey: {SECRET}\n', "resource[1].auth_data.accesskey", ("accesskey is empty",)),
+    (f"accesskey: 12345\nsecretkey: {SECRET}\n", "resource[1].auth_data.accesskey", ("must be text", "quotes")),
+    ("accesskey: AKIAEXAMPLE123\nsecretkey: 12345\n", "resource[1].auth_data.secretkey", ("must be text",)),
+    (f"accesskey: YOUR_ACCESS_KEY_ID\nsecretkey: {SECRET}\n", "resource[1].auth_data.accesskey",
+     ("template's placeholder",)),
+    (f"accesskey: AKIA EXAMPLE\nsecretkey: {SECRET}\n", "resource[1].auth_data.accesskey", ("white space",)),
+    (f"accesskey: AKIAEXAMPLE123\nsecretkey: {SECRET}\nregion: eu-west-1\n", "resource[1].auth_data.region",
+     ("unknown key(s) region", "valid keys: accesskey, secretkey")),
+])
+def test_ec2_malformed_cases_are_distinct_errors(micado_dir: Path, auth_data: str, key: str,
+                                                 fragments: tuple[str, ...]) -> None:
+    file = write(micado_dir, ec2(auth_data))
+    fails(file, key, *fragments, kind="ec2")
+
+
+def test_ec2_missing_entry_and_template(micado_dir: Path) -> None:
+    file = write(micado_dir, nova(f"username: a\npassword: {SECRET}\n"))
+    fails(file, "resource", "no resource entry of type 'ec2'", "types present: nova", "accesskey:", kind="ec2")
+    from ruamel.yaml import YAML
+
+    (entry,) = YAML(typ="safe").load(credentials_template("ec2"))["resource"]
+    assert entry == {"type": "ec2", "auth_data": {"accesskey": "YOUR_ACCESS_KEY_ID",
+                                                  "secretkey": "YOUR_SECRET_ACCESS_KEY"}}

@@ -10,7 +10,8 @@ import sys
 import micado
 from micado.exceptions import MicadoAPIError, MicadoException, api_error_class
 
-HEAVY = ("openstack", "novaclient", "keystoneauth1", "ansible", "Crypto", "werkzeug", "requests", "ruamel")
+HEAVY = ("openstack", "novaclient", "keystoneauth1", "ansible", "Crypto", "werkzeug", "requests", "ruamel",
+         "boto3", "botocore", "moto")
 
 PROBE = """
 import json, logging, sys
@@ -72,3 +73,16 @@ def test_modules_the_published_docs_reference_exist():
 
     for name in ("micado.client", "micado.models.application"):
         assert importlib.import_module(name)
+
+
+def test_the_ec2_launcher_imports_boto3_only_when_it_talks_to_the_cloud() -> None:
+    probe = (
+        "import json, sys\n"
+        "from micado.config.credentials import EC2Auth\n"
+        "from micado.launcher.ec2 import EC2Launcher\n"
+        "launcher = EC2Launcher(EC2Auth('AKIAEXAMPLE', 's'), region='eu-west-1')\n"
+        "repr(launcher), launcher.record_fields()\n"
+        "print(json.dumps(sorted({m.split('.')[0] for m in sys.modules} & {'boto3', 'botocore', 'moto'})))\n"
+    )
+    result = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, timeout=60, check=True)
+    assert json.loads(result.stdout) == []

@@ -15,6 +15,14 @@ authentication method must be filled in::
         application_credential_id:       # or v3 ApplicationCredential
         application_credential_secret:
 
+For ``ec2`` (Amazon EC2 and EC2-compatible clouds) both keys of the access key
+must be filled in::
+
+    - type: ec2
+      auth_data:
+        accesskey: AKIA...         # the access key id
+        secretkey: "..."           # the secret access key
+
 As in MiCADO's own template, a key left blank (``key:`` with no value) counts as not
 given, so a copy of the template with one method filled in is valid. Every problem
 is a :class:`~micado.exceptions.CredentialsError` whose message names the file and
@@ -38,6 +46,7 @@ from micado.exceptions import CredentialsError
 __all__ = [
     "PasswordAuth",
     "ApplicationCredentialAuth",
+    "EC2Auth",
     "CloudCredentials",
     "SUPPORTED_KINDS",
     "load_credentials",
@@ -77,8 +86,21 @@ class ApplicationCredentialAuth:
     application_credential_secret: str = field(repr=False)
 
 
+@dataclass(frozen=True)
+class EC2Auth:
+    """An EC2 access key (MiCADO's ``type: ec2`` entry).
+
+    Attributes:
+        access_key_id: the access key id (``accesskey`` in the file).
+        secret_access_key: the secret access key (``secretkey``; never shown in ``repr``).
+    """
+
+    access_key_id: str
+    secret_access_key: str = field(repr=False)
+
+
 #: What :func:`load_credentials` returns.
-CloudCredentials = PasswordAuth | ApplicationCredentialAuth
+CloudCredentials = PasswordAuth | ApplicationCredentialAuth | EC2Auth
 
 
 @dataclass(frozen=True)
@@ -91,13 +113,13 @@ class _Method:
 
 
 # Per cloud type: the methods, the optional keys (alias -> field), and the builder.
-# ``ec2`` will join here (method ("access key", ("accesskey", "secretkey"))).
 _NOVA_METHODS = (
     _Method("password", ("username", "password")),
     _Method("application credential", ("application_credential_id", "application_credential_secret")),
     # MiCADO also knows OpenID Connect tokens; we recognise them to say so clearly.
     _Method("OpenID Connect token", ("identity_provider", "access_token"), supported=False),
 )
+_EC2_METHODS = (_Method("access key", ("accesskey", "secretkey")),)
 _NOVA_OPTIONAL = {
     "domain_name": "user_domain_name",
     "user_domain_name": "user_domain_name",
@@ -124,11 +146,21 @@ resource:
     # application_credential_id: YOUR_APP_CRED_ID
     # application_credential_secret: YOUR_APP_CRED_SECRET
 """,
+    "ec2": """\
+# {path}
+# EC2 credentials for micado-client (the format MiCADO itself uses).
+resource:
+- type: ec2
+  auth_data:
+    accesskey: YOUR_ACCESS_KEY_ID
+    secretkey: YOUR_SECRET_ACCESS_KEY
+""",
 }
 
 # A copy of the template with its placeholders left in would fail later, at the cloud.
 _PLACEHOLDERS = frozenset(
-    {"YOUR_USERNAME", "YOUR_PASSWORD", "YOUR_APP_CRED_ID", "YOUR_APP_CRED_SECRET"}
+    {"YOUR_USERNAME", "YOUR_PASSWORD", "YOUR_APP_CRED_ID", "YOUR_APP_CRED_SECRET",
+     "YOUR_ACCESS_KEY_ID", "YOUR_SECRET_ACCESS_KEY"}
 )
 
 #: The ``type`` values :func:`load_credentials` can read.
@@ -139,7 +171,7 @@ def credentials_template(kind: str = "nova", path: Path | None = None) -> str:
     """Return the YAML a user should write to the credentials file for ``kind``.
 
     Args:
-        kind: the cloud type (``"nova"``).
+        kind: the cloud type (``"nova"`` or ``"ec2"``).
         path: the file named in the template's first comment (default: the
             credentials file of the MiCADO dir).
 
@@ -157,11 +189,13 @@ def load_credentials(kind: str = "nova", path: Path | str | None = None) -> Clou
     """Read the cloud credentials file and return the checked credentials of one cloud type.
 
     Args:
-        kind: the ``type`` of the ``resource`` entry to use (``"nova"`` for OpenStack).
+        kind: the ``type`` of the ``resource`` entry to use (``"nova"`` for OpenStack,
+            ``"ec2"`` for EC2).
         path: the file; default ``<MiCADO dir>/credentials-cloud-api.yml``.
 
     Returns:
-        :class:`PasswordAuth` or :class:`ApplicationCredentialAuth`.
+        :class:`PasswordAuth` or :class:`ApplicationCredentialAuth` for ``nova``;
+        :class:`EC2Auth` for ``ec2``.
 
     Raises:
         CredentialsError: ``kind`` is not supported, or the file is missing,
@@ -373,10 +407,8 @@ def _check_unknown_keys(
         )
 
 
-def _nova(auth_data: Mapping[str, Any], file: Path, where: str) -> CloudCredentials:
-    valid = {key for m in _NOVA_METHODS for key in m.keys} | set(_NOVA_OPTIONAL)
-    _check_unknown_keys(auth_data, valid, file, where)
-    method = _choose_method(auth_data, _NOVA_METHODS, file, where)
+def _pair(auth_data: Mapping[str, Any], method: _Method, file: Path, where: str) -> tuple[str, str]:
+    """The two values of the chosen method, as text that is not a template placeholder."""
     first, second = (_text(auth_data, key, file, where) for key in method.keys)
     for key, value in zip(method.keys, (first, second)):
         if value.strip() in _PLACEHOLDERS:
@@ -386,6 +418,14 @@ def _nova(auth_data: Mapping[str, Any], file: Path, where: str) -> CloudCredenti
                 path=file,
                 key=f"{where}.{key}",
             )
+    return first, second
+
+
+def _nova(auth_data: Mapping[str, Any], file: Path, where: str) -> CloudCredentials:
+    valid = {key for m in _NOVA_METHODS for key in m.keys} | set(_NOVA_OPTIONAL)
+    _check_unknown_keys(auth_data, valid, file, where)
+    method = _choose_method(auth_data, _NOVA_METHODS, file, where)
+    first, second = _pair(auth_data, method, file, where)
 
     optional: dict[str, str] = {}
     for key, target in _NOVA_OPTIONAL.items():
@@ -412,4 +452,18 @@ def _nova(auth_data: Mapping[str, Any], file: Path, where: str) -> CloudCredenti
     )
 
 
-_BUILDERS: dict[str, Callable[[Mapping[str, Any], Path, str], CloudCredentials]] = {"nova": _nova}
+def _ec2(auth_data: Mapping[str, Any], file: Path, where: str) -> CloudCredentials:
+    _check_unknown_keys(auth_data, set(_EC2_METHODS[0].keys), file, where)
+    method = _choose_method(auth_data, _EC2_METHODS, file, where)
+    access_key, secret_key = _pair(auth_data, method, file, where)
+    if any(c.isspace() for c in access_key.strip()) or any(c.isspace() for c in secret_key.strip()):
+        bad = "accesskey" if any(c.isspace() for c in access_key.strip()) else "secretkey"
+        raise CredentialsError(
+            f"{file}: {where}.{bad} contains white space; an EC2 access key has none",
+            path=file,
+            key=f"{where}.{bad}",
+        )
+    return EC2Auth(access_key_id=access_key.strip(), secret_access_key=secret_key.strip())
+
+
+_BUILDERS: dict[str, Callable[[Mapping[str, Any], Path, str], CloudCredentials]] = {"nova": _nova, "ec2": _ec2}

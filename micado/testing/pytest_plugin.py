@@ -51,6 +51,15 @@ def openstack_cloud():
         emulator.stop()
 
 
+@pytest.fixture
+def ec2_cloud(tmp_path_factory: pytest.TempPathFactory):
+    """A started :class:`micado.testing.ec2.EC2Emulator` (moto behind the fault proxy), no VMs."""
+    from micado.testing.ec2 import EC2Emulator
+
+    with EC2Emulator(log_dir=tmp_path_factory.mktemp("moto")) as cloud:
+        yield cloud
+
+
 # --- vm / stack fixtures -------------------------------------------------------------
 
 

@@ -64,6 +64,7 @@ __all__ = [
     "LocalVM",
     "VMPool",
     "random_loopback_address",
+    "require_loopback",
     "free_port",
     "SSHD",
 ]
@@ -145,13 +146,32 @@ def free_port(address: str = "127.0.0.1") -> int:
         return int(sock.getsockname()[1])
 
 
-def _check_loopback(address: str) -> None:
+def require_loopback(address: str) -> str:
+    """The guard every connection of the local stack passes: ``address`` must be in 127.0.0.0/8.
+
+    Emulated clouds may hand out addresses that look real (moto gives EC2 instances
+    public IPs in 54.214.0.0/16 and private ones in 10.0.0.0/8); nothing local may
+    connect to or listen on them.
+
+    Args:
+        address: an IPv4 address.
+
+    Returns:
+        The address.
+
+    Raises:
+        InvalidArgument: not an IP address, or not in 127.0.0.0/8.
+    """
     try:
         ip = ipaddress.ip_address(address)
     except ValueError as exc:
         raise InvalidArgument(f"not an IP address: {address!r}") from exc
     if ip.version != 4 or not ip.is_loopback:
         raise InvalidArgument(f"local VMs listen on 127.0.0.0/8 only, not on {address}")
+    return address
+
+
+_check_loopback = require_loopback
 
 
 def _bind_error(address: str, port: int) -> OSError | None:
