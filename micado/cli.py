@@ -19,31 +19,9 @@ from typing import Any, TextIO
 
 from micado import exceptions as errors
 from micado.client import MicadoClient
+from micado.master.spec import options as create_options
 
 EXIT_OK, EXIT_FAILURE, EXIT_USAGE, EXIT_API, EXIT_CONNECTION = 0, 1, 2, 3, 4
-
-#: ``master create`` options: flag name → (help, type). All become keyword arguments of create().
-CREATE_OPTIONS: dict[str, tuple[str, type]] = {
-    "auth_url": ("Keystone v3 URL of the cloud", str),
-    "project_id": ("OpenStack project id", str),
-    "image": ("image name or id for the master VM", str),
-    "flavor": ("flavor name or id", str),
-    "network": ("network name or id", str),
-    "keypair": ("Nova key pair name", str),
-    "security_group": ("security group name or id (default: all)", str),
-    "region": ("cloud region", str),
-    "user_domain_name": ("Keystone user domain (default: Default)", str),
-    "floating_network": ("external network to allocate a floating IP from", str),
-    "micado_user": ("MiCADO web user (default: admin)", str),
-    "micado_version": ("ansible-micado release to deploy", str),
-    "playbook": ("ansible-micado source: tarball, directory or URL", str),
-    "registry_credentials": ("container-registry credentials file (the release's credentials-registries.yml)", str),
-    "ssh_user": ("SSH user on the VM (default: ubuntu)", str),
-    "ssh_port": ("SSH port of the VM (default: 22)", int),
-    "api_port": ("HTTPS port of the MiCADO API (default: 443)", int),
-    "remote_cert_path": ("path of the master's certificate on the VM", str),
-}
-
 
 def build_parser() -> argparse.ArgumentParser:
     """The argument parser of ``micado``."""
@@ -56,8 +34,10 @@ def build_parser() -> argparse.ArgumentParser:
     master_commands = master.add_subparsers(dest="command", required=True)
     create = master_commands.add_parser("create", help="create a master on OpenStack (password: MICADO_PASSWORD)")
     create.add_argument("--launcher", default="openstack", help="cloud interface (default: openstack)")
-    for name, (text, kind) in CREATE_OPTIONS.items():
-        create.add_argument("--" + name.replace("_", "-"), dest=name, type=kind, help=text)
+    for option in create_options():  # declared once, in micado.master.spec.CreateSpec
+        default = "" if option.default in (None, "") else f" (default: {option.default})"
+        create.add_argument("--" + option.name.replace("_", "-"), dest=option.name, type=option.type,
+                            help=option.help + default)
     create.add_argument("--set", action="append", default=[], dest="settings", metavar="KEY=VALUE",
                         help="a setting of the ansible-micado release, e.g. enable_occopus=true "
                              "(repeatable; values are typed like YAML: true, 600, text)")
@@ -225,7 +205,8 @@ def master_command(args: argparse.Namespace, out: Callable[[Any, str], None]) ->
         kwargs: dict[str, Any] = {}
         if args.kwargs_file:
             kwargs.update(read_kwargs_file(args.kwargs_file, client.master.create))
-        kwargs.update({name: getattr(args, name) for name in CREATE_OPTIONS if getattr(args, name) is not None})
+        kwargs.update({option.name: getattr(args, option.name) for option in create_options()
+                       if getattr(args, option.name) is not None})
         if args.settings:
             kwargs["settings"] = {**(kwargs.get("settings") or {}), **parse_settings(args.settings)}
         if os.environ.get("MICADO_PASSWORD"):

@@ -56,7 +56,15 @@ __all__ = [
 
 
 class MicadoException(Exception):
-    """Base class of every error raised by micado-client."""
+    """Base class of every error raised by micado-client.
+
+    Attributes:
+        step: for an error of ``client.master.create()``, the step it failed at
+            (``prepare``, ``launch``, ``ssh``, ``ansible``, ``api``, ``certificate``,
+            ``store``); ``None`` otherwise.
+    """
+
+    step: str | None = None
 
 
 class InvalidArgument(MicadoException, ValueError):

@@ -28,7 +28,7 @@ from pathlib import Path
 import pytest
 
 from micado import MicadoClient
-from micado.cli import CREATE_OPTIONS
+from micado.master.spec import options as create_options
 
 ROOT = Path(__file__).resolve().parent.parent
 ADTS = ROOT / "tests" / "adts"
@@ -243,8 +243,9 @@ def test_cli_examples(micado_stack, adt_server, workdir, page):
     env = {**os.environ, **micado_stack.environment}
     (workdir / "create.json").write_text(json.dumps(micado_stack.create_kwargs))
     create_flags = []
+    flags = {option.name for option in create_options()}
     for name, value in micado_stack.create_kwargs.items():
-        assert name in CREATE_OPTIONS
+        assert name in flags
         create_flags += ["--" + name.replace("_", "-"), str(value)]
     master_id = ""
     ran: list[list[str]] = []

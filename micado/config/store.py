@@ -51,6 +51,7 @@ from contextlib import contextmanager
 from datetime import datetime, timezone
 from pathlib import Path
 
+from micado.config.files import write_private
 from micado.config import _crypto, _store_format, paths
 from micado.config._yaml import Refused, read_limited
 from micado.config._store_format import STORE_FORMAT
@@ -338,23 +339,9 @@ class MasterStore:
 
     def _write(self, data: bytes) -> None:
         try:
-            fd, temp = tempfile.mkstemp(prefix=f".{self.path.name}.", suffix=".tmp", dir=self.path.parent)
+            write_private(self.path, data)
         except OSError as exc:
             raise StoreError(f"cannot write the master store {self.path}: {_reason(exc)}") from None
-        try:
-            with os.fdopen(fd, "wb") as file:
-                file.write(data)
-                file.flush()
-                os.fsync(file.fileno())
-            os.replace(temp, self.path)
-        except BaseException as exc:
-            try:
-                os.unlink(temp)
-            except FileNotFoundError:
-                pass
-            if isinstance(exc, OSError):
-                raise StoreError(f"cannot write the master store {self.path}: {_reason(exc)}") from None
-            raise
         _fsync_dir(self.path.parent)
 
     def _remove_stale_temp_files(self) -> None:

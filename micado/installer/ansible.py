@@ -35,6 +35,7 @@ from pathlib import Path
 from typing import Any
 
 from micado.config import paths
+from micado.config.files import write_private
 from micado.exceptions import CredentialsError, InvalidArgument
 from micado.installer.playbooks import (
     DEFAULT_MICADO_VERSION,
@@ -70,7 +71,6 @@ __all__ = [
 logger = logging.getLogger(__name__)
 
 _MASTER_ID_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]*$")
-_SECRET_MODE = 0o600
 
 
 @dataclass(frozen=True)
@@ -105,14 +105,6 @@ class WorkDir:
     cloud_credentials: Path
     secret_files: tuple[Path, ...] = ()
     redact: tuple[str, ...] = field(default=(), repr=False)
-
-
-def _write_private(path: Path, text: str) -> None:
-    """Write ``text`` to ``path`` with mode 0600 from the first byte on."""
-    path.unlink(missing_ok=True)
-    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, _SECRET_MODE)
-    with os.fdopen(fd, "w", encoding="utf-8") as handle:
-        handle.write(text)
 
 
 def _dump_yaml(data: object) -> str:
@@ -356,13 +348,13 @@ def prepare_workdir(
 
     cloud_copy = run_dir / layout.cloud_credentials
     secret_files = [cloud_copy]
-    _write_private(cloud_copy, cloud_text)
+    write_private(cloud_copy, cloud_text)
     if registry_text is not None and layout.registry_credentials is not None:
         registry_copy = run_dir / layout.registry_credentials
-        _write_private(registry_copy, registry_text)
+        write_private(registry_copy, registry_text)
         secret_files.append(registry_copy)
     extra_file = work / "extra-vars.json"
-    _write_private(extra_file, json.dumps(extra_vars, indent=2))
+    write_private(extra_file, json.dumps(extra_vars, indent=2))
     secret_files.append(extra_file)
 
     ssh_args = ssh.ssh_options(port=ssh_port, key=key, strict=True)
@@ -376,10 +368,10 @@ def prepare_workdir(
         "ansible_ssh_common_args": shlex.join(ssh_args),
     }
     inventory = work / "inventory.yml"
-    _write_private(inventory, _dump_yaml({"all": {"hosts": {layout.host: host_vars}}}))
+    write_private(inventory, _dump_yaml({"all": {"hosts": {layout.host: host_vars}}}))
 
     config = work / "ansible.cfg"
-    _write_private(config, _ansible_cfg(work, inventory, become))
+    write_private(config, _ansible_cfg(work, inventory, become))
     logger.info("prepared the MiCADO %s playbooks for master %s in %s (%d rewrites for ansible-core)",
                 layout.name, master_id, work, len(plan.rewrites))
     return WorkDir(

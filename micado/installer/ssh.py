@@ -30,6 +30,7 @@ from typing import Iterator
 
 from micado import checks
 from micado.config import paths
+from micado.config.files import write_private
 from micado.exceptions import InstallError, InvalidArgument, MicadoTimeout
 from micado.progress import ProgressCallback, silent, wait_until
 
@@ -102,7 +103,7 @@ def ensure_keypair() -> KeyPair:
     paths.ensure_dir(private_path.parent)
     if not private_path.exists():
         pem = ECC.generate(curve="P-256").export_key(format="PEM", use_pkcs8=False)
-        if _create_exclusive(private_path, pem.encode("ascii")):
+        if write_private(private_path, pem.encode("ascii"), exclusive=True):
             logger.info("generated a new SSH key pair in %s", private_path.parent)
     key = _load_private_key(private_path)
     # (pycryptodome 4 ends the OpenSSH form with a newline; 3.x did not.)
@@ -113,7 +114,7 @@ def ensure_keypair() -> KeyPair:
     except (OSError, UnicodeDecodeError):
         current = []
     if current != public_line.split()[:2]:
-        _write_atomic(public_path, (public_line + "\n").encode("ascii"), mode=0o644)
+        write_private(public_path, (public_line + "\n").encode("ascii"), mode=0o644)
     return KeyPair(private_key=private_path, public_key=public_line)
 
 
@@ -140,47 +141,6 @@ def _load_private_key(path: Path):  # -> Crypto.PublicKey.ECC.EccKey (a heavy im
             "move it away and a new key pair will be generated"
         )
     return key
-
-
-def _create_exclusive(path: Path, data: bytes) -> bool:
-    """Create ``path`` (mode 0600) with ``data`` unless it exists; True if we created it.
-
-    The data goes to an exclusive temporary file first, which is then hard-linked to
-    ``path``: the link fails if ``path`` exists, so the file appears complete or not at
-    all, and never replaces a key another program has just made.
-    """
-    tmp = _temporary_file(path.parent, path.name, data, mode=0o600)
-    try:
-        os.link(tmp, path)
-        return True
-    except FileExistsError:
-        return False
-    finally:
-        tmp.unlink()
-
-
-def _write_atomic(path: Path, data: bytes, *, mode: int) -> None:
-    """Replace ``path`` with ``data`` (temporary file + rename: readers never see half)."""
-    tmp = _temporary_file(path.parent, path.name, data, mode=mode)
-    try:
-        os.replace(tmp, path)
-    except BaseException:
-        tmp.unlink(missing_ok=True)
-        raise
-
-
-def _temporary_file(folder: Path, name: str, data: bytes, *, mode: int) -> Path:
-    fd, tmp_name = tempfile.mkstemp(prefix=f".{name}.", suffix=".tmp", dir=folder)
-    try:
-        os.fchmod(fd, mode)
-        with os.fdopen(fd, "wb") as stream:
-            stream.write(data)
-            stream.flush()
-            os.fsync(stream.fileno())
-    except BaseException:
-        os.unlink(tmp_name)
-        raise
-    return Path(tmp_name)
 
 
 # --- options and commands ----------------------------------------------------------------
@@ -417,7 +377,7 @@ def fetch_file(
             )
         raise _ssh_failure(proc, host, port, command)
     local_path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
-    _write_atomic(local_path, proc.stdout, mode=0o600)
+    write_private(local_path, proc.stdout)
     return local_path
 
 

@@ -1,7 +1,38 @@
 """Cloud launchers: start, inspect and remove the master VM; they know clouds, not MiCADO.
 
-:class:`~micado.launcher.base.Launcher` is the interface, and
-:class:`~micado.launcher.openstack.OpenStackLauncher` its OpenStack implementation, and
-:class:`~micado.launcher.ec2.EC2Launcher` the EC2 one (boto3, the ``ec2`` extra). Cloud
-SDKs are imported only when a launcher talks to its cloud.
+:class:`~micado.launcher.base.Launcher` is the interface; :data:`LAUNCHERS` names its
+implementations, imported only when one is used (their cloud SDKs with them):
+:class:`~micado.launcher.openstack.OpenStackLauncher` and
+:class:`~micado.launcher.ec2.EC2Launcher` (needs the ``ec2`` extra, boto3).
 """
+
+from __future__ import annotations
+
+import importlib
+from typing import TYPE_CHECKING
+
+from micado.exceptions import InvalidArgument
+
+if TYPE_CHECKING:
+    from micado.launcher.base import Launcher
+
+__all__ = ["LAUNCHERS", "launcher_class"]
+
+#: Launcher name -> ``module:class``.
+LAUNCHERS: dict[str, str] = {
+    "openstack": "micado.launcher.openstack:OpenStackLauncher",
+    "ec2": "micado.launcher.ec2:EC2Launcher",
+}
+
+
+def launcher_class(name: str) -> type[Launcher]:
+    """The launcher class registered under ``name``.
+
+    Raises:
+        InvalidArgument: no launcher of that name (the known ones are listed).
+    """
+    if not isinstance(name, str) or name not in LAUNCHERS:
+        raise InvalidArgument(f"launcher {name!r} is not supported; choose one of: {', '.join(LAUNCHERS)}")
+    module, _, cls = LAUNCHERS[name].partition(":")
+    launcher: type[Launcher] = getattr(importlib.import_module(module), cls)
+    return launcher

@@ -23,7 +23,7 @@ import json
 import re
 import secrets
 from abc import ABC, abstractmethod
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from dataclasses import asdict, dataclass, field, fields
 from typing import Any, ClassVar
 
@@ -194,6 +194,36 @@ class Launcher(ABC):
 
     #: The launcher's name, stored in master records.
     name: ClassVar[str]
+    #: The ``type`` of the credentials-file entry it logs in with (``"nova"``, ``"ec2"``).
+    credential_type: ClassVar[str]
+
+    @classmethod
+    @abstractmethod
+    def from_arguments(cls, credentials: Any, arguments: Mapping[str, Any]) -> Launcher:
+        """The launcher for the cloud arguments of ``create()`` that belong to it.
+
+        Args:
+            credentials: what :func:`micado.config.credentials.load_credentials`
+                returned for :attr:`credential_type`.
+            arguments: the cloud arguments (``auth_url``, ``region``...), see
+                :meth:`micado.master.spec.CreateSpec.cloud_arguments`.
+
+        Raises:
+            InvalidArgument: an argument is missing or malformed (no request is made).
+        """
+
+    @abstractmethod
+    def record_fields(self) -> dict[str, Any]:
+        """What a master record must keep to reach this cloud again (never a secret)."""
+
+    @classmethod
+    @abstractmethod
+    def from_record(cls, credentials: Any, fields: Mapping[str, Any]) -> Launcher:
+        """The launcher a record was made with, from its :meth:`record_fields`.
+
+        Raises:
+            InvalidArgument: a field is missing or malformed.
+        """
 
     @abstractmethod
     def validate(self, spec: LaunchSpec) -> None:

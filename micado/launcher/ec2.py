@@ -34,13 +34,14 @@ import logging
 import os
 import re
 import time
+from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
 from micado import checks
 from micado.exceptions import InvalidArgument, LaunchError, MicadoTimeout
 from micado.launcher._ec2_api import ClientSettings, EC2Api, require_boto3
 from micado.launcher.base import Launcher, LaunchedVM, LaunchSpec, MarkedResource, Removal, check_spec, pick
-from micado.launcher.transaction import Undo
+from micado.undo import UndoStack
 from micado.progress import ProgressCallback, as_callback, wait_until
 
 if TYPE_CHECKING:
@@ -103,6 +104,7 @@ class EC2Launcher(Launcher):
     """
 
     name = "ec2"
+    credential_type = "ec2"
 
     def __init__(
         self,
@@ -157,6 +159,18 @@ class EC2Launcher(Launcher):
                 f"address={self.address!r} {self._api.login()}>")
 
     # --- records ------------------------------------------------------------------------
+
+    @classmethod
+    def from_arguments(cls, credentials: Any, arguments: Mapping[str, Any]) -> EC2Launcher:
+        """The launcher for ``create()``'s cloud arguments (``region``, ``endpoint_url``, ``address``).
+
+        Raises:
+            InvalidArgument: no region, or a malformed value.
+        """
+        if not arguments.get("region"):
+            raise InvalidArgument("region is missing: the EC2 launcher needs region= (e.g. 'eu-west-1')")
+        return cls(credentials, region=arguments["region"], endpoint_url=arguments.get("endpoint_url"),
+                   address=arguments.get("address") or "public")
 
     def record_fields(self) -> dict[str, Any]:
         """What a master record keeps to find this cloud again (no secret).
@@ -336,21 +350,21 @@ class EC2Launcher(Launcher):
         checks.seconds("timeout", timeout)
         report = as_callback(progress)
         deadline = time.monotonic() + timeout
-        undo = Undo(STAGE)
+        undo = UndoStack("the launch", report=lambda step: report(STAGE, f"undoing: {step}"))
         try:
             return self._launch(spec, deadline, float(timeout), report, undo)
         except BaseException as exc:
-            undo.run(exc, report)
+            undo.unwind(exc)
             raise
 
     def _launch(self, spec: LaunchSpec, deadline: float, total: float, report: ProgressCallback,
-                undo: Undo) -> LaunchedVM:
+                undo: UndoStack) -> LaunchedVM:
         report(STAGE, f"looking up the resources at {self._api.where}")
         resolved = self._resolve(spec)
         token = spec.launch_token
         created: list[str] = []
         # Registered before the request: if the answer is lost, the instance may exist all the same.
-        undo.add(f"terminate instance {spec.name}", lambda: self._terminate_launched(token, created))
+        undo.push(f"terminate instance {spec.name}", lambda: self._terminate_launched(token, created))
         params: dict[str, Any] = {
             "ImageId": resolved["image"], "InstanceType": resolved["flavor"], "MinCount": 1, "MaxCount": 1,
             "SecurityGroupIds": [resolved["security_group"]], "ClientToken": token,
@@ -390,10 +404,10 @@ class EC2Launcher(Launcher):
         pairs = [("Name", spec.name), (LAUNCH_TAG, spec.launch_token), *extra]
         return [{"Key": key, "Value": value} for key, value in pairs]
 
-    def _allocate(self, spec: LaunchSpec, undo: Undo, report: ProgressCallback) -> tuple[str, str]:
+    def _allocate(self, spec: LaunchSpec, undo: UndoStack, report: ProgressCallback) -> tuple[str, str]:
         """Allocate a tagged Elastic IP; its undo is registered before the request."""
         made: list[str] = []
-        undo.add(f"release the Elastic IP allocated for {spec.name}",
+        undo.push(f"release the Elastic IP allocated for {spec.name}",
                  lambda: self._release_allocated(made, spec.launch_token))
         tags = self._tags(spec, (ALLOCATED_TAG, spec.name))
         answer = self._api.call(f"allocate an Elastic IP for {spec.name}", "allocate_address", write=True,

@@ -18,38 +18,35 @@ from __future__ import annotations
 import logging
 import os
 import time
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
-from typing import TYPE_CHECKING, Any, TypeVar
-from urllib.parse import urlsplit
+from collections.abc import Mapping
+from typing import TYPE_CHECKING, Any
 
 from micado import checks
-from micado.exceptions import InvalidArgument, LaunchError, MicadoException, MicadoTimeout
+from micado.exceptions import InvalidArgument, LaunchError, MicadoTimeout
+from micado.launcher._openstack_floating_ips import FLOATING_IP_MARK, FloatingIPs
+from micado.launcher._openstack_session import normalise_auth_url
 from micado.launcher.base import Launcher, LaunchedVM, LaunchSpec, MarkedResource, Removal, check_spec, pick
 from micado.progress import ProgressCallback, as_callback, wait_until
+from micado.undo import UndoStack
 
 if TYPE_CHECKING:
     from micado.config.credentials import ApplicationCredentialAuth, PasswordAuth
 
 logger = logging.getLogger(__name__)
 
-__all__ = ["OpenStackLauncher"]
+__all__ = ["OpenStackLauncher", "LAUNCH_TAG", "FLOATING_IP_MARK"]
 
-T = TypeVar("T")
 STAGE = "launch"
 #: Seconds an undo step may wait for a server to disappear.
 UNDO_TIMEOUT = 120.0
 #: Server metadata key holding a launch's random token: when the create request fails
 #: without an answer (timeout, lost connection, Ctrl-C), the undo finds the server by it.
 LAUNCH_TAG = "micado-client-launch"
-#: Start of the description of the floating IPs a launch allocates. Other launches
-#: never take such an address as "free": it belongs to a launch still in progress.
-FLOATING_IP_MARK = "allocated by micado-client for "
 #: How often the attach retries with another address when a free one was taken meanwhile.
 ATTACH_ATTEMPTS = 3
 
 
-class OpenStackLauncher(Launcher):
+class OpenStackLauncher(FloatingIPs, Launcher):
     """Starts the MiCADO master on an OpenStack cloud (Keystone v3, Nova, Glance, Neutron).
 
     Constructing it checks the arguments and makes no request.
@@ -74,6 +71,7 @@ class OpenStackLauncher(Launcher):
     """
 
     name = "openstack"
+    credential_type = "nova"
 
     def __init__(
         self,
@@ -93,7 +91,7 @@ class OpenStackLauncher(Launcher):
                 "credentials must be a PasswordAuth or an ApplicationCredentialAuth "
                 f"(see micado.config.credentials.load_credentials), not {type(credentials).__name__}"
             )
-        self.auth_url = _normalise_auth_url(auth_url)
+        self.auth_url = normalise_auth_url(auth_url)
         self.credentials = credentials
         self.region = region or None
         if isinstance(credentials, PasswordAuth):
@@ -130,124 +128,24 @@ class OpenStackLauncher(Launcher):
             f"project={self.project_id!r} region={self.region!r}>"
         )
 
-    # --- connections ------------------------------------------------------------------
+    @classmethod
+    def from_arguments(cls, credentials: Any, arguments: Mapping[str, Any]) -> OpenStackLauncher:
+        """The launcher for ``create()``'s cloud arguments (``auth_url``, ``project_id``, ``region``,
+        ``user_domain_name``); see :meth:`Launcher.from_arguments`."""
+        return cls(credentials, auth_url=arguments.get("auth_url"), project_id=arguments.get("project_id"),
+                   region=arguments.get("region"), user_domain_name=arguments.get("user_domain_name") or "Default")
 
-    def _login_kind(self) -> str:
-        return "password" if self.project_id is not None else "application-credential"
+    def record_fields(self) -> dict[str, Any]:
+        """What a master record keeps to reach this cloud again (the Keystone login, never secrets)."""
+        return {"auth_url": self.auth_url, "region_name": self.region, "project_id": self.project_id,
+                "user_domain_name": self.user_domain_name}
 
-    def _describe_login(self) -> str:
-        """Who logs in, for messages (never the password or secret)."""
-        from micado.config.credentials import PasswordAuth
+    @classmethod
+    def from_record(cls, credentials: Any, fields: Mapping[str, Any]) -> OpenStackLauncher:
+        """The launcher for a master record's :meth:`record_fields`."""
+        return cls(credentials, auth_url=fields.get("auth_url"), project_id=fields.get("project_id"),
+                   region=fields.get("region_name"), user_domain_name=fields.get("user_domain_name") or "Default")
 
-        creds = self.credentials
-        if isinstance(creds, PasswordAuth):
-            return f"user '{creds.username}' in domain '{self.user_domain_name}', project '{self.project_id}'"
-        return f"application credential '{creds.application_credential_id}'"
-
-    def _connect(self) -> tuple[Any, Any]:
-        """Return ``(openstacksdk connection, novaclient client)``, logging in on first use."""
-        if self._sdk is None:
-            from keystoneauth1 import session as ks_session
-            from keystoneauth1.identity import v3
-            from novaclient import client as nova_client
-            from openstack import connection
-
-            from micado import __version__
-            from micado.config.credentials import PasswordAuth
-
-            creds = self.credentials
-            if isinstance(creds, PasswordAuth):
-                plugin: Any = v3.Password(
-                    auth_url=self.auth_url, username=creds.username, password=creds.password,
-                    user_domain_name=self.user_domain_name, project_id=self.project_id,
-                )
-            else:
-                plugin = v3.ApplicationCredential(
-                    auth_url=self.auth_url,
-                    application_credential_id=creds.application_credential_id,
-                    application_credential_secret=creds.application_credential_secret,
-                )
-            session = ks_session.Session(
-                auth=plugin, verify=self.verify, timeout=self.request_timeout,
-                app_name="micado-client", app_version=__version__,
-            )
-            self._session = session
-            self._nova = nova_client.Client("2.1", session=session, region_name=self.region)
-            _disable_completion_cache(self._nova)
-            self._sdk = connection.Connection(session=session, region_name=self.region)
-        return self._sdk, self._nova
-
-    def _project(self) -> str:
-        """The id of the project the token is scoped to (application credentials bring their own)."""
-        self._connect()
-        return self._call("log in", self._session.get_project_id)
-
-    def close(self) -> None:
-        """Close the HTTP session; the next call logs in again."""
-        if self._session is not None:
-            self._session.session.close()
-        self._session = self._sdk = self._nova = None
-
-    @contextmanager
-    def _cloud(self, doing: str) -> Iterator[None]:
-        """Translate every SDK or Keystone exception raised inside into a LaunchError."""
-        try:
-            yield
-        except MicadoException:
-            raise
-        except Exception as exc:
-            raise self._translate(exc, doing) from exc
-
-    def _call(self, doing: str, function: Callable[..., T], *args: Any, **kwargs: Any) -> T:
-        with self._cloud(doing):
-            return function(*args, **kwargs)
-
-    def _translate(self, exc: Exception, doing: str) -> LaunchError:
-        from keystoneauth1 import exceptions as ks_exc
-        from novaclient import exceptions as nova_exc
-        from openstack import exceptions as sdk_exc
-
-        where = f"the OpenStack cloud at {self.auth_url}"
-        if isinstance(exc, (ks_exc.Unauthorized, nova_exc.Unauthorized)) or (
-            isinstance(exc, sdk_exc.HttpException) and exc.status_code == 401
-        ):
-            return LaunchError(
-                f"authentication failed at {self.auth_url} for {self._describe_login()}: "
-                "the cloud refused the credentials (check the credentials file, project_id and user_domain_name)"
-            )
-        if isinstance(exc, ks_exc.SSLError):
-            return LaunchError(f"TLS check failed while trying to {doing} at {where}: {exc} "
-                               "(give verify= a CA bundle, or verify=False)")
-        if isinstance(exc, ks_exc.ConnectTimeout):  # keystoneauth's name for any requests timeout
-            return LaunchError(f"{where} did not answer within {self.request_timeout:g} s while trying to {doing} "
-                               "(request_timeout)")
-        if isinstance(exc, ks_exc.ConnectFailure):
-            return LaunchError(f"cannot reach {where} while trying to {doing}: {exc}")
-        if isinstance(exc, (ks_exc.EndpointNotFound, sdk_exc.EndpointNotFound, sdk_exc.ServiceDisabledException)):
-            return LaunchError(f"cannot {doing}: {self._missing_endpoint()}")
-        if isinstance(exc, ks_exc.RequestTimeout):
-            return LaunchError(f"{where} did not answer within {self.request_timeout:g} s while trying to {doing}")
-        if isinstance(exc, nova_exc.ClientException):
-            verb = "failed" if isinstance(exc.code, int) and exc.code >= 500 else "refused"
-            return LaunchError(f"Nova {verb} to {doing}: {exc.message} (HTTP {exc.code})")
-        if isinstance(exc, sdk_exc.HttpException):
-            verb = "failed" if (exc.status_code or 0) >= 500 else "refused"
-            return LaunchError(f"{where} {verb} to {doing}: {exc.details or exc.message} (HTTP {exc.status_code})")
-        if isinstance(exc, (ks_exc.ClientException, sdk_exc.SDKException)):
-            return LaunchError(f"cannot {doing} on {where}: {exc}")
-        return LaunchError(f"unexpected {type(exc).__name__} while trying to {doing} on {where}: {exc}")
-
-    def _missing_endpoint(self) -> str:
-        """Explain a missing catalog endpoint, listing the regions the catalog has."""
-        regions: set[str] = set()
-        try:
-            access = self._session.auth.get_access(self._session)
-            for service in access.service_catalog.catalog:
-                regions.update(e.get("region_id") or e.get("region") or "" for e in service.get("endpoints", []))
-        except Exception as exc:  # only for a better message; the original error is raised anyway
-            logger.debug("could not read the service catalog: %s", exc)
-        listed = ", ".join(sorted(r for r in regions if r)) or "(none)"
-        return f"the service catalog has no public endpoint for it in region {self.region!r}; regions: {listed}"
 
     # --- resolution -------------------------------------------------------------------
 
@@ -276,71 +174,6 @@ class OpenStackLauncher(Launcher):
                 (n, n) for n in [pick("external network", spec.floating_network, resolved["external"])]
             ]
         return resolved
-
-    def _floating_ip(
-        self, external: list[tuple[str, str]], named: bool, name: str,
-        undo: list[tuple[str, Callable[[], None]]], report: ProgressCallback,
-    ) -> tuple[Any, bool]:
-        """Return ``(floating IP, allocated_by_us)``: a free one, or a new one.
-
-        An allocation registers its undo *before* the request, so an answer that
-        never arrives still ends with the address released (found by its description).
-        """
-        sdk, _ = self._connect()
-        external_ids = {net_id for net_id, _ in external}
-        free = self._call("list floating IPs", lambda: [
-            ip for ip in sdk.network.ips(project_id=self._project())  # never another project's address
-            if not ip.port_id and (not named or ip.floating_network_id in external_ids)
-            and not (ip.description or "").startswith(FLOATING_IP_MARK)  # another launch's, not free
-        ])
-        if free:
-            report(STAGE, f"using free floating IP {free[0].floating_ip_address}")
-            return free[0], False
-        if not external:
-            raise LaunchError("no unattached floating IP, and no external network to allocate one from")
-        if len(external) > 1:
-            names = ", ".join(sorted(name or net_id for net_id, name in external))
-            raise LaunchError(f"no unattached floating IP, and several external networks ({names}); "
-                              "choose one with floating_network=")
-        network_id, network_name = external[0]
-        description = f"{FLOATING_IP_MARK}{name}"
-        made: list[Any] = []
-        undo.append((f"release floating IP allocated for {name}",
-                     lambda: self._release_allocated(made, description)))
-        ip = self._call(f"allocate a floating IP from network '{network_name}'",
-                        sdk.network.create_ip, floating_network_id=network_id, description=description)
-        made.append(ip)
-        report(STAGE, f"allocated floating IP {ip.floating_ip_address}")
-        return ip, True
-
-    def _release_allocated(self, made: list[Any], description: str) -> None:
-        """Undo an allocation: the address made, or, if its answer was lost, those with its description."""
-        sdk, _ = self._connect()
-        if made:
-            ids = [made[0].id]
-        else:
-            ids = self._call("list floating IPs", lambda: [
-                # filtered here, not by the query: not every Neutron accepts a description filter
-                ip.id for ip in sdk.network.ips(project_id=self._project())
-                if ip.description == description and not ip.port_id])
-        for fip_id in ids:
-            self._release(fip_id)
-
-    def _attach(self, ip: Any, port_id: str, name: str) -> bool:
-        """Associate ``ip`` with the port unless it changed since it was listed; ``False`` if it did.
-
-        Neutron's ``If-Match: revision_number`` makes this a compare-and-swap, so two
-        launches that picked the same free address cannot both take it.
-        """
-        from openstack import exceptions as sdk_exc
-
-        sdk, _ = self._connect()
-        with self._cloud(f"attach floating IP {ip.floating_ip_address} to server {name}"):
-            try:
-                sdk.network.update_ip(ip.id, port_id=port_id, if_revision=getattr(ip, "revision_number", None))
-            except sdk_exc.PreconditionFailedException:
-                return False
-        return True
 
     # --- launch -----------------------------------------------------------------------
 
@@ -381,16 +214,16 @@ class OpenStackLauncher(Launcher):
         checks.seconds("timeout", timeout)
         report = as_callback(progress)
         deadline = time.monotonic() + timeout
-        undo: list[tuple[str, Callable[[], None]]] = []
+        undo = UndoStack("the launch", report=lambda step: report(STAGE, f"undoing: {step}"))
         try:
             return self._launch(spec, deadline, float(timeout), report, undo)
         except BaseException as exc:
-            self._undo(undo, exc, report)
+            undo.unwind(exc)
             raise
 
     def _launch(
         self, spec: LaunchSpec, deadline: float, total: float, report: ProgressCallback,
-        undo: list[tuple[str, Callable[[], None]]],
+        undo: UndoStack,
     ) -> LaunchedVM:
         report(STAGE, f"logging in to {self.auth_url}")
         sdk, nova = self._connect()
@@ -402,7 +235,7 @@ class OpenStackLauncher(Launcher):
         # connection reset, Ctrl-C), the server may exist all the same; the token finds it.
         token = spec.launch_token
         created: list[str] = []
-        undo.append((f"delete server {spec.name}", lambda: self._delete_launched(spec.name, token, created)))
+        undo.push(f"delete server {spec.name}", lambda: self._delete_launched(spec.name, token, created))
         server = self._call(
             f"create server '{spec.name}'", nova.servers.create, spec.name, resolved["image"], resolved["flavor"],
             userdata=spec.user_data or None, key_name=resolved["keypair"], meta={LAUNCH_TAG: token},
@@ -422,7 +255,7 @@ class OpenStackLauncher(Launcher):
                 break
             # Someone attached (or changed) the address since we listed it: it is theirs now.
             if allocated:  # ours, but changed by someone else: releasing it could cut them off
-                undo[:] = [step for step in undo if not step[0].startswith("release floating IP allocated")]
+                undo.discard(lambda step: step.startswith("release floating IP allocated"))
                 logger.warning("floating IP %s allocated for %s was changed by someone else; left to them",
                                ip.floating_ip_address, spec.name)
             if attempt == ATTACH_ATTEMPTS:
@@ -430,7 +263,7 @@ class OpenStackLauncher(Launcher):
                                   f"{ATTACH_ATTEMPTS} addresses chosen was taken by someone else first")
             report(STAGE, f"floating IP {ip.floating_ip_address} was taken meanwhile; choosing another")
             ip, allocated = self._floating_ip(external, named, spec.name, undo, report)
-        undo.append((f"detach floating IP {ip.floating_ip_address}", lambda: self._detach(ip.id)))
+        undo.push(f"detach floating IP {ip.floating_ip_address}", lambda: self._detach(ip.id))
         report(STAGE, f"server {spec.name} is ACTIVE at {ip.floating_ip_address}")
         fixed = port.fixed_ips[0]["ip_address"] if port.fixed_ips else None
         return LaunchedVM(server_id=server_id, name=spec.name, ip=ip.floating_ip_address, floating_ip_id=ip.id,
@@ -480,32 +313,6 @@ class OpenStackLauncher(Launcher):
         ports = self._call("list the server's ports", lambda: list(sdk.network.ports(device_id=server_id)))
         on_network = [p for p in ports if p.network_id == network_id] or ports
         return on_network[0] if on_network else None
-
-    def _undo(self, undo: list[tuple[str, Callable[[], None]]], error: BaseException,
-              report: ProgressCallback) -> None:
-        """Undo the launch's steps, newest first; a failing step is logged and noted on ``error``.
-
-        A second Ctrl-C stops the undo (the user may have a reason); the steps not
-        done are then noted on the error so that they can be cleaned up by hand.
-        """
-        steps = list(reversed(undo))
-        for index, (what, action) in enumerate(steps):
-            try:
-                try:
-                    report(STAGE, f"undoing: {what}")
-                except Exception as exc:  # a failing progress callback must not stop the undo
-                    logger.debug("progress callback failed: %s", exc)
-                action()
-            except Exception as exc:  # keep undoing; the original error stays the one raised
-                logger.warning("could not %s after a failed launch: %s", what, exc)
-                error.add_note(f"while undoing the launch, could not {what}: {exc}")
-            except BaseException as interrupt:
-                left = "; ".join(step for step, _ in steps[index:])
-                logger.warning("undo of a failed launch interrupted; not done: %s", left)
-                note = f"the undo of the launch was interrupted; not done: {left}"
-                error.add_note(note)
-                interrupt.add_note(note)
-                raise
 
     # --- what our launches made ------------------------------------------------------------
 
@@ -598,49 +405,6 @@ class OpenStackLauncher(Launcher):
         report("delete", f"server {server_id} is gone")
         return removal
 
-    def _remove_floating_ip(self, fip_id: str, allocated: bool, server_id: str, removal: Removal,
-                            report: ProgressCallback) -> None:
-        from openstack import exceptions as sdk_exc
-
-        sdk, _ = self._connect()
-        with self._cloud(f"get floating IP {fip_id}"):
-            try:
-                ip = sdk.network.get_ip(fip_id)
-            except sdk_exc.NotFoundException:
-                removal.warnings.append(f"floating IP {fip_id} was already gone")
-                return
-        ports = self._call("list the server's ports", lambda: list(sdk.network.ports(device_id=server_id)))
-        ours = {port.id for port in ports}
-        if ip.port_id and ip.port_id not in ours:
-            removal.warnings.append(f"floating IP {ip.floating_ip_address} now belongs to another port; left alone")
-            return
-        if ip.port_id:
-            report("delete", f"detaching floating IP {ip.floating_ip_address}")
-            if not self._detach(fip_id, getattr(ip, "revision_number", None)):
-                removal.warnings.append(f"floating IP {ip.floating_ip_address} was changed by someone else "
-                                        "while being detached; left alone")
-                return
-        if allocated:
-            report("delete", f"releasing floating IP {ip.floating_ip_address}")
-            self._release(fip_id)
-            removal.floating_ip_released = True
-
-    def _detach(self, fip_id: str, revision: int | None = None) -> bool:
-        """Disassociate the floating IP; with ``revision``, only if unchanged since (``False`` if not)."""
-        from openstack import exceptions as sdk_exc
-
-        sdk, _ = self._connect()
-        with self._cloud(f"detach floating IP {fip_id}"):
-            try:
-                sdk.network.update_ip(fip_id, port_id=None, if_revision=revision)
-            except sdk_exc.PreconditionFailedException:
-                return False
-        return True
-
-    def _release(self, fip_id: str) -> None:
-        sdk, _ = self._connect()
-        self._call(f"release floating IP {fip_id}", sdk.network.delete_ip, fip_id, ignore_missing=True)
-
     def _delete_server(self, server_id: str, timeout: float, report: ProgressCallback | None = None) -> bool:
         """Delete the server and wait until it is gone; ``False`` if it did not exist."""
         from novaclient import exceptions as nova_exc
@@ -657,40 +421,3 @@ class OpenStackLauncher(Launcher):
                    progress=report or as_callback(None))
         return True
 
-
-def _disable_completion_cache(nova: Any) -> None:
-    """Stop novaclient writing its shell-completion caches under ``~/.novaclient``.
-
-    Every list and create would otherwise write files into the user's home; a
-    library must not. The managers' cache hook becomes a no-op.
-    """
-
-    @contextmanager
-    def no_cache(*args: Any, **kwargs: Any) -> Iterator[None]:
-        yield
-
-    for manager in (nova.flavors, nova.keypairs, nova.servers):
-        manager.completion_cache = no_cache
-
-
-def _normalise_auth_url(auth_url: str) -> str:
-    """Check the Keystone URL and make it end in ``/v3``.
-
-    Raises:
-        InvalidArgument: not an http(s) URL with a host, or a Keystone v2 URL.
-    """
-    if not isinstance(auth_url, str) or not auth_url.strip():
-        raise InvalidArgument("auth_url must be the Keystone URL, e.g. https://cloud.example:5000/v3")
-    url = auth_url.strip().rstrip("/")
-    try:
-        parts = urlsplit(url)
-        parts.port  # noqa: B018 - raises ValueError on a malformed port
-    except ValueError as exc:
-        raise InvalidArgument(f"auth_url {auth_url!r} is not a valid URL: {exc}") from None
-    if parts.scheme not in ("http", "https") or not parts.hostname:
-        raise InvalidArgument(
-            f"auth_url {auth_url!r} is not an http(s) URL; expected e.g. https://cloud.example:5000/v3"
-        )
-    if parts.path.endswith(("/v2.0", "/v2")):
-        raise InvalidArgument(f"auth_url {auth_url!r} is a Keystone v2 URL; give the v3 one (ending in /v3)")
-    return url if parts.path.endswith("/v3") else url + "/v3"

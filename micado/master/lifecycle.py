@@ -2,7 +2,7 @@
 
 :class:`Creation` runs one create. Each step is a method, timed and named on any of
 our errors raised inside it (``error.step``); what a step makes is pushed on one
-:class:`~micado.master.undo.UndoStack`, which a failure (or Ctrl-C, SIGTERM...) unwinds
+:class:`~micado.undo.UndoStack`, which a failure (or Ctrl-C, SIGTERM...) unwinds
 newest first. The master's record is written as ``creating`` before the cloud is
 touched and replaced by the finished record in the last step, so a create killed at
 any point is seen by ``list()`` and removed by ``cleanup()``.
@@ -23,7 +23,7 @@ from typing import TYPE_CHECKING, Any
 
 from micado.config import paths
 from micado.exceptions import InstallError, MicadoException
-from micado.master.undo import UndoStack
+from micado.undo import UndoStack
 from micado.progress import ProgressCallback, wait_until
 
 if TYPE_CHECKING:

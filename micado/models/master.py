@@ -1,28 +1,20 @@
 """The MiCADO master lifecycle: :class:`MicadoMaster` (``client.master``).
 
-This is the one module that composes the parts (DESIGN.md §1): the credentials and the
-store (:mod:`micado.config`), the cloud launcher (:mod:`micado.launcher`), SSH and the
-Ansible installer (:mod:`micado.installer`), and the API client (:mod:`micado.api`).
+The object users hold; the composition of the parts (the credentials and the store of
+:mod:`micado.config`, the launchers of :mod:`micado.launcher`, SSH and the Ansible
+installer of :mod:`micado.installer`, the API client of :mod:`micado.api`) is in
+:mod:`micado.master`: what create takes (:mod:`micado.master.spec`) and its steps
+(:mod:`micado.master.lifecycle`).
 """
 
 from __future__ import annotations
 
 import html
 import logging
-import re
-import secrets
-import socket
-import time
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
-from datetime import datetime, timezone
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from micado import checks
-from micado.config import paths
 from micado.exceptions import (
-    InstallError,
     InvalidArgument,
     MicadoAPIError,
     MicadoConnectionError,
@@ -30,23 +22,19 @@ from micado.exceptions import (
     MicadoTimeout,
     NotFound,
 )
-from micado.progress import ProgressCallback, as_callback, wait_until
+from micado.master.spec import DEFAULT_REMOTE_CERT_PATH
+from micado.progress import ProgressCallback, as_callback
 
 if TYPE_CHECKING:
     from micado.api.client import SubmitterClient
     from micado.models._cleanup import CleanupItem
     from micado.config.store import MasterRecord, MasterStore
-    from micado.launcher.base import LaunchedVM, Launcher, LaunchSpec
-    from micado.launcher.openstack import OpenStackLauncher
+    from micado.launcher.base import Launcher
 
 __all__ = ["MicadoMaster", "DEFAULT_REMOTE_CERT_PATH"]
 
 log = logging.getLogger(__name__)
 
-#: Where ansible-micado leaves the master's self-signed TLS certificate (with its key).
-DEFAULT_REMOTE_CERT_PATH = "/var/lib/micado/zorp/config/ssl.pem"
-
-_PEM_CERT = re.compile(rb"-----BEGIN CERTIFICATE-----.+?-----END CERTIFICATE-----\s*", re.S)
 
 
 class MicadoMaster:
@@ -77,7 +65,6 @@ class MicadoMaster:
         self.timings: dict[str, float] = {}
         # A test seam: more ansible-playbook arguments for create (the tests' --check runs).
         self._ansible_args: tuple[str, ...] = ()
-        self._current_step = ""
 
     # -- state ---------------------------------------------------------------------------
 
@@ -131,6 +118,8 @@ class MicadoMaster:
         user_domain_name: str = "Default",
         *,
         floating_network: str | None = None,
+        endpoint_url: str | None = None,
+        address: str = "public",
         micado_user: str = "admin",
         micado_password: str | None = None,
         micado_version: str | None = None,
@@ -160,12 +149,15 @@ class MicadoMaster:
             project_id: the OpenStack project (required with password credentials).
             image: image name or id for the master VM (e.g. Ubuntu 22.04).
             flavor: flavor name or id (MiCADO needs 2 vCPU, 4 GB RAM at least).
-            network: private network name or id.
-            keypair: Nova key pair name, for your own SSH access.
+            network: private network name or id (EC2: a subnet id; default: the default VPC's).
+            keypair: the cloud's key pair name, for your own SSH access.
             security_group: security group name or id.
             region: the cloud region, if it has several.
             user_domain_name: Keystone domain of the user.
-            floating_network: external network to allocate a floating IP from.
+            floating_network: external network to allocate a floating IP from (OpenStack).
+            endpoint_url: the EC2 API URL of an EC2-compatible cloud (EC2).
+            address: ``"public"`` (the instance's public IP, or an Elastic IP allocated
+                for it) or ``"private"`` for a client inside the VPC (EC2).
             micado_user: the MiCADO web user to create.
             micado_password: its password; a strong random one when not given.
             micado_version: the ansible-micado release tag to deploy (default: the newest,
@@ -198,182 +190,20 @@ class MicadoMaster:
             MicadoTimeout: a wait ran past its deadline.
             InstallError: SSH or the deployment failed (see ``error.log_path``).
         """
-        from micado.config.credentials import load_credentials
-        from micado.installer import ansible, playbooks, ssh
-        from micado.launcher.base import LaunchSpec, cloud_init_user_data
+        arguments = {name: value for name, value in locals().items() if name not in ("self", "progress")}
+        from micado.master.lifecycle import Creation
+        from micado.master.spec import CreateSpec
 
-        report = as_callback(progress)
         if self._record is not None:
             raise MicadoException(f"this client already manages master {self.id}; use a new MicadoClient")
-        for name, value in dict(image=image, flavor=flavor, network=network, keypair=keypair,
-                                security_group=security_group, ssh_user=ssh_user, micado_user=micado_user,
-                                remote_cert_path=remote_cert_path).items():
-            checks.text(name, value)
-        checks.http_url("auth_url", auth_url, "Keystone v3")
-        checks.port("ssh_port", ssh_port)
-        checks.port("api_port", api_port)
-        for name, value in dict(boot_timeout=boot_timeout, ssh_timeout=ssh_timeout,
-                                install_timeout=install_timeout, api_timeout=api_timeout).items():
-            checks.seconds(name, value)
-        if re.search(r"[\s:]", micado_user):
-            raise InvalidArgument(f"micado_user {micado_user!r} must not contain whitespace or ':'")
-        if micado_password is None:
-            micado_password = secrets.token_urlsafe(18)
-        elif not isinstance(micado_password, str) or len(micado_password) < 8:
-            raise InvalidArgument("micado_password must be a string of at least 8 characters")
-        ansible.check_web_credentials(micado_user, micado_password)
-
-        self.timings = {}
-        with self._step("prepare", report):
-            credentials = load_credentials("nova")
-            self.store.list()  # a damaged store or a wrong key fails now, not after the VM exists
-            launcher = self._make_launcher(credentials, auth_url, project_id, region, user_domain_name)
-            keys = ssh.ensure_keypair()
-            spec = LaunchSpec(
-                image=image, flavor=flavor, network=network, keypair=keypair,
-                security_group=security_group, user_data=cloud_init_user_data(keys.public_key),
-                floating_network=floating_network,
-            )
-            launcher.validate(spec)
-            source = playbooks.resolve_source(playbook, micado_version, progress=report)
-            settings = ansible.check_settings(source.layout, settings)
-            if "grafana_admin_pwd" in source.layout.variables and "grafana_admin_pwd" not in settings:
-                settings["grafana_admin_pwd"] = secrets.token_urlsafe(18)
-            grafana_password = settings.get("grafana_admin_pwd")
-            if registry_credentials is not None:
-                registry_credentials = checks.existing_file("registry_credentials", registry_credentials)
-            cloud = dict(auth_url=launcher.auth_url, region_name=launcher.region, project_id=launcher.project_id,
-                         user_domain_name=launcher.user_domain_name)
-            # The intent, before the cloud is touched: a create killed from here on is
-            # seen by list() and removed by cleanup().
-            intent = self.store.add(self._intent_record(spec, cloud, micado_user, micado_password))
-
-        try:
-            with self._step("launch", report):
-                vm = launcher.launch(spec, timeout=boot_timeout, progress=report)
-        except BaseException as error:  # the launcher undid itself; keep the record if it could not
-            if not any("undo" in note or "could not" in note for note in getattr(error, "__notes__", [])):
-                self._forget_intent(intent.id, error)
-            raise
-        master_id = vm.server_id
-        try:
-            intent.extra.update(vm.to_dict())
-            intent.ip = vm.ip
-            self.store.update(intent)
-            with self._step("ssh", report):
-                ssh.wait_for_ssh(vm.ip, port=ssh_port, user=ssh_user, key=keys.private_key,
-                                 timeout=ssh_timeout, progress=report)
-            with self._step("ansible", report):
-                ansible.install(
-                    source, master_id=master_id, host=vm.ip, port=ssh_port, user=ssh_user,
-                    key=keys.private_key, micado_user=micado_user, micado_password=micado_password,
-                    cloud_credentials=paths.credentials_file(), registry_credentials=registry_credentials,
-                    settings=settings, timeout=install_timeout, progress=report,
-                    extra_args=self._ansible_args,
-                )
-            with self._step("api", report):
-                wait_for_port(vm.ip, api_port, timeout=api_timeout, progress=report)
-            with self._step("certificate", report):
-                cert_path = self._fetch_certificate(ssh, vm.ip, ssh_port, ssh_user, keys.private_key,
-                                                    remote_cert_path, master_id)
-            with self._step("store", report):
-                record = self._new_record(vm, cloud=cloud, api_port=api_port, cert_path=cert_path, micado_user=micado_user,
-                    micado_password=micado_password, extra={
-                        "ssh_user": ssh_user, "ssh_port": ssh_port, "api_port": api_port,
-                        "micado_version": micado_version or playbooks.DEFAULT_MICADO_VERSION,
-                        "micado_layout": source.layout.name,
-                        **vm.to_dict(),
-                    })
-                record.grafana_password = grafana_password if isinstance(grafana_password, str) else None
-                api = self._connect(record)
-                api.list_applications()  # evidence from the host: the API answers our credentials
-                self.store.replace(intent.id, record)
-        except MicadoException as error:
-            self._undo_create(launcher, vm, error, ssh_port, intent.id)
-            raise
-        except Exception as error:  # an OS error or a bug: still undone, and raised as ours
-            typed = InstallError(f"master.create failed at step '{self._current_step}': "
-                                 f"{type(error).__name__}: {error}")
-            typed.step = self._current_step  # type: ignore[attr-defined]
-            self._undo_create(launcher, vm, typed, ssh_port, intent.id)
-            raise typed from error
-        except BaseException as error:  # KeyboardInterrupt, SystemExit: undo, then let it through
-            self._undo_create(launcher, vm, error, ssh_port, intent.id)
-            raise
-        ansible.cleanup_workdir(master_id)
-        self._record, self._api = record, api
-        report("done", f"master {master_id} ready at {record.endpoint}")
-        return master_id
-
-    @contextmanager
-    def _step(self, name: str, report: ProgressCallback) -> Iterator[None]:
-        """Time one step of create, and name it on any of our errors raised inside it."""
-        self._current_step = name
-        start = time.monotonic()
-        try:
-            report(name, "starting")
-            yield
-        except MicadoException as error:
-            if getattr(error, "step", None) is None:
-                error.step = name  # type: ignore[attr-defined]
-            raise
-        finally:
-            self.timings[name] = self.timings.get(name, 0.0) + time.monotonic() - start
-
-    def _intent_record(self, spec: LaunchSpec, cloud: dict[str, Any], micado_user: str,
-                       micado_password: str) -> MasterRecord:
-        """The ``creating`` record written before the launch (see :meth:`cleanup`)."""
-        from micado.config.store import MasterRecord
-        from micado.models._cleanup import creator_identity
-
-        return MasterRecord(
-            id=spec.name, ip="", endpoint="", api_version=self._api_options.get("version") or "v2.0",
-            cert_path=None, micado_user=micado_user, micado_password=micado_password,
-            launcher=self.launcher_name, name=spec.name, state="creating",
-            extra={"launch_name": spec.name, "launch_token": spec.launch_token, "creator": creator_identity()},
-            **cloud,
-        )
-
-    def _forget_intent(self, record_id: str, error: BaseException) -> None:
-        try:
-            self.store.remove(record_id)
-        except MicadoException as store_error:
-            error.add_note(f"cleanup: could not remove the record {record_id} ({store_error}); "
-                           "run client.master.cleanup() (micado master cleanup)")
-
-    def _undo_create(self, launcher: Launcher, vm: LaunchedVM, error: BaseException, ssh_port: int,
-                     record_id: str) -> None:
-        """Delete what create made after the VM existed; never mask ``error``.
-
-        The ``creating`` record goes last, and only once the VM is gone: if the cloud
-        refused, ``cleanup()`` can still find the VM through it.
-        """
-        from micado.installer import ansible, ssh
-
-        undo: list[tuple[str, Callable[[], object]]] = [
-            ("delete the VM", lambda: launcher.delete(vm, timeout=600.0)),
-            ("forget the host key", lambda: ssh.forget_host(vm.ip, ssh_port)),
-            ("remove the certificate", lambda: paths.cert_file(vm.server_id).unlink(missing_ok=True)),
-            ("remove the working copy", lambda: ansible.cleanup_workdir(vm.server_id)),
-        ]
-        vm_deleted = True
-        for what, action in undo:
-            try:
-                action()
-            except Exception as undo_error:  # a failed undo is reported, never raised instead
-                vm_deleted = vm_deleted and what != "delete the VM"
-                log.error("after create failed: could not %s of %s: %s", what, vm.server_id, undo_error)
-                error.add_note(f"cleanup: could not {what} ({undo_error}); check the cloud for {vm.server_id}")
-        if vm_deleted:
-            self._forget_intent(record_id, error)
-        else:
-            error.add_note("the master's record stays in state 'creating': run client.master.cleanup() "
-                           "(micado master cleanup) to try again")
-        log_path = paths.log_file(vm.server_id)
-        error.add_note(
-            f"master.create failed at step '{self._current_step}'; VM {vm.server_id} was deleted"
-            + (f"; installer log: {log_path}" if log_path.exists() else "")
-        )
+        spec = CreateSpec.build(arguments).checked(self.launcher_name)
+        creation = Creation(spec, launcher_name=self.launcher_name, store=self.store, connect=self._connect,
+                            api_version=self._api_options.get("version") or "v2.0", report=as_callback(progress),
+                            ansible_args=self._ansible_args)
+        self.timings = creation.timings
+        self._record, self._api = creation.run()
+        creation.report("done", f"master {self._record.id} ready at {self._record.endpoint}")
+        return self._record.id
 
     # -- attach / list / destroy --------------------------------------------------------
 
@@ -531,52 +361,14 @@ class MicadoMaster:
             raise MicadoException("no master: call client.master.create(...) or client.master.attach(master_id)")
         return self._record
 
-    def _make_launcher(self, credentials: Any, auth_url: str | None, project_id: str | None,
-                       region: str | None, user_domain_name: str | None) -> OpenStackLauncher:
-        if self.launcher_name != "openstack":
-            raise InvalidArgument(f"launcher {self.launcher_name!r} is not supported; use 'openstack'")
-        from micado.launcher.openstack import OpenStackLauncher
-
-        return OpenStackLauncher(credentials, auth_url=auth_url, project_id=project_id, region=region,
-                                 user_domain_name=user_domain_name or "Default")
-
-    def _launcher_for(self, record: MasterRecord) -> OpenStackLauncher:
+    def _launcher_for(self, record: MasterRecord) -> Launcher:
+        """The launcher a record was made with, logged in with today's credentials file."""
         from micado.config.credentials import load_credentials
+        from micado.launcher import launcher_class
+        from micado.models._records import cloud_fields_of
 
-        return self._make_launcher(load_credentials("nova"), record.auth_url, record.project_id,
-                                   record.region_name, record.user_domain_name)
-
-    def _fetch_certificate(self, ssh: Any, host: str, port: int, user: str, key: Path,
-                           remote_path: str, master_id: str) -> str:
-        """Copy the master's certificate back, keeping only its CERTIFICATE blocks (never the key)."""
-        paths.ensure_dir(paths.certs_dir())
-        download = paths.certs_dir() / f".{master_id}.download"
-        try:
-            ssh.fetch_file(host, remote_path, download, port=port, user=user, key=key, timeout=60.0)
-            certificates = _PEM_CERT.findall(download.read_bytes())
-        finally:
-            download.unlink(missing_ok=True)
-        if not certificates:
-            raise InstallError(f"{remote_path} on the master holds no PEM certificate")
-        target = paths.cert_file(master_id)
-        temp = target.with_suffix(".tmp")
-        temp.write_bytes(b"".join(certificates))
-        temp.chmod(0o600)
-        temp.replace(target)
-        return str(target)
-
-    def _new_record(self, vm: LaunchedVM, *, cloud: dict[str, Any], api_port: int, cert_path: str,
-                    micado_user: str, micado_password: str, extra: dict[str, Any]) -> MasterRecord:
-        from micado.config.store import MasterRecord
-
-        host = f"{vm.ip}:{api_port}" if api_port != 443 else vm.ip
-        return MasterRecord(
-            id=vm.server_id, ip=vm.ip, endpoint=f"https://{host}/toscasubmitter/",
-            api_version=self._api_options.get("version") or "v2.0", cert_path=cert_path,
-            micado_user=micado_user, micado_password=micado_password, launcher=self.launcher_name,
-            name=vm.name, created=datetime.now(timezone.utc).isoformat(timespec="seconds"),
-            extra=extra, **cloud,
-        )
+        cls = launcher_class(record.launcher)
+        return cls.from_record(load_credentials(cls.credential_type), cloud_fields_of(record))
 
     def _connect(self, record: MasterRecord) -> SubmitterClient:
         from micado.api.client import SubmitterClient
@@ -599,19 +391,6 @@ class MicadoMaster:
             for key, value in self.info().items() if not isinstance(value, dict)
         )
         return f"<b>MiCADO master</b><table>{rows}</table>" if rows else html.escape(repr(self))
-
-
-def wait_for_port(host: str, port: int, *, timeout: float, progress: ProgressCallback) -> None:
-    """Wait until ``host:port`` accepts TCP connections."""
-
-    def open_() -> bool | None:
-        try:
-            with socket.create_connection((host, port), timeout=2.0):
-                return True
-        except OSError:
-            return None
-
-    wait_until(open_, what=f"the MiCADO API port {host}:{port}", timeout=timeout, stage="api", progress=progress)
 
 
 def _public(record: MasterRecord) -> dict[str, Any]:

@@ -153,14 +153,7 @@ def write_private_file(path: str | os.PathLike[str], data: bytes) -> Path:
     Raises:
         OSError: the file could not be written.
     """
-    target = Path(path)
-    tmp = target.with_name(f".{target.name}.{os.getpid()}.tmp")
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-    try:
-        with os.fdopen(fd, "wb") as handle:
-            handle.write(data)
-        os.replace(tmp, target)
-    except BaseException:
-        tmp.unlink(missing_ok=True)
-        raise
-    return target
+    from micado.config.files import write_private
+
+    write_private(path, data)
+    return Path(path)

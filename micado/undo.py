@@ -27,21 +27,29 @@ class UndoStack:
     def __init__(self, what: str, report: Callable[[str], None] | None = None) -> None:
         self.what = what
         self._report = report
-        self._steps: list[tuple[str, Callable[[], object]]] = []
+        self._steps: list[tuple[str, Callable[[], object], str | None]] = []
 
-    def push(self, name: str, action: Callable[[], object]) -> None:
+    def push(self, name: str, action: Callable[[], object], *, unless_failed: str | None = None) -> None:
         """Register how to undo something just made (or about to be: push before the request
-        whose answer may be lost)."""
-        self._steps.append((name, action))
+        whose answer may be lost).
 
-    def discard(self, predicate: Callable[[str], bool]) -> None:
-        """Forget the steps whose name ``predicate`` accepts (what is no longer ours to undo)."""
-        self._steps = [(name, action) for name, action in self._steps if not predicate(name)]
+        Args:
+            name: completes "could not ..." in notes (``"delete server x"``).
+            action: the undo.
+            unless_failed: skip this step if the step of that name failed (a record kept
+                so that what could not be deleted can still be found).
+        """
+        self._steps.append((name, action, unless_failed))
+
+    def discard(self, name: str | Callable[[str], bool]) -> None:
+        """Forget the steps of that name, or whose name the predicate accepts (no longer ours to undo)."""
+        matches = name if callable(name) else (lambda step: step == name)
+        self._steps = [step for step in self._steps if not matches(step[0])]
 
     @property
     def names(self) -> list[str]:
         """The registered steps, oldest first."""
-        return [name for name, _ in self._steps]
+        return [step[0] for step in self._steps]
 
     def unwind(self, error: BaseException) -> list[str]:
         """Run every step, newest first, on behalf of ``error``.
@@ -61,7 +69,10 @@ class UndoStack:
         """
         failed: list[str] = []
         steps, self._steps = list(reversed(self._steps)), []
-        for index, (name, action) in enumerate(steps):
+        for index, (name, action, unless_failed) in enumerate(steps):
+            if unless_failed is not None and unless_failed in failed:
+                log.warning("not %s: %s failed", name, unless_failed)
+                continue
             try:
                 if self._report is not None:
                     try:
@@ -74,7 +85,7 @@ class UndoStack:
                 log.warning("could not %s after %s failed: %s", name, self.what, exc)
                 error.add_note(f"while undoing {self.what}, could not {name}: {exc}")
             except BaseException as interrupt:
-                left = "; ".join(step for step, _ in steps[index:])
+                left = "; ".join(step[0] for step in steps[index:])
                 log.warning("undo of %s interrupted; not done: %s", self.what, left)
                 note = f"the undo of {self.what} was interrupted; not done: {left}"
                 error.add_note(note)

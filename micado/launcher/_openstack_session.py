@@ -1,0 +1,205 @@
+"""The OpenStack launcher's session: Keystone v3 login, the SDK clients, and errors translated.
+
+All three SDKs share one authenticated keystoneauth1 session (see
+:mod:`micado.launcher.openstack`); nothing of theirs is imported before the first
+call, and none of their exceptions leaves here: :meth:`OpenStackSession._cloud` turns
+them into :class:`~micado.exceptions.LaunchError` naming what was being done.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from typing import TYPE_CHECKING, Any, TypeVar
+from urllib.parse import urlsplit
+
+from micado.exceptions import InvalidArgument, LaunchError, MicadoException
+
+if TYPE_CHECKING:
+    from micado.config.credentials import ApplicationCredentialAuth, PasswordAuth
+
+__all__ = ["OpenStackSession", "normalise_auth_url"]
+
+logger = logging.getLogger(__name__)
+
+T = TypeVar("T")
+
+
+class OpenStackSession:
+    """Login and SDK clients of an OpenStack launcher (a mixin: the launcher sets the attributes)."""
+
+    auth_url: str
+    credentials: PasswordAuth | ApplicationCredentialAuth
+    project_id: str | None
+    user_domain_name: str | None
+    region: str | None
+    request_timeout: float
+    verify: bool | str
+    _session: Any
+    _sdk: Any
+    _nova: Any
+
+    def _login_kind(self) -> str:
+        return "password" if self.project_id is not None else "application-credential"
+
+
+    def _describe_login(self) -> str:
+        """Who logs in, for messages (never the password or secret)."""
+        from micado.config.credentials import PasswordAuth
+
+        creds = self.credentials
+        if isinstance(creds, PasswordAuth):
+            return f"user '{creds.username}' in domain '{self.user_domain_name}', project '{self.project_id}'"
+        return f"application credential '{creds.application_credential_id}'"
+
+
+    def _connect(self) -> tuple[Any, Any]:
+        """Return ``(openstacksdk connection, novaclient client)``, logging in on first use."""
+        if self._sdk is None:
+            from keystoneauth1 import session as ks_session
+            from keystoneauth1.identity import v3
+            from novaclient import client as nova_client
+            from openstack import connection
+
+            from micado import __version__
+            from micado.config.credentials import PasswordAuth
+
+            creds = self.credentials
+            if isinstance(creds, PasswordAuth):
+                plugin: Any = v3.Password(
+                    auth_url=self.auth_url, username=creds.username, password=creds.password,
+                    user_domain_name=self.user_domain_name, project_id=self.project_id,
+                )
+            else:
+                plugin = v3.ApplicationCredential(
+                    auth_url=self.auth_url,
+                    application_credential_id=creds.application_credential_id,
+                    application_credential_secret=creds.application_credential_secret,
+                )
+            session = ks_session.Session(
+                auth=plugin, verify=self.verify, timeout=self.request_timeout,
+                app_name="micado-client", app_version=__version__,
+            )
+            self._session = session
+            self._nova = nova_client.Client("2.1", session=session, region_name=self.region)
+            _disable_completion_cache(self._nova)
+            self._sdk = connection.Connection(session=session, region_name=self.region)
+        return self._sdk, self._nova
+
+
+    def _project(self) -> str:
+        """The id of the project the token is scoped to (application credentials bring their own)."""
+        self._connect()
+        return self._call("log in", self._session.get_project_id)
+
+
+    def close(self) -> None:
+        """Close the HTTP session; the next call logs in again."""
+        if self._session is not None:
+            self._session.session.close()
+        self._session = self._sdk = self._nova = None
+
+
+    @contextmanager
+    def _cloud(self, doing: str) -> Iterator[None]:
+        """Translate every SDK or Keystone exception raised inside into a LaunchError."""
+        try:
+            yield
+        except MicadoException:
+            raise
+        except Exception as exc:
+            raise self._translate(exc, doing) from exc
+
+
+    def _call(self, doing: str, function: Callable[..., T], *args: Any, **kwargs: Any) -> T:
+        with self._cloud(doing):
+            return function(*args, **kwargs)
+
+
+    def _translate(self, exc: Exception, doing: str) -> LaunchError:
+        from keystoneauth1 import exceptions as ks_exc
+        from novaclient import exceptions as nova_exc
+        from openstack import exceptions as sdk_exc
+
+        where = f"the OpenStack cloud at {self.auth_url}"
+        if isinstance(exc, (ks_exc.Unauthorized, nova_exc.Unauthorized)) or (
+            isinstance(exc, sdk_exc.HttpException) and exc.status_code == 401
+        ):
+            return LaunchError(
+                f"authentication failed at {self.auth_url} for {self._describe_login()}: "
+                "the cloud refused the credentials (check the credentials file, project_id and user_domain_name)"
+            )
+        if isinstance(exc, ks_exc.SSLError):
+            return LaunchError(f"TLS check failed while trying to {doing} at {where}: {exc} "
+                               "(give verify= a CA bundle, or verify=False)")
+        if isinstance(exc, ks_exc.ConnectTimeout):  # keystoneauth's name for any requests timeout
+            return LaunchError(f"{where} did not answer within {self.request_timeout:g} s while trying to {doing} "
+                               "(request_timeout)")
+        if isinstance(exc, ks_exc.ConnectFailure):
+            return LaunchError(f"cannot reach {where} while trying to {doing}: {exc}")
+        if isinstance(exc, (ks_exc.EndpointNotFound, sdk_exc.EndpointNotFound, sdk_exc.ServiceDisabledException)):
+            return LaunchError(f"cannot {doing}: {self._missing_endpoint()}")
+        if isinstance(exc, ks_exc.RequestTimeout):
+            return LaunchError(f"{where} did not answer within {self.request_timeout:g} s while trying to {doing}")
+        if isinstance(exc, nova_exc.ClientException):
+            verb = "failed" if isinstance(exc.code, int) and exc.code >= 500 else "refused"
+            return LaunchError(f"Nova {verb} to {doing}: {exc.message} (HTTP {exc.code})")
+        if isinstance(exc, sdk_exc.HttpException):
+            verb = "failed" if (exc.status_code or 0) >= 500 else "refused"
+            return LaunchError(f"{where} {verb} to {doing}: {exc.details or exc.message} (HTTP {exc.status_code})")
+        if isinstance(exc, (ks_exc.ClientException, sdk_exc.SDKException)):
+            return LaunchError(f"cannot {doing} on {where}: {exc}")
+        return LaunchError(f"unexpected {type(exc).__name__} while trying to {doing} on {where}: {exc}")
+
+
+    def _missing_endpoint(self) -> str:
+        """Explain a missing catalog endpoint, listing the regions the catalog has."""
+        regions: set[str] = set()
+        try:
+            access = self._session.auth.get_access(self._session)
+            for service in access.service_catalog.catalog:
+                regions.update(e.get("region_id") or e.get("region") or "" for e in service.get("endpoints", []))
+        except Exception as exc:  # only for a better message; the original error is raised anyway
+            logger.debug("could not read the service catalog: %s", exc)
+        listed = ", ".join(sorted(r for r in regions if r)) or "(none)"
+        return f"the service catalog has no public endpoint for it in region {self.region!r}; regions: {listed}"
+
+
+
+def _disable_completion_cache(nova: Any) -> None:
+    """Stop novaclient writing its shell-completion caches under ``~/.novaclient``.
+
+    Every list and create would otherwise write files into the user's home; a
+    library must not. The managers' cache hook becomes a no-op.
+    """
+
+    @contextmanager
+    def no_cache(*args: Any, **kwargs: Any) -> Iterator[None]:
+        yield
+
+    for manager in (nova.flavors, nova.keypairs, nova.servers):
+        manager.completion_cache = no_cache
+
+
+def normalise_auth_url(auth_url: str) -> str:
+    """Check the Keystone URL and make it end in ``/v3``.
+
+    Raises:
+        InvalidArgument: not an http(s) URL with a host, or a Keystone v2 URL.
+    """
+    if not isinstance(auth_url, str) or not auth_url.strip():
+        raise InvalidArgument("auth_url must be the Keystone URL, e.g. https://cloud.example:5000/v3")
+    url = auth_url.strip().rstrip("/")
+    try:
+        parts = urlsplit(url)
+        parts.port  # noqa: B018 - raises ValueError on a malformed port
+    except ValueError as exc:
+        raise InvalidArgument(f"auth_url {auth_url!r} is not a valid URL: {exc}") from None
+    if parts.scheme not in ("http", "https") or not parts.hostname:
+        raise InvalidArgument(
+            f"auth_url {auth_url!r} is not an http(s) URL; expected e.g. https://cloud.example:5000/v3"
+        )
+    if parts.path.endswith(("/v2.0", "/v2")):
+        raise InvalidArgument(f"auth_url {auth_url!r} is a Keystone v2 URL; give the v3 one (ending in /v3)")
+    return url if parts.path.endswith("/v3") else url + "/v3"
