@@ -556,5 +556,5 @@ def test_secrets_stay_out_of_debug_logs(openstack_cloud, caplog, login):
     assert any(r.name.startswith("keystoneauth") for r in caplog.records)  # the SDKs did log
     text = caplog.text + str(caught.value) + repr(launcher) + repr(launcher.credentials)
     assert secret not in text
-    tokens = list(cloud._tokens)
+    tokens = list(cloud.identity.tokens)
     assert tokens and not any(token in text for token in tokens)

@@ -1,0 +1,1 @@
+"""The emulated Keystone v3: accounts and tokens (:mod:`.models`), its HTTP face (:mod:`.responses`, :mod:`.urls`), and the check of tokens with a real Keystone (:mod:`.external`)."""
