@@ -44,8 +44,24 @@ answers) and ``urls`` (its routes); :mod:`.core` holds what they share,
 :mod:`.server` serves it.
 """
 
-from micado.testing.openstack.core import REGION, EmulatorError, Faults
-from micado.testing.openstack.server import OpenStackEmulator, main
-from micado.testing.openstack.state import DEFAULT_POOL
+from __future__ import annotations
 
-__all__ = ["OpenStackEmulator", "Faults", "EmulatorError", "main", "REGION", "DEFAULT_POOL"]
+from typing import TYPE_CHECKING, Any
+
+from micado.testing.openstack.core import REGION, EmulatorError, Faults
+from micado.testing.openstack.state import DEFAULT_POOL, OpenStackCloud
+
+if TYPE_CHECKING:
+    from micado.testing.openstack.server import OpenStackEmulator, main
+
+__all__ = ["OpenStackEmulator", "OpenStackCloud", "Faults", "EmulatorError", "main", "REGION", "DEFAULT_POOL"]
+
+
+def __getattr__(name: str) -> Any:
+    """The server's names, imported when first asked for: importing the state (this
+    package's models) must not load the HTTP front end and werkzeug."""
+    if name in ("OpenStackEmulator", "main"):
+        from micado.testing.openstack import server
+
+        return getattr(server, name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
