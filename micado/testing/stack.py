@@ -234,10 +234,6 @@ def main(argv: list[str] | None = None) -> int:
     return 0
 
 
-if __name__ == "__main__":
-    raise SystemExit(main())
-
-
 class ReleaseMirror:
     """A loopback HTTP server that serves release tarballs as ``/ansible-micado/<version>.tar.gz``.
 
@@ -289,3 +285,7 @@ class ReleaseMirror:
             self._server.shutdown()
             self._server.server_close()
             self._server = None
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
