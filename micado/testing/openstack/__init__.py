@@ -65,3 +65,8 @@ def __getattr__(name: str) -> Any:
 
         return getattr(server, name)
     raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
+
+def __dir__() -> list[str]:
+    """The module's names, the server's included (for ``dir()`` and autodoc)."""
+    return sorted({*globals(), *__all__})
