@@ -17,6 +17,7 @@ import subprocess
 import time
 from pathlib import Path
 from types import TracebackType
+from typing import Any
 
 import requests
 
@@ -118,7 +119,7 @@ class RealKeystone:
 
     # --- what an administrator does ------------------------------------------------------
 
-    def _admin(self, method: str, path: str, body: dict | None = None) -> dict:
+    def _admin(self, method: str, path: str, body: dict[str, Any] | None = None) -> dict[str, Any]:
         answer = requests.request(method, f"{self.url}{path}", json=body, timeout=10,
                                   headers={"X-Auth-Token": self.admin_token})
         answer.raise_for_status()

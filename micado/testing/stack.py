@@ -71,14 +71,14 @@ class LocalStack:
 
     def __init__(
         self,
-        base_dir: str | os.PathLike | None = None,
+        base_dir: str | os.PathLike[str] | None = None,
         *,
         layout: str = "0.12",
         boot_delay: float = 0.2,
         fail_playbook: bool = False,
         keystone_url: str | None = None,
         project_id: str | None = None,
-        credentials_file: str | os.PathLike | None = None,
+        credentials_file: str | os.PathLike[str] | None = None,
     ) -> None:
         if keystone_url is not None and (project_id is None or credentials_file is None):
             raise ValueError("behind a real Keystone (keystone_url) give project_id and credentials_file: "

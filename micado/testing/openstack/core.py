@@ -10,7 +10,8 @@ import datetime
 import threading
 import uuid
 from dataclasses import dataclass
-from typing import Callable, Protocol
+from typing import Any, Protocol
+from collections.abc import Callable
 
 __all__ = ["EmulatorError", "Faults", "Caller", "Hooks", "Scheduler", "TokenValidator", "REGION",
            "SERVICE_PATHS", "now", "new_id", "unauthorized"]
@@ -127,10 +128,10 @@ class Hooks:
         on_delete: called with the server id when a server is gone.
     """
 
-    on_boot: Callable[[dict], None] | None = None
-    on_create: Callable[[dict], None] | None = None
-    on_address: Callable[[str, str | None], None] | None = None
-    on_delete: Callable[[str], None] | None = None
+    on_boot: Callable[[dict[str, Any]], object] | None = None
+    on_create: Callable[[dict[str, Any]], object] | None = None
+    on_address: Callable[[str, str | None], object] | None = None
+    on_delete: Callable[[str], object] | None = None
 
 
 class Scheduler:
@@ -164,7 +165,7 @@ class Scheduler:
 
 def now() -> str:
     """The current UTC time as OpenStack writes it (``2026-01-31T12:00:00Z``)."""
-    return datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
+    return datetime.datetime.now(datetime.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
 def new_id() -> str:

@@ -12,7 +12,8 @@ import os
 import signal
 import threading
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
+from collections.abc import Callable
 
 from werkzeug.serving import BaseWSGIServer, WSGIRequestHandler, make_server
 
@@ -93,10 +94,10 @@ class OpenStackEmulator(OpenStackCloud):
         *,
         boot_delay: float = 0.2,
         floating_ip_pool: list[str] | None = None,
-        on_boot: Callable[[dict], None] | None = None,
-        on_create: Callable[[dict], None] | None = None,
-        on_address: Callable[[str, str | None], None] | None = None,
-        on_delete: Callable[[str], None] | None = None,
+        on_boot: Callable[[dict[str, Any]], object] | None = None,
+        on_create: Callable[[dict[str, Any]], object] | None = None,
+        on_address: Callable[[str, str | None], object] | None = None,
+        on_delete: Callable[[str], object] | None = None,
         keystone_url: str | None = None,
         project_id: str | None = None,
         delete_delay: float = 0.0,

@@ -9,7 +9,8 @@ from __future__ import annotations
 
 import copy
 import threading
-from typing import Any, Callable
+from typing import Any
+from collections.abc import Callable
 
 from micado.testing.openstack.compute.models import ComputeBackend
 from micado.testing.openstack.core import Caller, Faults, Hooks, Scheduler, TokenValidator
@@ -55,10 +56,10 @@ class OpenStackCloud:
         boot_delay: float = 0.2,
         delete_delay: float = 0.0,
         floating_ip_pool: list[str] | None = None,
-        on_boot: Callable[[dict], None] | None = None,
-        on_create: Callable[[dict], None] | None = None,
-        on_address: Callable[[str, str | None], None] | None = None,
-        on_delete: Callable[[str], None] | None = None,
+        on_boot: Callable[[dict[str, Any]], object] | None = None,
+        on_create: Callable[[dict[str, Any]], object] | None = None,
+        on_address: Callable[[str, str | None], object] | None = None,
+        on_delete: Callable[[str], object] | None = None,
         keystone_url: str | None = None,
         project_id: str | None = None,
     ) -> None:
@@ -209,35 +210,35 @@ class OpenStackCloud:
             project_id: the owner; the seeded project by default.
         """
         network_id = self.network.find_network(network)["id"]
-        return self.network.allocate_floating_ip(network_id, address, owner=project_id or self.project_id,
-                                                 by="seed")["id"]
+        fip = self.network.allocate_floating_ip(network_id, address, owner=project_id or self.project_id, by="seed")
+        return str(fip["id"])
 
     # --- inspection ------------------------------------------------------------------------
 
     @property
-    def servers(self) -> list[dict]:
+    def servers(self) -> list[dict[str, Any]]:
         """A snapshot of every project's servers (internal records, including ``user_data``)."""
         with self.lock:
             return copy.deepcopy(list(self.compute.servers_by_id.values()))
 
-    def server_snapshot(self, server_id: str) -> dict:
+    def server_snapshot(self, server_id: str) -> dict[str, Any]:
         """A copy of one server's internal record (with ``user_data``)."""
         with self.lock:
             return copy.deepcopy(self.compute.servers_by_id[server_id])
 
     @property
-    def floating_ips(self) -> list[dict]:
+    def floating_ips(self) -> list[dict[str, Any]]:
         """A snapshot of every project's floating IPs; ``allocated_by`` is ``"api"`` or ``"seed"``."""
         with self.lock:
             return copy.deepcopy(list(self.network.floating_ips_by_id.values()))
 
     @property
-    def ports(self) -> list[dict]:
+    def ports(self) -> list[dict[str, Any]]:
         """A snapshot of every project's Neutron ports."""
         with self.lock:
             return copy.deepcopy(list(self.network.ports_by_id.values()))
 
-    def leftovers(self) -> dict[str, list]:
+    def leftovers(self) -> dict[str, list[str]]:
         """What a failed or undone launch may have left, in any project: servers, attached
         floating IPs, floating IPs allocated through the API. All three lists are empty when clean."""
         with self.lock:
@@ -248,7 +249,7 @@ class OpenStackCloud:
                 "allocated_floating_ips": [f["floating_ip_address"] for f in fips if f["allocated_by"] == "api"],
             }
 
-    def find_network(self, name_or_id: str) -> dict:
+    def find_network(self, name_or_id: str) -> dict[str, Any]:
         """The network record with this id or name, in any project."""
         return self.network.find_network(name_or_id)
 
@@ -327,37 +328,37 @@ class OpenStackCloud:
         self.compute.delete_delay = value
 
     @property
-    def on_boot(self) -> Callable[[dict], None] | None:
+    def on_boot(self) -> Callable[[dict[str, Any]], object] | None:
         """The ``on_boot`` hook (:class:`~.core.Hooks`)."""
         return self.hooks.on_boot
 
     @on_boot.setter
-    def on_boot(self, value: Callable[[dict], None] | None) -> None:
+    def on_boot(self, value: Callable[[dict[str, Any]], object] | None) -> None:
         self.hooks.on_boot = value
 
     @property
-    def on_create(self) -> Callable[[dict], None] | None:
+    def on_create(self) -> Callable[[dict[str, Any]], object] | None:
         """The ``on_create`` hook (:class:`~.core.Hooks`)."""
         return self.hooks.on_create
 
     @on_create.setter
-    def on_create(self, value: Callable[[dict], None] | None) -> None:
+    def on_create(self, value: Callable[[dict[str, Any]], object] | None) -> None:
         self.hooks.on_create = value
 
     @property
-    def on_address(self) -> Callable[[str, str | None], None] | None:
+    def on_address(self) -> Callable[[str, str | None], object] | None:
         """The ``on_address`` hook (:class:`~.core.Hooks`)."""
         return self.hooks.on_address
 
     @on_address.setter
-    def on_address(self, value: Callable[[str, str | None], None] | None) -> None:
+    def on_address(self, value: Callable[[str, str | None], object] | None) -> None:
         self.hooks.on_address = value
 
     @property
-    def on_delete(self) -> Callable[[str], None] | None:
+    def on_delete(self) -> Callable[[str], object] | None:
         """The ``on_delete`` hook (:class:`~.core.Hooks`)."""
         return self.hooks.on_delete
 
     @on_delete.setter
-    def on_delete(self, value: Callable[[str], None] | None) -> None:
+    def on_delete(self, value: Callable[[str], object] | None) -> None:
         self.hooks.on_delete = value

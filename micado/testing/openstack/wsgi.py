@@ -14,7 +14,8 @@ import re
 import time
 from collections.abc import Iterable
 from dataclasses import dataclass
-from typing import Any, Callable
+from typing import Any
+from collections.abc import Callable
 
 from werkzeug.datastructures import MultiDict
 from werkzeug.wrappers import Request, Response
@@ -68,7 +69,7 @@ class Service:
     error: Callable[[EmulatorError], Response]
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def _compiled(path: str) -> re.Pattern[str]:
     return re.compile(path)
 
@@ -104,7 +105,7 @@ def base_url(request: Request) -> str:
     return request.host_url.rstrip("/")
 
 
-def filtered(items: list[dict], args: MultiDict[str, str]) -> list[dict]:
+def filtered(items: list[dict[str, Any]], args: MultiDict[str, str]) -> list[dict[str, Any]]:
     """Neutron/Glance-style filtering: every query key that is a field must equal it."""
     result = []
     for item in items:
@@ -122,7 +123,7 @@ def filtered(items: list[dict], args: MultiDict[str, str]) -> list[dict]:
     return result
 
 
-def paged(items: list[dict], args: MultiDict[str, str]) -> tuple[list[dict], str | None]:
+def paged(items: list[dict[str, Any]], args: MultiDict[str, str]) -> tuple[list[dict[str, Any]], str | None]:
     """Apply ``marker``/``limit``; return the page and the marker of the next page, if any."""
     marker = args.get("marker")
     if marker:
@@ -146,7 +147,7 @@ class App:
         self.cloud = cloud
         self.services = list(services)
 
-    def __call__(self, environ: dict, start_response: Callable) -> Any:
+    def __call__(self, environ: dict[str, Any], start_response: Callable[..., Any]) -> Any:
         """Answer one WSGI request."""
         request = Request(environ)
         path = request.path.rstrip("/") or "/"

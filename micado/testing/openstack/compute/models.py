@@ -188,7 +188,7 @@ class ComputeBackend:
         groups = self.network.server_groups(
             caller, [g.get("name") for g in body.get("security_groups") or [{"name": "default"}]])
         network_ids = self.network.server_networks(
-            caller, [n.get("uuid") for n in body.get("networks") or [] if isinstance(n, dict)])
+            caller, [str(n.get("uuid")) for n in body.get("networks") or [] if isinstance(n, dict)])
         if self.faults.quota_exceeded:
             raise EmulatorError(403, "Quota exceeded for instances: Requested 1, but already used 10 of 10 instances")
         user_data = _decode_user_data(body.get("user_data"))

@@ -5,7 +5,8 @@ from __future__ import annotations
 import functools
 import re
 import secrets
-from typing import Any, Callable
+from typing import Any
+from collections.abc import Callable
 
 from werkzeug.wrappers import Request, Response
 
@@ -26,6 +27,10 @@ def error(exc: EmulatorError) -> Response:
     return json_response({kind: {"code": exc.status, "message": exc.message}}, exc.status)
 
 
+def _text(version: tuple[int, int]) -> str:
+    return f"{version[0]}.{version[1]}"
+
+
 def _microversion(request: Request) -> dict[str, str]:
     """Check Nova's microversion headers and return the ones to answer with."""
     wanted = request.headers.get("OpenStack-API-Version", "")
@@ -40,8 +45,8 @@ def _microversion(request: Request) -> dict[str, str]:
         version = (major, minor)
         if not NOVA_MIN <= version <= NOVA_MAX:
             raise EmulatorError(406, f"Version {wanted} is not supported by the API. Minimum is "
-                                     f"{'%d.%d' % NOVA_MIN} and maximum is {'%d.%d' % NOVA_MAX}.")
-    text = "%d.%d" % version
+                                     f"{_text(NOVA_MIN)} and maximum is {_text(NOVA_MAX)}.")
+    text = _text(version)
     return {"OpenStack-API-Version": f"compute {text}", "X-OpenStack-Nova-API-Version": text,
             "Vary": "OpenStack-API-Version, X-OpenStack-Nova-API-Version"}
 
@@ -70,9 +75,9 @@ class ComputeResponses:
         self.backend = backend
 
     @staticmethod
-    def _version_doc(request: Request) -> dict:
-        return {"id": "v2.1", "status": "CURRENT", "version": "%d.%d" % NOVA_MAX,
-                "min_version": "%d.%d" % NOVA_MIN, "updated": "2013-07-23T11:33:21Z",
+    def _version_doc(request: Request) -> dict[str, Any]:
+        return {"id": "v2.1", "status": "CURRENT", "version": _text(NOVA_MAX),
+                "min_version": _text(NOVA_MIN), "updated": "2013-07-23T11:33:21Z",
                 "links": [{"rel": "self", "href": f"{base_url(request)}/compute/v2.1/"}],
                 "media-types": [{"base": "application/json",
                                  "type": "application/vnd.openstack.compute+json;version=2.1"}]}
@@ -120,7 +125,7 @@ class ComputeResponses:
             return json_response({"servers": [self._view(request, s) for s in servers]})
         return json_response({"servers": [{"id": s["id"], "name": s["name"], "links": []} for s in servers]})
 
-    def _view(self, request: Request, server: dict) -> dict:
+    def _view(self, request: Request, server: dict[str, Any]) -> dict[str, Any]:
         return {**server, "links": self._links(request, "servers", server["id"])}
 
     def show_server(self, request: Request, caller: Caller, server_id: str) -> Response:

@@ -105,7 +105,7 @@ class IdentityBackend:
             self.accounts.append(account)
         return account
 
-    def issue_token(self, auth: Any, catalog: list[dict]) -> tuple[str, dict[str, Any]]:
+    def issue_token(self, auth: Any, catalog: list[dict[str, Any]]) -> tuple[str, dict[str, Any]]:
         """Log in: check the identity of a ``POST /v3/auth/tokens`` body and issue a token.
 
         Args:

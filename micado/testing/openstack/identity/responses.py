@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import secrets
+from typing import Any
 
 from werkzeug.wrappers import Request, Response
 
@@ -34,7 +35,7 @@ class IdentityResponses:
         self.backend = backend
 
     @staticmethod
-    def _version_doc(request: Request) -> dict:
+    def _version_doc(request: Request) -> dict[str, Any]:
         return {"id": "v3.14", "status": "stable", "updated": "2020-04-07T00:00:00Z",
                 "links": [{"rel": "self", "href": f"{base_url(request)}/identity/v3/"}],
                 "media-types": [{"base": "application/json", "type": "application/vnd.openstack.identity-v3+json"}]}
@@ -48,7 +49,7 @@ class IdentityResponses:
         return json_response({"version": self._version_doc(request)})
 
     @staticmethod
-    def _catalog(request: Request) -> list[dict]:
+    def _catalog(request: Request) -> list[dict[str, Any]]:
         base = base_url(request)
         return [{"type": kind, "name": _NAMES[kind], "id": secrets.token_hex(16), "endpoints": [
                     {"id": secrets.token_hex(16), "interface": "public", "region": REGION, "region_id": REGION,

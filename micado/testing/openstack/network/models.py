@@ -216,7 +216,7 @@ class NetworkBackend:
                                         "IpAddressGenerationFailure")
                 address = free[0]
             fip_id = new_id()
-            fip = {
+            fip: dict[str, Any] = {
                 "id": fip_id, "floating_ip_address": address, "floating_network_id": network_id,
                 "port_id": None, "fixed_ip_address": None, "router_id": None, "status": "DOWN",
                 **_owned(owner), "description": description, "dns_domain": "", "dns_name": "",
@@ -333,7 +333,7 @@ class NetworkBackend:
                 self.ports_by_id[port_id] = {
                     "id": port_id, "name": "", "network_id": network_id, "device_id": server_id,
                     "device_owner": "compute:nova",
-                    "mac_address": "fa:16:3e:%02x:%02x:%02x" % tuple(secrets.token_bytes(3)),
+                    "mac_address": "fa:16:3e:" + ":".join(f"{b:02x}" for b in secrets.token_bytes(3)),
                     "fixed_ips": [{"subnet_id": network["subnets"][0], "ip_address": self._next_fixed_ip(network)}],
                     "status": "ACTIVE", "admin_state_up": True, **_owned(caller.project_id),
                     "security_groups": list(group_ids), "binding:vnic_type": "normal",
