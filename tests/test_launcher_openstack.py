@@ -125,7 +125,7 @@ def test_free_floating_ip_is_reused_and_kept(openstack_cloud):
 def test_other_projects_floating_ips_and_groups_are_not_ours(openstack_cloud):
     cloud = openstack_cloud
     foreign = cloud.add_floating_ip("127.100.0.8", project_id="another-project")
-    cloud.add_security_group("all", project_id="another-project")  # an admin would see it
+    cloud.add_security_group("all", project_id="another-project")  # only an admin token would see it
     launcher = password_launcher(cloud)
     vm = launcher.launch(make_spec(cloud), timeout=10)
     assert vm.floating_ip_allocated and vm.floating_ip_id != foreign
@@ -556,5 +556,5 @@ def test_secrets_stay_out_of_debug_logs(openstack_cloud, caplog, login):
     assert any(r.name.startswith("keystoneauth") for r in caplog.records)  # the SDKs did log
     text = caplog.text + str(caught.value) + repr(launcher) + repr(launcher.credentials)
     assert secret not in text
-    tokens = list(cloud._tokens)
+    tokens = list(cloud.identity.tokens)
     assert tokens and not any(token in text for token in tokens)

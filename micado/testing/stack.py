@@ -8,6 +8,11 @@ its own. ``client.master.create(**stack.create_kwargs)`` then runs the real
 lifecycle: Nova through openstacksdk/novaclient, SSH, ``ansible-playbook``, and the
 TOSCA Submitter emulator the play starts on the VM.
 
+Behind a real Keystone (``keystone_url=``, ``project_id=``, ``credentials_file=``) the
+stack's cloud takes that Keystone's tokens and keeps its projects apart, and the
+MiCADO dir holds the user's own credentials file; register the URLs of
+``stack.cloud.endpoints`` in that Keystone's catalog (compute, image, network).
+
 Command line: ``python -m micado.testing.stack --ready-file R`` writes R (JSON:
 ``micado_cli_dir``, ``create_kwargs``, the emulator's login and ``pid``) once
 everything listens; SIGTERM stops everything it started, VMs included.
@@ -44,6 +49,18 @@ class LocalStack:
         layout: the playbook layout to pack, ``"0.12"`` or ``"0.9"``.
         boot_delay: seconds an emulated server stays in BUILD.
         fail_playbook: pack a playbook whose play fails (to test failure handling).
+        keystone_url: a real Keystone v3 whose tokens the cloud takes (validated on
+            every request); ``None`` runs the emulator's own Keystone.
+        project_id: the project the cloud's seeded resources (network, key pair,
+            security groups) belong to; required with ``keystone_url``: the
+            project the credentials log in to.
+        credentials_file: the user's own ``credentials-cloud-api.yml``, copied into
+            the MiCADO dir; required with ``keystone_url``. Without it the stack
+            writes the emulator's own user and password there.
+
+    Raises:
+        ValueError: ``keystone_url`` without ``project_id`` or ``credentials_file``,
+            or a ``credentials_file`` without ``keystone_url``.
 
     Attributes:
         micado_cli_dir: the MiCADO dir with the credentials file; use it as ``MICADO_CLI_DIR``.
@@ -54,12 +71,21 @@ class LocalStack:
 
     def __init__(
         self,
-        base_dir: str | os.PathLike | None = None,
+        base_dir: str | os.PathLike[str] | None = None,
         *,
         layout: str = "0.12",
         boot_delay: float = 0.2,
         fail_playbook: bool = False,
+        keystone_url: str | None = None,
+        project_id: str | None = None,
+        credentials_file: str | os.PathLike[str] | None = None,
     ) -> None:
+        if keystone_url is not None and (project_id is None or credentials_file is None):
+            raise ValueError("behind a real Keystone (keystone_url) give project_id and credentials_file: "
+                             "the project and the login of the user who creates masters")
+        if credentials_file is not None and keystone_url is None:
+            raise ValueError("credentials_file is for a real Keystone: give keystone_url too")
+        self.credentials_file = Path(credentials_file) if credentials_file is not None else None
         self._owns_dir = base_dir is None
         self.base_dir = Path(base_dir) if base_dir else Path(tempfile.mkdtemp(prefix="micado-stack-"))
         self.base_dir.mkdir(parents=True, exist_ok=True)
@@ -79,6 +105,8 @@ class LocalStack:
             on_boot=self.vms.boot,
             on_address=self.vms.set_address,
             on_delete=self.vms.delete,
+            keystone_url=keystone_url,
+            project_id=project_id,
         )
         self.create_kwargs: dict[str, Any] = {}
         self.mirror: ReleaseMirror | None = None
@@ -111,6 +139,8 @@ class LocalStack:
             "api_port": self.api_port,
             "remote_cert_path": "var/lib/micado/zorp/config/ssl.pem",
         }
+        if login["user_domain_name"] is None:  # behind a real Keystone: the credentials file says
+            del self.create_kwargs["user_domain_name"]
         if self.layout != "0.12" or self.fail_playbook:  # the default release is the 0.12 stand-in
             self.create_kwargs["micado_version"] = f"v{VERSIONS[self.layout]}"
         return self
@@ -118,13 +148,16 @@ class LocalStack:
     def _write_credentials(self) -> None:
         login = self.cloud.login
         self.micado_cli_dir.mkdir(mode=0o700, parents=True, exist_ok=True)
-        text = (
-            "resource:\n"
-            "  - type: nova\n"
-            "    auth_data:\n"
-            f"      username: {json.dumps(login['username'])}\n"
-            f"      password: {json.dumps(login['password'])}\n"
-        )
+        if self.credentials_file is not None:
+            text = self.credentials_file.read_text(encoding="utf-8")
+        else:
+            text = (
+                "resource:\n"
+                "  - type: nova\n"
+                "    auth_data:\n"
+                f"      username: {json.dumps(login['username'])}\n"
+                f"      password: {json.dumps(login['password'])}\n"
+            )
         path = self.micado_cli_dir / "credentials-cloud-api.yml"
         descriptor = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
         with os.fdopen(descriptor, "w", encoding="utf-8") as handle:
@@ -235,11 +268,15 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--ready-file", required=True, help="JSON file written once everything listens")
     parser.add_argument("--layout", default="0.12", choices=["0.12", "0.10", "0.9"], help="playbook layout")
     parser.add_argument("--base-dir", help="folder to keep everything in (default: a temporary one)")
+    parser.add_argument("--keystone-url", help="a real Keystone v3 whose tokens the cloud takes")
+    parser.add_argument("--project-id", help="with --keystone-url: the project the seeded resources belong to")
+    parser.add_argument("--credentials-file", help="with --keystone-url: the user's credentials-cloud-api.yml")
     args = parser.parse_args(argv)
     stop = threading.Event()
     for signum in (signal.SIGTERM, signal.SIGINT):
         signal.signal(signum, lambda *_: stop.set())
-    with LocalStack(args.base_dir, layout=args.layout) as stack:
+    with LocalStack(args.base_dir, layout=args.layout, keystone_url=args.keystone_url, project_id=args.project_id,
+                    credentials_file=args.credentials_file) as stack:
         ready = Path(args.ready_file)
         temp = ready.with_name(ready.name + ".tmp")
         descriptor = os.open(temp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
@@ -252,4 +289,3 @@ def main(argv: list[str] | None = None) -> int:
 
 if __name__ == "__main__":
     raise SystemExit(main())
-
