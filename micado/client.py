@@ -7,6 +7,7 @@ from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
 from micado.exceptions import InvalidArgument, MicadoException
+from micado.launcher import LAUNCHERS as _REGISTRY  # light: the registry names modules, imports none
 
 if TYPE_CHECKING:
     from micado.api.client import SubmitterClient
@@ -15,8 +16,8 @@ if TYPE_CHECKING:
 
 __all__ = ["MicadoClient", "LAUNCHERS"]
 
-#: The cloud interfaces a master can be created on (EC2 is on the roadmap).
-LAUNCHERS = ("openstack",)
+#: The cloud interfaces a master can be created on.
+LAUNCHERS = tuple(_REGISTRY)
 
 Verify = bool | str | os.PathLike
 
@@ -50,7 +51,8 @@ class MicadoClient:
             a path to a CA bundle or the master's certificate, or ``False`` to not
             check it (a warning is issued once).
         auth: ``(user, password)`` of the MiCADO web user (HTTP basic auth).
-        launcher: the cloud interface for ``client.master``: ``"openstack"``.
+        launcher: the cloud interface for ``client.master``: ``"openstack"`` or ``"ec2"``
+            (the ``ec2`` extra: boto3).
         timeout: seconds for quick calls (list, get); ``None`` keeps the default.
         deploy_timeout: seconds for calls that deploy (create, update, delete);
             ``None`` keeps the default.

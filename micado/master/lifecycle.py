@@ -156,7 +156,8 @@ class Creation:
         self.launcher = cls.from_arguments(credentials, spec.cloud_arguments(self.launcher_name))
         self.keys = ssh.ensure_keypair()
         self.launch_spec = LaunchSpec(
-            image=spec.image, flavor=spec.flavor, network=spec.network, keypair=spec.keypair,
+            image=spec.image, flavor=spec.flavor, network=spec.network if spec.network is not None else "",
+            keypair=spec.keypair,
             security_group=spec.security_group, user_data=cloud_init_user_data(self.keys.public_key),
             floating_network=spec.floating_network,
         )

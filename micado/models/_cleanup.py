@@ -15,6 +15,7 @@ those, :func:`clean_up` finds
 from __future__ import annotations
 
 import getpass
+import json
 import logging
 import os
 import shutil
@@ -27,6 +28,7 @@ from typing import TYPE_CHECKING, Any
 
 from micado._processes import identity, processes_with_variable, still_running, terminate
 from micado.config import paths
+from micado.models._records import cloud_fields_of
 from micado.exceptions import MicadoException
 from micado.progress import ProgressCallback
 
@@ -123,13 +125,12 @@ def clean_up(
             log.warning("cleanup: could not remove %s %s: %s", item.kind, item.id, exc)
 
     # 1. the clouds: servers and addresses that carry our marks and that nobody owns
-    seen: dict[tuple[Any, ...], MasterRecord] = {}
-    for record in records:
-        seen.setdefault((record.launcher, record.auth_url, record.project_id, record.region_name,
-                         record.user_domain_name), record)
-    for record in seen.values():
+    seen: dict[tuple[str, str], MasterRecord] = {}
+    for record in records:  # one look per cloud
+        seen.setdefault((record.launcher, json.dumps(cloud_fields_of(record), sort_keys=True, default=str)), record)
+    for (launcher_name, cloud), record in seen.items():
         launcher = launcher_for(record)
-        report("cleanup", f"looking for servers and addresses of ours on {record.auth_url}")
+        report("cleanup", f"looking for servers and addresses of ours on the {launcher_name} cloud {cloud}")
         marked = launcher.marked()
         orphans = {m.id for m in marked if m.kind == "server" and m.id not in owned_servers
                    and m.name not in owned_names}

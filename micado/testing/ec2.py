@@ -183,6 +183,7 @@ class EC2Emulator:
         from botocore.config import Config
 
         self._log_dir = self._log_dir or Path(tempfile.mkdtemp(prefix="micado-moto-"))
+        self._log_dir.mkdir(parents=True, exist_ok=True)
         self._port = free_port()
         log = open(self._log_dir / "moto.log", "ab")  # noqa: SIM115 - the child keeps it
         try:

@@ -123,8 +123,21 @@ class LocalStack:
         except BaseException:
             self.stop()
             raise
-        login, seeded = self.cloud.login, self.cloud.seeded
         self.create_kwargs = {
+            **self._cloud_kwargs(),
+            "ssh_user": self.vms.user,
+            "ssh_port": self.ssh_port,
+            "api_port": self.api_port,
+            "remote_cert_path": "var/lib/micado/zorp/config/ssl.pem",
+        }
+        if self.layout != "0.12" or self.fail_playbook:  # the default release is the 0.12 stand-in
+            self.create_kwargs["micado_version"] = f"v{VERSIONS[self.layout]}"
+        return self
+
+    def _cloud_kwargs(self) -> dict[str, Any]:
+        """The ``create()`` arguments that name the cloud and its seeded resources."""
+        login, seeded = self.cloud.login, self.cloud.seeded
+        kwargs = {
             "auth_url": login["auth_url"],
             "project_id": login["project_id"],
             "image": seeded["image"],
@@ -134,30 +147,27 @@ class LocalStack:
             "security_group": seeded["security_group"],
             "region": login["region"],
             "user_domain_name": login["user_domain_name"],
-            "ssh_user": self.vms.user,
-            "ssh_port": self.ssh_port,
-            "api_port": self.api_port,
-            "remote_cert_path": "var/lib/micado/zorp/config/ssl.pem",
         }
         if login["user_domain_name"] is None:  # behind a real Keystone: the credentials file says
-            del self.create_kwargs["user_domain_name"]
-        if self.layout != "0.12" or self.fail_playbook:  # the default release is the 0.12 stand-in
-            self.create_kwargs["micado_version"] = f"v{VERSIONS[self.layout]}"
-        return self
+            del kwargs["user_domain_name"]
+        return kwargs
+
+    def _credentials_text(self) -> str:
+        """The ``credentials-cloud-api.yml`` the stack's MiCADO dir gets."""
+        if self.credentials_file is not None:
+            return self.credentials_file.read_text(encoding="utf-8")
+        login = self.cloud.login
+        return (
+            "resource:\n"
+            "  - type: nova\n"
+            "    auth_data:\n"
+            f"      username: {json.dumps(login['username'])}\n"
+            f"      password: {json.dumps(login['password'])}\n"
+        )
 
     def _write_credentials(self) -> None:
-        login = self.cloud.login
         self.micado_cli_dir.mkdir(mode=0o700, parents=True, exist_ok=True)
-        if self.credentials_file is not None:
-            text = self.credentials_file.read_text(encoding="utf-8")
-        else:
-            text = (
-                "resource:\n"
-                "  - type: nova\n"
-                "    auth_data:\n"
-                f"      username: {json.dumps(login['username'])}\n"
-                f"      password: {json.dumps(login['password'])}\n"
-            )
+        text = self._credentials_text()
         path = self.micado_cli_dir / "credentials-cloud-api.yml"
         descriptor = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
         with os.fdopen(descriptor, "w", encoding="utf-8") as handle:
