@@ -123,16 +123,27 @@ def workdir(tmp_path, monkeypatch) -> Path:
 def readme_use_cases() -> dict[str, str]:
     cases = {}
     for code in python_blocks(ROOT / "README.rst"):
-        key = "3" if "endpoint=" in code else "2" if "master.attach" in code else "1"
+        key = ("1-ec2" if 'launcher="ec2"' in code else "3" if "endpoint=" in code
+               else "2" if "master.attach" in code else "1")
         assert key not in cases, "one example per use-case"
         cases[key] = code
-    assert sorted(cases) == ["1", "2", "3"]
+    assert sorted(cases) == ["1", "1-ec2", "2", "3"]
     return cases
 
 
 def test_readme_use_case_1(micado_stack, workdir):
     run_python(readme_use_cases()["1"], {}, UseLocalServices(micado_stack.create_kwargs), "README use-case 1")
     assert micado_stack.cloud.leftovers() == CLEAN
+
+
+def test_readme_use_case_1_on_ec2(tmp_path, workdir, monkeypatch):
+    from micado.testing.ec2_stack import EC2Stack
+
+    with EC2Stack(tmp_path / "ec2") as stack:
+        for name, value in stack.environment.items():
+            monkeypatch.setenv(name, value)
+        run_python(readme_use_cases()["1-ec2"], {}, UseLocalServices(stack.create_kwargs), "README use-case 1 (EC2)")
+        assert stack.leftovers() == {"instances": [], "addresses": []}
 
 
 def test_readme_use_case_2_from_another_program(micado_stack, workdir):
