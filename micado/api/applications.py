@@ -1,4 +1,4 @@
-"""The ``applications`` resource of the TOSCA Submitter API (DESIGN.md §3).
+"""The ``applications`` resource of the TOSCA Submitter API (see the "TOSCA Submitter API" page of the docs).
 
 Each method makes exactly one HTTP call and returns the server's JSON answer.
 """
