@@ -54,15 +54,36 @@ def text(name: str, value: object) -> str:
     return value
 
 
-def http_url(name: str, value: object, what: str) -> str:
-    """``value`` as an http(s) URL with a host; ``what`` says what it should point at."""
-    if isinstance(value, str):
-        sendable(name, value)
-    parts = urlsplit(value) if isinstance(value, str) else None
-    if parts is None or parts.scheme not in ("http", "https") or not parts.hostname:
-        raise InvalidArgument(f"{name} must be the http(s) URL of {what}, not {value!r}")
-    return value
+def http_url(name: str, value: object, what: str, *, userinfo: bool = True, query: bool = True) -> str:
+    """``value`` as an http(s) URL with a host and a valid port; ``what`` says what it should point at.
 
+    Args:
+        name: the argument, for messages.
+        value: the URL.
+        what: what it should be the URL of (``"Keystone v3"``).
+        userinfo: accept ``user:password@`` in it (messages never show that part).
+        query: accept a ``?query`` or ``#fragment``.
+
+    Raises:
+        InvalidArgument: the URL is missing, malformed, not http(s), without a host, or
+            has a part refused above.
+    """
+    if not isinstance(value, str) or not value.strip():
+        raise InvalidArgument(f"{name} must be the http(s) URL of {what}, not {value!r}")
+    sendable(name, value)
+    parts = urlsplit(value.strip())
+    shown = parts._replace(netloc=parts.netloc.rpartition("@")[2]).geturl()  # never a password
+    try:
+        parts.port  # noqa: B018 - raises ValueError on a malformed port
+    except ValueError:
+        raise InvalidArgument(f"{name} {shown!r} is not a valid URL: it has an invalid port") from None
+    if parts.scheme not in ("http", "https") or not parts.hostname:
+        raise InvalidArgument(f"{name} {shown!r} is not an http(s) URL of {what}")
+    if not userinfo and "@" in parts.netloc:
+        raise InvalidArgument(f"{name} {shown!r} must not carry a user or password")
+    if not query and (parts.query or parts.fragment):
+        raise InvalidArgument(f"{name} {shown!r} must not have a query (?...) or fragment (#...)")
+    return value
 
 def existing_file(name: str, value: object) -> Path:
     """``value`` as the absolute path of an existing regular file."""

@@ -51,6 +51,7 @@ def wait_until(
     interval: float = 0.05,
     max_interval: float = 2.0,
     report_every: float = 5.0,
+    on_timeout: Callable[[], str] | None = None,
 ) -> T:
     """Call ``check`` until it returns something other than ``None``, or time runs out.
 
@@ -63,6 +64,8 @@ def wait_until(
         timeout: seconds before giving up.
         stage: the stage name passed to ``progress``.
         progress: receives a message about every ``report_every`` seconds.
+        on_timeout: gives the timeout's message instead of the generic one (it may say
+            what was seen last, e.g. the last status or error).
 
     Returns:
         The first value ``check`` returned that is not ``None``.
@@ -80,9 +83,8 @@ def wait_until(
             return result
         now = time.monotonic()
         if now >= deadline:
-            raise MicadoTimeout(
-                f"timed out after {timeout:g} s waiting for {what}", what=what, timeout=timeout
-            )
+            message = on_timeout() if on_timeout is not None else f"timed out after {timeout:g} s waiting for {what}"
+            raise MicadoTimeout(message, what=what, timeout=timeout)
         if now - last_report >= report_every:
             progress(stage, f"still waiting for {what} ({now - start:.0f} s of {timeout:g} s)")
             last_report = now

@@ -275,24 +275,14 @@ def _reason(error: Exception) -> str:
 
 
 def _base_url(endpoint: object, version: object) -> str:
-    if not isinstance(endpoint, str) or not endpoint:
-        raise InvalidArgument(f"endpoint must be a URL such as https://<ip>/toscasubmitter/, not {endpoint!r}")
-    checks.sendable("endpoint", endpoint)
-    parts = urlsplit(endpoint)
-    # Shown without any user:password@ part: messages must not carry secrets.
-    shown = parts._replace(netloc=parts.netloc.rpartition("@")[2]).geturl()
-    if "@" in parts.netloc:
-        raise InvalidArgument(
-            f"endpoint {shown!r} must not carry a user or password; give them as auth=(user, password)"
-        )
     try:
-        parts.port
-    except ValueError:
-        raise InvalidArgument(f"endpoint {shown!r} has an invalid port") from None
-    if parts.scheme not in ("http", "https") or not parts.hostname:
-        raise InvalidArgument(f"endpoint {shown!r} is not an http(s) URL such as https://<ip>/toscasubmitter/")
-    if parts.query or parts.fragment:
-        raise InvalidArgument(f"endpoint {shown!r} must not have a query (?...) or fragment (#...)")
+        checks.http_url("endpoint", endpoint, "a TOSCA Submitter such as https://<ip>/toscasubmitter/",
+                        userinfo=False, query=False)
+    except InvalidArgument as exc:
+        if "user or password" in str(exc):
+            raise InvalidArgument(f"{exc}; give them as auth=(user, password)") from None
+        raise
+    assert isinstance(endpoint, str)
     if not isinstance(version, str) or not re.fullmatch(r"v\d+(\.\d+)*", version):
         raise InvalidArgument(f"version must look like 'v2.0', not {version!r}")
     return f"{endpoint.rstrip('/')}/{version}/"

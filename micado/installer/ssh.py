@@ -458,34 +458,22 @@ def wait_for_ssh(
         return True
 
     progress("ssh", f"waiting for the SSH port {where}")
-    try:
-        wait_until(
-            port_open, what=f"TCP port {where}", timeout=timeout, stage="ssh", progress=progress
-        )
-    except MicadoTimeout as exc:
-        raise MicadoTimeout(
-            f"the SSH port {where} did not accept connections within {timeout:g} s "
-            f"(last error: {last_error[0]})",
-            what=f"SSH port {where}",
-            timeout=timeout,
-        ) from exc
+    wait_until(
+        port_open, what=f"SSH port {where}", timeout=timeout, stage="ssh", progress=progress,
+        on_timeout=lambda: f"the SSH port {where} did not accept connections within {timeout:g} s "
+                           f"(last error: {last_error[0]})",
+    )
     progress("ssh", f"port {where} open, logging in as {user}")
     last_error[0] = "nothing tried yet"
-    try:
-        wait_until(
-            login,
-            what=f"SSH login as {user} to {where}",
-            timeout=max(deadline - time.monotonic(), 0.0),
-            stage="ssh",
-            progress=progress,
-        )
-    except MicadoTimeout as exc:
-        raise MicadoTimeout(
-            f"could not log in to {where} as {user} with the key {key} within {timeout:g} s "
-            f"(the port is open; last ssh error: {last_error[0]})",
-            what=f"SSH login as {user} to {where}",
-            timeout=timeout,
-        ) from exc
+    wait_until(
+        login,
+        what=f"SSH login as {user} to {where}",
+        timeout=max(deadline - time.monotonic(), 0.0),
+        stage="ssh",
+        progress=progress,
+        on_timeout=lambda: f"could not log in to {where} as {user} with the key {key} within {timeout:g} s "
+                           f"(the port is open; last ssh error: {last_error[0]})",
+    )
     progress("ssh", f"logged in to {where}; host key recorded")
 
 

@@ -188,18 +188,11 @@ def normalise_auth_url(auth_url: str) -> str:
     Raises:
         InvalidArgument: not an http(s) URL with a host, or a Keystone v2 URL.
     """
-    if not isinstance(auth_url, str) or not auth_url.strip():
-        raise InvalidArgument("auth_url must be the Keystone URL, e.g. https://cloud.example:5000/v3")
+    from micado import checks
+
+    checks.http_url("auth_url", auth_url, "Keystone, e.g. https://cloud.example:5000/v3")
     url = auth_url.strip().rstrip("/")
-    try:
-        parts = urlsplit(url)
-        parts.port  # noqa: B018 - raises ValueError on a malformed port
-    except ValueError as exc:
-        raise InvalidArgument(f"auth_url {auth_url!r} is not a valid URL: {exc}") from None
-    if parts.scheme not in ("http", "https") or not parts.hostname:
-        raise InvalidArgument(
-            f"auth_url {auth_url!r} is not an http(s) URL; expected e.g. https://cloud.example:5000/v3"
-        )
+    parts = urlsplit(url)
     if parts.path.endswith(("/v2.0", "/v2")):
         raise InvalidArgument(f"auth_url {auth_url!r} is a Keystone v2 URL; give the v3 one (ending in /v3)")
     return url if parts.path.endswith("/v3") else url + "/v3"

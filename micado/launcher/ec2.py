@@ -38,7 +38,7 @@ from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
 from micado import checks
-from micado.exceptions import InvalidArgument, LaunchError, MicadoTimeout
+from micado.exceptions import InvalidArgument, LaunchError
 from micado.launcher._ec2_api import ClientSettings, EC2Api, require_boto3
 from micado.launcher.base import Launcher, LaunchedVM, LaunchSpec, MarkedResource, Removal, check_spec, pick
 from micado.undo import UndoStack
@@ -448,14 +448,11 @@ class EC2Launcher(Launcher):
             return None
 
         what = f"instance {name} ({instance_id}) to be running"
-        try:
-            return wait_until(check, what=what, timeout=max(deadline - time.monotonic(), 0.0), stage=STAGE,
-                              progress=report)
-        except MicadoTimeout as exc:
-            raise MicadoTimeout(
-                f"instance {name} ({instance_id}) was still {last['state'] or 'not visible'} when the launch "
-                f"timeout of {total:g} s ran out", what=what, timeout=total,
-            ) from exc
+        return wait_until(check, what=what, timeout=max(deadline - time.monotonic(), 0.0), stage=STAGE,
+                          progress=report,
+                          on_timeout=lambda: f"instance {name} ({instance_id}) was still "
+                                             f"{last['state'] or 'not visible'} when the launch timeout of "
+                                             f"{total:g} s ran out")
 
     # --- lookups --------------------------------------------------------------------------
 

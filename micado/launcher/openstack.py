@@ -22,7 +22,7 @@ from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
 from micado import checks
-from micado.exceptions import InvalidArgument, LaunchError, MicadoTimeout
+from micado.exceptions import InvalidArgument, LaunchError
 from micado.launcher._openstack_floating_ips import FLOATING_IP_MARK, FloatingIPs
 from micado.launcher._openstack_session import normalise_auth_url
 from micado.launcher.base import Launcher, LaunchedVM, LaunchSpec, MarkedResource, Removal, check_spec, pick
@@ -299,14 +299,9 @@ class OpenStackLauncher(FloatingIPs, Launcher):
             return None
 
         what = f"server {name} ({server_id}) to become ACTIVE"
-        try:
-            wait_until(check, what=what, timeout=max(deadline - time.monotonic(), 0.0), stage=STAGE,
-                       progress=report)
-        except MicadoTimeout as exc:  # say which deadline ran out, and where the server was
-            raise MicadoTimeout(
-                f"server {name} ({server_id}) was still {last['status'] or 'not visible'} when the launch "
-                f"timeout of {total:g} s ran out", what=what, timeout=total,
-            ) from exc
+        wait_until(check, what=what, timeout=max(deadline - time.monotonic(), 0.0), stage=STAGE, progress=report,
+                   on_timeout=lambda: f"server {name} ({server_id}) was still {last['status'] or 'not visible'} "
+                                      f"when the launch timeout of {total:g} s ran out")
 
     def _server_port(self, server_id: str, network_id: str) -> Any | None:
         sdk, _ = self._connect()
