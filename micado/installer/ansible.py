@@ -415,6 +415,7 @@ def install(
     timeout: float = 3600.0,
     progress: ProgressCallback | bool | None = None,
     extra_args: tuple[str, ...] = (),
+    control_dir: Path | None = None,
 ) -> Path:
     """Deploy MiCADO on a master: :func:`prepare_workdir` then :func:`run_playbook`.
 
@@ -438,6 +439,7 @@ def install(
         timeout: seconds for the whole play.
         progress: receives ``("ansible", task name)`` events.
         extra_args: more ``ansible-playbook`` arguments (tests use ``("--check",)``).
+        control_dir: a shared SSH connection to reuse (see :func:`run_playbook`).
 
     Returns:
         The log file of the run.
@@ -453,7 +455,7 @@ def install(
         cloud_credentials=cloud_credentials, registry_credentials=registry_credentials, settings=settings,
         ssh_user=user, ssh_port=port, ssh_key=key, become=become,
     )
-    return run_playbook(work, timeout=timeout, progress=progress, extra_args=extra_args)
+    return run_playbook(work, timeout=timeout, progress=progress, extra_args=extra_args, control_dir=control_dir)
 
 
 def cleanup_workdir(master_id: str) -> None:

@@ -37,7 +37,8 @@ from micado.progress import ProgressCallback, as_callback, wait_until
 if TYPE_CHECKING:
     from micado.installer.ansible import WorkDir
 
-__all__ = ["run_playbook", "ansible_playbook_command", "remove_secret_files"]
+__all__ = ["run_playbook", "ansible_playbook_command", "remove_secret_files", "make_control_dir",
+           "close_connections"]
 
 logger = logging.getLogger(__name__)
 
@@ -93,6 +94,9 @@ def _environment(work: WorkDir, control_dir: Path, marker: str) -> dict[str, str
             "ANSIBLE_FORCE_COLOR": "False",
             # Unix socket paths are limited to ~100 bytes: keep the control path short.
             "ANSIBLE_SSH_CONTROL_PATH_DIR": str(control_dir),
+            # ssh's own %C, as micado.installer.ssh.control_path: the play reuses the
+            # connection the SSH wait opened, and the certificate copy reuses it after.
+            "ANSIBLE_SSH_CONTROL_PATH": "%(directory)s/%%C",
             "PYTHONUNBUFFERED": "1",
         }
     )
@@ -185,8 +189,8 @@ def _stop_marked(process: subprocess.Popen[str], marker: str, grace: float = 5.0
     process.poll()
 
 
-def _control_dir() -> Path:
-    """A private folder for ssh's ControlPersist sockets.
+def make_control_dir() -> Path:
+    """A private folder for ssh's ControlPersist sockets (see :func:`close_connections`).
 
     A Unix socket path holds at most ~104 bytes and ssh appends ~45 to the folder, so
     a long ``$TMPDIR`` (pytest's, macOS's) falls back to ``/tmp``.
@@ -197,8 +201,8 @@ def _control_dir() -> Path:
     raise InstallError("no writable temporary folder with a path short enough for ssh control sockets; set TMPDIR=/tmp")
 
 
-def _close_connections(control_dir: Path) -> None:
-    """Ask every ssh ControlPersist master of the run to exit, then drop the folder."""
+def close_connections(control_dir: Path) -> None:
+    """Ask every ssh ControlPersist master whose socket is in ``control_dir`` to exit, then drop the folder."""
     for socket_path in control_dir.iterdir():
         try:
             subprocess.run(
@@ -230,6 +234,7 @@ def run_playbook(
     progress: ProgressCallback | bool | None = None,
     log_path: Path | None = None,
     extra_args: Sequence[str] = (),
+    control_dir: Path | None = None,
 ) -> Path:
     """Run the working copy's playbook with ``ansible-playbook``.
 
@@ -240,6 +245,8 @@ def run_playbook(
         log_path: where the output goes; default :func:`micado.config.paths.log_file`
             of the master. Written with mode 0600, secrets masked.
         extra_args: more ``ansible-playbook`` arguments (e.g. ``["--tags", "start"]``).
+        control_dir: the folder of a shared SSH connection to reuse (its owner closes
+            it); default: a folder of the run's own, closed when the play ends.
 
     Returns:
         The log file.
@@ -253,7 +260,8 @@ def run_playbook(
     log_file.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
     command = [*ansible_playbook_command(), "-i", str(work.inventory), "-e", f"@{work.extra_vars}",
                work.playbook, *extra_args]
-    control_dir = _control_dir()
+    own_control_dir = control_dir is None
+    control_dir = make_control_dir() if control_dir is None else control_dir
     marker = f"{work.master_id}/{secrets.token_hex(6)}"
     env = _environment(work, control_dir, marker)
     state = _Progress()
@@ -279,7 +287,8 @@ def run_playbook(
                 start_new_session=True,  # its own process group, so a timeout kills it all
             )
         except OSError as exc:
-            shutil.rmtree(control_dir, ignore_errors=True)
+            if own_control_dir:
+                shutil.rmtree(control_dir, ignore_errors=True)
             remove_secret_files(work)
             raise InstallError(f"could not start {command[0]}: {exc}", log_path=log_file) from exc
         assert process.stdout is not None
@@ -331,7 +340,8 @@ def run_playbook(
             raise
         finally:
             pump.join(timeout=10)
-            _close_connections(control_dir)
+            if own_control_dir:
+                close_connections(control_dir)
             _stop_marked(process, marker)  # e.g. an ssh master that did not close
             remove_secret_files(work)
         drain()  # the last lines, read after the process ended

@@ -51,6 +51,8 @@ CONNECT_TIMEOUT = 10
 #: Keep-alive probes: a dead master is noticed after about a minute.
 SERVER_ALIVE_INTERVAL = 15
 SERVER_ALIVE_COUNT_MAX = 4
+#: Seconds a shared connection stays open once its last session ended.
+CONTROL_PERSIST = 120
 #: The comment written after the public key (shows up in the VM's authorized_keys).
 KEY_COMMENT = "micado-client"
 #: How much of ssh's standard error an error message quotes.
@@ -146,7 +148,7 @@ def _load_private_key(path: Path):  # -> Crypto.PublicKey.ECC.EccKey (a heavy im
 # --- options and commands ----------------------------------------------------------------
 
 
-def ssh_options(*, port: int, key: Path, strict: bool = True) -> list[str]:
+def ssh_options(*, port: int, key: Path, strict: bool = True, control_dir: Path | None = None) -> list[str]:
     """The ``ssh`` options every connection to a master uses (ssh and the Ansible inventory).
 
     ``ssh`` reads no ``~/.ssh/config``, offers only ``key`` (no agent, no default keys),
@@ -157,6 +159,9 @@ def ssh_options(*, port: int, key: Path, strict: bool = True) -> list[str]:
         key: the private key file.
         strict: ``True`` refuses hosts whose key is not recorded; ``False`` records a
             new host's key (``accept-new``) but still refuses a changed one.
+        control_dir: share one connection per host through a socket in this folder
+            (``ControlPath=<dir>/%C``, the path Ansible is given too): one handshake
+            for the SSH wait, the play and the certificate copy.
 
     Returns:
         Arguments for ``ssh`` (or ``ansible_ssh_common_args`` via :func:`shlex.join`).
@@ -169,10 +174,18 @@ def ssh_options(*, port: int, key: Path, strict: bool = True) -> list[str]:
         key=Path(key),
         known_hosts=paths.known_hosts_file(),
         checking="yes" if strict else "accept-new",
+        control_dir=control_dir,
     )
 
 
-def _options(*, port: int, key: Path, known_hosts: Path, checking: str) -> list[str]:
+def control_path(control_dir: Path) -> str:
+    """The ``ControlPath`` of the shared connections in ``control_dir`` (``%C``: a hash of the
+    local host, remote host, port and user, so every program reaching the same master shares it)."""
+    return str(Path(control_dir).absolute() / "%C")
+
+
+def _options(*, port: int, key: Path, known_hosts: Path, checking: str,
+             control_dir: Path | None = None) -> list[str]:
     checks.port("port", port)
     # Absolute paths: Ansible runs ssh from its own working folder, and a relative
     # MICADO_CLI_DIR would otherwise point ssh at another known_hosts there.
@@ -194,6 +207,9 @@ def _options(*, port: int, key: Path, known_hosts: Path, checking: str) -> list[
         ("LogLevel", "ERROR"),
         ("Port", port),
     ]
+    if control_dir is not None:
+        settings += [("ControlMaster", "auto"), ("ControlPath", control_path(control_dir)),
+                     ("ControlPersist", CONTROL_PERSIST)]
     options = ["-F", "/dev/null"]
     for name, value in settings:
         options += ["-o", f"{name}={_config_value(name, value)}"]
@@ -209,13 +225,14 @@ def _config_value(name: str, value: object) -> str:
 
 
 def _ssh_argv(
-    host: str, command: str, *, port: int, user: str, key: Path, known_hosts: Path, checking: str
+    host: str, command: str, *, port: int, user: str, key: Path, known_hosts: Path, checking: str,
+    control_dir: Path | None = None,
 ) -> list[str]:
     if not host or host.startswith("-"):
         raise InvalidArgument(f"host must be an address or a name, not {host!r}")
     if not user or "@" in user or user.startswith("-"):
         raise InvalidArgument(f"user must be a login name, not {user!r}")
-    options = _options(port=port, key=key, known_hosts=known_hosts, checking=checking)
+    options = _options(port=port, key=key, known_hosts=known_hosts, checking=checking, control_dir=control_dir)
     # "--" ends option parsing, so nothing after the host is read as an ssh option.
     return [_binary("ssh"), *options, "-l", user, "--", host, command]
 
@@ -333,6 +350,7 @@ def fetch_file(
     user: str = "ubuntu",
     key: Path,
     timeout: float = 60.0,
+    control_dir: Path | None = None,
 ) -> Path:
     """Copy a file from a master (``cat`` over SSH) to ``local_path``, mode 0600.
 
@@ -346,6 +364,7 @@ def fetch_file(
         user: the login user.
         key: the private key file.
         timeout: seconds before ``ssh`` is stopped.
+        control_dir: reuse the shared connection there (see :func:`ssh_options`).
 
     Returns:
         ``local_path``.
@@ -360,7 +379,7 @@ def fetch_file(
     command = f"cat -- {shlex.quote(remote_path)}"
     argv = _ssh_argv(
         host, command, port=port, user=user, key=Path(key),
-        known_hosts=paths.known_hosts_file(), checking="yes",
+        known_hosts=paths.known_hosts_file(), checking="yes", control_dir=control_dir,
     )
     proc = _execute(argv, timeout=timeout, host=host, port=port, command=command)
     if proc.returncode != 0:
@@ -389,6 +408,7 @@ def wait_for_ssh(
     key: Path,
     timeout: float,
     progress: ProgressCallback = silent,
+    control_dir: Path | None = None,
 ) -> None:
     """Wait until a new master accepts SSH logins, and record its host key.
 
@@ -403,6 +423,8 @@ def wait_for_ssh(
         key: the private key file authorised on the master.
         timeout: seconds for the whole wait (port and login).
         progress: receives ``("ssh", message)`` events.
+        control_dir: keep the successful login open there as the shared connection
+            (see :func:`ssh_options`).
 
     Raises:
         MicadoTimeout: the port or the login did not become ready in time; the message
@@ -436,7 +458,7 @@ def wait_for_ssh(
         try:
             argv = _ssh_argv(
                 host, "true", port=port, user=user, key=key,
-                known_hosts=attempt_hosts, checking="accept-new",
+                known_hosts=attempt_hosts, checking="accept-new", control_dir=control_dir,
             )
             try:
                 proc = subprocess.run(

@@ -97,6 +97,11 @@ class Creation:
                 what was undone. OS and data errors become ``InstallError``; a bug's
                 exception is raised as it is, with the same notes.
         """
+        from micado.installer.runner import close_connections, make_control_dir
+
+        # One SSH connection for the whole create: opened by the SSH wait, reused by
+        # the play and the certificate copy (a handshake each saved), closed at the end.
+        self.control_dir = make_control_dir()
         try:
             for name in STEPS:
                 with self._timed(name):
@@ -112,6 +117,8 @@ class Creation:
         except BaseException as error:  # Ctrl-C, SIGTERM, a bug: undone, raised as it is
             self._fail(error)
             raise
+        finally:
+            close_connections(self.control_dir)
         from micado.installer import ansible
 
         ansible.cleanup_workdir(self.vm.server_id)
@@ -195,7 +202,7 @@ class Creation:
         vm, spec = self.vm, self.spec
         self.undo.push("forget the host key", lambda: ssh.forget_host(vm.ip, spec.ssh_port))
         ssh.wait_for_ssh(vm.ip, port=spec.ssh_port, user=spec.ssh_user, key=self.keys.private_key,
-                         timeout=spec.ssh_timeout, progress=self.report)
+                         timeout=spec.ssh_timeout, progress=self.report, control_dir=self.control_dir)
 
     def _ansible(self) -> None:
         from micado.installer import ansible
@@ -207,6 +214,7 @@ class Creation:
             key=self.keys.private_key, micado_user=spec.micado_user, micado_password=self.password,
             cloud_credentials=paths.credentials_file(), registry_credentials=_path(spec.registry_credentials),
             settings=self.settings, timeout=spec.install_timeout, progress=self.report, extra_args=self.ansible_args,
+            control_dir=self.control_dir,
         )
 
     def _api(self) -> None:
@@ -218,7 +226,7 @@ class Creation:
         vm, spec = self.vm, self.spec
         self.undo.push("remove the certificate", lambda: paths.cert_file(vm.server_id).unlink(missing_ok=True))
         self.cert_path = fetch_certificate(ssh, vm.ip, spec.ssh_port, spec.ssh_user, self.keys.private_key,
-                                           spec.remote_cert_path, vm.server_id)
+                                           spec.remote_cert_path, vm.server_id, self.control_dir)
 
     def _store(self) -> None:
         from micado.installer import playbooks
@@ -269,7 +277,8 @@ def _path(value: Any) -> Path | None:
     return None if value is None else Path(value).expanduser().absolute()
 
 
-def fetch_certificate(ssh: Any, host: str, port: int, user: str, key: Path, remote_path: str, master_id: str) -> str:
+def fetch_certificate(ssh: Any, host: str, port: int, user: str, key: Path, remote_path: str, master_id: str,
+                      control_dir: Path | None = None) -> str:
     """Copy the master's certificate back, keeping only its CERTIFICATE blocks (never the key).
 
     Returns:
@@ -283,7 +292,8 @@ def fetch_certificate(ssh: Any, host: str, port: int, user: str, key: Path, remo
     paths.ensure_dir(paths.certs_dir())
     download = paths.certs_dir() / f".{master_id}.download"
     try:
-        ssh.fetch_file(host, remote_path, download, port=port, user=user, key=key, timeout=60.0)
+        ssh.fetch_file(host, remote_path, download, port=port, user=user, key=key, timeout=60.0,
+                       control_dir=control_dir)
         certificates = _PEM_CERT.findall(download.read_bytes())
     finally:
         download.unlink(missing_ok=True)
