@@ -20,7 +20,8 @@ from __future__ import annotations
 import ipaddress
 import logging
 from pathlib import Path
-from typing import Any, Mapping
+from collections.abc import Mapping
+from typing import Any
 from urllib.parse import urlsplit
 
 from micado.config.credentials import (
