@@ -328,9 +328,9 @@ def test_domain_aliases_that_disagree(micado_dir: Path) -> None:
     fails(file, "resource[0].auth_data.user_domain_name", "disagree")
 
 
-def test_openid_token_is_recognised_but_not_supported(micado_dir: Path) -> None:
-    file = write(micado_dir, nova(f"identity_provider: egi\naccess_token: {SECRET}\n"))
-    fails(file, "resource[0].auth_data.identity_provider", "OpenID Connect", "not support")
+def test_openid_and_password_together_are_two_methods(micado_dir: Path) -> None:
+    file = write(micado_dir, nova(f"username: a\npassword: {SECRET}\nidentity_provider: egi\naccess_token: {SECRET}\n"))
+    fails(file, "resource[0].auth_data", "more than one authentication method", "OpenID Connect")
 
 
 # --- kinds -----------------------------------------------------------------------------------

@@ -165,17 +165,17 @@ def test_readme_use_case_3(submitter, workdir):
 
 
 def test_readme_credentials_examples_load(tmp_path):
-    from micado.config.credentials import ApplicationCredentialAuth, PasswordAuth, load_credentials
+    from micado.config.credentials import ApplicationCredentialAuth, OIDCAuth, PasswordAuth, load_credentials
 
     yaml_blocks = [code for language, code in blocks((ROOT / "README.rst").read_text()) if "resource:" in code]
-    assert len(yaml_blocks) == 2
+    assert len(yaml_blocks) == 3
     loaded = []
     for number, code in enumerate(yaml_blocks):
         path = tmp_path / f"credentials-{number}.yml"
         path.write_text(code + "\n")
         path.chmod(0o600)
         loaded.append(type(load_credentials("nova", path)))
-    assert loaded == [PasswordAuth, ApplicationCredentialAuth]
+    assert loaded == [PasswordAuth, ApplicationCredentialAuth, OIDCAuth]
 
 
 def test_usage_page(micado_stack, workdir, capsys):

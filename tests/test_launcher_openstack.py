@@ -329,7 +329,7 @@ def test_password_login_needs_a_project_id(openstack_cloud):
         auth_url=login["auth_url"],
     )
     assert from_file.project_id == "abc" and from_file.user_domain_name == "Other"
-    with pytest.raises(InvalidArgument, match="PasswordAuth or an ApplicationCredentialAuth"):
+    with pytest.raises(InvalidArgument, match="PasswordAuth, an ApplicationCredentialAuth or an OIDCAuth"):
         OpenStackLauncher({"username": "u"}, auth_url=login["auth_url"])  # type: ignore[arg-type]
     assert openstack_cloud.requests == []
 

@@ -15,6 +15,25 @@ authentication method must be filled in::
         application_credential_id:       # or v3 ApplicationCredential
         application_credential_secret:
 
+For OpenID Connect login (EGI-style federated clouds) the ``nova`` entry names the
+Keystone identity provider and takes its ``access_token`` from the ``openid`` block of
+``pre_authentication`` through a YAML alias (or holds a literal access token)::
+
+    pre_authentication:
+    - type: openid
+      auth_data: &OPENID
+        url: https://aai.egi.eu/auth/realms/egi   # the provider's issuer URL
+        refresh_token: "..."
+        client_id: token-portal    # optional: for providers that need a client
+        client_secret:             # optional
+        scope:                     # optional, e.g. "openid email profile eduperson_entitlement"
+    resource:
+    - type: nova
+      auth_data:
+        identity_provider: egi.eu
+        access_token: *OPENID
+        project_id: 0123abcd       # required for OpenID Connect: the project to scope to
+
 For ``ec2`` (Amazon EC2 and EC2-compatible clouds) both keys of the access key
 must be filled in::
 
@@ -47,6 +66,8 @@ __all__ = [
     "PasswordAuth",
     "ApplicationCredentialAuth",
     "EC2Auth",
+    "OIDCAuth",
+    "OpenIDRefresh",
     "CloudCredentials",
     "SUPPORTED_KINDS",
     "load_credentials",
@@ -99,8 +120,59 @@ class EC2Auth:
     secret_access_key: str = field(repr=False)
 
 
+@dataclass(frozen=True)
+class OpenIDRefresh:
+    """How to get an access token from an OpenID Connect provider (MiCADO's ``openid`` block).
+
+    Attributes:
+        url: the provider's issuer URL; its ``/.well-known/openid-configuration``
+            names the token endpoint.
+        refresh_token: the long-lived refresh token (never shown in ``repr``).
+        client_id: the OAuth client to refresh as, for providers that need one
+            (EGI Check-in's token portal issues tokens for ``token-portal``).
+        client_secret: that client's secret, if it is a confidential client
+            (never shown in ``repr``).
+        scope: the scopes to ask for; ``None`` keeps those the refresh token was
+            issued with (RFC 6749, section 6).
+        key: where the block is in the file (``pre_authentication[0].auth_data``),
+            for error messages.
+    """
+
+    url: str
+    refresh_token: str = field(repr=False)
+    client_id: str | None = None
+    client_secret: str | None = field(default=None, repr=False)
+    scope: str | None = None
+    key: str = "pre_authentication[0].auth_data"
+
+
+@dataclass(frozen=True)
+class OIDCAuth:
+    """Keystone federated login with an OpenID Connect access token (protocol ``openid``).
+
+    Exactly one of ``access_token`` and ``refresh`` is set: a literal access token
+    from the file, or the ``openid`` block to exchange a refresh token for a fresh
+    access token at each login. The access token obtained is kept in memory only.
+
+    Attributes:
+        identity_provider: the identity provider's id in Keystone (``egi.eu`` on EGI clouds).
+        access_token: a literal access token (never shown in ``repr``).
+        refresh: the provider and refresh token, when the file refers to the ``openid`` block.
+        project_id: the project to scope the token to, if the file names one.
+        path: the credentials file, for error messages.
+        key: where the ``nova`` entry's ``auth_data`` is in the file, for error messages.
+    """
+
+    identity_provider: str
+    access_token: str | None = field(default=None, repr=False)
+    refresh: OpenIDRefresh | None = None
+    project_id: str | None = None
+    path: Path | None = None
+    key: str = "resource[0].auth_data"
+
+
 #: What :func:`load_credentials` returns.
-CloudCredentials = PasswordAuth | ApplicationCredentialAuth | EC2Auth
+CloudCredentials = PasswordAuth | ApplicationCredentialAuth | OIDCAuth | EC2Auth
 
 
 @dataclass(frozen=True)
@@ -116,8 +188,7 @@ class _Method:
 _NOVA_METHODS = (
     _Method("password", ("username", "password")),
     _Method("application credential", ("application_credential_id", "application_credential_secret")),
-    # MiCADO also knows OpenID Connect tokens; we recognise them to say so clearly.
-    _Method("OpenID Connect token", ("identity_provider", "access_token"), supported=False),
+    _Method("OpenID Connect", ("identity_provider", "access_token")),
 )
 _EC2_METHODS = (_Method("access key", ("accesskey", "secretkey")),)
 _NOVA_OPTIONAL = {
@@ -126,14 +197,15 @@ _NOVA_OPTIONAL = {
     "project_id": "project_id",
 }
 _SECRET_KEYS = frozenset(
-    {"password", "application_credential_secret", "access_token", "secretkey", "client_secret"}
+    {"password", "application_credential_secret", "access_token", "secretkey", "client_secret", "refresh_token"}
 )
 
 _TEMPLATES = {
     "nova": """\
 # {path}
 # OpenStack credentials for micado-client (the format MiCADO itself uses).
-# Fill in ONE method: username + password, or an application credential.
+# Fill in ONE method: username + password, or an application credential
+# (OpenID Connect login: see the micado-client documentation).
 resource:
 - type: nova
   auth_data:
@@ -194,8 +266,8 @@ def load_credentials(kind: str = "nova", path: Path | str | None = None) -> Clou
         path: the file; default ``<MiCADO dir>/credentials-cloud-api.yml``.
 
     Returns:
-        :class:`PasswordAuth` or :class:`ApplicationCredentialAuth` for ``nova``;
-        :class:`EC2Auth` for ``ec2``.
+        :class:`PasswordAuth`, :class:`ApplicationCredentialAuth` or
+        :class:`OIDCAuth` for ``nova``; :class:`EC2Auth` for ``ec2``.
 
     Raises:
         CredentialsError: ``kind`` is not supported, or the file is missing,
@@ -204,15 +276,19 @@ def load_credentials(kind: str = "nova", path: Path | str | None = None) -> Clou
             of the OpenID ``auth_data``, as in MiCADO's format, is fine), has no
             ``resource`` list or no (or several)
             entries of ``kind``, or its ``auth_data`` has half a pair, both
-            methods, no method, an empty value or a value that is not text.
-            ``.path`` and ``.key`` say where.
+            methods, no method, an empty value or a value that is not text; for
+            OpenID Connect, the ``access_token`` alias points at no ``openid`` block
+            of ``pre_authentication``, or that block lacks ``url`` or
+            ``refresh_token``, has a ``url`` that is not https (http only on
+            loopback), a ``client_secret`` without ``client_id``, or unknown keys.
+            ``.path`` and ``.key`` say where. Nothing is sent anywhere.
     """
     file = Path(path).expanduser() if path is not None else paths.credentials_file()
     _check_kind(kind, file)
     document = _read_yaml(file, kind)
     auth_data, where = _find_entry(document, file, kind)
     _warn_if_readable_by_others(file)
-    return _BUILDERS[kind](auth_data, file, where)
+    return _BUILDERS[kind](auth_data, file, where, document)
 
 
 # --- reading the file ----------------------------------------------------------------
@@ -421,10 +497,14 @@ def _pair(auth_data: Mapping[str, Any], method: _Method, file: Path, where: str)
     return first, second
 
 
-def _nova(auth_data: Mapping[str, Any], file: Path, where: str) -> CloudCredentials:
+def _nova(auth_data: Mapping[str, Any], file: Path, where: str, document: Any) -> CloudCredentials:
     valid = {key for m in _NOVA_METHODS for key in m.keys} | set(_NOVA_OPTIONAL)
     _check_unknown_keys(auth_data, valid, file, where)
     method = _choose_method(auth_data, _NOVA_METHODS, file, where)
+    if method.keys[0] == "identity_provider":
+        from micado.config._openid import openid_credentials
+
+        return openid_credentials(auth_data, document, file, where)
     first, second = _pair(auth_data, method, file, where)
 
     optional: dict[str, str] = {}
@@ -452,7 +532,7 @@ def _nova(auth_data: Mapping[str, Any], file: Path, where: str) -> CloudCredenti
     )
 
 
-def _ec2(auth_data: Mapping[str, Any], file: Path, where: str) -> CloudCredentials:
+def _ec2(auth_data: Mapping[str, Any], file: Path, where: str, document: Any) -> CloudCredentials:
     _check_unknown_keys(auth_data, set(_EC2_METHODS[0].keys), file, where)
     method = _choose_method(auth_data, _EC2_METHODS, file, where)
     access_key, secret_key = _pair(auth_data, method, file, where)
@@ -466,4 +546,5 @@ def _ec2(auth_data: Mapping[str, Any], file: Path, where: str) -> CloudCredentia
     return EC2Auth(access_key_id=access_key.strip(), secret_access_key=secret_key.strip())
 
 
-_BUILDERS: dict[str, Callable[[Mapping[str, Any], Path, str], CloudCredentials]] = {"nova": _nova, "ec2": _ec2}
+# Each builder gets the entry's auth_data, the file, the entry's key path and the whole document.
+_BUILDERS: dict[str, Callable[[Mapping[str, Any], Path, str, Any], CloudCredentials]] = {"nova": _nova, "ec2": _ec2}

@@ -1,5 +1,11 @@
 """The OpenStack launcher's session: Keystone v3 login, the SDK clients, and errors translated.
 
+OpenID Connect credentials log in through Keystone federation: the refresh token is
+exchanged for an access token (:mod:`micado.launcher._openid_token`), which
+keystoneauth's ``OidcAccessToken`` plugin sends to
+``/v3/OS-FEDERATION/identity_providers/<idp>/protocols/openid/auth`` for an unscoped
+token, then rescopes to the project. The access token lives in that plugin only.
+
 All three SDKs share one authenticated keystoneauth1 session (see
 :mod:`micado.launcher.openstack`); nothing of theirs is imported before the first
 call, and none of their exceptions leaves here: :meth:`OpenStackSession._cloud` turns
@@ -17,7 +23,7 @@ from urllib.parse import urlsplit
 from micado.exceptions import InvalidArgument, LaunchError, MicadoException
 
 if TYPE_CHECKING:
-    from micado.config.credentials import ApplicationCredentialAuth, PasswordAuth
+    from micado.config.credentials import ApplicationCredentialAuth, OIDCAuth, PasswordAuth
 
 __all__ = ["OpenStackSession", "normalise_auth_url"]
 
@@ -30,7 +36,7 @@ class OpenStackSession:
     """Login and SDK clients of an OpenStack launcher (a mixin: the launcher sets the attributes)."""
 
     auth_url: str
-    credentials: PasswordAuth | ApplicationCredentialAuth
+    credentials: PasswordAuth | ApplicationCredentialAuth | OIDCAuth
     project_id: str | None
     user_domain_name: str | None
     region: str | None
@@ -40,17 +46,28 @@ class OpenStackSession:
     _sdk: Any
     _nova: Any
 
+    #: keystoneauth's name of the federation protocol (the ``protocols/<name>/auth`` route).
+    OIDC_PROTOCOL = "openid"
+
     def _login_kind(self) -> str:
-        return "password" if self.project_id is not None else "application-credential"
+        from micado.config.credentials import ApplicationCredentialAuth, OIDCAuth
+
+        if isinstance(self.credentials, OIDCAuth):
+            return "openid"
+        return "application-credential" if isinstance(self.credentials, ApplicationCredentialAuth) else "password"
 
 
     def _describe_login(self) -> str:
         """Who logs in, for messages (never the password or secret)."""
-        from micado.config.credentials import PasswordAuth
+        from micado.config.credentials import OIDCAuth, PasswordAuth
 
         creds = self.credentials
         if isinstance(creds, PasswordAuth):
             return f"user '{creds.username}' in domain '{self.user_domain_name}', project '{self.project_id}'"
+        if isinstance(creds, OIDCAuth):
+            token = "a refreshed" if creds.refresh is not None else "the literal"
+            return (f"OpenID Connect ({token} access token) through identity provider '{creds.identity_provider}', "
+                    f"protocol '{self.OIDC_PROTOCOL}', project '{self.project_id}'")
         return f"application credential '{creds.application_credential_id}'"
 
 
@@ -63,13 +80,19 @@ class OpenStackSession:
             from openstack import connection
 
             from micado import __version__
-            from micado.config.credentials import PasswordAuth
+            from micado.config.credentials import OIDCAuth, PasswordAuth
 
             creds = self.credentials
             if isinstance(creds, PasswordAuth):
                 plugin: Any = v3.Password(
                     auth_url=self.auth_url, username=creds.username, password=creds.password,
                     user_domain_name=self.user_domain_name, project_id=self.project_id,
+                )
+            elif isinstance(creds, OIDCAuth):
+                plugin = v3.OidcAccessToken(
+                    auth_url=self.auth_url, identity_provider=creds.identity_provider,
+                    protocol=self.OIDC_PROTOCOL, access_token=self._oidc_access_token(creds),
+                    project_id=self.project_id,
                 )
             else:
                 plugin = v3.ApplicationCredential(
@@ -86,6 +109,16 @@ class OpenStackSession:
             _disable_completion_cache(self._nova)
             self._sdk = connection.Connection(session=session, region_name=self.region)
         return self._sdk, self._nova
+
+
+    def _oidc_access_token(self, creds: OIDCAuth) -> str:
+        """The literal access token, or a fresh one from the provider (never stored)."""
+        if creds.refresh is None:
+            assert creds.access_token is not None
+            return creds.access_token
+        from micado.launcher._openid_token import fetch_access_token
+
+        return fetch_access_token(creds, timeout=self.request_timeout, verify=self.verify)
 
 
     def _project(self) -> str:
@@ -117,12 +150,17 @@ class OpenStackSession:
             return function(*args, **kwargs)
 
 
-    def _translate(self, exc: Exception, doing: str) -> LaunchError:
+    def _translate(self, exc: Exception, doing: str) -> MicadoException:
         from keystoneauth1 import exceptions as ks_exc
         from novaclient import exceptions as nova_exc
         from openstack import exceptions as sdk_exc
 
+        from micado.config.credentials import OIDCAuth
+
         where = f"the OpenStack cloud at {self.auth_url}"
+        creds = self.credentials
+        if isinstance(creds, OIDCAuth) and isinstance(exc, ks_exc.HttpError) and "/OS-FEDERATION/" in (exc.url or ""):
+            return self._federation_refused(creds, exc)
         if isinstance(exc, (ks_exc.Unauthorized, nova_exc.Unauthorized)) or (
             isinstance(exc, sdk_exc.HttpException) and exc.status_code == 401
         ):
@@ -151,6 +189,32 @@ class OpenStackSession:
         if isinstance(exc, (ks_exc.ClientException, sdk_exc.SDKException)):
             return LaunchError(f"cannot {doing} on {where}: {exc}")
         return LaunchError(f"unexpected {type(exc).__name__} while trying to {doing} on {where}: {exc}")
+
+
+    def _federation_refused(self, creds: OIDCAuth, exc: Any) -> MicadoException:
+        """Keystone's refusal of the federated login: an unknown identity provider, or a refused token."""
+        from micado.exceptions import CredentialsError
+
+        status = getattr(exc, "http_status", None)
+        key = f"{creds.key}.identity_provider"
+        if status == 404:
+            return CredentialsError(
+                f"Keystone at {self.auth_url} has no identity provider '{creds.identity_provider}' with protocol "
+                f"'{self.OIDC_PROTOCOL}' (HTTP 404 from its federation route); check {key} in {creds.path} "
+                "(EGI clouds call theirs egi.eu)",
+                path=creds.path, key=key,
+            )
+        if status == 401:
+            source = ("the access token just refreshed" if creds.refresh is not None
+                      else f"the access token in {creds.path} ({creds.key}.access_token; it may have expired)")
+            return CredentialsError(
+                f"Keystone at {self.auth_url} refused {source} through identity provider "
+                f"'{creds.identity_provider}' (HTTP 401): the provider does not vouch for it, or its user "
+                "is not mapped to a project of this cloud",
+                path=creds.path, key=f"{creds.key}.access_token",
+            )
+        return LaunchError(f"Keystone at {self.auth_url} refused the federated login through "
+                           f"'{creds.identity_provider}': {exc} (HTTP {status})")
 
 
     def _missing_endpoint(self) -> str:

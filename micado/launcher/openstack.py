@@ -2,7 +2,8 @@
 
 Who does what (all three SDKs share one authenticated keystoneauth1 session):
 
-* **keystoneauth1**: the ``v3.Password`` / ``v3.ApplicationCredential`` login, the
+* **keystoneauth1**: the ``v3.Password`` / ``v3.ApplicationCredential`` /
+  ``v3.OidcAccessToken`` (OpenID Connect through Keystone federation) login, the
   token, the service catalog and the HTTP session (timeouts, TLS verification);
 * **python-novaclient**: Nova (compute 2.1): flavors, key pairs, creating,
   watching and deleting the server;
@@ -30,7 +31,7 @@ from micado.progress import ProgressCallback, as_callback, wait_until
 from micado.undo import UndoStack
 
 if TYPE_CHECKING:
-    from micado.config.credentials import ApplicationCredentialAuth, PasswordAuth
+    from micado.config.credentials import ApplicationCredentialAuth, OIDCAuth, PasswordAuth
 
 logger = logging.getLogger(__name__)
 
@@ -52,22 +53,34 @@ class OpenStackLauncher(FloatingIPs, Launcher):
     Constructing it checks the arguments and makes no request.
 
     Args:
-        credentials: a :class:`~micado.config.credentials.PasswordAuth` or
-            :class:`~micado.config.credentials.ApplicationCredentialAuth`.
+        credentials: a :class:`~micado.config.credentials.PasswordAuth`,
+            :class:`~micado.config.credentials.ApplicationCredentialAuth` or
+            :class:`~micado.config.credentials.OIDCAuth` (OpenID Connect: the
+            refresh token is exchanged at the provider at the first cloud call).
         auth_url: the Keystone URL, e.g. ``https://cloud:5000/v3`` (``/v3`` is added
             when missing).
-        project_id: the project to work in; required for password login (here or
-            in the credentials), ignored for application credentials (they are
-            bound to a project).
+        project_id: the project to work in; required for password and OpenID Connect
+            login (here or in the credentials), ignored for application credentials
+            (they are bound to a project).
         region: the catalog region; ``None`` accepts whichever the catalog offers.
         user_domain_name: the user's domain for password login; the credentials'
             own ``user_domain_name`` is used when this is left at ``"Default"``.
-        request_timeout: seconds for each HTTP request.
-        verify: ``True`` (system CAs), a CA bundle path, or ``False`` (no check).
+        request_timeout: seconds for each HTTP request (and for the whole OpenID
+            Connect token exchange).
+        verify: ``True`` (system CAs), a CA bundle path, or ``False`` (no check);
+            it applies to the OpenID Connect provider too.
 
     Raises:
-        InvalidArgument: a bad URL, credentials of another type, a password login
-            without project id, a non-positive timeout, a missing CA bundle.
+        InvalidArgument: a bad URL, credentials of another type, a password or
+            OpenID Connect login without project id, a non-positive timeout, a
+            missing CA bundle.
+
+    The first cloud call logs in. With OpenID Connect it raises
+    :class:`~micado.exceptions.CredentialsError` when the provider refuses the
+    refresh token (expired or revoked) or client, or Keystone knows no such identity
+    provider or refuses the access token; :class:`~micado.exceptions.LaunchError` when
+    the provider cannot be reached, is slower than ``request_timeout`` or answers
+    something else than OpenID Connect. Either comes before any server is made.
     """
 
     name = "openstack"
@@ -75,7 +88,7 @@ class OpenStackLauncher(FloatingIPs, Launcher):
 
     def __init__(
         self,
-        credentials: PasswordAuth | ApplicationCredentialAuth,
+        credentials: PasswordAuth | ApplicationCredentialAuth | OIDCAuth,
         *,
         auth_url: str,
         project_id: str | None = None,
@@ -84,11 +97,11 @@ class OpenStackLauncher(FloatingIPs, Launcher):
         request_timeout: float = 30.0,
         verify: bool | str | os.PathLike = True,
     ) -> None:
-        from micado.config.credentials import ApplicationCredentialAuth, PasswordAuth
+        from micado.config.credentials import ApplicationCredentialAuth, OIDCAuth, PasswordAuth
 
-        if not isinstance(credentials, (PasswordAuth, ApplicationCredentialAuth)):
+        if not isinstance(credentials, (PasswordAuth, ApplicationCredentialAuth, OIDCAuth)):
             raise InvalidArgument(
-                "credentials must be a PasswordAuth or an ApplicationCredentialAuth "
+                "credentials must be a PasswordAuth, an ApplicationCredentialAuth or an OIDCAuth "
                 f"(see micado.config.credentials.load_credentials), not {type(credentials).__name__}"
             )
         self.auth_url = normalise_auth_url(auth_url)
@@ -108,6 +121,14 @@ class OpenStackLauncher(FloatingIPs, Launcher):
             )
             if not self.user_domain_name:
                 raise InvalidArgument("user_domain_name must not be empty (the default is 'Default')")
+        elif isinstance(credentials, OIDCAuth):
+            self.project_id = project_id or credentials.project_id
+            if not self.project_id:
+                raise InvalidArgument(
+                    "project_id is required for OpenID Connect login (the federated token is scoped to it): "
+                    "pass project_id= or set project_id in the nova entry of the credentials file"
+                )
+            self.user_domain_name = None  # the identity provider says who the user is
         else:
             self.project_id = None
             self.user_domain_name = None

@@ -8,6 +8,12 @@ its own. ``client.master.create(**stack.create_kwargs)`` then runs the real
 lifecycle: Nova through openstacksdk/novaclient, SSH, ``ansible-playbook``, and the
 TOSCA Submitter emulator the play starts on the VM.
 
+With ``oidc=True`` the stack also runs an OpenID Connect provider of its own
+(:mod:`micado.testing.oidc`), registers it in the emulator's Keystone as identity
+provider :data:`OIDC_IDENTITY_PROVIDER` (protocol ``openid``), and writes MiCADO's
+OpenID Connect credentials (``pre_authentication`` openid block with a refresh
+token, ``access_token: *OPENID``): creates then log in through Keystone federation.
+
 Behind a real Keystone (``keystone_url=``, ``project_id=``, ``credentials_file=``) the
 stack's cloud takes that Keystone's tokens and keeps its projects apart, and the
 MiCADO dir holds the user's own credentials file; register the URLs of
@@ -33,11 +39,15 @@ from pathlib import Path
 from typing import Any
 
 from micado.installer.playbooks import ENV_RELEASE_URL
+from micado.testing.oidc import OIDCProvider
 from micado.testing.openstack import OpenStackEmulator
 from micado.testing.playbook import VERSIONS, build_tarball
 from micado.testing.vm import VMPool, free_port
 
-__all__ = ["LocalStack", "main"]
+__all__ = ["LocalStack", "main", "OIDC_IDENTITY_PROVIDER"]
+
+#: The identity provider the stack's OpenID Connect provider is registered as (EGI clouds' name).
+OIDC_IDENTITY_PROVIDER = "egi.eu"
 
 
 class LocalStack:
@@ -57,16 +67,19 @@ class LocalStack:
         credentials_file: the user's own ``credentials-cloud-api.yml``, copied into
             the MiCADO dir; required with ``keystone_url``. Without it the stack
             writes the emulator's own user and password there.
+        oidc: log in with OpenID Connect: start :attr:`oidc_provider` and write its
+            refresh token in MiCADO's format instead of the password.
 
     Raises:
         ValueError: ``keystone_url`` without ``project_id`` or ``credentials_file``,
-            or a ``credentials_file`` without ``keystone_url``.
+            a ``credentials_file`` without ``keystone_url``, or ``oidc`` with ``keystone_url``.
 
     Attributes:
         micado_cli_dir: the MiCADO dir with the credentials file; use it as ``MICADO_CLI_DIR``.
         create_kwargs: the keyword arguments for ``client.master.create()``.
         cloud: the :class:`~micado.testing.openstack.OpenStackEmulator`.
         vms: the :class:`~micado.testing.vm.VMPool` behind the emulator's servers.
+        oidc_provider: the :class:`~micado.testing.oidc.OIDCProvider` with ``oidc=True``, else ``None``.
     """
 
     def __init__(
@@ -79,7 +92,10 @@ class LocalStack:
         keystone_url: str | None = None,
         project_id: str | None = None,
         credentials_file: str | os.PathLike[str] | None = None,
+        oidc: bool = False,
     ) -> None:
+        if oidc and keystone_url is not None:
+            raise ValueError("oidc=True registers the provider in the emulator's own Keystone: not with keystone_url")
         if keystone_url is not None and (project_id is None or credentials_file is None):
             raise ValueError("behind a real Keystone (keystone_url) give project_id and credentials_file: "
                              "the project and the login of the user who creates masters")
@@ -108,6 +124,7 @@ class LocalStack:
             keystone_url=keystone_url,
             project_id=project_id,
         )
+        self.oidc_provider = OIDCProvider() if oidc else None
         self.create_kwargs: dict[str, Any] = {}
         self.mirror: ReleaseMirror | None = None
         self._started = False
@@ -117,6 +134,9 @@ class LocalStack:
         try:
             self.cloud.start()
             self._started = True
+            if self.oidc_provider is not None:
+                self.oidc_provider.start()
+                self.cloud.add_identity_provider(OIDC_IDENTITY_PROVIDER, self.oidc_provider.url)
             tarball = build_tarball(self.layout, self.base_dir, fail=self.fail_playbook)
             self.mirror = ReleaseMirror({f"v{VERSIONS[self.layout]}": tarball}).start()
             self._write_credentials()
@@ -148,7 +168,7 @@ class LocalStack:
             "region": login["region"],
             "user_domain_name": login["user_domain_name"],
         }
-        if login["user_domain_name"] is None:  # behind a real Keystone: the credentials file says
+        if login["user_domain_name"] is None or self.oidc_provider is not None:  # the credentials file says
             del kwargs["user_domain_name"]
         return kwargs
 
@@ -157,6 +177,20 @@ class LocalStack:
         if self.credentials_file is not None:
             return self.credentials_file.read_text(encoding="utf-8")
         login = self.cloud.login
+        if self.oidc_provider is not None:
+            return (  # MiCADO's own shape: the openid block, and the nova entry's alias to it
+                "pre_authentication:\n"
+                "  - type: openid\n"
+                "    auth_data: &OPENID\n"
+                f"      url: {json.dumps(self.oidc_provider.url)}\n"
+                f"      refresh_token: {json.dumps(self.oidc_provider.issue_refresh_token('micado-user'))}\n"
+                "resource:\n"
+                "  - type: nova\n"
+                "    auth_data:\n"
+                f"      identity_provider: {OIDC_IDENTITY_PROVIDER}\n"
+                "      access_token: *OPENID\n"
+                f"      project_id: {json.dumps(login['project_id'])}\n"
+            )
         return (
             "resource:\n"
             "  - type: nova\n"
@@ -209,6 +243,8 @@ class LocalStack:
             if self._started:
                 self.cloud.stop()
                 self._started = False
+            if self.oidc_provider is not None:
+                self.oidc_provider.stop()
             if self._owns_dir:
                 shutil.rmtree(self.base_dir, ignore_errors=True)
 
@@ -281,12 +317,13 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--keystone-url", help="a real Keystone v3 whose tokens the cloud takes")
     parser.add_argument("--project-id", help="with --keystone-url: the project the seeded resources belong to")
     parser.add_argument("--credentials-file", help="with --keystone-url: the user's credentials-cloud-api.yml")
+    parser.add_argument("--oidc", action="store_true", help="log in with OpenID Connect (a provider of the stack's own)")
     args = parser.parse_args(argv)
     stop = threading.Event()
     for signum in (signal.SIGTERM, signal.SIGINT):
         signal.signal(signum, lambda *_: stop.set())
     with LocalStack(args.base_dir, layout=args.layout, keystone_url=args.keystone_url, project_id=args.project_id,
-                    credentials_file=args.credentials_file) as stack:
+                    credentials_file=args.credentials_file, oidc=args.oidc) as stack:
         ready = Path(args.ready_file)
         temp = ready.with_name(ready.name + ".tmp")
         descriptor = os.open(temp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)

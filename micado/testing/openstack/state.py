@@ -15,7 +15,8 @@ from collections.abc import Callable
 from micado.testing.openstack.compute.models import ComputeBackend
 from micado.testing.openstack.core import Caller, Faults, Hooks, Scheduler, TokenValidator
 from micado.testing.openstack.identity.external import ExternalKeystone
-from micado.testing.openstack.identity.models import Account, IdentityBackend
+from micado.testing.openstack.identity.federation import OIDCUserinfo
+from micado.testing.openstack.identity.models import Account, IdentityBackend, IdentityProvider
 from micado.testing.openstack.image.models import ImageBackend
 from micado.testing.openstack.network.models import NetworkBackend
 
@@ -155,6 +156,27 @@ class OpenStackCloud:
             ValueError: the name, id or user name is taken.
         """
         return self.identity.add_account(name, username or f"{name}-user", project_id=project_id)
+
+    def add_identity_provider(self, idp_id: str, issuer: str, *, project_id: str | None = None) -> IdentityProvider:
+        """Let the emulator's own Keystone take OpenID Connect logins through ``idp_id`` (protocol ``openid``).
+
+        Each login's access token is checked with the provider at ``issuer`` (its
+        userinfo endpoint); every user it vouches for is mapped into ``project_id``.
+
+        Args:
+            idp_id: the identity provider's id (``egi.eu``).
+            issuer: the provider's issuer URL (e.g. :attr:`micado.testing.oidc.OIDCProvider.url`).
+            project_id: the project its users work in; the seeded project by default.
+
+        Returns:
+            The identity provider.
+
+        Raises:
+            ValueError: the cloud takes an external Keystone's tokens (register it there).
+        """
+        if self.keystone_url is not None:
+            raise ValueError("behind an external Keystone, register identity providers in that Keystone")
+        return self.identity.add_identity_provider(idp_id, OIDCUserinfo(issuer), project_id or self.project_id)
 
     # --- seeding ---------------------------------------------------------------------------
 

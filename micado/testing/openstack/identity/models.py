@@ -3,22 +3,60 @@
 A token is scoped to the project of the account that asked for it; the services
 read that project from the token (:meth:`IdentityBackend.caller`) and show each
 project only its own resources.
+
+Federation (OS-FEDERATION, protocol ``openid``): an identity provider registered
+with :meth:`IdentityBackend.add_identity_provider` vouches for access tokens (its
+``verifier`` asks the OpenID Connect provider); every user it vouches for is mapped
+into one project. The federated login issues an unscoped token, which the ``token``
+method rescopes to that project, as keystoneauth's ``OidcAccessToken`` does.
 """
 
 from __future__ import annotations
 
+import hashlib
 import secrets
 import threading
 import uuid
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Protocol
 
 from micado.testing.openstack.core import Caller, EmulatorError, Faults, now, unauthorized
 
-__all__ = ["Account", "IdentityBackend", "caller_of"]
+__all__ = ["Account", "IdentityBackend", "IdentityProvider", "ClaimsVerifier", "caller_of"]
 
 DOMAIN_NAME = "Default"
 _DOMAIN = {"id": "default", "name": DOMAIN_NAME}
+#: The domain of federated users, as Keystone names it.
+_FEDERATED_DOMAIN = {"id": "Federated", "name": "Federated"}
+#: The one federation protocol the emulator speaks.
+OPENID = "openid"
+
+
+class ClaimsVerifier(Protocol):
+    """Validates an OpenID Connect access token with its provider (mod_auth_openidc's part)."""
+
+    def claims(self, access_token: str) -> dict[str, Any]:
+        """The provider's claims (``sub`` at least).
+
+        Raises:
+            EmulatorError: 401 when the provider refuses the token, 503 when it cannot be asked.
+        """
+        ...
+
+
+@dataclass(frozen=True)
+class IdentityProvider:
+    """A federated identity provider and its mapping.
+
+    Attributes:
+        id: its id in Keystone (``egi.eu``), the ``identity_providers/<id>`` of the route.
+        verifier: what validates its access tokens.
+        project_id: the project every user it vouches for is mapped into.
+    """
+
+    id: str
+    verifier: ClaimsVerifier
+    project_id: str
 
 
 @dataclass(frozen=True)
@@ -77,6 +115,8 @@ class IdentityBackend:
         self.faults = faults
         self.accounts: list[Account] = []
         self.tokens: dict[str, dict[str, Any]] = {}
+        self.identity_providers: dict[str, IdentityProvider] = {}
+        self._federated_projects: dict[str, str] = {}  # federated user id -> the project it is mapped into
 
     def add_account(self, project_name: str, username: str, *, project_id: str | None = None) -> Account:
         """Create a project with one user and one application credential.
@@ -126,6 +166,8 @@ class IdentityBackend:
             methods = identity["methods"]
         except (TypeError, KeyError):
             raise EmulatorError(400, "Expecting to find identity in auth.") from None
+        if methods == ["token"]:
+            return self._rescope(identity.get("token"), (auth.get("scope") or {}).get("project"), catalog)
         if methods == ["password"]:
             account = self._password_account(identity.get("password", {}).get("user", {}))
             scoped = self._in_scope(account, (auth.get("scope") or {}).get("project"))
@@ -151,6 +193,86 @@ class IdentityBackend:
         with self.lock:
             self.tokens[token_id] = token
         return token_id, token
+
+    def add_identity_provider(self, idp_id: str, verifier: ClaimsVerifier, project_id: str) -> IdentityProvider:
+        """Register a federated identity provider (protocol ``openid``) whose users map into ``project_id``.
+
+        Args:
+            idp_id: its id (the route's ``identity_providers/<id>``).
+            verifier: what validates its access tokens.
+            project_id: the project its users may scope to.
+
+        Returns:
+            The identity provider.
+        """
+        provider = IdentityProvider(idp_id, verifier, project_id)
+        with self.lock:
+            self.identity_providers[idp_id] = provider
+        return provider
+
+    def federated_login(self, idp_id: str, protocol: str, authorization: str | None) -> tuple[str, dict[str, Any]]:
+        """Answer ``POST /v3/OS-FEDERATION/identity_providers/<idp>/protocols/<protocol>/auth``.
+
+        Args:
+            idp_id: the identity provider of the route.
+            protocol: the protocol of the route (only ``openid`` is known).
+            authorization: the ``Authorization`` header (``Bearer <access token>``).
+
+        Returns:
+            The id and body of an unscoped token of the federated user.
+
+        Raises:
+            EmulatorError: 404 for an unknown identity provider or protocol; 401 without
+                a bearer token, when the provider refuses it, or :attr:`Faults.auth_failure`;
+                503 when the provider cannot be asked.
+        """
+        with self.lock:
+            provider = self.identity_providers.get(idp_id)
+        if provider is None or protocol != OPENID:
+            what = f"identity provider {idp_id}" if provider is None else f"protocol {protocol}"
+            raise EmulatorError(404, f"Could not find {what}.", "NotFound")
+        if self.faults.auth_failure or not (authorization or "").startswith("Bearer "):
+            raise unauthorized()
+        claims = provider.verifier.claims((authorization or "")[len("Bearer "):].strip())
+        subject = str(claims["sub"])
+        user_id = hashlib.sha256(f"{idp_id}\0{subject}".encode()).hexdigest()[:32]
+        token: dict[str, Any] = {
+            "methods": [OPENID], "audit_ids": [secrets.token_urlsafe(16)], "issued_at": now(),
+            "expires_at": "2099-01-01T00:00:00.000000Z",
+            "user": {"id": user_id, "name": subject, "domain": _FEDERATED_DOMAIN,
+                     "OS-FEDERATION": {"identity_provider": {"id": idp_id}, "protocol": {"id": OPENID},
+                                       "groups": [{"id": f"{idp_id}-members"}]}},
+        }
+        token_id = secrets.token_hex(32)
+        with self.lock:
+            self._federated_projects[user_id] = provider.project_id
+            self.tokens[token_id] = token
+        return token_id, token
+
+    def _rescope(self, token: Any, project: Any, catalog: list[dict[str, Any]]) -> tuple[str, dict[str, Any]]:
+        """The ``token`` method: a new token for the user of a valid token, scoped to one of its projects."""
+        with self.lock:
+            body = self.tokens.get(token.get("id", "")) if isinstance(token, dict) else None
+        if body is None:
+            raise unauthorized()
+        user_id = body["user"]["id"]
+        with self.lock:
+            allowed = {a.project_id: a.project_name for a in self.accounts if a.user_id == user_id}
+            if user_id in self._federated_projects:
+                mapped = self._federated_projects[user_id]
+                allowed[mapped] = next((a.project_name for a in self.accounts if a.project_id == mapped), mapped)
+        wanted = project.get("id", project.get("name")) if isinstance(project, dict) else None
+        project_id = next((pid for pid, name in allowed.items() if wanted in (pid, name)), None)
+        if project_id is None:
+            raise unauthorized(f"You are not authorized for project {wanted}.")
+        scoped = {key: value for key, value in body.items() if key not in ("audit_ids", "issued_at", "methods")}
+        scoped.update(methods=["token", *body["methods"]], audit_ids=[secrets.token_urlsafe(16)], issued_at=now(),
+                      project={"id": project_id, "name": allowed[project_id], "domain": _DOMAIN}, is_domain=False,
+                      roles=[{"id": secrets.token_hex(16), "name": "member"}], catalog=catalog)
+        token_id = secrets.token_hex(32)
+        with self.lock:
+            self.tokens[token_id] = scoped
+        return token_id, scoped
 
     def _password_account(self, user: Any) -> Account:
         if not isinstance(user, dict):

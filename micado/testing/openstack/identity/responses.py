@@ -1,4 +1,5 @@
-"""Keystone v3's HTTP face: version documents, ``/v3/auth/tokens`` (issue, validate, revoke), errors."""
+"""Keystone v3's HTTP face: version documents, ``/v3/auth/tokens`` (issue, validate, revoke), the
+federated login (``OS-FEDERATION``), errors."""
 
 from __future__ import annotations
 
@@ -13,7 +14,7 @@ from micado.testing.openstack.wsgi import base_url, body_of, json_response
 
 __all__ = ["IdentityResponses", "error"]
 
-_TITLES = {401: "Unauthorized", 404: "Not Found", 400: "Bad Request"}
+_TITLES = {401: "Unauthorized", 404: "Not Found", 400: "Bad Request", 503: "Service Unavailable"}
 _NAMES = {"identity": "keystone", "compute": "nova", "image": "glance", "network": "neutron"}
 
 
@@ -60,6 +61,12 @@ class IdentityResponses:
         """``POST /identity/v3/auth/tokens``: log in (password or application credential)."""
         auth = body_of(request, "auth", "Expecting to find identity in auth.")
         token_id, token = self.backend.issue_token(auth, self._catalog(request))
+        return json_response({"token": token}, 201, {"X-Subject-Token": token_id})
+
+    def federated_login(self, request: Request, idp: str, protocol: str) -> Response:
+        """``POST``/``GET /identity/v3/OS-FEDERATION/identity_providers/<idp>/protocols/<protocol>/auth``:
+        an unscoped token for the bearer access token's user."""
+        token_id, token = self.backend.federated_login(idp, protocol, request.headers.get("Authorization"))
         return json_response({"token": token}, 201, {"X-Subject-Token": token_id})
 
     def validate_token(self, request: Request) -> Response:

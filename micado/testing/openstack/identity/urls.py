@@ -20,6 +20,7 @@ def service(backend: IdentityBackend) -> Service:
     """
     r = IdentityResponses(backend)
     tokens = r"/identity/v3/auth/tokens"
+    federated = r"/identity/v3/OS-FEDERATION/identity_providers/(?P<idp>[^/]+)/protocols/(?P<protocol>[^/]+)/auth"
     return Service("/identity", [
         Route("GET", r"/identity", r.versions, public=True),
         Route("GET", r"/identity/v3", r.version, public=True),
@@ -27,4 +28,6 @@ def service(backend: IdentityBackend) -> Service:
         Route("GET", tokens, r.validate_token, public=True),
         Route("HEAD", tokens, r.validate_token, public=True),
         Route("DELETE", tokens, r.revoke_token, public=True),
+        Route("POST", federated, r.federated_login, public=True),
+        Route("GET", federated, r.federated_login, public=True),
     ], error)

@@ -1,0 +1,190 @@
+"""OpenID Connect login of the OpenStack launcher, end to end over loopback HTTP: our OIDC provider
+(micado.testing.oidc), the emulator's Keystone federation route, the real keystoneauth/openstacksdk."""
+
+from __future__ import annotations
+
+import logging
+import socket
+import time
+from pathlib import Path
+
+import pytest
+
+from micado.config.credentials import OIDCAuth, OpenIDRefresh
+from micado.exceptions import CredentialsError, InvalidArgument, LaunchError
+from micado.launcher._openid_token import MAX_ANSWER_BYTES, fetch_access_token
+from micado.launcher.base import LaunchSpec, cloud_init_user_data
+from micado.launcher.openstack import OpenStackLauncher
+from micado.testing.oidc import OIDCProvider
+from micado.testing.openstack import OpenStackEmulator
+
+IDP = "egi.eu"
+FILE = Path("/nonexistent/credentials-cloud-api.yml")
+FEDERATION = f"/identity/v3/OS-FEDERATION/identity_providers/{IDP}/protocols/openid/auth"
+
+
+@pytest.fixture
+def provider():
+    with OIDCProvider() as running:
+        yield running
+
+
+@pytest.fixture
+def cloud(provider):
+    with OpenStackEmulator(boot_delay=0.02) as running:
+        running.add_identity_provider(IDP, provider.url)
+        yield running
+
+
+def creds(provider, refresh_token: str, **block) -> OIDCAuth:
+    return OIDCAuth(IDP, refresh=OpenIDRefresh(provider.url, refresh_token, key="pre_authentication[0].auth_data",
+                                               **block), path=FILE, key="resource[0].auth_data")
+
+
+def launcher(cloud, credentials: OIDCAuth, **options) -> OpenStackLauncher:
+    options.setdefault("project_id", cloud.project_id)
+    options.setdefault("request_timeout", 5)
+    return OpenStackLauncher(credentials, auth_url=cloud.login["auth_url"], **options)
+
+
+def spec(cloud) -> LaunchSpec:
+    seeded = cloud.seeded
+    return LaunchSpec(**{k: seeded[k] for k in ("image", "flavor", "network", "keypair", "security_group")},
+                      user_data=cloud_init_user_data("ecdsa-sha2-nistp256 AAAA micado@test"))
+
+
+def assert_nothing_made(cloud) -> None:
+    assert cloud.leftovers() == {"servers": [], "attached_floating_ips": [], "allocated_floating_ips": []}
+    assert [r for r in cloud.requests if r[0] in ("POST", "PUT", "DELETE") and "/identity/" not in r[1]] == []
+
+
+# --- the happy paths ----------------------------------------------------------------------
+
+
+def test_refresh_token_login_launches_and_deletes_and_no_token_is_logged(provider, cloud, caplog):
+    refresh = provider.issue_refresh_token("alice@egi.eu")
+    os_launcher = launcher(cloud, creds(provider, refresh))
+    assert "openid" in repr(os_launcher) and refresh not in repr(os_launcher)
+    with caplog.at_level(logging.DEBUG):
+        vm = os_launcher.launch(spec(cloud), timeout=10)
+        [server] = cloud.servers
+        assert server["id"] == vm.server_id and server["tenant_id"] == cloud.project_id
+        assert os_launcher.delete(vm, timeout=10).server_found
+    assert provider.issued_access_tokens == 1  # one exchange per session, kept in memory
+    assert ("POST", "/token") in provider.requests and ("GET", "/userinfo") in provider.requests
+    assert ("POST", FEDERATION) in cloud.requests
+    [access] = [t for t in provider._access_tokens]
+    assert refresh not in caplog.text and access not in caplog.text
+    assert access not in str(os_launcher.record_fields()) and refresh not in str(os_launcher.record_fields())
+    assert cloud.leftovers()["servers"] == []
+
+
+def test_public_client_and_confidential_client(cloud):
+    with OIDCProvider(client_id="token-portal") as public:
+        cloud.add_identity_provider("public", public.url)
+        login = OIDCAuth("public", refresh=OpenIDRefresh(public.url, public.issue_refresh_token("bob"),
+                                                         client_id="token-portal"))
+        assert launcher(cloud, login)._project() == cloud.project_id
+    with OIDCProvider(client_id="micado", client_secret="client-Secret-1") as confidential:
+        cloud.add_identity_provider("confidential", confidential.url)
+        token = confidential.issue_refresh_token("carol")
+        login = OIDCAuth("confidential", refresh=OpenIDRefresh(confidential.url, token, client_id="micado",
+                                                               client_secret="client-Secret-1"))
+        assert launcher(cloud, login)._project() == cloud.project_id
+        wrong = OIDCAuth("confidential", refresh=OpenIDRefresh(confidential.url, token, client_id="micado",
+                                                               client_secret="wrong"), path=FILE)
+        with pytest.raises(CredentialsError, match="refused the client .*invalid_client") as caught:
+            launcher(cloud, wrong).launch(spec(cloud), timeout=5)
+        assert caught.value.key == "pre_authentication[0].auth_data.client_id" and "wrong" not in str(caught.value)
+    assert_nothing_made(cloud)
+
+
+def test_literal_access_token_and_its_expiry(provider, cloud):
+    access = fetch_access_token(creds(provider, provider.issue_refresh_token("dave")), timeout=5)
+    literal = OIDCAuth(IDP, access_token=access, path=FILE)
+    assert launcher(cloud, literal)._project() == cloud.project_id
+    provider.expire_access_tokens()
+    with pytest.raises(CredentialsError, match="refused the access token in .*may have expired") as caught:
+        launcher(cloud, literal).launch(spec(cloud), timeout=5)
+    assert caught.value.key == "resource[0].auth_data.access_token" and access not in str(caught.value)
+    assert_nothing_made(cloud)
+
+
+# --- faults: each a typed error before any server is made -----------------------------------
+
+
+def test_revoked_refresh_token_is_a_credentials_error_before_any_cloud_request(provider, cloud):
+    refresh = provider.issue_refresh_token("erin")
+    provider.revoke(refresh)
+    with pytest.raises(CredentialsError, match="refused the refresh token .*invalid_grant") as caught:
+        launcher(cloud, creds(provider, refresh)).launch(spec(cloud), timeout=5)
+    assert caught.value.key == "pre_authentication[0].auth_data.refresh_token"
+    assert refresh not in str(caught.value) and "aai.egi.eu/token" in str(caught.value)
+    assert cloud.requests == []
+
+
+def test_unknown_identity_provider(provider, cloud):
+    login = OIDCAuth("nowhere.eu", refresh=OpenIDRefresh(provider.url, provider.issue_refresh_token("f")), path=FILE)
+    with pytest.raises(CredentialsError, match="has no identity provider 'nowhere.eu' with protocol 'openid'") as caught:
+        launcher(cloud, login).launch(spec(cloud), timeout=5)
+    assert caught.value.key == "resource[0].auth_data.identity_provider"
+    assert_nothing_made(cloud)
+
+
+def test_user_mapped_to_another_project_cannot_scope(provider, cloud):
+    other = cloud.add_project("elsewhere")
+    with pytest.raises(LaunchError, match="authentication failed .*OpenID Connect .*project"):
+        launcher(cloud, creds(provider, provider.issue_refresh_token("g")), project_id=other.project_id).launch(
+            spec(cloud), timeout=5)
+    assert_nothing_made(cloud)
+
+
+def test_provider_down_is_a_launch_error(provider, cloud):
+    provider.faults.down = True
+    with pytest.raises(LaunchError, match=r"failed to discover its token endpoint \(HTTP 503\)"):
+        launcher(cloud, creds(provider, provider.issue_refresh_token("h"))).launch(spec(cloud), timeout=5)
+    assert cloud.requests == []
+
+
+def test_provider_not_listening_is_a_launch_error(cloud):
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    login = OIDCAuth(IDP, refresh=OpenIDRefresh(f"http://127.0.0.1:{port}", "rt"))
+    with pytest.raises(LaunchError, match=f"cannot reach the OpenID Connect provider at http://127.0.0.1:{port}"):
+        launcher(cloud, login).launch(spec(cloud), timeout=5)
+    assert cloud.requests == []
+
+
+def test_slow_provider_hits_one_deadline_for_the_whole_exchange(provider, cloud):
+    provider.faults.slow_answers = 0.6  # each answer alone is under the 1 s, both together are not
+    started = time.monotonic()
+    with pytest.raises(LaunchError, match=r"did not answer within 1 s while trying to exchange the refresh token"):
+        launcher(cloud, creds(provider, provider.issue_refresh_token("i")), request_timeout=1).launch(
+            spec(cloud), timeout=5)
+    assert time.monotonic() - started < 2.5
+    assert cloud.requests == []
+
+
+def test_junk_and_huge_answers(provider, cloud):
+    refresh = provider.issue_refresh_token("j")
+    provider.faults.junk = True
+    with pytest.raises(LaunchError, match="not a JSON object .*text/html.*issuer URL"):
+        launcher(cloud, creds(provider, refresh)).launch(spec(cloud), timeout=5)
+    provider.faults.junk = False
+    provider.faults.huge_answer = MAX_ANSWER_BYTES
+    with pytest.raises(LaunchError, match="answer to POST .*/token is too large"):
+        launcher(cloud, creds(provider, refresh)).launch(spec(cloud), timeout=5)
+    assert cloud.requests == []
+
+
+def test_wrong_url_is_a_launch_error_that_says_issuer(provider, cloud):
+    login = OIDCAuth(IDP, refresh=OpenIDRefresh(provider.url + "/token", provider.issue_refresh_token("k")))
+    with pytest.raises(LaunchError, match=r"refused to discover .*HTTP 404\); is the url its issuer URL"):
+        launcher(cloud, login).launch(spec(cloud), timeout=5)
+
+
+def test_openid_login_needs_a_project(provider, cloud):
+    with pytest.raises(InvalidArgument, match="project_id is required for OpenID Connect"):
+        OpenStackLauncher(creds(provider, "rt"), auth_url=cloud.login["auth_url"])
+    assert provider.requests == [] and cloud.requests == []
