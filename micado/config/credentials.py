@@ -51,6 +51,7 @@ __all__ = [
     "SUPPORTED_KINDS",
     "load_credentials",
     "credentials_template",
+    "credentials_file_template",
     "write_credentials_template",
 ]
 
@@ -227,6 +228,20 @@ resource:
 """
 
 
+def credentials_file_template(path: Path | None = None) -> str:
+    """The whole credentials file as :func:`write_credentials_template` writes it.
+
+    Args:
+        path: the file named in the first comment (default: the credentials file of
+            the MiCADO dir).
+
+    Returns:
+        The template: an entry per supported cloud with blank values, comments on how
+        to fill them in, and MiCADO's OpenID Connect form commented out.
+    """
+    return _FILE_TEMPLATE.format(path=path or paths.credentials_file())
+
+
 def write_credentials_template(path: Path | str | None = None) -> Path:
     """Write a commented template of the whole credentials file, for the user to fill in.
 
@@ -253,7 +268,7 @@ def write_credentials_template(path: Path | str | None = None) -> Path:
     else:
         file = Path(path).expanduser()
     try:
-        written = write_private(file, _FILE_TEMPLATE.format(path=file), exclusive=True)
+        written = write_private(file, credentials_file_template(file), exclusive=True)
     except OSError as exc:
         raise CredentialsError(f"cannot write {file}: {exc.strerror or exc}", path=file) from None
     if not written:
