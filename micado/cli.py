@@ -16,13 +16,16 @@ import signal
 import sys
 import time
 from collections.abc import Callable, Sequence
-from typing import Any, NoReturn, TextIO
+from typing import TYPE_CHECKING, Any, NoReturn, TextIO
 
 from micado import exceptions as errors
 from micado._cli_errors import EXIT_OK, EXIT_USAGE, exit_code, report, show_warnings_as_lines
 from micado._version import __version__
 from micado.client import MicadoClient
 from micado.master.spec import options as create_options
+
+if TYPE_CHECKING:
+    from micado.models.application import Applications
 
 __all__ = ["main", "build_parser", "exit_code"]
 
@@ -273,8 +276,8 @@ def confirm(question: str, *, assume_yes: bool) -> None:
 
 def table(rows: Sequence[Sequence[str]], headers: Sequence[str]) -> str:
     """``rows`` under ``headers`` in columns as wide as their widest cell."""
-    widths = [max(len(str(cell)) for cell in column) for column in zip(headers, *rows)]
-    return "\n".join("  ".join(str(cell).ljust(width) for cell, width in zip(row, widths)).rstrip()
+    widths = [max(len(str(cell)) for cell in column) for column in zip(headers, *rows, strict=True)]
+    return "\n".join("  ".join(str(cell).ljust(width) for cell, width in zip(row, widths, strict=True)).rstrip()
                      for row in (headers, *rows))
 
 
@@ -363,7 +366,10 @@ def app_command(args: argparse.Namespace, out: Callable[[Any, str], None]) -> No
                 try:
                     app = apps.create(app_id=args.app_id, params=params, dryrun=args.dry_run, **source)
                 except errors.BadRequest as error:
-                    raise _one_application_only(error, [app.id for app in apps.list()], command) from error
+                    explained = _second_application(error, apps, command)
+                    if explained is error:
+                        raise
+                    raise explained from error
                 out({"id": app.id, "created": True, "dryrun": args.dry_run},
                     f"created{' (dry run)' if args.dry_run else ''} application {app.id}")
             else:
@@ -374,10 +380,22 @@ def app_command(args: argparse.Namespace, out: Callable[[Any, str], None]) -> No
             out({"id": args.app_id, "deleted": True}, f"deleted application {args.app_id}")
 
 
-def _one_application_only(error: errors.BadRequest, running: Sequence[str], command: str) -> errors.BadRequest:
-    """``error`` naming the running application and the command that removes it, when the
-    server refused a second application; ``error`` itself otherwise."""
-    if "Multiple applications are not supported" not in error.explanation or not running:
+def _second_application(error: errors.BadRequest, apps: Applications, command: str) -> errors.BadRequest:
+    """When the server refused a second application: ``error`` naming the running one and
+    the command that removes it. ``error`` itself otherwise, or when the list fails.
+
+    Args:
+        error: the server's refusal.
+        apps: the master's :class:`~micado.models.application.Applications`.
+        command: the ``micado app ...`` words that reach the same master.
+    """
+    if "Multiple applications are not supported" not in error.explanation:
+        return error
+    try:
+        running = [app.id for app in apps.list()]
+    except errors.MicadoException:
+        return error
+    if not running:
         return error
     return errors.BadRequest(
         f"the master already runs application {', '.join(running)} (MiCADO runs one per master); "
