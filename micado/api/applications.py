@@ -1,4 +1,4 @@
-"""The ``applications`` resource of the TOSCA Submitter API (DESIGN.md §3).
+"""The ``applications`` resource of the TOSCA Submitter API (v2.0, as the real server behaves).
 
 Each method makes exactly one HTTP call and returns the server's JSON answer.
 """

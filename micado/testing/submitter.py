@@ -1,7 +1,7 @@
 """A TOSCA Submitter emulator: the MiCADO master's REST API over HTTPS on loopback.
 
 :class:`SubmitterEmulator` serves :class:`~micado.testing.submitter_api.SubmitterApp`
-(the v2.0 contract of DESIGN.md §3, basic auth, path prefix) with a threaded werkzeug
+(the v2.0 contract as the real server keeps it, basic auth, path prefix) with a threaded werkzeug
 server and a self-signed certificate, so clients are tested over real TLS::
 
     with SubmitterEmulator(password="secret") as submitter:
@@ -61,7 +61,7 @@ class _KeepAliveHandler(WSGIRequestHandler):
 
     werkzeug's development server closes every connection (its handler cannot
     find the end of a request body it did not read), but the MiCADO proxy keeps
-    connections open, and clients are measured against that (DESIGN.md §8). So
+    connections open, and clients are measured against that. So
     the application gets the body behind a length limit, the unread rest is
     drained before the answer goes out, and the answer is buffered and sent with
     its length. The application's answers are small JSON or HTML documents.

@@ -2,7 +2,7 @@
 
 This is the request handling of the emulator (:mod:`micado.testing.submitter`
 serves it over HTTPS). It answers as the real server (``component_submitter``:
-Flask, webargs, marshmallow) does behind the MiCADO proxy; see DESIGN.md §3:
+Flask, webargs, marshmallow) does behind the MiCADO proxy:
 
 - the proxy part: HTTP basic auth on every path (401 JSON), or, when
   :attr:`SubmitterApp.login_page` is set, the proxy's HTML login page (200) for
