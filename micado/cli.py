@@ -2,7 +2,8 @@
 
 Exit codes: 0 success, 2 usage errors (bad arguments, credentials), 3 errors answered by
 the MiCADO API, 4 connection errors and timeouts, 1 any other failure (cloud, installer).
-Errors print one line without a traceback unless ``--debug`` is given.
+Errors print one line (JSON with ``--json``); ``--debug`` adds the traceback and changes
+nothing else.
 """
 
 from __future__ import annotations
@@ -15,20 +16,52 @@ import signal
 import sys
 import time
 from collections.abc import Callable, Sequence
-from typing import Any, TextIO
+from typing import TYPE_CHECKING, Any, NoReturn, TextIO
 
 from micado import exceptions as errors
+from micado._cli_errors import EXIT_OK, EXIT_USAGE, exit_code, report, show_warnings_as_lines
+from micado._version import __version__
 from micado.client import MicadoClient
 from micado.master.spec import options as create_options
 
-EXIT_OK, EXIT_FAILURE, EXIT_USAGE, EXIT_API, EXIT_CONNECTION = 0, 1, 2, 3, 4
+if TYPE_CHECKING:
+    from micado.models.application import Applications
+
+__all__ = ["main", "build_parser", "exit_code"]
+
+#: The environment variable naming the master of ``micado app`` when ``--master`` is not given.
+ENV_MASTER = "MICADO_MASTER"
+#: What shell completion offers for options that take a file: shtab.FILE for our two
+#: shells, written out so that every run does not import shtab.
+FILE = {"bash": "_shtab_compgen_files", "zsh": "_files"}
+
+
+class Parser(argparse.ArgumentParser):
+    """An argument parser whose errors are raised, so that ``main`` reports them like any other."""
+
+    def error(self, message: str) -> NoReturn:
+        raise UsageError(self, message)
+
+
+class UsageError(errors.InvalidArgument):
+    """Bad command-line arguments, as argparse words them; the parser prints its usage with it."""
+
+    def __init__(self, parser: argparse.ArgumentParser, message: str) -> None:
+        super().__init__(message)
+        self.parser = parser
+
 
 def build_parser() -> argparse.ArgumentParser:
     """The argument parser of ``micado``."""
-    parser = argparse.ArgumentParser(prog="micado", description="Create MiCADO masters and manage their applications.")
-    parser.add_argument("--json", action="store_true", help="print machine-readable JSON")
+    parser = Parser(prog="micado", description="Create MiCADO masters and manage their applications.")
+    parser.add_argument("--version", action="version", version=f"micado {__version__} (micado-client)")
+    parser.add_argument("--json", action="store_true", help="print machine-readable JSON (errors too, on stderr)")
     parser.add_argument("--debug", action="store_true", help="show tracebacks and library logs")
-    groups = parser.add_subparsers(dest="group", required=True, metavar="{master,app}")
+    groups = parser.add_subparsers(dest="group", required=True, metavar="{init,master,app,completion}")
+
+    init = groups.add_parser("init", help="write a credentials file template to fill in")
+    init.add_argument("--print", action="store_true", dest="print_only",
+                      help="print the template instead of writing the file")
 
     master = groups.add_parser("master", help="create, attach, list and destroy MiCADO masters")
     master_commands = master.add_subparsers(dest="command", required=True)
@@ -41,10 +74,13 @@ def build_parser() -> argparse.ArgumentParser:
     create.add_argument("--set", action="append", default=[], dest="settings", metavar="KEY=VALUE",
                         help="a setting of the ansible-micado release, e.g. enable_occopus=true "
                              "(repeatable; values are typed like YAML: true, 600, text)")
-    create.add_argument("--kwargs-file", help="JSON file of create() keyword arguments (flags override it)")
+    create.add_argument("--kwargs-file", help="JSON file of create() keyword arguments (flags override it)"
+                        ).complete = FILE  # type: ignore[attr-defined]
     for name in ("attach", "destroy"):
         command = master_commands.add_parser(name, help=f"{name} a stored master")
-        command.add_argument("master_id")
+        command.add_argument("master_id", help="a stored master's id, or a prefix of it that only it has")
+    master_commands.choices["destroy"].add_argument(
+        "--yes", "-y", action="store_true", help="do not ask for confirmation (it is asked only on a terminal)")
     master_commands.add_parser("list", help="list the masters this client created")
     cleanup = master_commands.add_parser(
         "cleanup", help="remove what interrupted creates left: servers, addresses, records, working copies")
@@ -55,9 +91,10 @@ def build_parser() -> argparse.ArgumentParser:
     app.add_argument("--api-version", default=None, help="API version (default v2.0)")
     app.add_argument("--user", help="MiCADO web user")
     app.add_argument("--password", help="MiCADO web password (better: MICADO_API_PASSWORD)")
-    app.add_argument("--cert", help="the master's certificate, to verify TLS")
+    app.add_argument("--cert", help="the master's certificate, to verify TLS").complete = FILE  # type: ignore[attr-defined]
     app.add_argument("--insecure", action="store_true", help="do not verify the TLS certificate")
-    app.add_argument("--master", help="a stored master id instead of --endpoint")
+    app.add_argument("--master", help=f"a stored master id or unique prefix instead of --endpoint (default: "
+                                      f"${ENV_MASTER}, or the only stored master)")
     app_commands = app.add_subparsers(dest="command", required=True)
     app_commands.add_parser("list", help="list applications")
     get = app_commands.add_parser("get", help="show an application's adaptors")
@@ -66,7 +103,8 @@ def build_parser() -> argparse.ArgumentParser:
         command = app_commands.add_parser(name, help=f"{name} an application from an ADT")
         command.add_argument("app_id", nargs="?" if name == "create" else None)
         source = command.add_mutually_exclusive_group(required=True)
-        source.add_argument("--file", help="ADT file (YAML or CSAR)")
+        source.add_argument("--file", help="ADT file (YAML, checked before the upload, or CSAR)"
+                            ).complete = FILE  # type: ignore[attr-defined]
         source.add_argument("--url", help="ADT URL, fetched by the server")
         command.add_argument("--param", action="append", default=[], metavar="KEY=VALUE", help="TOSCA input")
         if name == "create":
@@ -75,6 +113,9 @@ def build_parser() -> argparse.ArgumentParser:
     delete = app_commands.add_parser("delete", help="delete an application")
     delete.add_argument("app_id")
     delete.add_argument("--force", action="store_true", help="delete even if an adaptor fails")
+
+    completion = groups.add_parser("completion", help="print the shell completion script (bash or zsh)")
+    completion.add_argument("shell", choices=("bash", "zsh"))
     return parser
 
 
@@ -152,12 +193,55 @@ def read_kwargs_file(path: str, create: Callable[..., Any]) -> dict[str, Any]:
     return data
 
 
-def api_client(args: argparse.Namespace) -> MicadoClient:
-    """The client for ``micado app``: a stored master, explicit flags, or MICADO_API_* variables."""
-    if args.master:
+def resolve_master_id(client: MicadoClient, given: str) -> str:
+    """The stored master id that ``given`` is, or is the unique beginning of.
+
+    Args:
+        client: a client with a launcher (its store is read).
+        given: an id or a prefix of one.
+
+    Returns:
+        The full id; ``given`` itself when no id begins with it (the library then says
+        it is not stored and lists the ids that are).
+
+    Raises:
+        InvalidArgument: several stored ids begin with ``given`` (they are listed).
+    """
+    ids = [record["id"] for record in client.master.list()]
+    if given in ids:
+        return given
+    matches = [master_id for master_id in ids if master_id.startswith(given)]
+    if len(matches) > 1:
+        raise errors.InvalidArgument(
+            f"master id {given!r} is ambiguous: it begins {', '.join(matches)}; give more of it")
+    return matches[0] if matches else given
+
+
+def api_client(args: argparse.Namespace) -> tuple[MicadoClient, str]:
+    """The client for ``micado app``, and the command that reaches the same master.
+
+    The master is, in this order: ``--master``, ``--endpoint``, ``$MICADO_MASTER``,
+    ``$MICADO_API_ENDPOINT`` (with the other ``MICADO_API_*`` variables), or the only
+    stored master.
+
+    Raises:
+        InvalidArgument: none of these names a master (the stored ones are listed).
+    """
+    master = args.master or (None if args.endpoint else os.environ.get(ENV_MASTER))
+    endpoint = args.endpoint or os.environ.get("MICADO_API_ENDPOINT")
+    if not master and not endpoint:
+        stored = [record["id"] for record in MicadoClient(launcher="openstack").master.list()]
+        if len(stored) != 1:
+            known = f"stored masters: {', '.join(stored)}" if stored else "no master is stored"
+            raise errors.InvalidArgument(
+                f"which master? give --master ID (or set {ENV_MASTER}) or --endpoint URL "
+                f"(or set MICADO_API_ENDPOINT); {known}")
+        master = stored[0]
+    if master:
         client = MicadoClient(launcher="openstack")
-        client.master.attach(master_id=args.master)
-        return client
+        master = resolve_master_id(client, master)
+        client.master.attach(master_id=master)
+        return client, f"micado app --master {master}"
     env = dict(os.environ)
     overrides = {
         "MICADO_API_ENDPOINT": args.endpoint,
@@ -170,9 +254,31 @@ def api_client(args: argparse.Namespace) -> MicadoClient:
     if args.insecure:
         env.pop("MICADO_API_CERT", None)
         env["MICADO_API_VERIFY"] = "false"
-    if not env.get("MICADO_API_ENDPOINT"):
-        raise errors.InvalidArgument("give --endpoint (or MICADO_API_ENDPOINT) or --master")
-    return MicadoClient.from_env(env)
+    return MicadoClient.from_env(env), f"micado app --endpoint {env['MICADO_API_ENDPOINT']}"
+
+
+def confirm(question: str, *, assume_yes: bool) -> None:
+    """Ask ``question`` on the terminal; anything but y/yes cancels.
+
+    Nothing is asked with ``assume_yes`` or when standard input is not a terminal
+    (scripts, CI): the answer is then yes.
+
+    Raises:
+        MicadoException: the user did not answer yes.
+    """
+    if assume_yes or not sys.stdin.isatty():
+        return
+    sys.stderr.write(f"{question} [y/N] ")
+    sys.stderr.flush()
+    if sys.stdin.readline().strip().lower() not in ("y", "yes"):
+        raise errors.MicadoException("cancelled: nothing was changed")
+
+
+def table(rows: Sequence[Sequence[str]], headers: Sequence[str]) -> str:
+    """``rows`` under ``headers`` in columns as wide as their widest cell."""
+    widths = [max(len(str(cell)) for cell in column) for column in zip(headers, *rows, strict=True)]
+    return "\n".join("  ".join(str(cell).ljust(width) for cell, width in zip(row, widths, strict=True)).rstrip()
+                     for row in (headers, *rows))
 
 
 class ProgressLine:
@@ -218,17 +324,23 @@ def master_command(args: argparse.Namespace, out: Callable[[Any, str], None]) ->
             progress.done()
         out(client.master.info(), f"created master {master_id} at {client.master.endpoint}")
     elif args.command == "attach":
-        client.master.attach(master_id=args.master_id)
+        master_id = resolve_master_id(client, args.master_id)
+        client.master.attach(master_id=master_id)
         ids = [app.id for app in client.applications.list()]
         out({**client.master.info(), "applications": ids},
-            f"master {args.master_id} at {client.master.endpoint}: applications {ids or 'none'}")
+            f"master {master_id} at {client.master.endpoint}: applications {ids or 'none'}")
     elif args.command == "list":
         records = client.master.list()
-        out(records, "\n".join(f"{r['id']}  {r['state']}  {r['ip'] or '-'}  {r['endpoint'] or '-'}  "
-                               f"{r.get('created') or ''}" for r in records) or "no masters")
+        rows = [(r["id"], r["state"], r["ip"] or "-", r["endpoint"] or "-", r.get("created") or "-") for r in records]
+        out(records, table(rows, ("ID", "STATE", "IP", "ENDPOINT", "CREATED")) if rows else "no masters")
     elif args.command == "destroy":
-        client.master.destroy(args.master_id, progress=ProgressLine(sys.stderr))
-        out({"id": args.master_id, "destroyed": True}, f"destroyed master {args.master_id}")
+        master_id = resolve_master_id(client, args.master_id)
+        record = next((r for r in client.master.list() if r["id"] == master_id), None)
+        if record is not None:  # an unknown id goes on to the library's error, which lists the known ones
+            confirm(f"Destroy master {master_id} ({record['ip'] or 'no address'}), its VM and its applications?",
+                    assume_yes=args.yes)
+        client.master.destroy(master_id, progress=ProgressLine(sys.stderr))
+        out({"id": master_id, "destroyed": True}, f"destroyed master {master_id}")
     elif args.command == "cleanup":
         items = client.master.cleanup(dry_run=args.dry_run, progress=ProgressLine(sys.stderr))
         out([vars(item) for item in items], "\n".join(map(str, items)) or "nothing to clean up")
@@ -237,7 +349,8 @@ def master_command(args: argparse.Namespace, out: Callable[[Any, str], None]) ->
 
 
 def app_command(args: argparse.Namespace, out: Callable[[Any, str], None]) -> None:
-    with api_client(args) as client:
+    client, command = api_client(args)
+    with client:
         apps = client.applications
         if args.command == "list":
             ids = [app.id for app in apps.list()]
@@ -250,7 +363,13 @@ def app_command(args: argparse.Namespace, out: Callable[[Any, str], None]) -> No
             source = {"file": args.file} if args.file else {"url": args.url}
             params = parse_params(args.param)
             if args.command == "create":
-                app = apps.create(app_id=args.app_id, params=params, dryrun=args.dry_run, **source)
+                try:
+                    app = apps.create(app_id=args.app_id, params=params, dryrun=args.dry_run, **source)
+                except errors.BadRequest as error:
+                    explained = _second_application(error, apps, command)
+                    if explained is error:
+                        raise
+                    raise explained from error
                 out({"id": app.id, "created": True, "dryrun": args.dry_run},
                     f"created{' (dry run)' if args.dry_run else ''} application {app.id}")
             else:
@@ -261,17 +380,55 @@ def app_command(args: argparse.Namespace, out: Callable[[Any, str], None]) -> No
             out({"id": args.app_id, "deleted": True}, f"deleted application {args.app_id}")
 
 
-def exit_code(error: BaseException) -> int:
-    """The exit code for an error (see the module docstring)."""
-    if isinstance(error, (errors.InvalidArgument, errors.CredentialsError, errors.NotFound)) and not isinstance(
-        error, errors.MicadoAPIError
-    ):
-        return EXIT_USAGE
-    if isinstance(error, errors.MicadoAPIError):
-        return EXIT_API
-    if isinstance(error, (errors.MicadoConnectionError, errors.MicadoTimeout)):
-        return EXIT_CONNECTION
-    return EXIT_FAILURE
+def _second_application(error: errors.BadRequest, apps: Applications, command: str) -> errors.BadRequest:
+    """When the server refused a second application: ``error`` naming the running one and
+    the command that removes it. ``error`` itself otherwise, or when the list fails.
+
+    Args:
+        error: the server's refusal.
+        apps: the master's :class:`~micado.models.application.Applications`.
+        command: the ``micado app ...`` words that reach the same master.
+    """
+    if "Multiple applications are not supported" not in error.explanation:
+        return error
+    try:
+        running = [app.id for app in apps.list()]
+    except errors.MicadoException:
+        return error
+    if not running:
+        return error
+    return errors.BadRequest(
+        f"the master already runs application {', '.join(running)} (MiCADO runs one per master); "
+        f"remove it first with: {command} delete {running[0]}",
+        status_code=error.status_code, method=error.method, url=error.url,
+    )
+
+
+def init_command(args: argparse.Namespace, out: Callable[[Any, str], None]) -> None:
+    """``micado init``: write (or print) the template of the cloud credentials file."""
+    from micado.config.credentials import credentials_file_template, write_credentials_template
+
+    if args.print_only:
+        print(credentials_file_template(), end="")
+        return
+    path = write_credentials_template()
+    out({"path": str(path), "written": True},
+        f"wrote {path} (mode 0600): fill in your cloud's entry, then run `micado master create`")
+
+
+def completion_command(args: argparse.Namespace, out: Callable[[Any, str], None]) -> None:
+    """``micado completion SHELL``: the completion script, generated from the parser by shtab."""
+    import shtab
+
+    print(shtab.complete(build_parser(), shell=args.shell), end="")
+
+
+COMMANDS: dict[str, Callable[[argparse.Namespace, Callable[[Any, str], None]], None]] = {
+    "init": init_command,
+    "master": master_command,
+    "app": app_command,
+    "completion": completion_command,
+}
 
 
 class Terminated(KeyboardInterrupt):
@@ -303,9 +460,18 @@ def main(argv: Sequence[str] | None = None) -> int:
     SIGTERM and SIGHUP (``kill``, a cancelled CI job, a closed terminal) are handled
     like Ctrl-C: what was being made is undone, and the exit code is 128 + the signal.
     """
-    args = build_parser().parse_args(argv)
+    argv = sys.argv[1:] if argv is None else list(argv)
+    show_warnings_as_lines()
     for signum in (signal.SIGTERM, signal.SIGHUP):
         signal.signal(signum, _raise_terminated)
+    try:
+        args = build_parser().parse_args(argv)
+    except UsageError as error:
+        if "--json" in argv:  # the global flags come first; the parse stopped before it could say
+            return report(error, as_json=True, debug=False)
+        error.parser.print_usage(sys.stderr)
+        sys.stderr.write(f"{error.parser.prog}: error: {error}\n")
+        return EXIT_USAGE
     if args.debug:
         logging.basicConfig(level=logging.DEBUG, format="%(levelname)s %(name)s: %(message)s")
 
@@ -313,12 +479,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(json.dumps(data, indent=2, default=str) if args.json else text)
 
     try:
-        (master_command if args.group == "master" else app_command)(args, out)
+        COMMANDS[args.group](args, out)
     except errors.MicadoException as error:
-        if args.debug:
-            raise
-        print(f"micado: error: {type(error).__name__}: {error}", file=sys.stderr)
-        return exit_code(error)
+        return report(error, as_json=args.json, debug=args.debug)
     except KeyboardInterrupt as interrupt:
         return _interrupted(interrupt)
     return EXIT_OK

@@ -151,7 +151,11 @@ class AuthenticationError(MicadoAPIError):
 
 
 class ApplicationNotFound(MicadoAPIError, NotFound):
-    """404: the application (or the API path) does not exist."""
+    """404: the application does not exist.
+
+    A 404 that is not the API's JSON (a web server's page: the endpoint's path is wrong)
+    is a :class:`ProtocolError` instead.
+    """
 
 
 class UnprocessableEntity(MicadoAPIError):
@@ -183,7 +187,18 @@ class MicadoConnectionError(MicadoException):
 
 
 class TLSError(MicadoConnectionError):
-    """The TLS handshake or the server certificate check failed."""
+    """The TLS handshake or the server certificate check failed.
+
+    Attributes:
+        url: the URL of the request, when known.
+        reason: the TLS library's own words, when known (a program can give its own
+            advice with them: the message advises Python's ``verify=``).
+    """
+
+    def __init__(self, message: str, *, url: str | None = None, reason: str | None = None) -> None:
+        super().__init__(message)
+        self.url = url
+        self.reason = reason
 
 
 class MicadoTimeout(MicadoException):

@@ -28,6 +28,7 @@ from micado.exceptions import (
     MicadoException,
     MicadoTimeout,
     NotFound,
+    ProtocolError,
     ServerError,
     TLSError,
 )
@@ -207,6 +208,30 @@ def test_invalid_yaml_is_a_server_error_and_registers_nothing(client, submitter)
     assert caught.value.explanation.startswith("500 ")
     assert "Error while validating" in caught.value.explanation
     assert submitter.applications == {}
+
+
+def test_a_yaml_file_that_does_not_parse_is_refused_before_the_upload(client, submitter, tmp_path):
+    adt = tmp_path / "broken.yaml"
+    adt.write_text("tosca_definitions_version: tosca_simple_yaml_1_2\nimports: [unclosed\n  x: 1\n")
+    submitter.requests.clear()
+    with pytest.raises(InvalidArgument) as caught:
+        client.applications.create(app_id="bad", file=adt)
+    assert str(caught.value) == f"{adt}:3:4: the ADT is not valid YAML: expected ',' or ']', but got ':'"
+    assert "\n" not in str(caught.value)
+    with pytest.raises(InvalidArgument, match=r"broken.yaml:3:4: "):
+        client.applications.update("bad", file=adt)
+    assert submitter.applications == {} and list(submitter.requests) == []  # nothing was sent
+
+
+def test_a_wrong_endpoint_path_is_a_protocol_error_not_a_missing_application(submitter):
+    wrong = submitter.endpoint.replace("/toscasubmitter/", "/toscasubmiter/")
+    with MicadoClient(endpoint=wrong, verify=submitter.cert_path, auth=(submitter.user, submitter.password)) as client:
+        with pytest.raises(ProtocolError) as caught:
+            client.applications.list()
+    assert not isinstance(caught.value, NotFound)
+    assert caught.value.status_code == 404
+    assert str(caught.value).startswith("404: the endpoint does not look like a TOSCA Submitter: ")
+    assert "doctype" not in str(caught.value).lower()  # no HTML
 
 
 def test_failed_update_keeps_the_application(client, submitter):

@@ -19,6 +19,7 @@ def micado(*args: str, env: dict[str, str] | None = None, timeout: float = 300) 
     return subprocess.run(
         [sys.executable, "-m", "micado", *args],
         env={**os.environ, **(env or {})}, capture_output=True, text=True, timeout=timeout,
+        stdin=subprocess.DEVNULL,  # not a terminal: nothing is asked
     )
 
 
@@ -66,8 +67,15 @@ def test_master_and_app_commands_on_the_local_stack(micado_stack, tmp_path):
     attached = micado("--json", "master", "attach", master_id)
     assert json.loads(attached.stdout)["applications"] == []
 
-    destroyed = micado("master", "destroy", master_id)
+    kept = on_a_terminal("n", "master", "destroy", master_id[:4])  # a prefix is enough
+    assert kept.returncode == 1
+    assert kept.stderr.startswith(f"Destroy master {master_id} (") and kept.stderr.endswith(
+        "[y/N] micado: error: MicadoException: cancelled: nothing was changed\n")
+    assert [m["id"] for m in json.loads(micado("--json", "master", "list").stdout)] == [master_id]
+
+    destroyed = micado("master", "destroy", master_id[:4])  # stdin is not a terminal: nothing asked
     assert destroyed.returncode == 0, destroyed.stderr
+    assert "Destroy master" not in destroyed.stderr and destroyed.stdout == f"destroyed master {master_id}\n"
     assert micado_stack.cloud.leftovers() == {"servers": [], "attached_floating_ips": [], "allocated_floating_ips": []}
     assert micado("master", "list").stdout.strip() == "no masters"
     gone = micado("master", "attach", master_id)
@@ -85,6 +93,20 @@ def test_app_commands_against_an_endpoint(submitter):
     assert wrong.returncode == 3 and "AuthenticationError" in wrong.stderr
 
 
+def on_a_terminal(answer: str, *args: str) -> subprocess.CompletedProcess:
+    """Run ``micado *args`` with a terminal as standard input, on which ``answer`` is typed."""
+    import pty
+
+    controller, terminal = pty.openpty()
+    try:
+        os.write(controller, answer.encode() + b"\n")
+        return subprocess.run([sys.executable, "-m", "micado", *args], stdin=terminal, capture_output=True,
+                              text=True, timeout=300)
+    finally:
+        os.close(controller)
+        os.close(terminal)
+
+
 def closed_port() -> int:
     with socket.socket() as probe:
         probe.bind(("127.0.0.1", 0))
@@ -94,7 +116,7 @@ def closed_port() -> int:
 @pytest.mark.parametrize(
     "args, code, text",
     [
-        (("app", "list"), 2, "give --endpoint"),
+        (("app", "list"), 2, "which master? give --master ID"),
         (("app", "--endpoint", "https://127.0.0.1:{port}/toscasubmitter/", "--insecure", "list"), 4, "cannot reach"),
         (("app", "--endpoint", "https://h/x/", "--insecure", "get", "a b"), 2, "InvalidArgument"),
         (("app", "create", "--file", "a.yaml", "--url", "http://h/a.yaml"), 2, "not allowed with"),
@@ -117,7 +139,7 @@ def test_exit_codes_and_messages_without_tracebacks(args, code, text, tmp_path):
         (None, "cannot be read: No such file or directory"),
         ("{'image': 'i'}", "is not JSON: Expecting property name"),
         ('["image", "i"]', "must hold a JSON object of keyword arguments, not a list"),
-        ('{"image": "i", "colour": "red"}', "has unknown key(s) colour; valid keys: api_port, api_timeout, auth_url"),
+        ('{"image": "i", "colour": "red"}', "has unknown key(s) colour; valid keys: address, api_port, api_timeout, auth_url"),
     ],
     ids=["missing", "not-json", "a-list", "unknown-key"],
 )
@@ -134,7 +156,7 @@ def test_a_bad_kwargs_file_is_a_one_line_usage_error(content, text, tmp_path):
 def test_debug_shows_the_traceback(tmp_path):
     result = micado("--debug", "app", "--endpoint", "https://h/x/", "--insecure", "get", "a b",
                     env={"MICADO_CLI_DIR": str(tmp_path)})
-    assert result.returncode != 0 and "Traceback" in result.stderr
+    assert result.returncode == 2 and "Traceback" in result.stderr  # the same exit code as without --debug
 
 
 def test_master_create_reports_missing_credentials_as_a_usage_error(tmp_path):
@@ -142,7 +164,8 @@ def test_master_create_reports_missing_credentials_as_a_usage_error(tmp_path):
                     "--image", "i", "--flavor", "f", "--network", "n", "--keypair", "k",
                     env={"MICADO_CLI_DIR": str(tmp_path)})
     assert result.returncode == 2
-    assert "CredentialsError" in result.stderr and "does not exist" in result.stderr
+    assert result.stderr.splitlines()[-1].startswith("micado: error: CredentialsError: the cloud credentials file")
+    assert result.stderr.endswith("does not exist: run `micado init` to write a template\n")
 
 
 def test_console_script_is_installed():

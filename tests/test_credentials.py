@@ -16,6 +16,7 @@ from micado.config.credentials import (
     PasswordAuth,
     credentials_template,
     load_credentials,
+    write_credentials_template,
 )
 from micado.exceptions import CredentialsError, MicadoException
 
@@ -419,3 +420,22 @@ def test_ec2_missing_entry_and_template(micado_dir: Path) -> None:
     (entry,) = YAML(typ="safe").load(credentials_template("ec2"))["resource"]
     assert entry == {"type": "ec2", "auth_data": {"accesskey": "YOUR_ACCESS_KEY_ID",
                                                   "secretkey": "YOUR_SECRET_ACCESS_KEY"}}
+
+
+def test_the_written_template_is_private_never_replaces_a_file_and_loads_once_filled_in(micado_dir: Path) -> None:
+    file = write_credentials_template()
+    assert file == paths.credentials_file()
+    assert (file.stat().st_mode & 0o777, micado_dir.stat().st_mode & 0o777) == (0o600, 0o700)
+    with pytest.raises(CredentialsError, match="fills in no authentication method"):
+        load_credentials("nova")  # blank values, as in MiCADO's own sample
+    with pytest.raises(CredentialsError, match="already exists"):
+        write_credentials_template()
+    text = file.read_text()
+    # every commented line of the OpenID form uncommented: still MiCADO's format, still valid
+    lines = [line[2:] if line.startswith(("# pre_auth", "# - type", "#   ", "#     ")) else line
+             for line in text.splitlines()]
+    filled = "\n".join(lines).replace("    username:\n    password:", f"    username: alice\n    password: {SECRET}")
+    filled = filled.replace("    # access_token: *OPENID", "    access_token: *OPENID")
+    file.write_text(filled.replace("accesskey:    ", "accesskey: AKIA ").replace("secretkey:    ", f"secretkey: {SECRET}"))
+    assert load_credentials("nova") == PasswordAuth("alice", SECRET, user_domain_name="Default")
+    assert load_credentials("ec2") == EC2Auth("AKIA", SECRET)

@@ -266,8 +266,10 @@ def test_cli_examples(micado_stack, adt_server, workdir, page):
         if words[1:3] == ["master", "create"] and "--kwargs-file" not in words:
             words = words[:3] + create_flags
         words = [master_id if word == "MASTER_ID" else word for word in words]
-        result = subprocess.run([sys.executable, "-m", "micado", "--json", *words[1:]], env=env,
-                                capture_output=True, text=True, timeout=300)
+        # `micado init` writes the credentials file: into a MiCADO dir of its own, not the stack's
+        run_env = {**env, "MICADO_CLI_DIR": str(workdir / "init")} if words[1:2] == ["init"] else env
+        result = subprocess.run([sys.executable, "-m", "micado", "--json", *words[1:]], env=run_env,
+                                capture_output=True, text=True, timeout=300, stdin=subprocess.DEVNULL)
         ran.append(words[1:3])
         assert result.returncode == 0, f"{command}: {result.stderr}"
         if words[1:3] == ["master", "create"]:
@@ -275,11 +277,14 @@ def test_cli_examples(micado_stack, adt_server, workdir, page):
         if words[1:3] == ["master", "destroy"]:
             # the application examples that follow need a master again
             created = subprocess.run([sys.executable, "-m", "micado", "--json", "master", "create", *create_flags],
-                                     env=env, capture_output=True, text=True, timeout=300)
+                                     env=env, capture_output=True, text=True, timeout=300,
+                                     stdin=subprocess.DEVNULL)
             master_id = json.loads(created.stdout)["id"]
-    subprocess.run([sys.executable, "-m", "micado", "master", "destroy", master_id], env=env, check=True,
+    subprocess.run([sys.executable, "-m", "micado", "master", "destroy", "--yes", master_id], env=env, check=True,
                    capture_output=True, timeout=300)
     assert ["master", "create"] in ran and ["app", "--master"] in ran
+    if page.name == "cli.rst":
+        assert ["init"] in ran and (workdir / "init" / "credentials-cloud-api.yml").stat().st_mode & 0o777 == 0o600
     assert micado_stack.cloud.leftovers() == CLEAN
 
 

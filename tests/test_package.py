@@ -86,3 +86,26 @@ def test_the_ec2_launcher_imports_boto3_only_when_it_talks_to_the_cloud() -> Non
     )
     result = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, timeout=60, check=True)
     assert json.loads(result.stdout) == []
+
+
+def test_the_package_builds_without_setuptools_warnings_and_ships_its_data(tmp_path) -> None:
+    import zipfile
+    from pathlib import Path
+
+    root = Path(__file__).resolve().parent.parent
+    result = subprocess.run([sys.executable, "-m", "pip", "wheel", str(root), "--no-deps", "-q", "-w", str(tmp_path)],
+                            capture_output=True, text=True, timeout=300)
+    assert result.returncode == 0, result.stderr
+    # pip's own notes about this machine's local package folders are not the build's
+    warnings = [line for line in (result.stdout + result.stderr).splitlines()
+                if "warn" in line.lower() and "neither a file nor a directory" not in line]
+    assert warnings == []
+    (wheel,) = tmp_path.glob("micado_client-*.whl")
+    with zipfile.ZipFile(wheel) as archive:
+        names = set(archive.namelist())
+        entry_points = next(archive.read(n).decode() for n in names if n.endswith("entry_points.txt"))
+        metadata = next(archive.read(n).decode() for n in names if n.endswith("METADATA"))
+    assert any(name.startswith("micado/testing/playbook/v0.12/") for name in names)
+    assert "micado/testing/examples/stressng_nova.yaml" in names
+    assert "micado = micado.cli:main" in entry_points
+    assert "License-Expression: Apache-2.0" in metadata and f"Version: {micado.__version__}" in metadata

@@ -1,4 +1,4 @@
-"""The TOSCA Submitter emulator keeps the v2.0 contract of DESIGN.md §3.
+"""The TOSCA Submitter emulator keeps the v2.0 contract of the real TOSCA Submitter.
 
 Plain ``requests`` over real HTTPS against the emulator: this tests the emulator
 (what the client library is tested against), not the client library.

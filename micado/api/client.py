@@ -167,9 +167,12 @@ def _transport_error(
     if expired or isinstance(error, requests.exceptions.Timeout) or _timed_out(error):
         return _timeout_error(method, url, timeout)
     if isinstance(error, requests.exceptions.SSLError):
+        reason = _reason(error)
         return TLSError(
-            f"TLS failure talking to {url}: {_reason(error)}. Pass verify=<path of the "
-            "master's certificate>, or verify=False to skip the check"
+            f"TLS failure talking to {url}: {reason}. Pass verify=<path of the "
+            "master's certificate>, or verify=False to skip the check",
+            url=url,
+            reason=reason,
         )
     if isinstance(error, requests.exceptions.ConnectionError):
         return MicadoConnectionError(f"cannot reach {url}: {_reason(error)}")
@@ -201,6 +204,16 @@ def _decode(status: int, headers: Mapping[str, str], body: bytes, method: str, u
     except (ValueError, RecursionError):  # not JSON, not UTF-8, or nested too deep
         document = None
     message = document.get("message") if isinstance(document, dict) else None
+    if status == 404 and document is None:
+        # The API answers every 404 in JSON; an HTML page is a web server's or a proxy's.
+        raise ProtocolError(
+            "the endpoint does not look like a TOSCA Submitter: the path is not found and the "
+            f"answer is {headers.get('Content-Type') or 'untyped'}, not the API's JSON; check the "
+            "endpoint URL, e.g. https://<ip>/toscasubmitter/",
+            status_code=status,
+            method=method,
+            url=url,
+        )
     if status >= 400:
         explanation = str(message) if message is not None else _snippet(body, status)
         raise api_error_class(status)(explanation, status_code=status, method=method, url=url)

@@ -65,7 +65,8 @@ def encode_body(
         InvalidArgument: not exactly one source, a source/params of the wrong type,
             a mapping holding values JSON cannot carry (dates, sets, NaN...) or text
             that is not valid Unicode, or a file that is missing, a directory,
-            unreadable or larger than :data:`MAX_UPLOAD` bytes.
+            unreadable or larger than :data:`MAX_UPLOAD` bytes, or a YAML file
+            (``.yaml``/``.yml``) that does not parse (the message names file, line and column).
     """
     given = [name for name, value in (("adt", adt), ("url", url), ("file", file)) if value is not None]
     if len(given) != 1:
@@ -97,6 +98,7 @@ def encode_body(
         raise InvalidArgument(f"adt must be a mapping or YAML text, not {type(adt).__name__}")
     else:
         part = _file_part(file)
+        _check_yaml_part(part, file)
     data: dict[str, str] = {}
     if params is not None:
         data["params"] = _json_text(dict(params), "params", _PARAMS_HINT)
@@ -148,6 +150,35 @@ def _file_part(file: object) -> tuple[str, bytes]:
             return ("adt.csar" if content.startswith(b"PK\x03\x04") else "adt.yaml", content)
         return (_part_name(Path(name).name), content)
     raise InvalidArgument(f"file must be a path or a file object, not {type(file).__name__}")
+
+
+#: File name endings the TOSCA Submitter parses as YAML.
+_YAML_SUFFIXES = (".yaml", ".yml")
+
+
+def _check_yaml_part(part: tuple[str, bytes], file: object) -> None:
+    """Refuse a YAML ADT file that does not parse, naming the file, line and column.
+
+    The server would answer after the upload with a 500 over several lines; a CSAR (or
+    any file the server does not read as YAML) is left to the server, and so is a document
+    that is not UTF-8 or is over the local reader's limits: it may well be a valid ADT.
+
+    Raises:
+        InvalidArgument: ``file:line:column: the ADT is not valid YAML: <problem>``.
+    """
+    from micado.config._yaml import Refused, YamlSyntaxError, safe_load
+
+    name, content = part
+    if not name.lower().endswith(_YAML_SUFFIXES):
+        return
+    shown = str(file) if isinstance(file, (str, os.PathLike)) else getattr(file, "name", None) or "file"
+    try:
+        safe_load(content.decode("utf-8"))
+    except (UnicodeDecodeError, Refused):  # UTF-16, or over the limits: the server's to judge
+        return
+    except YamlSyntaxError as error:
+        where = f"{shown}:{error.line}:{error.column}" if error.line is not None else shown
+        raise InvalidArgument(f"{where}: the ADT is not valid YAML: {error.problem}") from None
 
 
 def _read_bounded(read: Any, shown: str) -> bytes:

@@ -72,6 +72,8 @@ __all__ = [
     "SUPPORTED_KINDS",
     "load_credentials",
     "credentials_template",
+    "credentials_file_template",
+    "write_credentials_template",
 ]
 
 logger = logging.getLogger(__name__)
@@ -255,6 +257,95 @@ def credentials_template(kind: str = "nova", path: Path | None = None) -> str:
     """
     _check_kind(kind, path)
     return _TEMPLATES[kind].format(path=path or paths.credentials_file())
+
+
+#: The whole file as ``micado init`` writes it: every cloud micado-client supports, in
+#: MiCADO's own layout (ansible-micado's sample), each value left blank to fill in.
+_FILE_TEMPLATE = """\
+# {path}
+# Cloud credentials for micado-client and MiCADO (MiCADO's own format).
+# Fill in the entry of your cloud; values left blank count as not given.
+# Keep this file readable by you only (it was created with mode 0600).
+
+# OpenID Connect (for MiCADO's own use; micado-client does not log in with it):
+# pre_authentication:
+# - type: openid
+#   auth_data: &OPENID
+#     url:                 # the token endpoint of the identity provider
+#     client_id:
+#     client_secret:
+#     refresh_token:
+
+resource:
+# OpenStack: fill in ONE method, a user and password OR an application credential.
+- type: nova
+  auth_data:
+    # v3 Password
+    username:
+    password:
+    domain_name: Default    # the user's domain
+    # project_id:           # optional: the project to scope to
+    # v3 ApplicationCredential
+    application_credential_id:
+    application_credential_secret:
+    # v3 OidcAccessToken, with the pre_authentication block above
+    # identity_provider:
+    # access_token: *OPENID
+
+# Amazon EC2 and EC2-compatible clouds: an access key.
+- type: ec2
+  auth_data:
+    accesskey:              # the access key id
+    secretkey:              # the secret access key
+"""
+
+
+def credentials_file_template(path: Path | None = None) -> str:
+    """The whole credentials file as :func:`write_credentials_template` writes it.
+
+    Args:
+        path: the file named in the first comment (default: the credentials file of
+            the MiCADO dir).
+
+    Returns:
+        The template: an entry per supported cloud with blank values, comments on how
+        to fill them in, and MiCADO's OpenID Connect form commented out.
+    """
+    return _FILE_TEMPLATE.format(path=path or paths.credentials_file())
+
+
+def write_credentials_template(path: Path | str | None = None) -> Path:
+    """Write a commented template of the whole credentials file, for the user to fill in.
+
+    The file is created with mode 0600 and never replaces an existing one. The template
+    has an entry for each supported cloud (``nova``: password or application credential;
+    ``ec2``: access key) with blank values, and MiCADO's OpenID Connect form commented out.
+
+    Args:
+        path: the file; default ``<MiCADO dir>/credentials-cloud-api.yml`` (the MiCADO
+            dir is created 0700 if missing).
+
+    Returns:
+        The file written.
+
+    Raises:
+        CredentialsError: the file already exists (``.path`` names it), or cannot be written.
+        InvalidArgument: the MiCADO dir cannot be used (see :func:`micado.config.paths.ensure_dir`).
+    """
+    from micado.config.files import write_private
+
+    if path is None:
+        paths.ensure_dir()
+        file = paths.credentials_file()
+    else:
+        file = Path(path).expanduser()
+    try:
+        written = write_private(file, credentials_file_template(file), exclusive=True)
+    except OSError as exc:
+        raise CredentialsError(f"cannot write {file}: {exc.strerror or exc}", path=file) from None
+    if not written:
+        raise CredentialsError(f"{file} already exists; edit it, or move it away first", path=file)
+    return file
 
 
 def load_credentials(kind: str = "nova", path: Path | str | None = None) -> CloudCredentials:

@@ -15,6 +15,7 @@ them into :class:`~micado.exceptions.LaunchError` naming what was being done.
 from __future__ import annotations
 
 import logging
+import re
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from typing import TYPE_CHECKING, Any, TypeVar
@@ -175,7 +176,9 @@ class OpenStackSession:
             return LaunchError(f"{where} did not answer within {self.request_timeout:g} s while trying to {doing} "
                                "(request_timeout)")
         if isinstance(exc, ks_exc.ConnectFailure):
-            return LaunchError(f"cannot reach {where} while trying to {doing}: {exc}")
+            reason = re.search(r"\[Errno -?\d+\][^'\"]*", str(exc))  # the socket's words, not urllib3's chain
+            return LaunchError(f"cannot reach {where} while trying to {doing}: "
+                               f"{reason.group(0).rstrip(')') if reason else type(exc).__name__}")
         if isinstance(exc, (ks_exc.EndpointNotFound, sdk_exc.EndpointNotFound, sdk_exc.ServiceDisabledException)):
             return LaunchError(f"cannot {doing}: {self._missing_endpoint()}")
         if isinstance(exc, ks_exc.RequestTimeout):

@@ -142,7 +142,8 @@ class Applications(Collection[Application]):
             the new :class:`Application` (its details are read on first use).
 
         Raises:
-            InvalidArgument: the arguments are wrong; nothing was sent.
+            InvalidArgument: the arguments are wrong, or a YAML ``file`` does not
+                parse (``file:line:column: ...``); nothing was sent.
             BadRequest: the id exists, or the master already runs an application.
             ServerError: the ADT did not validate (e.g. invalid YAML) or deploy.
         """
@@ -174,7 +175,8 @@ class Applications(Collection[Application]):
             the updated :class:`Application` (details read on first use).
 
         Raises:
-            InvalidArgument: the arguments are wrong; nothing was sent.
+            InvalidArgument: the arguments are wrong, or a YAML ``file`` does not
+                parse (``file:line:column: ...``); nothing was sent.
             ApplicationNotFound: no application with that id.
             ServerError: the new ADT did not validate or deploy; the old one stays.
         """
