@@ -1,4 +1,5 @@
-"""Pytest fixtures of the local MiCADO stack, registered through the ``pytest11`` entry point.
+"""Pytest fixtures of the local MiCADO stack: opt in with ``pytest -p micado.testing.pytest_plugin``
+or ``pytest_plugins = ["micado.testing.pytest_plugin"]`` in a ``conftest.py``.
 
 Every fixture starts its emulator on loopback, yields a handle to it, and stops it
 (and everything it started) at teardown. Heavy imports happen inside the fixtures.
