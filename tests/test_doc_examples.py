@@ -189,7 +189,10 @@ def test_usage_page(micado_stack, workdir, capsys):
 
 
 def test_local_stack_page(micado_stack, workdir, monkeypatch):
-    first, second = python_blocks(ROOT / "docs" / "local-stack.rst")
+    first, plugin, second = python_blocks(ROOT / "docs" / "local-stack.rst")
+    namespace_of_plugin: dict = {}
+    exec(plugin, namespace_of_plugin)
+    assert namespace_of_plugin["pytest_plugins"] == ["micado.testing.pytest_plugin"]  # what this suite uses
     for name, value in micado_stack.environment.items():  # the example sets them; undone afterwards
         monkeypatch.setenv(name, value)
     run_python(first, {}, UseLocalServices(), "local-stack.rst block 0")
