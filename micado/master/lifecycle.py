@@ -59,6 +59,9 @@ class Creation:
         ansible_args: more ``ansible-playbook`` arguments (a test seam: ``--check``).
     """
 
+    #: The steps this kind of run takes, in order.
+    steps: tuple[str, ...] = STEPS
+
     def __init__(self, spec: CreateSpec, *, launcher_name: str, store: MasterStore,
                  connect: Callable[[MasterRecord], SubmitterClient], api_version: str,
                  report: ProgressCallback, ansible_args: tuple[str, ...] = ()) -> None:
@@ -103,7 +106,7 @@ class Creation:
         # the play and the certificate copy (a handshake each saved), closed at the end.
         self.control_dir = make_control_dir()
         try:
-            for name in STEPS:
+            for name in self.steps:
                 with self._timed(name):
                     getattr(self, f"_{name}")()
         except MicadoException as error:
@@ -131,6 +134,7 @@ class Creation:
         try:
             self.report(name, "starting")
             yield
+            log.info("master %s: step %s done in %.1f s", self._subject(), name, time.monotonic() - start)
         except MicadoException as error:
             if error.step is None:
                 error.step = name
@@ -138,10 +142,19 @@ class Creation:
         finally:
             self.timings[name] = self.timings.get(name, 0.0) + time.monotonic() - start
 
+    def _subject(self) -> str:
+        """The master's id for log records: the server id once known, else the launch name."""
+        vm = getattr(self, "vm", None)
+        if vm is not None:
+            return str(vm.server_id)
+        intent = getattr(self, "intent", None)
+        return intent.id if intent is not None else "(new)"
+
     def _fail(self, error: BaseException) -> None:
         failed = self.undo.unwind(error)
         vm = getattr(self, "vm", None)
-        what = f"; VM {vm.server_id} was deleted" if vm is not None and "delete the VM" not in failed else ""
+        launched = vm is not None and vm.launcher != "none"  # a deployed host is never deleted
+        what = f"; VM {vm.server_id} was deleted" if launched and "delete the VM" not in failed else ""
         log_path = paths.log_file(vm.server_id) if vm is not None else None
         error.add_note(f"master.create failed at step '{self.step}'{what}"
                        + (f"; installer log: {log_path}" if log_path is not None and log_path.exists() else ""))
@@ -190,6 +203,8 @@ class Creation:
                                "(micado master cleanup) to remove what is left")
             raise
         vm = self.vm
+        log.info("master %s: VM %s running, address %s%s", vm.server_id, vm.name, vm.ip,
+                 f" (floating IP {vm.floating_ip_id})" if vm.floating_ip_id else "")
         self.undo.push("delete the VM", lambda: self.launcher.delete(vm, timeout=600.0))
         self.intent.extra.update(vm.to_dict())
         self.intent.extra["server_id"] = vm.server_id
@@ -247,8 +262,13 @@ class Creation:
         self.api = self.connect(record)
         self.api.list_applications()  # evidence from the host: the API answers our credentials
         self.record = self.store.replace(self.intent.id, record)
+        log.info("master %s: stored, endpoint %s", record.id, record.endpoint)
 
     # -- records ---------------------------------------------------------------------------
+
+    def _cloud_fields(self) -> dict[str, Any]:
+        """What the record keeps to find the master's cloud again (the launcher's login fields)."""
+        return self.launcher.record_fields()
 
     def _intent_record(self) -> MasterRecord:
         from micado.models._cleanup import creator_identity
@@ -265,7 +285,7 @@ class Creation:
         from micado.config.store import MasterRecord
         from micado.models._records import split_cloud_fields
 
-        cloud, cloud_extra = split_cloud_fields(self.launcher.record_fields())
+        cloud, cloud_extra = split_cloud_fields(self._cloud_fields())
         if cloud_extra:
             extra = {**extra, "cloud": cloud_extra}
         return MasterRecord(api_version=self.api_version, micado_user=self.spec.micado_user,
