@@ -64,6 +64,8 @@ class MicadoMaster:
         launcher: the cloud interface, ``"openstack"``.
         api_options: options for the API client (``version``, ``timeout``, ``deploy_timeout``).
         store: where master records are kept; the MiCADO dir's ``data.yml`` by default.
+        cloud: a cloud of openstacksdk's ``clouds.yaml`` to create on (see
+            :class:`~micado.MicadoClient`).
     """
 
     def __init__(
@@ -71,8 +73,10 @@ class MicadoMaster:
         launcher: str = "openstack",
         api_options: dict[str, Any] | None = None,
         store: MasterStore | None = None,
+        cloud: str | None = None,
     ) -> None:
         self.launcher_name = launcher
+        self.cloud = cloud
         self._api_options = dict(api_options or {})
         self._store = store
         self._record: MasterRecord | None = None
