@@ -28,6 +28,7 @@ from micado.progress import ProgressCallback, wait_until
 
 if TYPE_CHECKING:
     from micado.api.client import SubmitterClient
+    from micado.config.openstack_config import OpenStackCloud
     from micado.config.store import MasterRecord, MasterStore
     from micado.installer.playbooks import PlaybookTree
     from micado.installer.ssh import KeyPair
@@ -57,6 +58,8 @@ class Creation:
         api_version: the TOSCA Submitter API version to record.
         report: the progress callback.
         ansible_args: more ``ansible-playbook`` arguments (a test seam: ``--check``).
+        cloud: the login from openstacksdk's configuration (``MicadoClient(cloud=...)``)
+            instead of the credentials file.
     """
 
     #: The steps this kind of run takes, in order.
@@ -64,8 +67,10 @@ class Creation:
 
     def __init__(self, spec: CreateSpec, *, launcher_name: str, store: MasterStore,
                  connect: Callable[[MasterRecord], SubmitterClient], api_version: str,
-                 report: ProgressCallback, ansible_args: tuple[str, ...] = ()) -> None:
+                 report: ProgressCallback, ansible_args: tuple[str, ...] = (),
+                 cloud: OpenStackCloud | None = None) -> None:
         self.spec = spec
+        self.cloud = cloud
         self.launcher_name = launcher_name
         self.store = store
         self.connect = connect
@@ -171,7 +176,7 @@ class Creation:
         spec = self.spec
         ansible.check_web_credentials(spec.micado_user, self.password)
         cls = launcher_class(self.launcher_name)
-        credentials = load_credentials(cls.credential_type)
+        credentials = self.cloud.credentials if self.cloud is not None else load_credentials(cls.credential_type)
         self.store.list()  # a damaged store or a wrong key fails now, not after the VM exists
         self.launcher = cls.from_arguments(credentials, spec.cloud_arguments(self.launcher_name))
         self.keys = ssh.ensure_keypair()
@@ -224,13 +229,39 @@ class Creation:
 
         vm, spec = self.vm, self.spec
         self.undo.push("remove the working copy", lambda: ansible.cleanup_workdir(vm.server_id))
-        ansible.install(
-            self.source, master_id=vm.server_id, host=vm.ip, port=spec.ssh_port, user=spec.ssh_user,
-            key=self.keys.private_key, micado_user=spec.micado_user, micado_password=self.password,
-            cloud_credentials=paths.credentials_file(), registry_credentials=_path(spec.registry_credentials),
-            settings=self.settings, timeout=spec.install_timeout, progress=self.report, extra_args=self.ansible_args,
-            control_dir=self.control_dir,
-        )
+        with self._cloud_credentials_file() as cloud_credentials:
+            ansible.install(
+                self.source, master_id=vm.server_id, host=vm.ip, port=spec.ssh_port, user=spec.ssh_user,
+                key=self.keys.private_key, micado_user=spec.micado_user, micado_password=self.password,
+                cloud_credentials=cloud_credentials, registry_credentials=_path(spec.registry_credentials),
+                settings=self.settings, timeout=spec.install_timeout, progress=self.report,
+                extra_args=self.ansible_args, control_dir=self.control_dir,
+            )
+        log.info("master %s: ansible-playbook done", vm.server_id)
+
+    @contextmanager
+    def _cloud_credentials_file(self) -> Iterator[Path]:
+        """The credentials file for the master: the user's, or one derived from openstacksdk's config.
+
+        The derived one lives in a private temporary folder (0700, the file 0600) for the
+        play only; the installer copies it into the working copy, which it removes.
+        """
+        if self.cloud is None or paths.credentials_file().is_file():
+            yield paths.credentials_file()
+            return
+        import shutil
+        import tempfile
+
+        from micado.config.files import write_private
+        from micado.config.openstack_config import micado_credentials_text
+
+        folder = Path(tempfile.mkdtemp(prefix="micado-cloud-"))
+        try:
+            target = folder / "credentials-cloud-api.yml"
+            write_private(target, micado_credentials_text(self.cloud.credentials).encode())
+            yield target
+        finally:
+            shutil.rmtree(folder, ignore_errors=True)
 
     def _api(self) -> None:
         wait_for_port(self.vm.ip, self.spec.api_port, timeout=self.spec.api_timeout, progress=self.report)
@@ -288,6 +319,8 @@ class Creation:
         cloud, cloud_extra = split_cloud_fields(self._cloud_fields())
         if cloud_extra:
             extra = {**extra, "cloud": cloud_extra}
+        if self.cloud is not None:
+            extra = {**extra, "os_cloud": self.cloud.name}
         return MasterRecord(api_version=self.api_version, micado_user=self.spec.micado_user,
                             micado_password=self.password, launcher=self.launcher_name, extra=extra,
                             **cloud, **fields)

@@ -29,6 +29,7 @@ from micado.progress import ProgressCallback, as_callback
 if TYPE_CHECKING:
     from micado.api.client import SubmitterClient
     from micado.models._cleanup import CleanupItem
+    from micado.config.openstack_config import OpenStackCloud
     from micado.config.store import MasterRecord, MasterStore
     from micado.launcher.base import Launcher
 
@@ -228,10 +229,15 @@ class MicadoMaster:
 
         if self._record is not None:
             raise MicadoException(f"this client already manages master {self.id}; use a new MicadoClient")
+        cloud = self._openstack_cloud()
+        if cloud is not None:  # the user's clouds.yaml / OS_* variables; create()'s arguments override them
+            for name, value in cloud.create_defaults().items():
+                if arguments.get(name) is None or (name == "user_domain_name" and arguments[name] == "Default"):
+                    arguments[name] = value
         spec = CreateSpec.build(arguments).checked(self.launcher_name)
         creation = Creation(spec, launcher_name=self.launcher_name, store=self.store, connect=self._connect,
                             api_version=self._api_options.get("version") or "v2.0", report=as_callback(progress),
-                            ansible_args=self._ansible_args)
+                            ansible_args=self._ansible_args, cloud=cloud)
         self.timings = creation.timings
         self._record, self._api = creation.run()
         creation.report("done", f"master {self._record.id} ready at {self._record.endpoint}")
@@ -484,13 +490,38 @@ class MicadoMaster:
             raise MicadoException("no master: call client.master.create(...) or client.master.attach(master_id)")
         return self._record
 
+    def _openstack_cloud(self, name: str | None = None) -> OpenStackCloud | None:
+        """The login from openstacksdk's configuration, when it is the one to use.
+
+        That is: a cloud was named (``MicadoClient(cloud=...)`` or a record made with one),
+        or, for OpenStack without a credentials file, ``OS_CLOUD``/``OS_AUTH_URL`` is set.
+        """
+        import os
+
+        from micado.config import paths
+        from micado.config.openstack_config import load_cloud
+
+        name = name if name is not None else self.cloud
+        if name is not None:
+            return load_cloud(name)
+        if (self.launcher_name == "openstack" and not paths.credentials_file().exists()
+                and (os.environ.get("OS_CLOUD") or os.environ.get("OS_AUTH_URL"))):
+            return load_cloud(None)
+        return None
+
     def _launcher_for(self, record: MasterRecord) -> Launcher:
-        """The launcher a record was made with, logged in with today's credentials file."""
+        """The launcher a record was made with, logged in with today's credentials (file or clouds.yaml)."""
+        from micado.config import paths
         from micado.config.credentials import load_credentials
         from micado.launcher import launcher_class
         from micado.models._records import cloud_fields_of
 
         cls = launcher_class(record.launcher)
+        os_cloud = record.extra.get("os_cloud")
+        if isinstance(os_cloud, str) and not paths.credentials_file().exists():
+            cloud = self._openstack_cloud(os_cloud)
+            assert cloud is not None
+            return cls.from_record(cloud.credentials, cloud_fields_of(record))
         return cls.from_record(load_credentials(cls.credential_type), cloud_fields_of(record))
 
     def _connect(self, record: MasterRecord) -> SubmitterClient:
