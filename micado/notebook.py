@@ -64,7 +64,7 @@ def _default_display() -> Callable[[str], None]:
         import ipywidgets  # type: ignore[import-not-found]  # optional
     except ImportError:
         ipywidgets = None
-    from IPython.display import HTML, display  # a notebook has IPython
+    from IPython.display import HTML, display  # type: ignore[import-not-found]  # a notebook has IPython
 
     if ipywidgets is not None:
         widget: Any = ipywidgets.HTML()

@@ -158,8 +158,8 @@ class Creation:
     def _fail(self, error: BaseException) -> None:
         failed = self.undo.unwind(error)
         vm = getattr(self, "vm", None)
-        launched = vm is not None and vm.launcher != "none"  # a deployed host is never deleted
-        what = f"; VM {vm.server_id} was deleted" if launched and "delete the VM" not in failed else ""
+        deleted = vm is not None and vm.launcher != "none" and "delete the VM" not in failed  # a host: never
+        what = f"; VM {vm.server_id} was deleted" if vm is not None and deleted else ""
         log_path = paths.log_file(vm.server_id) if vm is not None else None
         error.add_note(f"master.create failed at step '{self.step}'{what}"
                        + (f"; installer log: {log_path}" if log_path is not None and log_path.exists() else ""))
