@@ -85,6 +85,9 @@ def build_parser() -> argparse.ArgumentParser:
     cleanup = master_commands.add_parser(
         "cleanup", help="remove what interrupted creates left: servers, addresses, records, working copies")
     cleanup.add_argument("--dry-run", action="store_true", help="only show what would be removed")
+    from micado import _cli_host  # master info, master deploy
+
+    _cli_host.add_commands(master_commands)
 
     app = groups.add_parser("app", help="manage the applications of a master")
     app.add_argument("--endpoint", help="TOSCA Submitter URL, e.g. https://IP/toscasubmitter/")
@@ -307,6 +310,10 @@ class ProgressLine:
 
 def master_command(args: argparse.Namespace, out: Callable[[Any, str], None]) -> None:
     client = MicadoClient(launcher=getattr(args, "launcher", "openstack"))
+    from micado import _cli_host
+
+    if _cli_host.run(args, client, out):
+        return
     if args.command == "create":
         kwargs: dict[str, Any] = {}
         if args.kwargs_file:

@@ -56,6 +56,12 @@ class MicadoClient:
         timeout: seconds for quick calls (list, get); ``None`` keeps the default.
         deploy_timeout: seconds for calls that deploy (create, update, delete);
             ``None`` keeps the default.
+        installer: ``"ansible"``, the only installer (accepted for code written for
+            the official micado-client 0.12).
+        cloud: with ``launcher="openstack"``, a cloud of openstacksdk's ``clouds.yaml``
+            (read by openstacksdk's own loader: ``OS_CLIENT_CONFIG_FILE``, ``./clouds.yaml``,
+            ``~/.config/openstack/clouds.yaml``, ``/etc/openstack``); its Keystone URL,
+            project, region and login are used when ``create()`` does not give them.
 
     Raises:
         InvalidArgument: the arguments contradict each other or are malformed.
@@ -71,7 +77,15 @@ class MicadoClient:
         *,
         timeout: float | None = None,
         deploy_timeout: float | None = None,
+        installer: str = "ansible",
+        cloud: str | None = None,
     ) -> None:
+        if installer != "ansible":
+            raise InvalidArgument(f"installer={installer!r} is not supported; the only installer is 'ansible' "
+                                  "(ansible-micado's playbooks)")
+        if cloud is not None and (launcher != "openstack" or not isinstance(cloud, str) or not cloud.strip()):
+            raise InvalidArgument(f"cloud={cloud!r}: give the name of a cloud in clouds.yaml, with "
+                                  'launcher="openstack"')
         if launcher is not None and launcher not in LAUNCHERS:
             raise InvalidArgument(
                 f"launcher={launcher!r} is not supported; choose one of: {', '.join(LAUNCHERS)}"
@@ -81,6 +95,7 @@ class MicadoClient:
                 "give either endpoint= (an existing master's API) or launcher= (to create one)"
             )
         self._launcher_name = launcher
+        self._cloud = cloud
         self._api_options: dict[str, Any] = {
             "version": version,
             "verify": verify,
@@ -169,8 +184,18 @@ class MicadoClient:
         if self._master is None:
             from micado.models.master import MicadoMaster
 
-            self._master = MicadoMaster(launcher=self._launcher_name, api_options=self._api_options)
+            self._master = MicadoMaster(launcher=self._launcher_name, api_options=self._api_options,
+                                        cloud=self._cloud)
         return self._master
+
+    @property
+    def micado(self) -> MicadoMaster:
+        """The same as :attr:`master`: the name the official micado-client 0.12 uses.
+
+        Raises:
+            MicadoException: the client was built without ``launcher=``.
+        """
+        return self.master
 
     def close(self) -> None:
         """Close the HTTP connections this client holds."""
@@ -186,4 +211,21 @@ class MicadoClient:
     def __repr__(self) -> str:
         if self._api is not None:
             return f"<MicadoClient endpoint={self._api.base_url!r}>"
-        return f"<MicadoClient launcher={self._launcher_name!r}>"
+        master = self._master
+        if master is not None and master.id is not None:
+            return f"<MicadoClient launcher={self._launcher_name!r} master={master.id!r} at {master.endpoint!r}>"
+        cloud = f" cloud={self._cloud!r}" if self._cloud is not None else ""
+        return f"<MicadoClient launcher={self._launcher_name!r}{cloud}>"
+
+    def _repr_html_(self) -> str:
+        """A small table for notebooks: where the client points; never a password."""
+        import html
+
+        master = self._master
+        rows = [("endpoint", self._api.base_url if self._api is not None else None),
+                ("launcher", self._launcher_name), ("cloud", self._cloud),
+                ("master", master.id if master is not None else None),
+                ("master endpoint", master.endpoint if master is not None else None)]
+        cells = "".join(f"<tr><th>{html.escape(name)}</th><td>{html.escape(str(value))}</td></tr>"
+                        for name, value in rows if value is not None)
+        return f"<b>MicadoClient</b><table>{cells}</table>"

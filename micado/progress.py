@@ -28,10 +28,14 @@ def as_callback(progress: ProgressCallback | bool | None) -> ProgressCallback:
     """Turn the ``progress`` argument of public calls into a callback.
 
     Args:
-        progress: a callable, ``True`` for console lines, or ``None``/``False`` for silence.
+        progress: a callable, ``True`` for console lines (in a Jupyter notebook: one
+            line updated in place, see :mod:`micado.notebook`), or ``None``/``False``
+            for silence.
     """
     if progress is True:
-        return console
+        from micado.notebook import NotebookProgress, in_notebook
+
+        return NotebookProgress() if in_notebook() else console
     if not progress:
         return silent
     if not callable(progress):

@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import heapq
 import itertools
+import logging
 import math
 import os
 import socket
@@ -26,11 +27,14 @@ import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from typing import Any
+from urllib.parse import urlsplit
 
 import requests
 from requests.adapters import HTTPAdapter
 from urllib3 import HTTPConnectionPool, HTTPSConnectionPool
 from urllib3.connection import HTTPConnection, HTTPSConnection
+
+_log = logging.getLogger(__name__)  # one DEBUG record per HTTP exchange
 
 __all__ = ["Watch", "deadline", "session", "bounded_chunks", "CHUNK_SIZE"]
 
@@ -249,7 +253,19 @@ def session(base: requests.Session | None = None) -> requests.Session:
         old = http.adapters.get(prefix)
         retries = old.max_retries if isinstance(old, HTTPAdapter) else 0
         http.mount(prefix, _WatchedAdapter(max_retries=retries))
+    if _log_response not in http.hooks["response"]:
+        http.hooks["response"].append(_log_response)
     return http
+
+
+def _log_response(response: requests.Response, *args: Any, **kwargs: Any) -> None:
+    """Log each HTTP exchange at DEBUG: method, URL (no user info: never a password), status, time."""
+    if _log.isEnabledFor(logging.DEBUG):
+        request = response.request
+        parts = urlsplit(str(request.url or ""))
+        url = parts._replace(netloc=parts.netloc.rpartition("@")[2]).geturl()
+        _log.debug("%s %s -> %s in %.3f s", request.method, url, response.status_code,
+                   response.elapsed.total_seconds())
 
 
 def bounded_chunks(

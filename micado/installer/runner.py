@@ -53,6 +53,9 @@ _TASK_RE = re.compile(r"^(?:TASK|RUNNING HANDLER) \[(?P<name>.*)\] \**\s*$")
 _FAILED_RE = re.compile(r"^(?:fatal|failed): \[(?P<host>[^\]]+)\]")
 _UNREACHABLE = "UNREACHABLE!"
 _IGNORED = "...ignoring"
+_RESULT_RE = re.compile(r"^(?P<result>ok|changed|skipping|fatal|failed|unreachable): \[")
+#: Ansible's word for a task's result -> the word progress reports.
+_RESULTS = {"ok": "ok", "changed": "changed", "skipping": "skipped", "unreachable": "unreachable"}
 _ERROR_RE = re.compile(r"^(?:ERROR! |\[ERROR\]: )(?P<message>.*)")
 
 
@@ -105,29 +108,56 @@ def _environment(work: WorkDir, control_dir: Path, marker: str) -> dict[str, str
 
 @dataclass
 class _Progress:
-    """What the output has told so far: the current task and the failures not ignored."""
+    """What the output has told so far: the current task, its result, and the failures not ignored.
+
+    :meth:`feed` turns Ansible's lines into progress messages: the task's name when it
+    starts, then ``"<task>: ok"`` (``changed``, ``skipped``, ``failed``, ``failed
+    (ignored)``, ``unreachable``) at its first result, so a skipped task never reads
+    like a failure.
+    """
 
     task: str | None = None
     failures: list[tuple[str | None, str]] = field(default_factory=list)
     unreachable: bool = False
     error: str | None = None
+    reported: bool = False
+    pending_failure: str | None = None
 
-    def feed(self, line: str) -> str | None:
-        """Digest one output line; return a task name when a new task starts."""
+    def feed(self, line: str) -> list[str]:
+        """Digest one output line; return the progress messages it makes (task start or result)."""
+        messages: list[str] = []
+        if self.pending_failure is not None:  # a failure's verdict waits for a possible "...ignoring"
+            ignored = line.strip() == _IGNORED
+            messages.append(f"{self.task}: {self.pending_failure}{' (ignored)' if ignored else ''}")
+            self.pending_failure = None
         match = _TASK_RE.match(line)
         if match:
-            self.task = match.group("name")
-            return self.task
+            self.task, self.reported = match.group("name"), False
+            return [*messages, self.task]
+        result = _RESULT_RE.match(line)
         if _FAILED_RE.match(line):
             self.failures.append((self.task, line.strip()))
             self.unreachable = self.unreachable or _UNREACHABLE in line
+            if not self.reported and self.task is not None:
+                self.pending_failure = "unreachable" if _UNREACHABLE in line else "failed"
+                self.reported = True
         elif line.strip() == _IGNORED and self.failures:
             self.failures.pop()  # ignore_errors: that failure did not stop the play
+        elif result is not None and not self.reported and self.task is not None:
+            self.reported = True
+            messages.append(f"{self.task}: {_RESULTS[result.group('result')]}")
         elif self.error is None:
             error = _ERROR_RE.match(line)
             if error:
                 self.error = error.group("message").strip()
-        return None
+        return messages
+
+    def flush(self) -> list[str]:
+        """The message still held back at the end of the output."""
+        if self.pending_failure is None:
+            return []
+        message, self.pending_failure = f"{self.task}: {self.pending_failure}", None
+        return [message]
 
 
 def _masks(secrets: Sequence[str]) -> list[str]:
@@ -304,10 +334,9 @@ def run_playbook(
                     line = events.get_nowait()
                 except queue.Empty:
                     return
-                if line is not None:
-                    task = state.feed(line)
-                    if task is not None and announce:
-                        report(STAGE, task)
+                messages = state.feed(line) if line is not None else state.flush()
+                for message in messages if announce else ():
+                    report(STAGE, message)
 
         def finished() -> int | None:
             drain()

@@ -28,6 +28,7 @@ from micado.progress import ProgressCallback, wait_until
 
 if TYPE_CHECKING:
     from micado.api.client import SubmitterClient
+    from micado.config.openstack_config import OpenStackCloud
     from micado.config.store import MasterRecord, MasterStore
     from micado.installer.playbooks import PlaybookTree
     from micado.installer.ssh import KeyPair
@@ -57,12 +58,19 @@ class Creation:
         api_version: the TOSCA Submitter API version to record.
         report: the progress callback.
         ansible_args: more ``ansible-playbook`` arguments (a test seam: ``--check``).
+        cloud: the login from openstacksdk's configuration (``MicadoClient(cloud=...)``)
+            instead of the credentials file.
     """
+
+    #: The steps this kind of run takes, in order.
+    steps: tuple[str, ...] = STEPS
 
     def __init__(self, spec: CreateSpec, *, launcher_name: str, store: MasterStore,
                  connect: Callable[[MasterRecord], SubmitterClient], api_version: str,
-                 report: ProgressCallback, ansible_args: tuple[str, ...] = ()) -> None:
+                 report: ProgressCallback, ansible_args: tuple[str, ...] = (),
+                 cloud: OpenStackCloud | None = None) -> None:
         self.spec = spec
+        self.cloud = cloud
         self.launcher_name = launcher_name
         self.store = store
         self.connect = connect
@@ -103,7 +111,7 @@ class Creation:
         # the play and the certificate copy (a handshake each saved), closed at the end.
         self.control_dir = make_control_dir()
         try:
-            for name in STEPS:
+            for name in self.steps:
                 with self._timed(name):
                     getattr(self, f"_{name}")()
         except MicadoException as error:
@@ -131,6 +139,7 @@ class Creation:
         try:
             self.report(name, "starting")
             yield
+            log.info("master %s: step %s done in %.1f s", self._subject(), name, time.monotonic() - start)
         except MicadoException as error:
             if error.step is None:
                 error.step = name
@@ -138,10 +147,19 @@ class Creation:
         finally:
             self.timings[name] = self.timings.get(name, 0.0) + time.monotonic() - start
 
+    def _subject(self) -> str:
+        """The master's id for log records: the server id once known, else the launch name."""
+        vm = getattr(self, "vm", None)
+        if vm is not None:
+            return str(vm.server_id)
+        intent = getattr(self, "intent", None)
+        return intent.id if intent is not None else "(new)"
+
     def _fail(self, error: BaseException) -> None:
         failed = self.undo.unwind(error)
         vm = getattr(self, "vm", None)
-        what = f"; VM {vm.server_id} was deleted" if vm is not None and "delete the VM" not in failed else ""
+        deleted = vm is not None and vm.launcher != "none" and "delete the VM" not in failed  # a host: never
+        what = f"; VM {vm.server_id} was deleted" if vm is not None and deleted else ""
         log_path = paths.log_file(vm.server_id) if vm is not None else None
         error.add_note(f"master.create failed at step '{self.step}'{what}"
                        + (f"; installer log: {log_path}" if log_path is not None and log_path.exists() else ""))
@@ -158,7 +176,7 @@ class Creation:
         spec = self.spec
         ansible.check_web_credentials(spec.micado_user, self.password)
         cls = launcher_class(self.launcher_name)
-        credentials = load_credentials(cls.credential_type)
+        credentials = self.cloud.credentials if self.cloud is not None else load_credentials(cls.credential_type)
         self.store.list()  # a damaged store or a wrong key fails now, not after the VM exists
         self.launcher = cls.from_arguments(credentials, spec.cloud_arguments(self.launcher_name))
         self.keys = ssh.ensure_keypair()
@@ -190,6 +208,8 @@ class Creation:
                                "(micado master cleanup) to remove what is left")
             raise
         vm = self.vm
+        log.info("master %s: VM %s running, address %s%s", vm.server_id, vm.name, vm.ip,
+                 f" (floating IP {vm.floating_ip_id})" if vm.floating_ip_id else "")
         self.undo.push("delete the VM", lambda: self.launcher.delete(vm, timeout=600.0))
         self.intent.extra.update(vm.to_dict())
         self.intent.extra["server_id"] = vm.server_id
@@ -209,13 +229,39 @@ class Creation:
 
         vm, spec = self.vm, self.spec
         self.undo.push("remove the working copy", lambda: ansible.cleanup_workdir(vm.server_id))
-        ansible.install(
-            self.source, master_id=vm.server_id, host=vm.ip, port=spec.ssh_port, user=spec.ssh_user,
-            key=self.keys.private_key, micado_user=spec.micado_user, micado_password=self.password,
-            cloud_credentials=paths.credentials_file(), registry_credentials=_path(spec.registry_credentials),
-            settings=self.settings, timeout=spec.install_timeout, progress=self.report, extra_args=self.ansible_args,
-            control_dir=self.control_dir,
-        )
+        with self._cloud_credentials_file() as cloud_credentials:
+            ansible.install(
+                self.source, master_id=vm.server_id, host=vm.ip, port=spec.ssh_port, user=spec.ssh_user,
+                key=self.keys.private_key, micado_user=spec.micado_user, micado_password=self.password,
+                cloud_credentials=cloud_credentials, registry_credentials=_path(spec.registry_credentials),
+                settings=self.settings, timeout=spec.install_timeout, progress=self.report,
+                extra_args=self.ansible_args, control_dir=self.control_dir,
+            )
+        log.info("master %s: ansible-playbook done", vm.server_id)
+
+    @contextmanager
+    def _cloud_credentials_file(self) -> Iterator[Path]:
+        """The credentials file for the master: the user's, or one derived from openstacksdk's config.
+
+        The derived one lives in a private temporary folder (0700, the file 0600) for the
+        play only; the installer copies it into the working copy, which it removes.
+        """
+        if self.cloud is None or paths.credentials_file().is_file():
+            yield paths.credentials_file()
+            return
+        import shutil
+        import tempfile
+
+        from micado.config.files import write_private
+        from micado.config.openstack_config import micado_credentials_text
+
+        folder = Path(tempfile.mkdtemp(prefix="micado-cloud-"))
+        try:
+            target = folder / "credentials-cloud-api.yml"
+            write_private(target, micado_credentials_text(self.cloud.credentials).encode())
+            yield target
+        finally:
+            shutil.rmtree(folder, ignore_errors=True)
 
     def _api(self) -> None:
         wait_for_port(self.vm.ip, self.spec.api_port, timeout=self.spec.api_timeout, progress=self.report)
@@ -247,8 +293,13 @@ class Creation:
         self.api = self.connect(record)
         self.api.list_applications()  # evidence from the host: the API answers our credentials
         self.record = self.store.replace(self.intent.id, record)
+        log.info("master %s: stored, endpoint %s", record.id, record.endpoint)
 
     # -- records ---------------------------------------------------------------------------
+
+    def _cloud_fields(self) -> dict[str, Any]:
+        """What the record keeps to find the master's cloud again (the launcher's login fields)."""
+        return self.launcher.record_fields()
 
     def _intent_record(self) -> MasterRecord:
         from micado.models._cleanup import creator_identity
@@ -265,9 +316,11 @@ class Creation:
         from micado.config.store import MasterRecord
         from micado.models._records import split_cloud_fields
 
-        cloud, cloud_extra = split_cloud_fields(self.launcher.record_fields())
+        cloud, cloud_extra = split_cloud_fields(self._cloud_fields())
         if cloud_extra:
             extra = {**extra, "cloud": cloud_extra}
+        if self.cloud is not None:
+            extra = {**extra, "os_cloud": self.cloud.name}
         return MasterRecord(api_version=self.api_version, micado_user=self.spec.micado_user,
                             micado_password=self.password, launcher=self.launcher_name, extra=extra,
                             **cloud, **fields)

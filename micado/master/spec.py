@@ -25,13 +25,15 @@ __all__ = ["CreateSpec", "DEFAULT_REMOTE_CERT_PATH", "Option", "options"]
 #: Where ansible-micado leaves the master's self-signed TLS certificate (with its key).
 DEFAULT_REMOTE_CERT_PATH = "/var/lib/micado/zorp/config/ssl.pem"
 
-_ALL = ("openstack", "ec2")
+#: The launchers, and "none": a host the user already has (``master.deploy``), which takes
+#: the arguments of MiCADO and of reaching the machine, and requires no cloud's.
+_ALL = ("openstack", "ec2", "none")
 
 
 def _arg(help_text: str, default: Any = None, *, launchers: tuple[str, ...] = _ALL, cli: bool = True,
          required: bool | tuple[str, ...] = False, kind: str = "text") -> Any:
     if required is True:
-        required = launchers
+        required = tuple(name for name in launchers if name != "none")
     elif required is False:
         required = ()
     return field(default=default, metadata={

@@ -126,7 +126,9 @@ def clean_up(
 
     # 1. the clouds: servers and addresses that carry our marks and that nobody owns
     seen: dict[tuple[str, str], MasterRecord] = {}
-    for record in records:  # one look per cloud
+    for record in records:  # one look per cloud; a deployed host has none
+        if record.launcher == "none":
+            continue
         seen.setdefault((record.launcher, json.dumps(cloud_fields_of(record), sort_keys=True, default=str)), record)
     for (launcher_name, cloud), record in seen.items():
         launcher = launcher_for(record)

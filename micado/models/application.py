@@ -21,6 +21,15 @@ class Application(Model):
 
     ``adaptors`` is read from the server the first time it is used and kept until
     :meth:`reload`, so listing applications costs one request in all.
+
+    Applications are made by :class:`Applications` (``client.applications.get(...)``,
+    ``.list()``, ``.create(...)``), rarely constructed directly.
+
+    Args:
+        attrs: what is known of the application: at least ``{"id": ...}``; an
+            ``"adaptors"`` mapping when its details were read.
+        client: the low-level :class:`~micado.api.client.SubmitterClient` of its master.
+        collection: the :class:`Applications` it belongs to (update and delete go through it).
     """
 
     @property
@@ -92,6 +101,19 @@ class Applications(Collection[Application]):
     """
 
     model = Application
+
+    def __repr__(self) -> str:
+        return f"<Applications at {self.client.base_url}>"
+
+    def _repr_html_(self) -> str:
+        """The applications as a table, for notebooks (one request; server text escaped)."""
+        where = f"<b>Applications</b> at <code>{html.escape(self.client.base_url)}</code>"
+        try:
+            ids = self.client.list_applications()
+        except MicadoException as error:
+            return f"{where}: <i>{html.escape(f'{type(error).__name__}: {error}')}</i>"
+        rows = "".join(f"<tr><td>{html.escape(str(app_id))}</td></tr>" for app_id in ids)
+        return f"{where}<table><tr><th>id</th></tr>{rows}</table>" if ids else f"{where}: none"
 
     def list(self) -> list[Application]:
         """All applications on the master, in one request; details are read on first use.

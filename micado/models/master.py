@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import html
 import logging
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -28,13 +29,29 @@ from micado.progress import ProgressCallback, as_callback
 if TYPE_CHECKING:
     from micado.api.client import SubmitterClient
     from micado.models._cleanup import CleanupItem
+    from micado.config.openstack_config import OpenStackCloud
     from micado.config.store import MasterRecord, MasterStore
     from micado.launcher.base import Launcher
 
-__all__ = ["MicadoMaster", "DEFAULT_REMOTE_CERT_PATH"]
+__all__ = ["MicadoMaster", "MasterCredentials", "DEFAULT_REMOTE_CERT_PATH"]
 
 log = logging.getLogger(__name__)
 
+
+@dataclass(frozen=True)
+class MasterCredentials:
+    """The logins of a master's web services; the passwords never show in ``repr``.
+
+    Attributes:
+        user: the MiCADO web user (the dashboard and the TOSCA Submitter API).
+        password: its password.
+        grafana_password: the Grafana ``admin`` password the deployment set, if the
+            release has one.
+    """
+
+    user: str
+    password: str = field(repr=False)
+    grafana_password: str | None = field(default=None, repr=False)
 
 
 class MicadoMaster:
@@ -48,6 +65,8 @@ class MicadoMaster:
         launcher: the cloud interface, ``"openstack"``.
         api_options: options for the API client (``version``, ``timeout``, ``deploy_timeout``).
         store: where master records are kept; the MiCADO dir's ``data.yml`` by default.
+        cloud: a cloud of openstacksdk's ``clouds.yaml`` to create on (see
+            :class:`~micado.MicadoClient`).
     """
 
     def __init__(
@@ -55,8 +74,10 @@ class MicadoMaster:
         launcher: str = "openstack",
         api_options: dict[str, Any] | None = None,
         store: MasterStore | None = None,
+        cloud: str | None = None,
     ) -> None:
         self.launcher_name = launcher
+        self.cloud = cloud
         self._api_options = dict(api_options or {})
         self._store = store
         self._record: MasterRecord | None = None
@@ -102,6 +123,18 @@ class MicadoMaster:
         if self._record is None:
             return {}
         return _public(self._record)
+
+    def credentials(self) -> MasterCredentials:
+        """The web user and passwords of the current master (as stored, decrypted).
+
+        Returns:
+            The MiCADO web login and the Grafana admin password.
+
+        Raises:
+            MicadoException: no master was created, deployed or attached.
+        """
+        record = self._require_record()
+        return MasterCredentials(record.micado_user, record.micado_password, record.grafana_password)
 
     # -- create ----------------------------------------------------------------------------
 
@@ -196,13 +229,94 @@ class MicadoMaster:
 
         if self._record is not None:
             raise MicadoException(f"this client already manages master {self.id}; use a new MicadoClient")
+        cloud = self._openstack_cloud()
+        if cloud is not None:  # the user's clouds.yaml / OS_* variables; create()'s arguments override them
+            for name, value in cloud.create_defaults().items():
+                if arguments.get(name) is None or (name == "user_domain_name" and arguments[name] == "Default"):
+                    arguments[name] = value
         spec = CreateSpec.build(arguments).checked(self.launcher_name)
         creation = Creation(spec, launcher_name=self.launcher_name, store=self.store, connect=self._connect,
                             api_version=self._api_options.get("version") or "v2.0", report=as_callback(progress),
-                            ansible_args=self._ansible_args)
+                            ansible_args=self._ansible_args, cloud=cloud)
         self.timings = creation.timings
         self._record, self._api = creation.run()
         creation.report("done", f"master {self._record.id} ready at {self._record.endpoint}")
+        return self._record.id
+
+    def deploy(
+        self,
+        host: str,
+        ssh_key: str | Path,
+        *,
+        ssh_user: str = "ubuntu",
+        ssh_port: int = 22,
+        micado_user: str = "admin",
+        micado_password: str | None = None,
+        micado_version: str | None = None,
+        playbook: str | Path | None = None,
+        settings: dict[str, Any] | None = None,
+        registry_credentials: str | Path | None = None,
+        api_port: int = 443,
+        remote_cert_path: str = DEFAULT_REMOTE_CERT_PATH,
+        ssh_timeout: float = 600.0,
+        install_timeout: float = 3600.0,
+        api_timeout: float = 600.0,
+        progress: ProgressCallback | bool | None = None,
+    ) -> str:
+        """Install MiCADO on a machine you already have (the official client's ``up``).
+
+        The same installer, certificate and record as :meth:`create`, without a cloud:
+        SSH logs in to ``host`` with your own key (read, never copied or changed; its
+        host key is kept in micado-client's own known_hosts, ``~/.ssh`` is not touched).
+        :meth:`destroy` of such a master removes its applications and its record and
+        never touches the machine. The cloud credentials file is handed to the master,
+        as with :meth:`create`, for its worker nodes.
+
+        Args:
+            host: the machine's address (IP or DNS name).
+            ssh_key: your private key file authorised for ``ssh_user`` on it.
+            ssh_user: a sudoer on the machine.
+            ssh_port: its SSH port.
+            micado_user: the MiCADO web user to create.
+            micado_password: its password; a strong random one when not given.
+            micado_version: the ansible-micado release tag (default: the newest).
+            playbook: a local tarball, folder or URL of ansible-micado instead.
+            settings: the release's settings (see :meth:`create`).
+            registry_credentials: a container-registry credentials file (see :meth:`create`).
+            api_port: the HTTPS port of the MiCADO API.
+            remote_cert_path: the master's certificate on the machine.
+            ssh_timeout: seconds for SSH to accept the key.
+            install_timeout: seconds for the Ansible deployment.
+            api_timeout: seconds for the API to answer after the deployment.
+            progress: a ``callback(stage, message)``, or ``True`` for console lines.
+
+        Returns:
+            The new master's id, ``host-<hex>``.
+
+        Raises:
+            InvalidArgument: an argument is missing or malformed (nothing was done).
+            CredentialsError: the cloud credentials file is missing.
+            MicadoTimeout: a wait ran past its deadline.
+            InstallError: SSH or the deployment failed (see ``error.log_path``); the
+                record is removed, the machine is left as the play left it.
+        """
+        arguments = {name: value for name, value in locals().items()
+                     if name not in ("self", "progress", "host", "ssh_key")}
+        from micado.master.deployment import Deployment, check_host_arguments
+        from micado.master.spec import CreateSpec
+
+        if self._record is not None:
+            raise MicadoException(f"this client already manages master {self.id}; use a new MicadoClient")
+        spec = CreateSpec.build(arguments)
+        found = check_host_arguments(host, ssh_key) + spec.problems("none")
+        if found:
+            raise InvalidArgument("; ".join(found))
+        deployment = Deployment(spec, host=host.strip(), ssh_key=Path(ssh_key), store=self.store,
+                                connect=self._connect, api_version=self._api_options.get("version") or "v2.0",
+                                report=as_callback(progress), ansible_args=self._ansible_args)
+        self.timings = deployment.timings
+        self._record, self._api = deployment.run()
+        deployment.report("done", f"master {self._record.id} ready at {self._record.endpoint}")
         return self._record.id
 
     # -- attach / list / destroy --------------------------------------------------------
@@ -257,6 +371,24 @@ class MicadoMaster:
                 return
             self.attach(master_id)
         record = self._require_record()
+        if record.extra.get("deployed"):  # a host the user had: never touched
+            if self._api is not None:
+                self._delete_applications(self._api, report)
+            log.info("master %s: deployed on %s; the machine is left as it is", record.id, record.ip)
+        else:
+            self._destroy_vm(record, timeout, report)
+        self.store.remove(record.id)
+        if record.cert_path:
+            Path(record.cert_path).unlink(missing_ok=True)
+        ssh.forget_host(record.ip, int(record.extra.get("ssh_port", 22)))
+        if self._api is not None:
+            self._api.close()
+        self._record, self._api = None, None
+        log.info("master %s: destroyed", record.id)
+        report("destroy", f"master {record.id} destroyed")
+
+    def _destroy_vm(self, record: MasterRecord, timeout: float, report: ProgressCallback) -> None:
+        """Delete the applications, then the VM (a VM already gone is only reported)."""
         from micado.launcher.base import LaunchedVM
 
         launcher = self._launcher_for(record)
@@ -267,15 +399,8 @@ class MicadoMaster:
             if self._api is not None:
                 self._delete_applications(self._api, report)
             report("destroy", f"deleting VM {record.id}")
+            log.info("master %s: deleting its VM", record.id)
             launcher.delete(LaunchedVM.from_dict(record.extra), timeout=timeout, progress=report)
-        self.store.remove(record.id)
-        if record.cert_path:
-            Path(record.cert_path).unlink(missing_ok=True)
-        ssh.forget_host(record.ip, int(record.extra.get("ssh_port", 22)))
-        if self._api is not None:
-            self._api.close()
-        self._record, self._api = None, None
-        report("destroy", f"master {record.id} destroyed")
 
     def cleanup(self, *, dry_run: bool = False, progress: ProgressCallback | bool | None = None) -> list[CleanupItem]:
         """Find and remove what killed creates left behind.
@@ -317,6 +442,10 @@ class MicadoMaster:
 
         if creator_running(record):
             raise MicadoException(self._creating_message(record))
+        if record.launcher == "none":  # a deploy: nothing was made on a cloud
+            self._forget(record)
+            report("destroy", f"master {record.id} (its deploy was interrupted) removed")
+            return
         launcher = self._launcher_for(record)
         name = record.extra.get("launch_name") or record.name
         marked = [resource for resource in launcher.marked() if resource.name == name]
@@ -361,13 +490,38 @@ class MicadoMaster:
             raise MicadoException("no master: call client.master.create(...) or client.master.attach(master_id)")
         return self._record
 
+    def _openstack_cloud(self, name: str | None = None) -> OpenStackCloud | None:
+        """The login from openstacksdk's configuration, when it is the one to use.
+
+        That is: a cloud was named (``MicadoClient(cloud=...)`` or a record made with one),
+        or, for OpenStack without a credentials file, ``OS_CLOUD``/``OS_AUTH_URL`` is set.
+        """
+        import os
+
+        from micado.config import paths
+        from micado.config.openstack_config import load_cloud
+
+        name = name if name is not None else self.cloud
+        if name is not None:
+            return load_cloud(name)
+        if (self.launcher_name == "openstack" and not paths.credentials_file().exists()
+                and (os.environ.get("OS_CLOUD") or os.environ.get("OS_AUTH_URL"))):
+            return load_cloud(None)
+        return None
+
     def _launcher_for(self, record: MasterRecord) -> Launcher:
-        """The launcher a record was made with, logged in with today's credentials file."""
+        """The launcher a record was made with, logged in with today's credentials (file or clouds.yaml)."""
+        from micado.config import paths
         from micado.config.credentials import load_credentials
         from micado.launcher import launcher_class
         from micado.models._records import cloud_fields_of
 
         cls = launcher_class(record.launcher)
+        os_cloud = record.extra.get("os_cloud")
+        if isinstance(os_cloud, str) and not paths.credentials_file().exists():
+            cloud = self._openstack_cloud(os_cloud)
+            assert cloud is not None
+            return cls.from_record(cloud.credentials, cloud_fields_of(record))
         return cls.from_record(load_credentials(cls.credential_type), cloud_fields_of(record))
 
     def _connect(self, record: MasterRecord) -> SubmitterClient:

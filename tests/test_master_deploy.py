@@ -1,0 +1,139 @@
+"""Reaching the master: ``deploy`` on a host the user has, ``credentials()`` and ``master info``."""
+
+from __future__ import annotations
+
+import json
+import os
+import stat
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from micado import MicadoClient
+from micado.exceptions import InvalidArgument, MicadoException
+from micado.testing.vm import random_loopback_address
+
+ADTS = Path(__file__).parent / "adts"
+
+
+def micado(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-m", "micado", *args], env={**os.environ, **(env or {})},
+                          capture_output=True, text=True, timeout=300)
+
+
+@pytest.fixture
+def user_key(tmp_path: Path) -> Path:
+    """The user's own key pair, as ssh-keygen makes it."""
+    key = tmp_path / "user-keys" / "id_ed25519"
+    key.parent.mkdir()
+    subprocess.run(["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-C", "me@laptop", "-f", str(key)], check=True)
+    return key
+
+
+@pytest.fixture
+def host(micado_stack, user_key: Path):
+    """A machine of the user's: a local VM authorising the user's key, at a loopback address."""
+    server_id = "my-own-host"
+    micado_stack.vms.boot({"id": server_id, "user_data": "#cloud-config\nssh_authorized_keys:\n  - "
+                           + user_key.with_suffix(".pub").read_text().strip() + "\n"})
+    address = random_loopback_address()
+    micado_stack.vms.set_address(server_id, address)
+    yield address
+    micado_stack.vms.delete(server_id)
+
+
+def deploy_kwargs(stack, user_key: Path) -> dict:
+    kwargs = stack.create_kwargs
+    return {"ssh_key": user_key, "ssh_user": kwargs["ssh_user"], "ssh_port": kwargs["ssh_port"],
+            "api_port": kwargs["api_port"], "remote_cert_path": kwargs["remote_cert_path"]}
+
+
+def _state(path: Path) -> tuple[bytes, int, int]:
+    info = path.stat()
+    return path.read_bytes(), stat.S_IMODE(info.st_mode), info.st_mtime_ns
+
+
+def test_deploy_installs_on_a_host_and_destroy_leaves_the_machine(micado_stack, host, user_key):
+    before = _state(user_key)
+    client = MicadoClient(launcher="openstack")
+    events: list[tuple[str, str]] = []
+    master_id = client.master.deploy(host=host, progress=lambda *event: events.append(event),
+                                     **deploy_kwargs(micado_stack, user_key))
+    assert master_id.startswith("host-") and len(master_id) == 17
+    stages = {stage for stage, _ in events}
+    assert {"prepare", "ssh", "ansible", "certificate", "store", "done"} <= stages and "launch" not in stages
+    assert _state(user_key) == before  # read, never copied or changed
+    assert micado_stack.cloud.servers == []  # no cloud was asked for anything
+    info = client.master.info()
+    assert info["launcher"] == "none" and info["ip"] == host and info["endpoint"].startswith(f"https://{host}:")
+    from micado.config.store import MasterStore
+
+    record = MasterStore().get(master_id)
+    assert record.extra["deployed"] is True and record.state == "ready"
+    login = client.master.credentials()
+    assert (login.user, login.password) == ("admin", record.micado_password)
+    assert login.grafana_password == record.grafana_password and login.grafana_password
+    assert login.password not in repr(login) and login.grafana_password not in repr(login)
+
+    client.applications.create(app_id="stressng", file=ADTS / "stressng_nova.yaml")
+    assert [app.id for app in client.applications.list()] == ["stressng"]
+
+    again = MicadoClient(launcher="openstack")
+    again.master.destroy(master_id)
+    assert again.master.list() == []
+    (vm,) = micado_stack.vms.vms()  # the machine is still there, still answering SSH
+    assert vm.address == host
+    ssh = subprocess.run(["ssh", "-F", "/dev/null", "-i", str(user_key), "-p", str(micado_stack.ssh_port),
+                          "-o", "StrictHostKeyChecking=no", "-o", "UserKnownHostsFile=/dev/null",
+                          "-o", "BatchMode=yes", f"{micado_stack.vms.user}@{host}", "true"],
+                         capture_output=True, timeout=30)
+    assert ssh.returncode == 0, ssh.stderr
+    assert not list((micado_stack.micado_cli_dir / "certs").iterdir())
+
+
+def test_deploy_refuses_bad_arguments_all_at_once(micado_stack, tmp_path):
+    client = MicadoClient(launcher="openstack")
+    with pytest.raises(InvalidArgument) as caught:
+        client.master.deploy(host="me@10.0.0.1", ssh_key=tmp_path / "nope", ssh_port=0)
+    message = str(caught.value)
+    assert "host" in message and "ssh_key" in message and "ssh_port" in message
+    with pytest.raises(TypeError):
+        client.master.deploy(host="127.0.0.1", ssh_key=tmp_path / "nope", image="ubuntu")  # type: ignore[call-arg]
+    assert client.master.list() == []
+
+
+def test_credentials_need_a_master():
+    with pytest.raises(MicadoException, match="no master"):
+        MicadoClient(launcher="openstack").master.credentials()
+
+
+def test_deploy_and_info_from_the_command_line(micado_stack, host, user_key):
+    options = deploy_kwargs(micado_stack, user_key)
+    deployed = micado("--json", "master", "deploy", "--host", host, "--ssh-key", str(user_key),
+                      "--ssh-user", options["ssh_user"], "--ssh-port", str(options["ssh_port"]),
+                      "--api-port", str(options["api_port"]), "--remote-cert-path", options["remote_cert_path"],
+                      env={"MICADO_PASSWORD": "a-long-web-password"})
+    assert deployed.returncode == 0, deployed.stderr
+    master_id = json.loads(deployed.stdout)["id"]
+    assert "a-long-web-password" not in deployed.stdout + deployed.stderr
+
+    shown = micado("master", "info", master_id)
+    assert shown.returncode == 0 and f"id: {master_id}" in shown.stdout
+    assert "a-long-web-password" not in shown.stdout and "password" not in shown.stdout.replace("show-password", "")
+    secret = micado("--json", "master", "info", master_id, "--show-password")
+    data = json.loads(secret.stdout)
+    assert data["micado_password"] == "a-long-web-password" and data["grafana_password"]
+    listed = micado("--json", "master", "list")
+    assert "a-long-web-password" not in listed.stdout and data["grafana_password"] not in listed.stdout
+    assert micado("master", "info", "ghost").returncode == 2
+
+    destroyed = micado("master", "destroy", master_id)
+    assert destroyed.returncode == 0, destroyed.stderr
+    assert len(micado_stack.vms.vms()) == 1  # never touched
+
+
+def test_deploy_without_required_flags_is_a_usage_error(micado_stack):
+    missing = micado("master", "deploy", "--host", "127.0.0.1")
+    assert missing.returncode == 2 and "--ssh-key" in missing.stderr

@@ -1,0 +1,80 @@
+"""OpenStack users keep their config: ``MicadoClient(cloud=NAME)`` and ``OS_*`` read by openstacksdk's loader."""
+
+from __future__ import annotations
+
+import json
+import stat
+from pathlib import Path
+
+import pytest
+
+from micado import MicadoClient
+from micado.config.credentials import PasswordAuth, load_credentials
+from micado.config.openstack_config import load_cloud
+from micado.exceptions import CredentialsError
+
+ADTS = Path(__file__).parent / "adts"
+
+
+@pytest.fixture
+def clouds_yaml(micado_stack, tmp_path, monkeypatch) -> Path:
+    """The stack's cloud in a clouds.yaml of the user's, and no MiCADO credentials file."""
+    monkeypatch.setenv("HOME", str(tmp_path / "home"))
+    for name in ("OS_CLOUD", "OS_AUTH_URL", "OS_USERNAME", "OS_PASSWORD", "OS_PROJECT_ID"):
+        monkeypatch.delenv(name, raising=False)
+    login = micado_stack.cloud.login
+    (micado_stack.micado_cli_dir / "credentials-cloud-api.yml").unlink()
+    path = tmp_path / "clouds.yaml"
+    path.write_text(json.dumps({"clouds": {"local": {
+        "auth": {"auth_url": login["auth_url"], "username": login["username"], "password": login["password"],
+                 "project_id": login["project_id"], "user_domain_name": login["user_domain_name"] or "Default"},
+        "region_name": login["region"]}}}))  # JSON is YAML
+    monkeypatch.setenv("OS_CLIENT_CONFIG_FILE", str(path))
+    return path
+
+
+def test_use_case_1_through_clouds_yaml(micado_stack, clouds_yaml, monkeypatch):
+    from micado.installer import ansible
+
+    handed: list[tuple[Path, int, object]] = []
+    real_install = ansible.install
+
+    def install(*args, **kwargs):  # the real installer; we only look at the file it gets
+        path = kwargs["cloud_credentials"]
+        handed.append((path, stat.S_IMODE(path.stat().st_mode), load_credentials(path=path)))
+        return real_install(*args, **kwargs)
+
+    monkeypatch.setattr(ansible, "install", install)
+    kwargs = {k: v for k, v in micado_stack.create_kwargs.items()
+              if k not in ("auth_url", "project_id", "region", "user_domain_name")}
+    client = MicadoClient(launcher="openstack", cloud="local")
+    master_id = client.master.create(**kwargs)
+
+    login = micado_stack.cloud.login
+    ((path, mode, credentials),) = handed
+    assert mode == 0o600 and isinstance(credentials, PasswordAuth)
+    assert (credentials.username, credentials.password) == (login["username"], login["password"])
+    assert not path.exists() and not path.parent.exists()  # removed after the play
+    assert not (micado_stack.micado_cli_dir / "credentials-cloud-api.yml").exists()  # the user's dir untouched
+    assert client.master.info()["auth_url"].rstrip("/").startswith(login["auth_url"].rstrip("/"))
+
+    client.applications.create(app_id="stressng", file=ADTS / "stressng_nova.yaml")
+    MicadoClient(launcher="openstack", cloud="local").master.destroy(master_id)  # logs in through clouds.yaml too
+    assert micado_stack.cloud.leftovers()["servers"] == []
+
+
+def test_os_variables_are_read_when_there_is_no_credentials_file(micado_stack, clouds_yaml, monkeypatch):
+    login = micado_stack.cloud.login
+    monkeypatch.setenv("OS_CLIENT_CONFIG_FILE", str(clouds_yaml.parent / "none.yaml"))
+    for name, value in (("OS_AUTH_URL", login["auth_url"]), ("OS_USERNAME", login["username"]),
+                        ("OS_PASSWORD", login["password"]), ("OS_PROJECT_ID", login["project_id"])):
+        monkeypatch.setenv(name, value)
+    cloud = load_cloud(None)
+    assert (cloud.name, cloud.auth_url, cloud.project_id) == ("envvars", login["auth_url"], login["project_id"])
+    assert login["password"] not in repr(cloud)
+    assert MicadoClient(launcher="openstack").master._openstack_cloud() == cloud
+
+
+def test_an_unknown_cloud_lists_the_configured_ones(clouds_yaml):
+    with pytest.raises(CredentialsError, match="'elsewhere'.*clouds configured: local"):
+        load_cloud("elsewhere")
