@@ -18,7 +18,7 @@ setup(
     python_requires=">=3.11",
     packages=find_packages(include=["micado", "micado.*"]),
     include_package_data=True,
-    package_data={"micado.testing": ["playbook/**/*", "examples/*"]},
+    package_data={"micado": ["py.typed"], "micado.testing": ["playbook/**/*", "examples/*"]},
     install_requires=[
         "requests>=2.32,<3",
         "ruamel.yaml>=0.18,<0.20",
@@ -30,7 +30,8 @@ setup(
     extras_require={
         "ec2": ["boto3>=1.34,<2"],
         "testing": ["werkzeug>=3,<4", "boto3>=1.34,<2", "moto[server]>=5.0,<6"],
-        "test": ["werkzeug>=3,<4", "boto3>=1.34,<2", "moto[server]>=5.0,<6", "pytest>=8,<10", "hypothesis>=6.100,<7"],
+        "test": ["werkzeug>=3,<4", "boto3>=1.34,<2", "moto[server]>=5.0,<6", "pytest>=8,<10", "hypothesis>=6.100,<7",
+                 "mypy>=1.15,<2", "ruff>=0.12,<1", "types-requests>=2.32,<3", "boto3-stubs[ec2]>=1.34,<2"],
         "docs": ["sphinx>=8,<10"],
     },
     entry_points={
