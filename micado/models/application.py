@@ -23,6 +23,8 @@ class Application(Model):
     :meth:`reload`, so listing applications costs one request in all.
     """
 
+    collection: Applications  # what made it: Applications.prepare_model passes itself
+
     @property
     def adaptors(self) -> dict[str, str]:
         """The status reported by each MiCADO adaptor, e.g. ``{"KubernetesAdaptor": "Executed"}``.

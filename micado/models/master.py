@@ -9,6 +9,7 @@ installer of :mod:`micado.installer`, the API client of :mod:`micado.api`) is in
 
 from __future__ import annotations
 
+import builtins
 import html
 import logging
 from pathlib import Path
@@ -277,7 +278,9 @@ class MicadoMaster:
         self._record, self._api = None, None
         report("destroy", f"master {record.id} destroyed")
 
-    def cleanup(self, *, dry_run: bool = False, progress: ProgressCallback | bool | None = None) -> list[CleanupItem]:
+    def cleanup(
+        self, *, dry_run: bool = False, progress: ProgressCallback | bool | None = None
+    ) -> builtins.list[CleanupItem]:  # (``list`` here is the method above)
         """Find and remove what killed creates left behind.
 
         ``create`` records its intent (state ``creating``) before it touches the cloud,
