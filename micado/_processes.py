@@ -12,8 +12,8 @@ from __future__ import annotations
 import logging
 import os
 import signal
+from collections.abc import Callable, Mapping
 from pathlib import Path
-from typing import Callable, Mapping
 
 from micado.exceptions import MicadoTimeout
 from micado.progress import wait_until

@@ -19,7 +19,7 @@ __all__ = ["MicadoClient", "LAUNCHERS"]
 #: The cloud interfaces a master can be created on.
 LAUNCHERS = tuple(_REGISTRY)
 
-Verify = bool | str | os.PathLike
+Verify = bool | str | os.PathLike[str]
 
 
 class MicadoClient:

@@ -16,6 +16,7 @@ download therefore go through two helpers here:
 
 from __future__ import annotations
 
+import contextlib
 import heapq
 import itertools
 import logging
@@ -144,12 +145,10 @@ class _Watchdog:
 
 def _shutdown(sock: socket.socket) -> None:
     """Unblock any thread reading or writing ``sock``: it sees the connection end."""
-    try:
-        # The plain socket call, also for a TLS socket: it acts on the file descriptor,
-        # leaving the TLS object alone while another thread may be inside it.
+    # The plain socket call, also for a TLS socket: it acts on the file descriptor,
+    # leaving the TLS object alone while another thread may be inside it.
+    with contextlib.suppress(OSError):  # already closed or not connected
         socket.socket.shutdown(sock, socket.SHUT_RDWR)
-    except OSError:  # already closed or not connected
-        pass
 
 
 _watchdog = _Watchdog()
@@ -201,7 +200,7 @@ class _WatchedConnection(HTTPConnection):
         _attach(sock)  # before the TLS handshake, which a slow server could drag out too
         return sock
 
-    def request(self, *args: Any, **kwargs: Any) -> None:  # type: ignore[override]
+    def request(self, *args: Any, **kwargs: Any) -> None:
         _attach(self.sock)  # a kept-alive connection; a new one attaches in _new_conn
         super().request(*args, **kwargs)
 

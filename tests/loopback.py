@@ -9,7 +9,7 @@ import tempfile
 import threading
 import time
 from collections.abc import Callable, Iterable, Iterator
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 from pathlib import Path
 
 #: A handler gets the connection (the request already read) and the server's stop event.
@@ -136,10 +136,8 @@ def raw_server(
         stop.set()
         thread.join()
         for conn in held:
-            try:
+            with suppress(OSError):
                 conn.shutdown(socket.SHUT_RDWR)
-            except OSError:
-                pass
             conn.close()
         for worker in workers:
             worker.join(timeout=5)

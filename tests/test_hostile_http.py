@@ -287,9 +287,8 @@ def test_an_endless_file_is_refused_by_size(offline_client):
     took, error = timed(lambda: offline_client.applications.create(app_id="ok", file="/dev/zero"))
     assert isinstance(error, InvalidArgument) and "64 MiB" in str(error), error
     assert took < 5
-    with open("/dev/zero", "rb") as endless:
-        with pytest.raises(InvalidArgument, match="64 MiB"):
-            offline_client.applications.update("ok", file=endless)
+    with open("/dev/zero", "rb") as endless, pytest.raises(InvalidArgument, match="64 MiB"):
+        offline_client.applications.update("ok", file=endless)
 
 
 def test_a_large_file_is_refused_before_it_is_read(offline_client, tmp_path):

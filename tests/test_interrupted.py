@@ -99,7 +99,7 @@ def test_a_create_running_elsewhere_is_never_cleaned_up(micado_stack) -> None:
             with pytest.raises(MicadoException, match="is being created"):
                 other.master.destroy(listed["id"])
 
-    master_id = client.master.create(progress=progress, **micado_stack.create_kwargs)
+    client.master.create(progress=progress, **micado_stack.create_kwargs)
     assert created
     assert [m["state"] for m in client.master.list()] == ["ready"]
     client.master.destroy()

@@ -16,7 +16,7 @@ import time
 import pytest
 
 from micado.config.credentials import EC2Auth
-from micado.exceptions import InvalidArgument, LaunchError, MicadoException, MicadoTimeout
+from micado.exceptions import InvalidArgument, LaunchError, MicadoTimeout
 from micado.launcher.base import LaunchedVM, LaunchSpec
 from micado.launcher.ec2 import ALLOCATED_TAG, LAUNCH_TAG, EC2Launcher
 from micado.testing.ec2 import EC2Emulator

@@ -354,9 +354,8 @@ def test_writer_killed_mid_write_leaves_the_previous_file(micado_dir: Path, tmp_
         (temp,) = micado_dir.glob(".data.yml.*.tmp")
         assert temp.stat().st_size > 0
         # The child holds the lock while it writes.
-        with open(paths.store_lock_file(), "rb") as lock:
-            with pytest.raises(BlockingIOError):
-                fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        with open(paths.store_lock_file(), "rb") as lock, pytest.raises(BlockingIOError):
+            fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
         # Readers take no lock and see the old content during the write...
         assert [r.id for r in store.list()] == ["m-1"]
     finally:

@@ -6,19 +6,36 @@ Each method makes exactly one HTTP call and returns the server's JSON answer.
 from __future__ import annotations
 
 from collections.abc import Mapping
-from typing import TYPE_CHECKING, Any
+from typing import IO, Any, Protocol
 
 from micado.api.encoding import AdtSource, FileSource, encode_body, validate_app_id
 from micado.exceptions import InvalidArgument, ProtocolError
 
-if TYPE_CHECKING:
-    from micado.api.client import SubmitterClient
+
+class _Transport(Protocol):
+    """What the mixin uses of :class:`~micado.api.client.SubmitterClient`."""
+
+    timeout: float
+    deploy_timeout: float
+
+    def url(self, *segments: str) -> str: ...
+
+    def request(
+        self,
+        method: str,
+        url: str,
+        *,
+        timeout: float,
+        json_body: Mapping[str, Any] | None = None,
+        data: Mapping[str, str] | None = None,
+        files: Mapping[str, tuple[str, IO[bytes] | bytes]] | None = None,
+    ) -> dict[str, Any]: ...
 
 
 class ApplicationsMixin:
     """Calls on ``{base}/applications/``; mixed into :class:`~micado.api.client.SubmitterClient`."""
 
-    def list_applications(self: SubmitterClient, *, timeout: float | None = None) -> list[str]:
+    def list_applications(self: _Transport, *, timeout: float | None = None) -> list[str]:
         """``GET applications/``: the ids of the applications on the master.
 
         Raises:
@@ -31,7 +48,7 @@ class ApplicationsMixin:
             raise ProtocolError(f"answer has no 'applications' list: {body!r}", method="GET", url=url)
         return [str(app_id) for app_id in ids]
 
-    def inspect_application(self: SubmitterClient, app_id: str, *, timeout: float | None = None) -> dict[str, Any]:
+    def inspect_application(self: _Transport, app_id: str, *, timeout: float | None = None) -> dict[str, Any]:
         """``GET applications/<id>/``: the application's details (``adaptors``: adaptor → status).
 
         Raises:
@@ -41,7 +58,7 @@ class ApplicationsMixin:
         return self.request("GET", url, timeout=timeout or self.timeout)
 
     def create_application(
-        self: SubmitterClient,
+        self: _Transport,
         app_id: str | None = None,
         *,
         adt: AdtSource = None,
@@ -63,7 +80,7 @@ class ApplicationsMixin:
         return self.request("POST", self.url(*segments), timeout=timeout or self.deploy_timeout, **body)
 
     def update_application(
-        self: SubmitterClient,
+        self: _Transport,
         app_id: str,
         *,
         adt: AdtSource = None,
@@ -84,7 +101,7 @@ class ApplicationsMixin:
         return self.request("PUT", target, timeout=timeout or self.deploy_timeout, **body)
 
     def delete_application(
-        self: SubmitterClient, app_id: str, *, force: bool = False, timeout: float | None = None
+        self: _Transport, app_id: str, *, force: bool = False, timeout: float | None = None
     ) -> dict[str, Any]:
         """``DELETE applications/<id>/`` with the form field ``force`` (the only place the server reads it).
 

@@ -83,7 +83,7 @@ class SubmitterClient(ApplicationsMixin):
         self,
         endpoint: str,
         version: str = "v2.0",
-        verify: bool | str | os.PathLike = True,
+        verify: bool | str | os.PathLike[str] = True,
         auth: tuple[str, str] | None = None,
         timeout: float = DEFAULT_TIMEOUT,
         deploy_timeout: float = DEFAULT_DEPLOY_TIMEOUT,
@@ -96,7 +96,8 @@ class SubmitterClient(ApplicationsMixin):
         self.deploy_timeout = checks.seconds("deploy_timeout", deploy_timeout)
         self.max_answer = checks.byte_count("max_answer", max_answer)
         self.session = transfer.session(session)
-        self.session.auth = _check_auth(auth)
+        # requests sends a (bytes, bytes) pair as is; types-requests only allows (str, str).
+        self.session.auth = _check_auth(auth)  # type: ignore[assignment]
         self.session.headers["Accept"] = "application/json"
         if self.verify is False:
             _warn_insecure(urlsplit(self.base_url).hostname or "")
@@ -324,7 +325,9 @@ def _check_auth(auth: object) -> tuple[bytes, bytes] | None:
         raise InvalidArgument("auth must be a (user, password) pair of non-empty strings")
     user, password = auth
     if ":" in user:
-        raise InvalidArgument(f"auth user {user!r} must not contain ':' (basic auth puts one between user and password)")
+        raise InvalidArgument(
+            f"auth user {user!r} must not contain ':' (basic auth puts one between user and password)"
+        )
     try:
         return (user.encode("utf-8"), password.encode("utf-8"))
     except UnicodeEncodeError:

@@ -15,7 +15,7 @@ from micado import checks
 from micado.exceptions import InvalidArgument
 
 AdtSource = Mapping[str, Any] | str | None
-FileSource = str | os.PathLike | IO[bytes] | None
+FileSource = str | os.PathLike[str] | IO[bytes] | None
 
 #: Bytes an ADT given as ``file=`` may have. Real ADTs are kilobytes, CSARs a few
 #: megabytes; the body is built in memory, so a larger file (or an endless one such

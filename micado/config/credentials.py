@@ -54,9 +54,10 @@ one alias, ``access_token: *OPENID``, is far below that).
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable, Mapping
+from typing import Any
 
 from micado.config import paths
 from micado.config._yaml import MAX_YAML_BYTES, Refused, YamlSyntaxError, read_limited, safe_load
@@ -577,7 +578,7 @@ def _check_unknown_keys(
 def _pair(auth_data: Mapping[str, Any], method: _Method, file: Path, where: str) -> tuple[str, str]:
     """The two values of the chosen method, as text that is not a template placeholder."""
     first, second = (_text(auth_data, key, file, where) for key in method.keys)
-    for key, value in zip(method.keys, (first, second)):
+    for key, value in zip(method.keys, (first, second), strict=True):
         if value.strip() in _PLACEHOLDERS:
             raise CredentialsError(
                 f"{file}: {where}.{key} still holds the template's placeholder; "

@@ -40,6 +40,7 @@ On disk:
 
 from __future__ import annotations
 
+import builtins
 import dataclasses
 import fcntl
 import json
@@ -48,7 +49,7 @@ import os
 import tempfile
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 
 from micado.config.files import write_private
@@ -97,7 +98,7 @@ class MasterStore:
 
     # --- reading ---------------------------------------------------------------------------
 
-    def list(self) -> list[MasterRecord]:
+    def list(self) -> builtins.list[MasterRecord]:
         """Return every stored master, oldest first.
 
         Raises:
@@ -139,7 +140,7 @@ class MasterStore:
             record = dataclasses.replace(record, created=_now())
         stored = dataclasses.replace(record, extra=json.loads(json.dumps(record.extra)))
 
-        def change(records: list[MasterRecord]) -> None:
+        def change(records: builtins.list[MasterRecord]) -> None:
             if any(r.id == stored.id for r in records):
                 raise StoreError(
                     f"a master with id {stored.id!r} is already recorded in {self.path}; "
@@ -165,9 +166,9 @@ class MasterStore:
             StoreError: the store cannot be read or written.
         """
         validate_record(record)
-        result: list[MasterRecord] = []
+        result: builtins.list[MasterRecord] = []
 
-        def change(records: list[MasterRecord]) -> None:
+        def change(records: builtins.list[MasterRecord]) -> None:
             index = self._index(records, record.id)
             created = record.created if record.created is not None else records[index].created
             records[index] = dataclasses.replace(
@@ -202,7 +203,7 @@ class MasterStore:
             record = dataclasses.replace(record, created=_now())
         stored = dataclasses.replace(record, extra=json.loads(json.dumps(record.extra)))
 
-        def change(records: list[MasterRecord]) -> None:
+        def change(records: builtins.list[MasterRecord]) -> None:
             index = self._index(records, old_id)
             if any(r.id == stored.id for i, r in enumerate(records) if i != index):
                 raise StoreError(f"a master with id {stored.id!r} is already recorded in {self.path}")
@@ -224,20 +225,20 @@ class MasterStore:
             MasterNotFound: no master with that id (the known ids are listed).
             StoreError: the store cannot be read or written.
         """
-        removed: list[MasterRecord] = []
+        removed: builtins.list[MasterRecord] = []
         self._modify(lambda records: removed.append(records.pop(self._index(records, master_id))))
         return removed[0]
 
     # --- internals -------------------------------------------------------------------------
 
-    def _index(self, records: list[MasterRecord], master_id: str) -> int:
+    def _index(self, records: builtins.list[MasterRecord], master_id: str) -> int:
         for index, record in enumerate(records):
             if record.id == master_id:
                 return index
         known = ", ".join(r.id for r in records) if records else "none, the store is empty"
         raise MasterNotFound(f"no master with id {master_id!r} in {self.path}; known ids: {known}")
 
-    def _modify(self, change: Callable[[list[MasterRecord]], None]) -> None:
+    def _modify(self, change: Callable[[builtins.list[MasterRecord]], None]) -> None:
         """Read, change and write the store, all under the exclusive lock."""
         with self._locked():
             self._remove_stale_temp_files()
@@ -248,7 +249,7 @@ class MasterStore:
                 logger.info("rewriting %s (written by micado-client 0.9) in the new form", self.path)
             self._write(_store_format.dump(records, key))
 
-    def _read(self) -> tuple[list[MasterRecord], bool]:
+    def _read(self) -> tuple[builtins.list[MasterRecord], bool]:
         """Return the records and whether the file is in the 0.9 format."""
         try:
             text = read_limited(self.path, MAX_FILE_BYTES, follow_symlinks=False)
@@ -325,10 +326,10 @@ class MasterStore:
                 os.fsync(file.fileno())
             os.link(temp, self.key_path)
         except FileExistsError:  # made meanwhile by a process that does not share our lock
-            key = self._read_key_file()  # (or a symbolic link, dangling or not: refused)
-            if key is None:
+            existing = self._read_key_file()  # (or a symbolic link, dangling or not: refused)
+            if existing is None:
                 raise StoreError(f"the key file {self.key_path} appeared and vanished; try again") from None
-            return key
+            return existing
         except OSError as exc:
             raise StoreError(f"cannot create the key file {self.key_path}: {_reason(exc)}") from None
         finally:
@@ -385,7 +386,7 @@ class MasterStore:
 
 
 def _now() -> str:
-    return datetime.now(timezone.utc).isoformat(timespec="seconds").replace("+00:00", "Z")
+    return datetime.now(UTC).isoformat(timespec="seconds").replace("+00:00", "Z")
 
 
 def _symlink_refused(path: Path, what: str) -> StoreError | None:

@@ -185,7 +185,7 @@ class _BoundedStream:
     :func:`check_members`.
     """
 
-    def __init__(self, stream: BinaryIO, limit: int, source: str) -> None:
+    def __init__(self, stream: BinaryIO | io.BufferedIOBase, limit: int, source: str) -> None:
         self._stream = stream
         self._limit = limit
         self._source = source
@@ -221,7 +221,7 @@ class _BoundedStream:
         return self._stream.tell()
 
 
-def _uncompressed(raw: BinaryIO) -> BinaryIO:
+def _uncompressed(raw: BinaryIO) -> BinaryIO | io.BufferedIOBase:
     """The tar stream inside ``raw``, decompressed as its first bytes say (gzip, bzip2, xz)."""
     magic = raw.read(6)
     raw.seek(0)
@@ -415,7 +415,9 @@ def safe_extract(archive_path: Path, dest: Path) -> Path:
     try:
         with open(archive_path, "rb") as raw, _uncompressed(raw) as stream:
             bounded = _BoundedStream(stream, _stream_limit(), str(archive_path))
-            with tarfile.open(fileobj=bounded, mode="r:") as archive:  # type: ignore[arg-type]
+            # typeshed's fileobj protocol also wants write() and close(), which tarfile never
+            # calls on a file object it was given for reading.
+            with tarfile.open(fileobj=bounded, mode="r:") as archive:  # type: ignore[call-overload]
                 members = check_members(archive, source=str(archive_path))
                 archive.extractall(dest, members=members, filter="data")
     except tarfile.FilterError as exc:

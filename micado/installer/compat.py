@@ -507,7 +507,7 @@ class _Scanner:
                 self.tasks(keys[name][1], handlers=False)
         if "handlers" in keys:
             self.tasks(keys["handlers"][1], handlers=True)
-        for role in _sequence(keys["roles"][1]) if "roles" in keys else []:
+        for role in (_sequence(keys["roles"][1]) if "roles" in keys else None) or []:  # roles: not a list: none
             if _mapping(role) is not None:
                 self.keywords(_keys(role))
 

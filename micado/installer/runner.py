@@ -11,6 +11,7 @@ past its deadline is killed with its whole process group and becomes a
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 import os
@@ -24,9 +25,10 @@ import sys
 import tempfile
 import threading
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Sequence, TextIO
+from typing import TYPE_CHECKING, TextIO
 
 from micado._processes import descendants, marked_processes, terminate
 from micado.config import paths
@@ -192,14 +194,10 @@ def _stop_tree(process: subprocess.Popen[str], marker: str, grace: float = 5.0) 
     Ansible's workers call ``setsid()`` and leave the group, and one blocked on a pipe
     would otherwise live on holding an SSH session to the master.
     """
-    try:
+    with contextlib.suppress(ProcessLookupError, PermissionError):
         os.killpg(process.pid, signal.SIGTERM)
-    except (ProcessLookupError, PermissionError):
-        pass
-    try:
+    with contextlib.suppress(MicadoTimeout):
         wait_until(process.poll, what="ansible-playbook to exit", timeout=grace, interval=0.05, max_interval=0.2)
-    except MicadoTimeout:
-        pass
     _stop_marked(process, marker, grace)
 
 

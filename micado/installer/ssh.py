@@ -23,16 +23,20 @@ import socket
 import subprocess
 import tempfile
 import time
+from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Iterator
+from typing import TYPE_CHECKING
 
 from micado import checks
 from micado.config import paths
 from micado.config.files import write_private
 from micado.exceptions import InstallError, InvalidArgument, MicadoTimeout
 from micado.progress import ProgressCallback, silent, wait_until
+
+if TYPE_CHECKING:
+    from Crypto.PublicKey.ECC import EccKey  # imported when used: a heavy import
 
 __all__ = [
     "KeyPair",
@@ -120,7 +124,7 @@ def ensure_keypair() -> KeyPair:
     return KeyPair(private_key=private_path, public_key=public_line)
 
 
-def _load_private_key(path: Path):  # -> Crypto.PublicKey.ECC.EccKey (a heavy import)
+def _load_private_key(path: Path) -> EccKey:
     from Crypto.PublicKey import ECC
 
     mode = path.stat().st_mode & 0o777

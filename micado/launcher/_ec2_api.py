@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import importlib.util
 import sys
-from collections.abc import Collection
+from collections.abc import Collection, Mapping
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
@@ -151,7 +151,8 @@ class EC2Api:
                 return None
             raise self.translate(exc, doing) from exc
         answer.pop("ResponseMetadata", None)
-        return answer
+        result: dict[str, Any] = answer
+        return result
 
     def close(self) -> None:
         """Close the clients' connections; the next call makes new clients."""
@@ -165,10 +166,11 @@ class EC2Api:
 
         where = self.where
         if isinstance(exc, bc.ClientError):
-            error = exc.response.get("Error") or {}
+            error: Mapping[str, Any] = exc.response.get("Error") or {}
             code = str(error.get("Code") or "?")
             message = str(error.get("Message") or exc)
-            status = (exc.response.get("ResponseMetadata") or {}).get("HTTPStatusCode")
+            metadata: Mapping[str, Any] = exc.response.get("ResponseMetadata") or {}
+            status = metadata.get("HTTPStatusCode")
             if code in AUTH_CODES or code.startswith("AuthFailure"):
                 return LaunchError(
                     f"authentication failed at {where} for {self.login()}: the cloud refused the credentials "

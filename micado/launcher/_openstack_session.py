@@ -125,7 +125,8 @@ class OpenStackSession:
     def _project(self) -> str:
         """The id of the project the token is scoped to (application credentials bring their own)."""
         self._connect()
-        return self._call("log in", self._session.get_project_id)
+        project_id: str = self._call("log in", self._session.get_project_id)
+        return project_id
 
 
     def close(self) -> None:

@@ -306,7 +306,7 @@ class Launcher(ABC):
             MicadoTimeout: a server was still there at the deadline.
         """
 
-    def close(self) -> None:
+    def close(self) -> None:  # noqa: B027 - not abstract: a launcher without connections keeps this no-op
         """Release connections; the launcher reconnects if used again."""
 
     def __enter__(self) -> Launcher:

@@ -116,7 +116,7 @@ class EC2Launcher(Launcher):
         request_timeout: float = 30.0,
         connect_timeout: float = 10.0,
         max_attempts: int = 3,
-        verify: bool | str | os.PathLike = True,
+        verify: bool | str | os.PathLike[str] = True,
     ) -> None:
         require_boto3()
         from micado.config.credentials import EC2Auth
@@ -181,7 +181,7 @@ class EC2Launcher(Launcher):
         return {"region": self.region, "endpoint_url": self.endpoint_url, "address": self.address}
 
     @classmethod
-    def from_record(cls, credentials: EC2Auth, fields: dict[str, Any], **options: Any) -> EC2Launcher:
+    def from_record(cls, credentials: EC2Auth, fields: Mapping[str, Any], **options: Any) -> EC2Launcher:
         """Build the launcher a record was made with (see :meth:`record_fields`).
 
         Args:
@@ -192,7 +192,7 @@ class EC2Launcher(Launcher):
         Raises:
             InvalidArgument: ``fields`` lacks the region, or a value is malformed.
         """
-        if not isinstance(fields, dict) or not fields.get("region"):
+        if not isinstance(fields, Mapping) or not fields.get("region"):
             raise InvalidArgument(f"an EC2 master record needs a region; it has: {sorted(fields or {})}")
         return cls(credentials, region=fields["region"], endpoint_url=fields.get("endpoint_url"),
                    address=fields.get("address") or "public", **options)

@@ -95,7 +95,7 @@ class OpenStackLauncher(FloatingIPs, Launcher):
         region: str | None = None,
         user_domain_name: str = "Default",
         request_timeout: float = 30.0,
-        verify: bool | str | os.PathLike = True,
+        verify: bool | str | os.PathLike[str] = True,
     ) -> None:
         from micado.config.credentials import ApplicationCredentialAuth, OIDCAuth, PasswordAuth
 
@@ -153,7 +153,8 @@ class OpenStackLauncher(FloatingIPs, Launcher):
     def from_arguments(cls, credentials: Any, arguments: Mapping[str, Any]) -> OpenStackLauncher:
         """The launcher for ``create()``'s cloud arguments (``auth_url``, ``project_id``, ``region``,
         ``user_domain_name``); see :meth:`Launcher.from_arguments`."""
-        return cls(credentials, auth_url=arguments.get("auth_url"), project_id=arguments.get("project_id"),
+        auth_url: Any = arguments.get("auth_url")  # None or malformed: the constructor says so
+        return cls(credentials, auth_url=auth_url, project_id=arguments.get("project_id"),
                    region=arguments.get("region"), user_domain_name=arguments.get("user_domain_name") or "Default")
 
     def record_fields(self) -> dict[str, Any]:
@@ -164,7 +165,8 @@ class OpenStackLauncher(FloatingIPs, Launcher):
     @classmethod
     def from_record(cls, credentials: Any, fields: Mapping[str, Any]) -> OpenStackLauncher:
         """The launcher for a master record's :meth:`record_fields`."""
-        return cls(credentials, auth_url=fields.get("auth_url"), project_id=fields.get("project_id"),
+        auth_url: Any = fields.get("auth_url")  # None or malformed: the constructor says so
+        return cls(credentials, auth_url=auth_url, project_id=fields.get("project_id"),
                    region=fields.get("region_name"), user_domain_name=fields.get("user_domain_name") or "Default")
 
 
@@ -346,8 +348,8 @@ class OpenStackLauncher(FloatingIPs, Launcher):
         for ip in self._call("list floating IPs", lambda: list(sdk.network.ips())):
             description = ip.description or ""
             if description.startswith(FLOATING_IP_MARK):
-                ports = [] if not ip.port_id else self._call(
-                    "get the floating IP's port", lambda: [sdk.network.get_port(ip.port_id)])
+                ports = [] if not ip.port_id else [
+                    self._call("get the floating IP's port", sdk.network.get_port, ip.port_id)]
                 found.append(MarkedResource(
                     kind="address", id=ip.id, name=description[len(FLOATING_IP_MARK):],
                     address=ip.floating_ip_address, attached_to=ports[0].device_id if ports else None))

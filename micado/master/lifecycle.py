@@ -17,7 +17,7 @@ import socket
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -174,6 +174,7 @@ class Creation:
         from micado.launcher.base import LaunchSpec, cloud_init_user_data
 
         spec = self.spec
+        assert spec.image is not None and spec.flavor is not None  # required by every launcher: checked()
         ansible.check_web_credentials(spec.micado_user, self.password)
         cls = launcher_class(self.launcher_name)
         credentials = self.cloud.credentials if self.cloud is not None else load_credentials(cls.credential_type)
@@ -282,7 +283,7 @@ class Creation:
         grafana = self.settings.get("grafana_admin_pwd")
         record = self._record_base(
             id=vm.server_id, ip=vm.ip, endpoint=f"https://{host}/toscasubmitter/", cert_path=self.cert_path,
-            name=vm.name, created=datetime.now(timezone.utc).isoformat(timespec="seconds"),
+            name=vm.name, created=datetime.now(UTC).isoformat(timespec="seconds"),
             grafana_password=grafana if isinstance(grafana, str) else None,
             extra={
                 "ssh_user": spec.ssh_user, "ssh_port": spec.ssh_port, "api_port": spec.api_port,

@@ -15,14 +15,16 @@ those, :func:`clean_up` finds
 from __future__ import annotations
 
 import getpass
+import itertools
 import json
 import logging
 import os
 import shutil
 import socket
 import tempfile
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
+from functools import partial
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -104,8 +106,6 @@ def clean_up(
     Returns:
         What was found, each item saying whether it was removed.
     """
-    from micado.installer.runner import RUN_MARKER
-
     items: list[CleanupItem] = []
     live = [r for r in records if r.state == "ready" or creator_running(r)]
     stale = [r for r in records if r not in live]
@@ -124,7 +124,27 @@ def clean_up(
             item.error = str(exc)
             log.warning("cleanup: could not remove %s %s: %s", item.kind, item.id, exc)
 
-    # 1. the clouds: servers and addresses that carry our marks and that nobody owns
+    # Each source is read lazily, so each item is acted on before the next one is looked for.
+    for item, action in itertools.chain(
+        _cloud_leftovers(records, launcher_for, owned_servers, owned_names, report),
+        _stale_leftovers(stale, forget),
+        _folder_leftovers(live),
+    ):
+        act(item, action)
+    return items
+
+
+_Leftover = tuple[CleanupItem, Callable[[], object]]
+
+
+def _cloud_leftovers(
+    records: list[MasterRecord],
+    launcher_for: Callable[[MasterRecord], Launcher],
+    owned_servers: set[str],
+    owned_names: set[str | None],
+    report: ProgressCallback,
+) -> Iterator[_Leftover]:
+    """1. the clouds: servers and addresses that carry our marks and that nobody owns."""
     seen: dict[tuple[str, str], MasterRecord] = {}
     for record in records:  # one look per cloud; a deployed host has none
         if record.launcher == "none":
@@ -138,39 +158,42 @@ def clean_up(
                    and m.name not in owned_names}
         for resource in marked:
             if resource.kind == "server" and resource.id in orphans:
-                act(CleanupItem("server", resource.id, f"{resource.name}, launched by micado-client, no master"),
-                    lambda resource=resource: launcher.remove_marked(resource, progress=report))
+                yield (CleanupItem("server", resource.id, f"{resource.name}, launched by micado-client, no master"),
+                       partial(launcher.remove_marked, resource, progress=report))
         for resource in marked:
             if (resource.kind == "address" and resource.name not in owned_names
                     and (resource.attached_to is None or resource.attached_to in orphans)):
-                act(CleanupItem("address", resource.id, f"{resource.address}, allocated for {resource.name}"),
-                    lambda resource=resource: launcher.remove_marked(resource, progress=report))
+                yield (CleanupItem("address", resource.id, f"{resource.address}, allocated for {resource.name}"),
+                       partial(launcher.remove_marked, resource, progress=report))
 
-    # 2. stale records: their Ansible runs, working copies and the record itself
+
+def _stale_leftovers(stale: list[MasterRecord], forget: Callable[[MasterRecord], None]) -> Iterator[_Leftover]:
+    """2. stale records: their Ansible runs, working copies and the record itself."""
+    from micado.installer.runner import RUN_MARKER
+
     for record in stale:
         server_id = record.extra.get("server_id")
         if server_id:
             pids = processes_with_variable(RUN_MARKER, f"{server_id}/")
             if pids:
-                act(CleanupItem("processes", " ".join(map(str, sorted(pids))), f"ansible-playbook for {server_id}"),
-                    lambda server_id=server_id: terminate(
-                        lambda: processes_with_variable(RUN_MARKER, f"{server_id}/"), f"the run for {server_id}",
-                        stage="cleanup"))
-        act(CleanupItem("record", record.id, f"stuck in 'creating' since {record.created}; its process is gone"),
-            lambda record=record: forget(record))
+                yield (CleanupItem("processes", " ".join(map(str, sorted(pids))), f"ansible-playbook for {server_id}"),
+                       partial(terminate, partial(processes_with_variable, RUN_MARKER, f"{server_id}/"),
+                               f"the run for {server_id}", stage="cleanup"))
+        yield (CleanupItem("record", record.id, f"stuck in 'creating' since {record.created}; its process is gone"),
+               partial(forget, record))
 
-    # 3. working copies and control folders nobody owns
+
+def _folder_leftovers(live: list[MasterRecord]) -> Iterator[_Leftover]:
+    """3. working copies and control folders nobody owns."""
     work_root = paths.micado_dir() / "work"
     owned_work = {r.extra.get("server_id") or r.id for r in live if r.state == "creating"}
     for folder in sorted(work_root.iterdir()) if work_root.is_dir() else []:
         if folder.name not in owned_work:
-            act(CleanupItem("working copy", str(folder), "no create running for it"),
-                lambda folder=folder: _remove_tree(folder))
+            yield CleanupItem("working copy", str(folder), "no create running for it"), partial(_remove_tree, folder)
     if not any(r.state == "creating" for r in live):
         for folder in _control_folders():
-            act(CleanupItem("control folder", str(folder), "ssh sockets of an ended Ansible run"),
-                lambda folder=folder: _remove_tree(folder))
-    return items
+            yield (CleanupItem("control folder", str(folder), "ssh sockets of an ended Ansible run"),
+                   partial(_remove_tree, folder))
 
 
 def _remove_tree(folder: Path) -> None:

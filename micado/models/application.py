@@ -32,6 +32,8 @@ class Application(Model):
         collection: the :class:`Applications` it belongs to (update and delete go through it).
     """
 
+    collection: Applications  # what made it: Applications.prepare_model passes itself
+
     @property
     def adaptors(self) -> dict[str, str]:
         """The status reported by each MiCADO adaptor, e.g. ``{"KubernetesAdaptor": "Executed"}``.

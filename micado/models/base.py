@@ -27,7 +27,8 @@ class Model:
     @property
     def id(self) -> str:
         """The object's id on the server."""
-        return self.attrs["id"]
+        model_id: str = self.attrs["id"]
+        return model_id
 
     def reload(self) -> None:
         """Read the object's details from the server again."""

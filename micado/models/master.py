@@ -9,6 +9,7 @@ installer of :mod:`micado.installer`, the API client of :mod:`micado.api`) is in
 
 from __future__ import annotations
 
+import builtins
 import html
 import logging
 from dataclasses import dataclass, field
@@ -402,7 +403,9 @@ class MicadoMaster:
             log.info("master %s: deleting its VM", record.id)
             launcher.delete(LaunchedVM.from_dict(record.extra), timeout=timeout, progress=report)
 
-    def cleanup(self, *, dry_run: bool = False, progress: ProgressCallback | bool | None = None) -> list[CleanupItem]:
+    def cleanup(
+        self, *, dry_run: bool = False, progress: ProgressCallback | bool | None = None
+    ) -> builtins.list[CleanupItem]:  # (``list`` here is the method above)
         """Find and remove what killed creates left behind.
 
         ``create`` records its intent (state ``creating``) before it touches the cloud,

@@ -8,8 +8,10 @@ from __future__ import annotations
 
 import base64
 import binascii
+import contextlib
 import re
-from typing import Any, Mapping
+from collections.abc import Mapping
+from typing import Any
 
 from micado.exceptions import LaunchError
 
@@ -71,7 +73,7 @@ def authorized_keys_from_user_data(user_data: str) -> list[str]:
     return keys
 
 
-def _key_list(mapping: dict, where: str) -> list[Any]:
+def _key_list(mapping: dict[str, Any], where: str) -> list[Any]:
     keys: list[Any] = []
     for name in ("ssh_authorized_keys", "ssh-authorized-keys"):
         value = mapping.get(name)
@@ -110,8 +112,7 @@ def user_data_text(server: Mapping[str, Any]) -> str:
         raw = raw.decode("utf-8", "replace")
     text = str(raw)
     if not text.lstrip().startswith("#"):
-        try:
+        # not base64 either: the cloud-config check names what it starts with
+        with contextlib.suppress(binascii.Error, ValueError):
             text = base64.b64decode(text, validate=True).decode("utf-8", "replace")
-        except (binascii.Error, ValueError):
-            pass  # not base64 either: the cloud-config check names what it starts with
     return text

@@ -78,7 +78,7 @@ class EC2Emulator:
     """
 
     def __init__(self, *, region: str = "eu-west-1", vms: VMPool | None = None, address: str = "public",
-                 poll_interval: float = 0.05, log_dir: str | os.PathLike | None = None) -> None:
+                 poll_interval: float = 0.05, log_dir: str | os.PathLike[str] | None = None) -> None:
         if address not in ("public", "private"):
             raise InvalidArgument(f"address must be 'public' or 'private', not {address!r}")
         self.region = region

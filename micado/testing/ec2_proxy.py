@@ -25,8 +25,8 @@ import logging
 import re
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Callable
 from urllib.parse import parse_qs, urlsplit
 
 __all__ = ["EC2Faults", "FaultProxy"]
@@ -182,7 +182,9 @@ class FaultProxy:
             return
         self._send(handler, status, data, headers)
 
-    def _forward(self, handler: http.server.BaseHTTPRequestHandler, body: bytes) -> tuple[int, list, bytes]:
+    def _forward(
+        self, handler: http.server.BaseHTTPRequestHandler, body: bytes
+    ) -> tuple[int, list[tuple[str, str]], bytes]:
         connection = http.client.HTTPConnection("127.0.0.1", self.upstream_port, timeout=_UPSTREAM_TIMEOUT)
         try:
             headers = {k: v for k, v in handler.headers.items() if k.lower() not in ("connection", "keep-alive")}

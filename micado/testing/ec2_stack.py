@@ -33,11 +33,15 @@ class EC2Stack(LocalStack):
         cloud: the :class:`~micado.testing.ec2.EC2Emulator`.
     """
 
+    # Not a subclass of LocalStack's OpenStackEmulator: every method that uses the cloud's
+    # own API is overridden here. (A LocalStack generic in its cloud would say so properly.)
+    cloud: EC2Emulator  # type: ignore[assignment]
+
     def __init__(self, base_dir: str | os.PathLike[str] | None = None, *, layout: str = "0.12",
                  fail_playbook: bool = False, address: str = "public") -> None:
         super().__init__(base_dir, layout=layout, fail_playbook=fail_playbook)
         self.address = address
-        self.cloud = EC2Emulator(vms=self.vms, address=address, log_dir=self.base_dir / "moto")  # type: ignore[assignment]
+        self.cloud = EC2Emulator(vms=self.vms, address=address, log_dir=self.base_dir / "moto")
 
     def _cloud_kwargs(self) -> dict[str, Any]:
         seeded = self.cloud.seeded

@@ -23,7 +23,7 @@ import signal
 import subprocess
 import sys
 from pathlib import Path
-from typing import Callable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 
 from micado._processes import KILL_GRACE, alive, descendants, marked_processes, terminate
 from micado.progress import wait_until

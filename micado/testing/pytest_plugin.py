@@ -7,13 +7,23 @@ Every fixture starts its emulator on loopback, yields a handle to it, and stops 
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from typing import TYPE_CHECKING
+
 import pytest
+
+if TYPE_CHECKING:
+    from micado.testing.ec2 import EC2Emulator
+    from micado.testing.openstack import OpenStackEmulator
+    from micado.testing.stack import LocalStack
+    from micado.testing.submitter import SubmitterEmulator
+    from micado.testing.vm import VMPool
 
 # --- submitter fixtures --------------------------------------------------------------
 
 
 @pytest.fixture
-def submitter():
+def submitter() -> Iterator[SubmitterEmulator]:
     """A started :class:`~micado.testing.submitter.SubmitterEmulator` on 127.0.0.1.
 
     It has user ``admin``, a random password, a fresh self-signed certificate
@@ -35,7 +45,7 @@ def submitter():
 
 
 @pytest.fixture
-def openstack_cloud():
+def openstack_cloud() -> Iterator[OpenStackEmulator]:
     """A started :class:`~micado.testing.openstack.OpenStackEmulator` on 127.0.0.1.
 
     Seeded with one image, flavors, a private and an external network, a key pair
@@ -53,7 +63,7 @@ def openstack_cloud():
 
 
 @pytest.fixture
-def ec2_cloud(tmp_path_factory: pytest.TempPathFactory):
+def ec2_cloud(tmp_path_factory: pytest.TempPathFactory) -> Iterator[EC2Emulator]:
     """A started :class:`micado.testing.ec2.EC2Emulator` (moto behind the fault proxy), no VMs."""
     from micado.testing.ec2 import EC2Emulator
 
@@ -65,7 +75,7 @@ def ec2_cloud(tmp_path_factory: pytest.TempPathFactory):
 
 
 @pytest.fixture
-def vm_pool(tmp_path_factory: pytest.TempPathFactory):
+def vm_pool(tmp_path_factory: pytest.TempPathFactory) -> Iterator[VMPool]:
     """A :class:`micado.testing.vm.VMPool` in a temporary folder, on free ports.
 
     Every VM it still has at teardown is deleted (sshd, processes, root folder).
@@ -77,7 +87,9 @@ def vm_pool(tmp_path_factory: pytest.TempPathFactory):
 
 
 @pytest.fixture
-def micado_stack(tmp_path_factory: pytest.TempPathFactory, monkeypatch: pytest.MonkeyPatch):
+def micado_stack(
+    tmp_path_factory: pytest.TempPathFactory, monkeypatch: pytest.MonkeyPatch
+) -> Iterator[LocalStack]:
     """A started :class:`~micado.testing.stack.LocalStack` with ``MICADO_CLI_DIR`` pointing at its
     MiCADO dir; ``client.master.create(**micado_stack.create_kwargs)`` runs the whole lifecycle."""
     from micado.testing.stack import LocalStack

@@ -317,7 +317,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--keystone-url", help="a real Keystone v3 whose tokens the cloud takes")
     parser.add_argument("--project-id", help="with --keystone-url: the project the seeded resources belong to")
     parser.add_argument("--credentials-file", help="with --keystone-url: the user's credentials-cloud-api.yml")
-    parser.add_argument("--oidc", action="store_true", help="log in with OpenID Connect (a provider of the stack's own)")
+    parser.add_argument("--oidc", action="store_true",
+                        help="log in with OpenID Connect (a provider of the stack's own)")
     args = parser.parse_args(argv)
     stop = threading.Event()
     for signum in (signal.SIGTERM, signal.SIGINT):

@@ -20,6 +20,7 @@ the server listens; SIGTERM or SIGINT stop it cleanly (exit status 0).
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import logging
 import os
@@ -159,6 +160,7 @@ class _TLSServer(ThreadedWSGIServer):
         super().__init__(host, port, app, handler=_KeepAliveHandler, ssl_context=None)
         # werkzeug reads this to set wsgi.url_scheme (and the 308 Location) to https.
         self.ssl_context = ssl_context
+        self._tls_context = ssl_context  # (werkzeug types ssl_context as Optional)
         self._connections: set[socket.socket] = set()
         self._connections_lock = threading.Lock()
 
@@ -168,7 +170,7 @@ class _TLSServer(ThreadedWSGIServer):
     def finish_request(self, request: Any, client_address: Any) -> None:
         request.settimeout(_CONNECTION_TIMEOUT)
         try:
-            tls = self.ssl_context.wrap_socket(request, server_side=True)
+            tls = self._tls_context.wrap_socket(request, server_side=True)
         except OSError as error:  # ssl.SSLError is an OSError: a bad or aborted handshake
             logger.debug("TLS handshake with %s failed: %s", client_address, error)
             return
@@ -186,10 +188,8 @@ class _TLSServer(ThreadedWSGIServer):
         with self._connections_lock:
             connections = list(self._connections)
         for connection in connections:
-            try:
+            with contextlib.suppress(OSError):  # already closed by its peer
                 connection.shutdown(socket.SHUT_RDWR)
-            except OSError:
-                pass  # already closed by its peer
 
 
 class SubmitterEmulator(SubmitterApp):
@@ -271,7 +271,7 @@ class SubmitterEmulator(SubmitterApp):
         self._cert_path = cert_path
         return context
 
-    def start(self) -> "SubmitterEmulator":
+    def start(self) -> SubmitterEmulator:
         """Start listening and serving in a background thread.
 
         Returns:
@@ -322,7 +322,7 @@ class SubmitterEmulator(SubmitterApp):
             if self._cert_out is None:
                 self._cert_path = None
 
-    def __enter__(self) -> "SubmitterEmulator":
+    def __enter__(self) -> SubmitterEmulator:
         return self.start()
 
     def __exit__(
@@ -405,7 +405,9 @@ def _parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
         if not isinstance(args.adaptors, dict) or not all(
             isinstance(key, str) and isinstance(value, str) for key, value in args.adaptors.items()
         ):
-            parser.error('--adaptors must be a JSON mapping of names to statuses, e.g. {"KubernetesAdaptor": "Executed"}')
+            parser.error(
+                '--adaptors must be a JSON mapping of names to statuses, e.g. {"KubernetesAdaptor": "Executed"}'
+            )
     return args
 
 

@@ -90,7 +90,7 @@ def _parse_yaml(data: bytes | str, name: str) -> Any:
     text = data.decode("utf-8") if isinstance(data, bytes) else data
     stream = io.StringIO(text)
     # ruamel names the stream in its error marks ("in "<name>", line 3, column 5").
-    stream.name = name  # type: ignore[attr-defined]
+    stream.name = name
     return YAML(typ="safe", pure=True).load(stream)
 
 

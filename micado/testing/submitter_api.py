@@ -29,7 +29,8 @@ import threading
 import time
 import urllib.parse
 from collections.abc import Iterable, Mapping
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 from werkzeug.exceptions import (
     BadRequest,
@@ -190,7 +191,7 @@ def _json_args(request: Request) -> dict[str, Any]:
 def _form_args(request: Request, fields: Mapping[str, str]) -> dict[str, Any]:
     # A multipart part without a filename is a form field: ``adt`` sent that way is
     # an unknown form field (422), as on the real server.
-    form = {key: request.form.get(key) for key in request.form.keys()}
+    form = {key: request.form.get(key) for key in request.form}
     return _load_fields(form, fields, "form") if form else {}
 
 
@@ -364,10 +365,10 @@ class SubmitterApp:
         try:
             endpoint, args = adapter.match()
         except RequestRedirect as redirect:
-            return redirect.get_response(request.environ)  # type: ignore[return-value]
+            return redirect.get_response(request.environ)
         except HTTPException as error:
             # Routing failures never reach the server's JSON error handlers.
-            return error.get_response(request.environ)  # type: ignore[return-value]
+            return error.get_response(request.environ)
         if request.method == "OPTIONS":
             # Flask's automatic answer: no body, the allowed methods in a header.
             return Response(status=200, headers={"Allow": ", ".join(sorted(adapter.allowed_methods()))})

@@ -59,7 +59,7 @@ def make_self_signed(hosts: list[str], days: int = 365) -> tuple[bytes, bytes]:
             x509.NameAttribute(NameOID.COMMON_NAME, hosts[0][:64]),
         ]
     )
-    now = datetime.datetime.now(datetime.timezone.utc)
+    now = datetime.datetime.now(datetime.UTC)
     cert = (
         x509.CertificateBuilder()
         .subject_name(name)

@@ -45,7 +45,8 @@ import threading
 from dataclasses import dataclass
 from pathlib import Path
 from types import TracebackType
-from typing import Any, Mapping
+from collections.abc import Mapping
+from typing import Any
 
 from micado.exceptions import InvalidArgument, LaunchError, NotFound
 from micado.progress import wait_until
