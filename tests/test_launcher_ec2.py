@@ -167,7 +167,7 @@ def test_bad_input_fails_before_any_request(ec2_cloud: EC2Emulator, changes: dic
 @pytest.mark.parametrize(("kwargs", "fragment"), [
     ({"region": "eu west 1"}, "region must be an EC2 region"),
     ({"address": "floating"}, "address must be one of public, private"),
-    ({"endpoint_url": "ftp://x"}, "endpoint_url must be the http"),
+    ({"endpoint_url": "ftp://x"}, r"endpoint_url .* is not an http\(s\) URL"),
     ({"request_timeout": 0}, "request_timeout must be a positive"),
     ({"max_attempts": 0}, "max_attempts"),
     ({"verify": "/no/such/ca.pem"}, "no such CA bundle"),
