@@ -28,7 +28,7 @@ import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from typing import Any
-from urllib.parse import urlsplit
+from urllib.parse import urlsplit, urlunsplit
 
 import requests
 from requests.adapters import HTTPAdapter
@@ -258,13 +258,33 @@ def session(base: requests.Session | None = None) -> requests.Session:
 
 
 def _log_response(response: requests.Response, *args: Any, **kwargs: Any) -> None:
-    """Log each HTTP exchange at DEBUG: method, URL (no user info: never a password), status, time."""
+    """Log each HTTP exchange at DEBUG: method, URL (:func:`display_url`: no secret), status, time."""
     if _log.isEnabledFor(logging.DEBUG):
         request = response.request
-        parts = urlsplit(str(request.url or ""))
-        url = parts._replace(netloc=parts.netloc.rpartition("@")[2]).geturl()
-        _log.debug("%s %s -> %s in %.3f s", request.method, url, response.status_code,
-                   response.elapsed.total_seconds())
+        _log.debug("%s %s -> %s in %.3f s", request.method, display_url(str(request.url or "")),
+                   response.status_code, response.elapsed.total_seconds())
+
+
+def display_url(url: str) -> str:
+    """``url`` fit for messages and logs: no password, no query string.
+
+    A private tarball URL may carry a password (``https://user:secret@host/...``) or
+    a token in its query (``?token=...``).
+
+    Args:
+        url: any URL.
+
+    Returns:
+        The URL with the password shown as ``***`` and the query as ``?...``.
+    """
+    parts = urlsplit(url)
+    netloc = parts.netloc
+    if "@" in netloc:
+        userinfo, host = netloc.rsplit("@", 1)
+        user = userinfo.split(":", 1)[0]
+        netloc = f"{user}:***@{host}" if ":" in userinfo else f"{user}@{host}"
+    return urlunsplit((parts.scheme, netloc, parts.path, "..." if parts.query else "", ""))
+
 
 
 def bounded_chunks(

@@ -51,7 +51,7 @@ ID_LIKE=debian
 
 # Runs inside the namespace: the local stack, then create() with the release tarball.
 CREATE_IN_CHECK_MODE = textwrap.dedent("""
-    import json, os, sys, tempfile
+    import json, os, re, sys, tempfile
     from pathlib import Path
     from micado import MicadoClient
     from micado.exceptions import MicadoException
@@ -72,7 +72,9 @@ CREATE_IN_CHECK_MODE = textwrap.dedent("""
             result = {"error": type(error).__name__, "message": str(error), "task": getattr(error, "task", None),
                       "step": getattr(error, "step", None)}
         logs = sorted((stack.micado_cli_dir / "logs").glob("*.log"))
-        result.update(log=logs[0].read_text() if logs else "", tasks=tasks[2:],  # after "starting", "running"
+        results = re.compile(r": (ok|changed|skipped|failed|failed \\(ignored\\)|unreachable)$")
+        starts = [task for task in tasks if not results.search(task)]  # each task's start, not its result
+        result.update(log=logs[0].read_text() if logs else "", tasks=starts[2:],  # after "starting", "running"
                       leftovers=stack.cloud.leftovers(), records=client.master.list(),
                       work=[str(p) for p in (stack.micado_cli_dir / "work").glob("*")]
                       if (stack.micado_cli_dir / "work").exists() else [])

@@ -34,6 +34,7 @@ from pathlib import Path
 from typing import Any, BinaryIO
 
 from micado.exceptions import InstallError, MicadoTimeout
+from micado.transfer import display_url
 from micado.progress import ProgressCallback, silent
 
 __all__ = ["download", "safe_extract", "check_members", "display_url"]
@@ -45,29 +46,6 @@ logger = logging.getLogger(__name__)
 MAX_DOWNLOAD = 200 * 1024 * 1024
 #: Seconds between two progress reports of a download.
 REPORT_EVERY = 2.0
-
-
-def display_url(url: str) -> str:
-    """``url`` fit for messages and logs: no password, no query string.
-
-    A private tarball URL may carry a password (``https://user:secret@host/...``) or
-    a token in its query (``?token=...``).
-
-    Args:
-        url: any URL.
-
-    Returns:
-        The URL with the password shown as ``***`` and the query as ``?...``.
-    """
-    from urllib.parse import urlsplit, urlunsplit
-
-    parts = urlsplit(url)
-    netloc = parts.netloc
-    if "@" in netloc:
-        userinfo, host = netloc.rsplit("@", 1)
-        user = userinfo.split(":", 1)[0]
-        netloc = f"{user}:***@{host}" if ":" in userinfo else f"{user}@{host}"
-    return urlunsplit((parts.scheme, netloc, parts.path, "..." if parts.query else "", ""))
 
 
 def download(
