@@ -171,6 +171,16 @@ def test_unknown_resource_is_named_with_what_exists(openstack_cloud, field, kind
     assert_clean(openstack_cloud)
 
 
+def test_several_unknown_resources_are_reported_at_once(openstack_cloud):
+    launcher = password_launcher(openstack_cloud)
+    with pytest.raises(LaunchError) as caught:
+        launcher.launch(make_spec(openstack_cloud, image="nope", flavor="huge", keypair="mine"), timeout=10)
+    assert str(caught.value) == ("unknown image 'nope'; available: ubuntu-22.04; unknown flavor 'huge'; available: "
+                                 "m1.medium, m1.small; unknown key pair 'mine'; available: micado-key")
+    assert creating_requests(openstack_cloud) == []
+    assert_clean(openstack_cloud)
+
+
 def test_ambiguous_image_name_is_an_error_and_the_id_still_works(openstack_cloud):
     cloud = openstack_cloud
     twin = cloud.add_image("ubuntu-22.04")

@@ -345,6 +345,31 @@ def check_spec(spec: LaunchSpec) -> None:
         )
 
 
+def pick_all(lookups: Iterable[tuple[str, str, Iterable[tuple[str, str]]]]) -> list[str]:
+    """:func:`pick` for several resources at once: every unknown or ambiguous one is reported together.
+
+    Args:
+        lookups: ``(kind, wanted, candidates)`` for each resource.
+
+    Returns:
+        Their ids, in the order given.
+
+    Raises:
+        LaunchError: one or more lookups failed; the message has each failure (with the
+            names that exist), so a user fixes them all in one go.
+    """
+    found: list[str] = []
+    problems: list[str] = []
+    for kind, wanted, candidates in lookups:
+        try:
+            found.append(pick(kind, wanted, candidates))
+        except LaunchError as exc:
+            problems.append(str(exc))
+    if problems:
+        raise LaunchError("; ".join(problems))
+    return found
+
+
 def pick(kind: str, wanted: str, candidates: Iterable[tuple[str, str]]) -> str:
     """Resolve a resource given by id or name among ``(id, name)`` pairs.
 

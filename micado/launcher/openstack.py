@@ -26,7 +26,7 @@ from micado import checks
 from micado.exceptions import InvalidArgument, LaunchError
 from micado.launcher._openstack_floating_ips import FLOATING_IP_MARK, FloatingIPs
 from micado.launcher._openstack_session import normalise_auth_url
-from micado.launcher.base import Launcher, LaunchedVM, LaunchSpec, MarkedResource, Removal, check_spec, pick
+from micado.launcher.base import Launcher, LaunchedVM, LaunchSpec, MarkedResource, Removal, check_spec, pick_all
 from micado.progress import ProgressCallback, as_callback, wait_until
 from micado.undo import UndoStack
 
@@ -181,21 +181,22 @@ class OpenStackLauncher(FloatingIPs, Launcher):
         # Filtered by project: an admin sees every project's groups, each with its own "default".
         groups = self._call("list security groups", lambda: [
             (g.id, g.name) for g in sdk.network.security_groups(project_id=self._project())])
-        resolved: dict[str, Any] = {
-            "image": pick("image", spec.image, images),
-            "flavor": pick("flavor", spec.flavor, flavors),
-            "network": pick("network", spec.network, [(n.id, n.name) for n in networks]),
-            "security_group": pick("security group", spec.security_group, groups),
-            "keypair": None,
-            "external": [(n.id, n.name) for n in networks if n.is_router_external],
-        }
+        external = [(n.id, n.name) for n in networks if n.is_router_external]
+        lookups: list[tuple[str, str, Any]] = [
+            ("image", spec.image, images),
+            ("flavor", spec.flavor, flavors),
+            ("network", spec.network, [(n.id, n.name) for n in networks]),
+            ("security group", spec.security_group, groups),
+        ]
         if spec.keypair is not None:
             keypairs = self._call("list key pairs", lambda: [(k.name, k.name) for k in nova.keypairs.list()])
-            resolved["keypair"] = pick("key pair", spec.keypair, keypairs)
+            lookups.append(("key pair", spec.keypair, keypairs))
         if spec.floating_network is not None:
-            resolved["external"] = [
-                (n, n) for n in [pick("external network", spec.floating_network, resolved["external"])]
-            ]
+            lookups.append(("external network", spec.floating_network, external))
+        ids = pick_all(lookups)  # every unknown resource in one message
+        resolved: dict[str, Any] = dict(zip(("image", "flavor", "network", "security_group"), ids[:4], strict=True))
+        resolved["keypair"] = ids[4] if spec.keypair is not None else None
+        resolved["external"] = [(ids[-1], ids[-1])] if spec.floating_network is not None else external
         return resolved
 
     # --- launch -----------------------------------------------------------------------
