@@ -141,3 +141,23 @@ def test_the_cli_undoes_a_create_on_sigterm_and_sighup(micado_stack, tmp_path, s
     assert micado_stack.cloud.leftovers() == CLEAN
     assert MicadoClient(launcher="openstack").master.list() == []
     assert _processes_mentioning(str(micado_stack.micado_cli_dir / "work")) == []
+
+
+def test_cleanup_takes_only_the_control_folders_of_programs_that_are_gone(tmp_path, monkeypatch) -> None:
+    import tempfile
+
+    monkeypatch.setenv("MICADO_CLI_DIR", str(tmp_path / "micado-cli"))
+    ended = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True, text=True)
+    dead_pid = int(ended.stdout)
+    base = Path(tempfile.gettempdir() if len(tempfile.gettempdir()) <= 48 else "/tmp")
+    mine = Path(tempfile.mkdtemp(prefix=f"micado-cp-{os.getpid()}-", dir=base))
+    gone = Path(tempfile.mkdtemp(prefix=f"micado-cp-{dead_pid}-", dir=base))
+    try:
+        items = MicadoClient(launcher="openstack").master.cleanup()
+        taken = [item.id for item in items if item.kind == "control folder"]
+        assert str(gone) in taken and str(mine) not in taken
+        assert mine.is_dir() and not gone.exists()  # a running program's folder is never taken
+    finally:
+        for folder in (mine, gone):
+            if folder.exists():
+                folder.rmdir()

@@ -217,15 +217,21 @@ def _stop_marked(process: subprocess.Popen[str], marker: str, grace: float = 5.0
     process.poll()
 
 
+#: Start of the control folders' names; the owning process id follows, so that
+#: ``cleanup()`` removes only the folders of processes that are gone.
+CONTROL_DIR_PREFIX = "micado-cp-"
+
+
 def make_control_dir() -> Path:
     """A private folder for ssh's ControlPersist sockets (see :func:`close_connections`).
 
-    A Unix socket path holds at most ~104 bytes and ssh appends ~45 to the folder, so
-    a long ``$TMPDIR`` (pytest's, macOS's) falls back to ``/tmp``.
+    Named ``micado-cp-<pid>-<random>``. A Unix socket path holds at most ~104 bytes and
+    ssh appends ~45 to the folder, so a long ``$TMPDIR`` (pytest's, macOS's) falls back
+    to ``/tmp``.
     """
     for base in (tempfile.gettempdir(), "/tmp"):
         if len(base) <= 48 and os.access(base, os.W_OK):
-            return Path(tempfile.mkdtemp(prefix="micado-cp-", dir=base))
+            return Path(tempfile.mkdtemp(prefix=f"{CONTROL_DIR_PREFIX}{os.getpid()}-", dir=base))
     raise InstallError("no writable temporary folder with a path short enough for ssh control sockets; set TMPDIR=/tmp")
 
 

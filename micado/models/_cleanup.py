@@ -28,7 +28,7 @@ from functools import partial
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from micado._processes import identity, processes_with_variable, still_running, terminate
+from micado._processes import alive, identity, processes_with_variable, still_running, terminate
 from micado.config import paths
 from micado.models._records import cloud_fields_of
 from micado.exceptions import MicadoException
@@ -42,8 +42,6 @@ __all__ = ["CleanupItem", "clean_up", "creator_identity", "creator_running"]
 
 log = logging.getLogger(__name__)
 
-#: Where ``ansible-playbook``'s ssh control folders are made (see the runner).
-_CONTROL_DIR_PREFIX = "micado-cp-"
 
 
 @dataclass
@@ -190,10 +188,9 @@ def _folder_leftovers(live: list[MasterRecord]) -> Iterator[_Leftover]:
     for folder in sorted(work_root.iterdir()) if work_root.is_dir() else []:
         if folder.name not in owned_work:
             yield CleanupItem("working copy", str(folder), "no create running for it"), partial(_remove_tree, folder)
-    if not any(r.state == "creating" for r in live):
-        for folder in _control_folders():
-            yield (CleanupItem("control folder", str(folder), "ssh sockets of an ended Ansible run"),
-                   partial(_remove_tree, folder))
+    for folder in _control_folders():
+        yield (CleanupItem("control folder", str(folder), "ssh sockets of a program that has ended"),
+               partial(_remove_tree, folder))
 
 
 def _remove_tree(folder: Path) -> None:
@@ -204,15 +201,22 @@ def _remove_tree(folder: Path) -> None:
 
 
 def _control_folders() -> list[Path]:
-    """This user's ssh control folders of Ansible runs (see :mod:`micado.installer.runner`)."""
+    """This user's ssh control folders whose owning process is gone (see
+    :func:`micado.installer.runner.make_control_dir`); a folder of a running program,
+    whatever its MiCADO dir, is never taken."""
+    from micado.installer.runner import CONTROL_DIR_PREFIX
+
     user = getpass.getuser()
     found = []
     for base in {Path(tempfile.gettempdir()), Path("/tmp")}:
         try:
-            entries = list(base.glob(f"{_CONTROL_DIR_PREFIX}*"))
+            entries = list(base.glob(f"{CONTROL_DIR_PREFIX}*"))
         except OSError:
             continue
         for entry in entries:
+            owner = entry.name[len(CONTROL_DIR_PREFIX):].partition("-")[0]
+            if not owner.isdigit() or alive(int(owner)):
+                continue  # a running program's (or one of another naming): not ours to take
             try:
                 if entry.is_dir() and not entry.is_symlink() and entry.owner() == user:
                     found.append(entry)
