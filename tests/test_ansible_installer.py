@@ -149,7 +149,8 @@ def test_a_master_playbook_without_its_variables_is_an_unknown_shape(tmp_path: P
 def test_a_folder_is_used_where_it_is(micado_dir: Path, tmp_path: Path) -> None:
     tree = build_tree("0.12", tmp_path / "mine")
     resolved = PlaybookSource(tree).resolve()
-    assert resolved.root == tree and resolved.layout.name == "0.12"
+    assert resolved.root == tree
+    assert resolved.layout.name == "0.12"
     assert not paths.playbook_cache_dir().exists()
 
 
@@ -164,12 +165,14 @@ def test_a_tarball_is_unpacked_once_into_the_cache(micado_dir: Path, tmp_path: P
     marker = first.root / "left-by-the-test"
     marker.write_text("cached")
     again = PlaybookSource(str(tarball)).resolve(progress=lambda *event: events.append(event))
-    assert again == first and marker.exists()  # not unpacked a second time
+    assert again == first
+    assert marker.exists()
     assert [stage for stage, _ in events] == ["playbook", "playbook"]
     assert "cached" in events[-1][1]
     # Another tarball (other content) gets its own cache entry.
     other = PlaybookSource(build_tarball("0.12", tmp_path)).resolve()
-    assert other.layout.name == "0.12" and other.root.parent != first.root.parent
+    assert other.layout.name == "0.12"
+    assert other.root.parent != first.root.parent
     assert not list(paths.playbook_cache_dir().glob(".*"))  # no staging folders left
 
 
@@ -178,7 +181,8 @@ def test_a_url_is_downloaded_once(micado_dir: Path, tmp_path: Path, http_files) 
     url = f"{http_files.url}/pb/micado.tar.gz"
     first = PlaybookSource(url).resolve()
     second = PlaybookSource(url).resolve()
-    assert first == second and first.layout.name == "0.12"
+    assert first == second
+    assert first.layout.name == "0.12"
     assert http_files.hits == ["/pb/micado.tar.gz"]
     cache = paths.playbook_cache_dir()
     assert sorted(entry.name for entry in cache.iterdir()) == [first.root.parent.name]  # no tarball kept
@@ -188,7 +192,8 @@ def test_a_missing_url_is_an_install_error(micado_dir: Path, http_files) -> None
     url = f"{http_files.url}/nothing.tar.gz"
     with pytest.raises(InstallError) as caught:
         PlaybookSource(url).resolve()
-    assert url in str(caught.value) and "404" in str(caught.value)
+    assert url in str(caught.value)
+    assert "404" in str(caught.value)
     assert list(paths.playbook_cache_dir().iterdir()) == []
 
 
@@ -206,8 +211,11 @@ def test_url_secrets_stay_out_of_messages_and_progress(
     with pytest.raises(InstallError) as caught:
         PlaybookSource(f"{base}/private/missing.tar.gz?token=Tok3n-s3cret").resolve()
     shown = " ".join([repr(source), str(caught.value), caplog.text, *(message for _, message in events)])
-    assert "deploy:***@127.0.0.1" in shown and "?..." in shown and "404" in str(caught.value)
-    assert "Url-Pa55w0rd" not in shown and "Tok3n-s3cret" not in shown
+    assert "deploy:***@127.0.0.1" in shown
+    assert "?..." in shown
+    assert "404" in str(caught.value)
+    assert "Url-Pa55w0rd" not in shown
+    assert "Tok3n-s3cret" not in shown
 
 
 def test_a_release_is_fetched_by_version_and_cached_per_version(
@@ -228,7 +236,9 @@ def test_a_release_is_fetched_by_version_and_cached_per_version(
     assert http_files.hits == ["/archive/refs/tags/v0.9.1-rev1.tar.gz"]
     with pytest.raises(InstallError) as caught:
         PlaybookSource(micado_version="v9.9.9").resolve()
-    assert "404" in str(caught.value) and "'v9.9.9'" in str(caught.value) and "release tag" in str(caught.value)
+    assert "404" in str(caught.value)
+    assert "'v9.9.9'" in str(caught.value)
+    assert "release tag" in str(caught.value)
 
 
 @pytest.mark.parametrize(
@@ -319,7 +329,8 @@ def test_a_chain_of_links_each_pointing_inside_is_refused(micado_dir: Path, tmp_
     paths.ensure_dir(paths.playbook_cache_dir())
     with pytest.raises(InstallError) as caught:
         PlaybookSource(tarball).resolve()
-    assert f"{top}/d1/l1/l2" in str(caught.value) and "through the symbolic link" in str(caught.value)
+    assert f"{top}/d1/l1/l2" in str(caught.value)
+    assert "through the symbolic link" in str(caught.value)
     assert list(paths.playbook_cache_dir().iterdir()) == []
     assert not list(tmp_path.parent.rglob("chain-escaped.txt"))
 
@@ -379,7 +390,8 @@ def test_the_working_copy_has_inventory_credentials_and_config(
         ssh_user="cloud", ssh_port=2222, ssh_key=key, registry_credentials=registries,
         settings={"enable_occopus": True, "web_session_timeout": 30, "grafana_admin_pwd": "grafana-Secret-1"},
     )
-    assert work.path == paths.work_dir("srv-1") and _mode(work.path) == 0o700
+    assert work.path == paths.work_dir("srv-1")
+    assert _mode(work.path) == 0o700
 
     # The web login reaches the release as the mapping 'security', with the settings, as extra vars.
     extra = json.loads(work.extra_vars.read_text())
@@ -418,13 +430,16 @@ def test_the_working_copy_has_inventory_credentials_and_config(
     assert settings["ansible_ssh_private_key_file"] == str(key)
     common = settings["ansible_ssh_common_args"]
     assert f"UserKnownHostsFile={paths.known_hosts_file()}" in common
-    assert "StrictHostKeyChecking=yes" in common and "-F /dev/null" in common
+    assert "StrictHostKeyChecking=yes" in common
+    assert "-F /dev/null" in common
     assert work.inventory == work.path / "inventory.yml"
 
     config = work.config.read_text()
-    assert "host_key_checking = True" in config and f"inventory = {work.inventory}" in config
+    assert "host_key_checking = True" in config
+    assert f"inventory = {work.inventory}" in config
     for public in (work.inventory, work.config):
-        assert PASSWORD not in public.read_text() and CLOUD_SECRET not in public.read_text()
+        assert PASSWORD not in public.read_text()
+        assert CLOUD_SECRET not in public.read_text()
     assert PASSWORD not in repr(work)
 
     # A second preparation replaces the first (same master id).
@@ -539,8 +554,10 @@ def test_what_no_rewrite_covers_is_refused_naming_file_and_line(
     with pytest.raises(InstallError) as caught:
         PlaybookSource(tree).resolve()
     message = str(caught.value)
-    assert f"roles/micado_master/start/tasks/main.yml:{line}: " in message and problem in message
-    assert "MICADO_ANSIBLE_PLAYBOOK" in message and "playbook=" in message
+    assert f"roles/micado_master/start/tasks/main.yml:{line}: " in message
+    assert problem in message
+    assert "MICADO_ANSIBLE_PLAYBOOK" in message
+    assert "playbook=" in message
 
 
 def test_another_ansible_playbook_can_be_named(
@@ -587,14 +604,16 @@ def test_a_failing_play_names_the_task_and_the_log(
     log = paths.log_file("srv-fail")
     assert error.task == "(Emulator) Injected failure"
     assert error.log_path == log
-    assert "(Emulator) Injected failure" in str(error) and str(log) in str(error)
+    assert "(Emulator) Injected failure" in str(error)
+    assert str(log) in str(error)
     tasks = [message for stage, message in events if stage == "ansible"]
     assert tasks.index("(Emulator) Injected failure") > 0
     assert not any("Start the TOSCA Submitter" in task for task in tasks)  # the play stopped there
     assert _mode(log) == 0o600
     text = log.read_text()
     assert "TASK [(Emulator) Injected failure]" in text
-    assert PASSWORD not in text and CLOUD_SECRET not in text
+    assert PASSWORD not in text
+    assert CLOUD_SECRET not in text
     assert not (home / ".ansible").exists()  # ANSIBLE_HOME is the working copy's
 
 
@@ -640,8 +659,10 @@ def test_secrets_are_masked_in_the_log_even_if_a_task_prints_them(micado_dir: Pa
     log = run_playbook(work, timeout=120)
     text = log.read_text()
     assert "the password is ********" in text
-    assert PASSWORD not in text and json.dumps(PASSWORD)[1:-1] not in text  # nor JSON-escaped
-    assert "cloud-user" in text and CLOUD_SECRET not in text
+    assert PASSWORD not in text
+    assert json.dumps(PASSWORD)[1:-1] not in text
+    assert "cloud-user" in text
+    assert CLOUD_SECRET not in text
 
 
 def test_a_play_past_its_deadline_is_killed(micado_dir: Path, tmp_path: Path) -> None:
@@ -764,7 +785,8 @@ def test_the_play_deploys_the_submitter_on_the_vm(
     assert len(recorded) > 3 and all(call.startswith("-F /dev/null ") or " -F /dev/null " in call
                                      for call in recorded), recorded
     text = log.read_text()
-    assert PASSWORD not in text and CLOUD_SECRET not in text
+    assert PASSWORD not in text
+    assert CLOUD_SECRET not in text
     assert "failed=0" in text
 
     # The certificate, fetched the way the master model will, verifies the API on the VM address.
@@ -782,7 +804,8 @@ def test_the_play_deploys_the_submitter_on_the_vm(
     assert not (vm.root / "var/lib/micado/submitter.password").exists()
 
     cleanup_workdir(server_id)
-    assert not paths.work_dir(server_id).exists() and log.exists()
+    assert not paths.work_dir(server_id).exists()
+    assert log.exists()
     cleanup_workdir(server_id)  # twice is fine
 
     vm_pool.delete(server_id)

@@ -88,10 +88,12 @@ def test_use_case_3_lifecycle_with_real_adts(client, submitter, adt_path):
     assert [app.id for app in client.applications.list()] == ["stressng"]
 
     app = client.applications.get("stressng")
-    assert app.adaptors and all(isinstance(state, str) for state in app.adaptors.values())
+    assert app.adaptors
+    assert all(isinstance(state, str) for state in app.adaptors.values())
     assert "stressng" in repr(app)
     page = app._repr_html_()
-    assert "<table>" in page and all(name in page for name in app.adaptors)
+    assert "<table>" in page
+    assert all(name in page for name in app.adaptors)
 
     app.update(file=ADTS / "stressng_ec2_latest.yaml")
     assert submitter.applications["stressng"]["adt"]["description"].startswith("ADT for stressng")
@@ -115,7 +117,9 @@ def test_create_from_mapping_gets_the_server_generated_id(client, submitter):
 
     adt = YAML(typ="safe").load((ADTS / "wordpress_nova.yaml").read_text())
     app = client.applications.create(adt=adt)
-    assert len(app.id) == 8 and app.id.isalnum() and app.id.upper() == app.id
+    assert len(app.id) == 8
+    assert app.id.isalnum()
+    assert app.id.upper() == app.id
     assert list(submitter.applications) == [app.id]
     assert client.applications.get(app.id).adaptors
 
@@ -220,7 +224,8 @@ def test_a_yaml_file_that_does_not_parse_is_refused_before_the_upload(client, su
     assert "\n" not in str(caught.value)
     with pytest.raises(InvalidArgument, match=r"broken.yaml:3:4: "):
         client.applications.update("bad", file=adt)
-    assert submitter.applications == {} and list(submitter.requests) == []  # nothing was sent
+    assert submitter.applications == {}
+    assert list(submitter.requests) == []
 
 
 def test_a_wrong_endpoint_path_is_a_protocol_error_not_a_missing_application(submitter):
@@ -469,7 +474,8 @@ def test_an_answer_that_stalls_midway_is_a_timeout(stalling_server):
         with pytest.raises(MicadoTimeout) as caught:
             c.applications.list()
     assert time.monotonic() - start < 5
-    assert caught.value.timeout == 0.5 and "0.5 s" in str(caught.value)
+    assert caught.value.timeout == 0.5
+    assert "0.5 s" in str(caught.value)
 
 
 def test_a_slow_deploy_times_out_with_a_hint_that_it_may_still_complete(submitter):
@@ -496,7 +502,8 @@ def test_a_keep_alive_connection_is_reused(client, submitter):
     pool = pools[key]
     for _ in range(5):
         client.applications.list()
-    assert pool.num_connections == 1 and pool.num_requests == 6
+    assert pool.num_connections == 1
+    assert pool.num_requests == 6
 
 
 def test_a_relative_certificate_path_survives_a_change_of_directory(submitter, tmp_path, monkeypatch):
@@ -514,4 +521,5 @@ def test_html_repr_escapes_what_the_server_returns(client, submitter):
     app = client.applications.create(app_id="<em>&x", file=ADTS / "stressng_nova.yaml")
     app.reload()
     page = app._repr_html_()
-    assert "&lt;em&gt;&amp;x" in page and "<em>&x" not in page
+    assert "&lt;em&gt;&amp;x" in page
+    assert "<em>&x" not in page

@@ -36,7 +36,8 @@ def test_master_and_app_commands_on_the_local_stack(micado_stack, tmp_path):
 
     settings = json.loads((micado_stack.vms.vms()[0].root / SETTINGS_FILE).read_text())
     assert (settings["enable_occopus"], settings["web_session_timeout"]) == (True, 900)  # typed, not text
-    assert master["endpoint"].startswith("https://") and "micado_password" not in created.stdout
+    assert master["endpoint"].startswith("https://")
+    assert "micado_password" not in created.stdout
     # not a terminal: plain progress lines with elapsed time, stage and the Ansible tasks
     assert "ansible: micado_master/start : (MiCADO) Start the TOSCA Submitter" in created.stderr
     assert all(line.startswith("[") for line in created.stderr.strip().splitlines())
@@ -51,7 +52,8 @@ def test_master_and_app_commands_on_the_local_stack(micado_stack, tmp_path):
     assert json.loads(made.stdout) == {"id": "stressng", "created": True, "dryrun": False}
     assert json.loads(micado("--json", *app, "list").stdout) == ["stressng"]
     shown = micado(*app, "get", "stressng")
-    assert shown.returncode == 0 and shown.stdout.startswith("stressng\n  ")
+    assert shown.returncode == 0
+    assert shown.stdout.startswith("stressng\n  ")
     updated = micado(*app, "update", "stressng", "--file", str(ADTS / "stressng_ec2_latest.yaml"))
     assert updated.stdout.strip() == "updated application stressng"
 
@@ -61,7 +63,8 @@ def test_master_and_app_commands_on_the_local_stack(micado_stack, tmp_path):
     assert "Traceback" not in missing.stderr
 
     deleted = micado(*app, "delete", "stressng", "--force")
-    assert deleted.returncode == 0 and micado_stack.cloud.servers
+    assert deleted.returncode == 0
+    assert micado_stack.cloud.servers
     assert micado("--json", *app, "list").stdout.strip() == "[]"
 
     attached = micado("--json", "master", "attach", master_id)
@@ -69,17 +72,20 @@ def test_master_and_app_commands_on_the_local_stack(micado_stack, tmp_path):
 
     kept = on_a_terminal("n", "master", "destroy", master_id[:4])  # a prefix is enough
     assert kept.returncode == 1
-    assert kept.stderr.startswith(f"Destroy master {master_id} (") and kept.stderr.endswith(
+    assert kept.stderr.startswith(f"Destroy master {master_id} (")
+    assert kept.stderr.endswith(
         "[y/N] micado: error: MicadoException: cancelled: nothing was changed\n")
     assert [m["id"] for m in json.loads(micado("--json", "master", "list").stdout)] == [master_id]
 
     destroyed = micado("master", "destroy", master_id[:4])  # stdin is not a terminal: nothing asked
     assert destroyed.returncode == 0, destroyed.stderr
-    assert "Destroy master" not in destroyed.stderr and destroyed.stdout == f"destroyed master {master_id}\n"
+    assert "Destroy master" not in destroyed.stderr
+    assert destroyed.stdout == f"destroyed master {master_id}\n"
     assert micado_stack.cloud.leftovers() == {"servers": [], "attached_floating_ips": [], "allocated_floating_ips": []}
     assert micado("master", "list").stdout.strip() == "no masters"
     gone = micado("master", "attach", master_id)
-    assert gone.returncode == 2 and "MasterNotFound" in gone.stderr
+    assert gone.returncode == 2
+    assert "MasterNotFound" in gone.stderr
 
 
 def test_app_commands_against_an_endpoint(submitter):
@@ -90,7 +96,8 @@ def test_app_commands_against_an_endpoint(submitter):
     assert made.stdout.startswith("created (dry run) application ")
     assert [app["dryrun"] for app in submitter.applications.values()] == [True]
     wrong = micado(*base, "list", env={"MICADO_API_PASSWORD": "wrong"})
-    assert wrong.returncode == 3 and "AuthenticationError" in wrong.stderr
+    assert wrong.returncode == 3
+    assert "AuthenticationError" in wrong.stderr
 
 
 def on_a_terminal(answer: str, *args: str) -> subprocess.CompletedProcess:
@@ -150,13 +157,15 @@ def test_a_bad_kwargs_file_is_a_one_line_usage_error(content, text, tmp_path):
     result = micado("master", "create", "--kwargs-file", str(kwargs_file), env={"MICADO_CLI_DIR": str(tmp_path)})
     assert result.returncode == 2, result.stderr
     assert result.stderr.startswith(f"micado: error: InvalidArgument: --kwargs-file {kwargs_file} {text}")
-    assert result.stderr.count("\n") == 1 and result.stderr.endswith("\n")
+    assert result.stderr.count("\n") == 1
+    assert result.stderr.endswith("\n")
 
 
 def test_debug_shows_the_traceback(tmp_path):
     result = micado("--debug", "app", "--endpoint", "https://h/x/", "--insecure", "get", "a b",
                     env={"MICADO_CLI_DIR": str(tmp_path)})
-    assert result.returncode == 2 and "Traceback" in result.stderr  # the same exit code as without --debug
+    assert result.returncode == 2
+    assert "Traceback" in result.stderr
 
 
 def test_master_create_reports_missing_credentials_as_a_usage_error(tmp_path):
@@ -171,7 +180,8 @@ def test_master_create_reports_missing_credentials_as_a_usage_error(tmp_path):
 def test_console_script_is_installed():
     script = Path(sys.executable).parent / "micado"
     result = subprocess.run([str(script), "--help"], capture_output=True, text=True, timeout=60)
-    assert result.returncode == 0 and "master" in result.stdout
+    assert result.returncode == 0
+    assert "master" in result.stdout
 
 
 def test_master_create_shows_a_live_progress_line_on_a_terminal(micado_stack, tmp_path):

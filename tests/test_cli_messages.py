@@ -79,7 +79,9 @@ def test_init_writes_a_private_template_once_and_a_missing_file_points_at_it(mic
     assert json.loads(made.stdout) == {"path": str(file), "written": True}
     assert file.stat().st_mode & 0o777 == 0o600
     text = file.read_text()
-    assert "- type: nova" in text and "- type: ec2" in text and "# pre_authentication:" in text
+    assert "- type: nova" in text
+    assert "- type: ec2" in text
+    assert "# pre_authentication:" in text
     assert micado("init", "--print", env=micado_dir).stdout == text
 
     again = micado("init", env=micado_dir)
@@ -110,7 +112,8 @@ def test_an_unreachable_auth_url_is_one_line(micado_dir, micado_playbooks):
     line = one_line(result.stderr)
     assert line.startswith(f"micado: error: LaunchError: cannot reach the OpenStack cloud at http://127.0.0.1:{port}/v3")
     assert line.endswith("[Errno 111] Connection refused")
-    assert "HTTPConnectionPool" not in result.stderr and "urllib3" not in result.stderr
+    assert "HTTPConnectionPool" not in result.stderr
+    assert "urllib3" not in result.stderr
 
 
 # --- errors: one line, JSON with --json, the same exit code with --debug --------------------
@@ -127,9 +130,11 @@ def test_debug_adds_the_traceback_and_keeps_the_exit_code(micado_dir):
 
 def test_json_errors_are_json_on_stderr(micado_dir):
     library = micado("--json", "app", "list", env=micado_dir)
-    assert library.returncode == 2 and library.stdout == ""
+    assert library.returncode == 2
+    assert library.stdout == ""
     error = json.loads(library.stderr)
-    assert error["error"] == "InvalidArgument" and error["exit_code"] == 2
+    assert error["error"] == "InvalidArgument"
+    assert error["exit_code"] == 2
     assert error["message"].startswith("which master? give --master ID (or set MICADO_MASTER) or --endpoint URL")
 
     usage = micado("--json", "master", "nothing", env=micado_dir)
@@ -185,7 +190,8 @@ def test_an_adt_that_is_not_yaml_is_refused_before_the_upload(endpoint_args, sub
     assert result.returncode == 2
     assert one_line(result.stderr) == (f"micado: error: InvalidArgument: {adt}:3:4: the ADT is not valid YAML: "
                                        "expected ',' or ']', but got ':'")
-    assert list(submitter.requests) == [] and submitter.applications == {}
+    assert list(submitter.requests) == []
+    assert submitter.applications == {}
 
 
 def test_a_second_application_names_the_first_and_how_to_remove_it(endpoint_args, submitter, micado_dir):
@@ -221,7 +227,8 @@ def test_a_master_is_found_by_prefix_environment_or_being_the_only_one(submitter
         assert one_line(ambiguous.stderr).endswith(
             "is ambiguous: it begins abc111, abc222; give more of it"), args
     unknown = micado("master", "attach", "zzz", env=micado_dir)
-    assert unknown.returncode == 2 and "MasterNotFound" in unknown.stderr
+    assert unknown.returncode == 2
+    assert "MasterNotFound" in unknown.stderr
 
     listed = micado("master", "list", env=micado_dir).stdout.splitlines()
     assert re.split(r"\s+", listed[0]) == ["ID", "STATE", "IP", "ENDPOINT", "CREATED"]
@@ -249,13 +256,17 @@ def test_bash_and_zsh_completion_scripts_come_from_the_parser():
     assert sorted(complete(bash.stdout, "micado master de")) == ["deploy", "destroy"]
     assert "--yes" in complete(bash.stdout, "micado master destroy --")
     zsh = micado("completion", "zsh")
-    assert zsh.returncode == 0 and zsh.stdout.startswith("#compdef micado")
-    assert "completion" in zsh.stdout and "--security-group" in zsh.stdout
+    assert zsh.returncode == 0
+    assert zsh.stdout.startswith("#compdef micado")
+    assert "completion" in zsh.stdout
+    assert "--security-group" in zsh.stdout
     wrong = micado("completion", "fish")
-    assert wrong.returncode == 2 and "invalid choice: 'fish'" in wrong.stderr
+    assert wrong.returncode == 2
+    assert "invalid choice: 'fish'" in wrong.stderr
 
 
 def test_help_lists_every_command():
     result = micado("--help")
     assert result.returncode == 0
-    assert "{init,master,app,completion}" in result.stdout and "--version" in result.stdout
+    assert "{init,master,app,completion}" in result.stdout
+    assert "--version" in result.stdout

@@ -55,7 +55,8 @@ def fails(file: Path, key: str | None, *fragments: str, kind: str = "nova") -> C
     assert str(file) in message
     for fragment in fragments:
         assert fragment in message, message
-    assert SECRET not in message and SECRET not in repr(error)
+    assert SECRET not in message
+    assert SECRET not in repr(error)
     return error
 
 
@@ -73,7 +74,8 @@ def test_password_method_with_optional_domain_and_project(micado_dir: Path) -> N
         """))
     creds = load_credentials()
     assert creds == PasswordAuth("alice", SECRET, user_domain_name="Default", project_id="0123abcd")
-    assert SECRET not in repr(creds) and SECRET not in str(creds)
+    assert SECRET not in repr(creds)
+    assert SECRET not in str(creds)
 
 
 def test_application_credential_method(micado_dir: Path) -> None:
@@ -131,7 +133,8 @@ def test_file_readable_by_others_is_loaded_with_a_warning(
     file.chmod(0o644)
     with caplog.at_level(logging.WARNING, logger="micado.config.credentials"):
         assert load_credentials() == PasswordAuth("bob", SECRET)
-    assert "chmod 600" in caplog.text and SECRET not in caplog.text
+    assert "chmod 600" in caplog.text
+    assert SECRET not in caplog.text
 
 
 # --- the file itself ------------------------------------------------------------------------
@@ -311,7 +314,8 @@ def test_one_empty_value_of_a_pair(micado_dir: Path) -> None:
 def test_value_that_is_not_text(micado_dir: Path) -> None:
     file = write(micado_dir, nova("username: alice\npassword: 123456\n"))
     error = fails(file, "resource[0].auth_data.password", "must be text", "quotes")
-    assert "123456" not in str(error) and "int" not in str(error)
+    assert "123456" not in str(error)
+    assert "int" not in str(error)
 
 
 def test_template_placeholder_left_in(micado_dir: Path) -> None:
@@ -371,7 +375,8 @@ def test_ec2_access_key(micado_dir: Path) -> None:
     write(micado_dir, ec2(f"accesskey: AKIAEXAMPLE123\nsecretkey: \"{SECRET}\"\n"))
     creds = load_credentials("ec2")
     assert creds == EC2Auth("AKIAEXAMPLE123", SECRET)
-    assert SECRET not in repr(creds) and "AKIAEXAMPLE123" in repr(creds)
+    assert SECRET not in repr(creds)
+    assert "AKIAEXAMPLE123" in repr(creds)
 
 
 def test_ec2_in_micado_s_sample_file_next_to_a_filled_nova_entry(micado_dir: Path) -> None:

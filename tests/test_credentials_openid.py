@@ -48,7 +48,8 @@ def fails(file: Path, key: str, *fragments: str) -> CredentialsError:
     assert str(file) in message
     for fragment in fragments:
         assert fragment in message, message
-    assert REFRESH not in message and ACCESS not in message
+    assert REFRESH not in message
+    assert ACCESS not in message
     return info.value
 
 
@@ -64,11 +65,13 @@ def test_client_and_scope_for_providers_that_need_them(micado_dir: Path) -> None
     write(openid_file(f"url: https://idp.example/\nrefresh_token: {REFRESH}\nclient_id: token-portal\n"
                       f"client_secret: {ACCESS}\nscope: openid email profile eduperson_entitlement\n"))
     creds = load_credentials("nova")
-    assert isinstance(creds, OIDCAuth) and creds.refresh is not None
+    assert isinstance(creds, OIDCAuth)
+    assert creds.refresh is not None
     assert (creds.refresh.url, creds.refresh.client_id, creds.refresh.client_secret) == (
         "https://idp.example", "token-portal", ACCESS)
     assert creds.refresh.scope == "openid email profile eduperson_entitlement"
-    assert ACCESS not in repr(creds) and REFRESH not in repr(creds)
+    assert ACCESS not in repr(creds)
+    assert REFRESH not in repr(creds)
 
 
 def test_literal_access_token(micado_dir: Path) -> None:
@@ -153,5 +156,6 @@ def test_literal_access_token_with_white_space(micado_dir: Path) -> None:
 def test_loopback_http_is_accepted(micado_dir: Path) -> None:
     write(openid_file(f"url: http://127.0.0.1:8080/realm\nrefresh_token: {REFRESH}\n"))
     creds = load_credentials("nova")
-    assert isinstance(creds, OIDCAuth) and creds.refresh is not None
+    assert isinstance(creds, OIDCAuth)
+    assert creds.refresh is not None
     assert creds.refresh.url == "http://127.0.0.1:8080/realm"

@@ -52,7 +52,8 @@ def test_an_instance_becomes_a_vm_on_its_elastic_or_private_ip(
             assert pool.vm(vm.server_id).address == vm.ip
             ec2.delete(vm)
         wait_until(lambda: True if pool.vms() == [] else None, what="the VM to be deleted", timeout=10)
-        assert cloud.live_instances() == [] and cloud.addresses() == []
+        assert cloud.live_instances() == []
+        assert cloud.addresses() == []
     finally:
         cloud.stop()
         pool.stop_all()
@@ -68,7 +69,8 @@ def test_an_address_outside_loopback_is_never_served(tmp_path: Path, keypair: ss
                                        user_data=cloud_init_user_data(keypair.public_key)))
             wait_until(lambda: cloud.refused or None, what="the bridge to see the address", timeout=10)
             assert cloud.refused == [(vm.server_id, vm.ip)]
-            assert pool.vm(vm.server_id).address is None and pool.vm(vm.server_id).pid is None
+            assert pool.vm(vm.server_id).address is None
+            assert pool.vm(vm.server_id).pid is None
             with pytest.raises(InvalidArgument, match="127.0.0.0/8 only"):
                 login(vm.ip, pool, keypair)
             ec2.delete(vm)
@@ -87,7 +89,8 @@ def test_user_data_without_a_key_terminates_the_instance(tmp_path: Path) -> None
                                        user_data="#cloud-config\n"))
             wait_until(lambda: cloud.bridge_errors or None, what="the bridge to refuse the VM", timeout=10)
             assert cloud.bridge_errors[0][0] == vm.server_id
-            assert ec2.state(vm.server_id) is None and pool.vms() == []
+            assert ec2.state(vm.server_id) is None
+            assert pool.vms() == []
     finally:
         cloud.stop()
         pool.stop_all()

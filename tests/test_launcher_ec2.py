@@ -71,13 +71,18 @@ def test_launch_allocates_a_tagged_elastic_ip_and_delete_releases_it(ec2_cloud: 
     the_spec = spec(ec2_cloud)
     with launcher(ec2_cloud) as ec2:
         vm = ec2.launch(the_spec, progress=lambda stage, message: events.append((stage, message)))
-        assert vm.launcher == "ec2" and vm.name == the_spec.name and vm.floating_ip_allocated
-        assert ipaddress.ip_address(vm.ip).is_loopback and vm.private_ip.startswith("127.64.1.")
+        assert vm.launcher == "ec2"
+        assert vm.name == the_spec.name
+        assert vm.floating_ip_allocated
+        assert ipaddress.ip_address(vm.ip).is_loopback
+        assert vm.private_ip.startswith("127.64.1.")
         instance = ec2_cloud.instance(vm.server_id)
-        assert instance["State"]["Name"] == "running" and instance["InstanceType"] == "t3.medium"
+        assert instance["State"]["Name"] == "running"
+        assert instance["InstanceType"] == "t3.medium"
         assert tags(instance) == {"Name": the_spec.name, LAUNCH_TAG: the_spec.launch_token}
         [address] = ec2_cloud.addresses()
-        assert address["AllocationId"] == vm.floating_ip_id and address["InstanceId"] == vm.server_id
+        assert address["AllocationId"] == vm.floating_ip_id
+        assert address["InstanceId"] == vm.server_id
         assert tags(address) == {"Name": the_spec.name, LAUNCH_TAG: the_spec.launch_token,
                                  ALLOCATED_TAG: the_spec.name}
         assert ec2.state(vm.server_id) == "running"
@@ -85,7 +90,9 @@ def test_launch_allocates_a_tagged_elastic_ip_and_delete_releases_it(ec2_cloud: 
         assert LaunchedVM.from_dict(vm.to_dict()) == vm
 
         removal = ec2.delete(vm)
-    assert removal.server_found and removal.floating_ip_released and removal.warnings == []
+    assert removal.server_found
+    assert removal.floating_ip_released
+    assert removal.warnings == []
     assert_nothing_left(ec2_cloud)
     assert ec2_cloud.instance(vm.server_id)["State"]["Name"] == "terminated"
 
@@ -94,7 +101,8 @@ def test_the_subnet_s_public_ip_is_used_without_an_elastic_ip(ec2_cloud: EC2Emul
     # moto's default VPC gives public IPs in 54.214.0.0/16: returned, never connected to.
     with launcher(ec2_cloud) as ec2:
         vm = ec2.launch(spec(ec2_cloud, network="", security_group="default"))
-        assert vm.floating_ip_id is None and not vm.floating_ip_allocated
+        assert vm.floating_ip_id is None
+        assert not vm.floating_ip_allocated
         assert not ipaddress.ip_address(vm.ip).is_loopback
         with pytest.raises(InvalidArgument, match="127.0.0.0/8 only"):
             require_loopback(vm.ip)
@@ -106,7 +114,9 @@ def test_the_subnet_s_public_ip_is_used_without_an_elastic_ip(ec2_cloud: EC2Emul
 def test_private_address_mode_allocates_nothing(ec2_cloud: EC2Emulator) -> None:
     with launcher(ec2_cloud, address="private") as ec2:
         vm = ec2.launch(spec(ec2_cloud))
-        assert vm.ip == vm.private_ip and vm.ip.startswith("127.64.1.") and vm.floating_ip_id is None
+        assert vm.ip == vm.private_ip
+        assert vm.ip.startswith("127.64.1.")
+        assert vm.floating_ip_id is None
         assert ec2_cloud.addresses() == []
         ec2.delete(vm.server_id)
     assert_nothing_left(ec2_cloud)
@@ -118,7 +128,8 @@ def test_image_by_name_security_group_by_id_and_no_key_pair(ec2_cloud: EC2Emulat
         vm = ec2.launch(spec(ec2_cloud, image=seeded["image_name"], security_group=seeded["security_group_id"],
                              keypair=None))
         instance = ec2_cloud.instance(vm.server_id)
-        assert instance["ImageId"] == seeded["image"] and "KeyName" not in instance
+        assert instance["ImageId"] == seeded["image"]
+        assert "KeyName" not in instance
         assert [g["GroupId"] for g in instance["SecurityGroups"]] == [seeded["security_group_id"]]
         ec2.delete(vm)
     assert_nothing_left(ec2_cloud)
@@ -271,7 +282,8 @@ def test_fault_matrix(ec2_cloud: EC2Emulator, switches: dict, error: type, fragm
     assert ec2_cloud.live_instances() == []
     assert ec2_cloud.addresses() == []
     ours = [i for i in ec2_cloud._all_instances() if tags(i).get(LAUNCH_TAG) == the_spec.launch_token]
-    assert bool(ours) == made and all(i["State"]["Name"] == "terminated" for i in ours)
+    assert bool(ours) == made
+    assert all(i["State"]["Name"] == "terminated" for i in ours)
     if made:
         assert any(m.startswith("undoing: terminate instance") for m in undo)
 
@@ -326,7 +338,9 @@ def test_marked_finds_what_launches_made_and_remove_marked_removes_it(ec2_cloud:
         found = {(r.kind, r.id) for r in ec2.marked()}
         assert found == {("server", vm.server_id), ("address", vm.floating_ip_id)}
         [address] = [r for r in ec2.marked() if r.kind == "address"]
-        assert address.attached_to == vm.server_id and address.name == vm.name and address.address == vm.ip
+        assert address.attached_to == vm.server_id
+        assert address.name == vm.name
+        assert address.address == vm.ip
         for resource in sorted(ec2.marked(), key=lambda r: r.kind):  # the address first
             ec2.remove_marked(resource)
         assert ec2.marked() == []
@@ -338,7 +352,8 @@ def test_delete_of_what_is_already_gone_warns(ec2_cloud: EC2Emulator) -> None:
         vm = ec2.launch(spec(ec2_cloud))
         ec2.delete(vm)
         removal = ec2.delete(vm)
-        assert not removal.server_found and not removal.floating_ip_released
+        assert not removal.server_found
+        assert not removal.floating_ip_released
         assert removal.warnings == [f"Elastic IP {vm.floating_ip_id} was already gone",
                                     f"instance {vm.server_id} was already gone"]
         assert ec2.state(vm.server_id) is None

@@ -64,18 +64,23 @@ def assert_nothing_made(cloud) -> None:
 def test_refresh_token_login_launches_and_deletes_and_no_token_is_logged(provider, cloud, caplog):
     refresh = provider.issue_refresh_token("alice@egi.eu")
     os_launcher = launcher(cloud, creds(provider, refresh))
-    assert "openid" in repr(os_launcher) and refresh not in repr(os_launcher)
+    assert "openid" in repr(os_launcher)
+    assert refresh not in repr(os_launcher)
     with caplog.at_level(logging.DEBUG):
         vm = os_launcher.launch(spec(cloud), timeout=10)
         [server] = cloud.servers
-        assert server["id"] == vm.server_id and server["tenant_id"] == cloud.project_id
+        assert server["id"] == vm.server_id
+        assert server["tenant_id"] == cloud.project_id
         assert os_launcher.delete(vm, timeout=10).server_found
     assert provider.issued_access_tokens == 1  # one exchange per session, kept in memory
-    assert ("POST", "/token") in provider.requests and ("GET", "/userinfo") in provider.requests
+    assert ("POST", "/token") in provider.requests
+    assert ("GET", "/userinfo") in provider.requests
     assert ("POST", FEDERATION) in cloud.requests
     [access] = [t for t in provider._access_tokens]
-    assert refresh not in caplog.text and access not in caplog.text
-    assert access not in str(os_launcher.record_fields()) and refresh not in str(os_launcher.record_fields())
+    assert refresh not in caplog.text
+    assert access not in caplog.text
+    assert access not in str(os_launcher.record_fields())
+    assert refresh not in str(os_launcher.record_fields())
     assert cloud.leftovers()["servers"] == []
 
 
@@ -95,7 +100,8 @@ def test_public_client_and_confidential_client(cloud):
                                                                client_secret="wrong"), path=FILE)
         with pytest.raises(CredentialsError, match="refused the client .*invalid_client") as caught:
             launcher(cloud, wrong).launch(spec(cloud), timeout=5)
-        assert caught.value.key == "pre_authentication[0].auth_data.client_id" and "wrong" not in str(caught.value)
+        assert caught.value.key == "pre_authentication[0].auth_data.client_id"
+        assert "wrong" not in str(caught.value)
     assert_nothing_made(cloud)
 
 
@@ -106,7 +112,8 @@ def test_literal_access_token_and_its_expiry(provider, cloud):
     provider.expire_access_tokens()
     with pytest.raises(CredentialsError, match="refused the access token in .*may have expired") as caught:
         launcher(cloud, literal).launch(spec(cloud), timeout=5)
-    assert caught.value.key == "resource[0].auth_data.access_token" and access not in str(caught.value)
+    assert caught.value.key == "resource[0].auth_data.access_token"
+    assert access not in str(caught.value)
     assert_nothing_made(cloud)
 
 
@@ -119,7 +126,8 @@ def test_revoked_refresh_token_is_a_credentials_error_before_any_cloud_request(p
     with pytest.raises(CredentialsError, match="refused the refresh token .*invalid_grant") as caught:
         launcher(cloud, creds(provider, refresh)).launch(spec(cloud), timeout=5)
     assert caught.value.key == "pre_authentication[0].auth_data.refresh_token"
-    assert refresh not in str(caught.value) and "aai.egi.eu/token" in str(caught.value)
+    assert refresh not in str(caught.value)
+    assert "aai.egi.eu/token" in str(caught.value)
     assert cloud.requests == []
 
 
@@ -187,4 +195,5 @@ def test_wrong_url_is_a_launch_error_that_says_issuer(provider, cloud):
 def test_openid_login_needs_a_project(provider, cloud):
     with pytest.raises(InvalidArgument, match="project_id is required for OpenID Connect"):
         OpenStackLauncher(creds(provider, "rt"), auth_url=cloud.login["auth_url"])
-    assert provider.requests == [] and cloud.requests == []
+    assert provider.requests == []
+    assert cloud.requests == []

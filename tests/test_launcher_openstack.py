@@ -60,20 +60,30 @@ def test_password_login_launches_and_deletes(openstack_cloud):
     vm = launcher.launch(make_spec(cloud), timeout=10, progress=lambda stage, msg: events.append((stage, msg)))
 
     [server] = cloud.servers
-    assert server["id"] == vm.server_id and server["status"] == "ACTIVE"
-    assert server["name"].startswith("MiCADO-Master-") and server["name"] == vm.name
-    assert PUBLIC_KEY in server["user_data"] and server["user_data"].startswith("#cloud-config")
-    assert server["key_name"] == "micado-key" and server["security_groups"] == [{"name": "all"}]
+    assert server["id"] == vm.server_id
+    assert server["status"] == "ACTIVE"
+    assert server["name"].startswith("MiCADO-Master-")
+    assert server["name"] == vm.name
+    assert PUBLIC_KEY in server["user_data"]
+    assert server["user_data"].startswith("#cloud-config")
+    assert server["key_name"] == "micado-key"
+    assert server["security_groups"] == [{"name": "all"}]
     [fip] = cloud.floating_ips
-    assert fip["floating_ip_address"] == vm.ip and fip["id"] == vm.floating_ip_id
-    assert fip["allocated_by"] == "api" and vm.floating_ip_allocated
+    assert fip["floating_ip_address"] == vm.ip
+    assert fip["id"] == vm.floating_ip_id
+    assert fip["allocated_by"] == "api"
+    assert vm.floating_ip_allocated
     [port] = [p for p in cloud.ports if p["device_id"] == vm.server_id]
-    assert fip["port_id"] == port["id"] and vm.private_ip == port["fixed_ips"][0]["ip_address"]
+    assert fip["port_id"] == port["id"]
+    assert vm.private_ip == port["fixed_ips"][0]["ip_address"]
     assert launcher.state(vm.server_id) == "ACTIVE"
-    assert all(stage == "launch" for stage, _ in events) and any("ACTIVE" in msg for _, msg in events)
+    assert all(stage == "launch" for stage, _ in events)
+    assert any("ACTIVE" in msg for _, msg in events)
 
     removal = launcher.delete(vm, timeout=10)
-    assert removal.server_found and removal.floating_ip_released and removal.warnings == []
+    assert removal.server_found
+    assert removal.floating_ip_released
+    assert removal.warnings == []
     assert launcher.state(vm.server_id) is None
     assert_clean(cloud)
     assert cloud.floating_ips == []
@@ -100,7 +110,8 @@ def test_resources_are_found_by_id(openstack_cloud):
     launcher = password_launcher(cloud)
     vm = launcher.launch(spec, timeout=10)
     [server] = cloud.servers
-    assert server["image"]["id"] == image_id and server["flavor"]["id"] == flavor_id
+    assert server["image"]["id"] == image_id
+    assert server["flavor"]["id"] == flavor_id
     assert server["network_ids"] == [network_id]
     assert server["security_groups"] == [{"name": "all"}]
     launcher.delete(vm, timeout=10)
@@ -112,13 +123,16 @@ def test_free_floating_ip_is_reused_and_kept(openstack_cloud):
     fip_id = cloud.add_floating_ip("127.100.0.7")
     launcher = password_launcher(cloud)
     vm = launcher.launch(make_spec(cloud), timeout=10)
-    assert vm.ip == "127.100.0.7" and vm.floating_ip_id == fip_id and not vm.floating_ip_allocated
+    assert vm.ip == "127.100.0.7"
+    assert vm.floating_ip_id == fip_id
+    assert not vm.floating_ip_allocated
     assert [f["allocated_by"] for f in cloud.floating_ips] == ["seed"]
 
     removal = launcher.delete(vm, timeout=10)
     assert not removal.floating_ip_released
     [fip] = cloud.floating_ips
-    assert fip["id"] == fip_id and fip["port_id"] is None  # detached, not released: it was not ours
+    assert fip["id"] == fip_id
+    assert fip["port_id"] is None
     assert_clean(cloud)
 
 
@@ -128,7 +142,8 @@ def test_other_projects_floating_ips_and_groups_are_not_ours(openstack_cloud):
     cloud.add_security_group("all", project_id="another-project")  # only an admin token would see it
     launcher = password_launcher(cloud)
     vm = launcher.launch(make_spec(cloud), timeout=10)
-    assert vm.floating_ip_allocated and vm.floating_ip_id != foreign
+    assert vm.floating_ip_allocated
+    assert vm.floating_ip_id != foreign
     launcher.delete(vm, timeout=10)
     assert [(f["id"], f["port_id"]) for f in cloud.floating_ips] == [(foreign, None)]
     assert_clean(cloud)
@@ -273,8 +288,10 @@ def test_wrong_password_is_a_clear_error_without_the_password(openstack_cloud):
     with pytest.raises(LaunchError) as caught:
         launcher.launch(make_spec(openstack_cloud), timeout=5)
     text = str(caught.value)
-    assert f"user '{login['username']}' in domain 'Default'" in text and "refused the credentials" in text
-    assert "wrong-secret" not in text and "wrong-secret" not in repr(launcher)
+    assert f"user '{login['username']}' in domain 'Default'" in text
+    assert "refused the credentials" in text
+    assert "wrong-secret" not in text
+    assert "wrong-secret" not in repr(launcher)
     assert_clean(openstack_cloud)
 
 
@@ -338,7 +355,8 @@ def test_password_login_needs_a_project_id(openstack_cloud):
         PasswordAuth(login["username"], login["password"], user_domain_name="Other", project_id="abc"),
         auth_url=login["auth_url"],
     )
-    assert from_file.project_id == "abc" and from_file.user_domain_name == "Other"
+    assert from_file.project_id == "abc"
+    assert from_file.user_domain_name == "Other"
     with pytest.raises(InvalidArgument, match="PasswordAuth, an ApplicationCredentialAuth or an OIDCAuth"):
         OpenStackLauncher({"username": "u"}, auth_url=login["auth_url"])  # type: ignore[arg-type]
     assert openstack_cloud.requests == []
@@ -352,7 +370,8 @@ def test_delete_of_a_server_already_gone_is_reported_not_raised(openstack_cloud)
     vm = launcher.launch(make_spec(openstack_cloud), timeout=10)
     launcher.delete(vm, timeout=10)
     again = launcher.delete(vm.server_id, floating_ip_id=vm.floating_ip_id, floating_ip_allocated=True, timeout=10)
-    assert not again.server_found and not again.floating_ip_released
+    assert not again.server_found
+    assert not again.floating_ip_released
     assert any("already gone" in w for w in again.warnings)
     assert_clean(openstack_cloud)
 
@@ -364,7 +383,8 @@ def test_delete_waits_for_a_slow_deletion(openstack_cloud):
     record = LaunchedVM.from_dict(vm.to_dict())  # as the master record stores it
     assert record == vm
     removal = launcher.delete(record, timeout=10)
-    assert removal.server_found and openstack_cloud.servers == []
+    assert removal.server_found
+    assert openstack_cloud.servers == []
     assert_clean(openstack_cloud)
 
 
@@ -507,7 +527,8 @@ def test_two_launches_picking_the_same_free_floating_ip_do_not_share_it(openstac
     vm = first.launch(make_spec(cloud), timeout=10, progress=progress)
     [theirs] = other
     assert (theirs.floating_ip_id, theirs.floating_ip_allocated) == (seed, False)
-    assert vm.floating_ip_id != seed and vm.floating_ip_allocated
+    assert vm.floating_ip_id != seed
+    assert vm.floating_ip_allocated
     ports = {p["device_id"]: p["id"] for p in cloud.ports}
     by_id = {f["id"]: f for f in cloud.floating_ips}
     assert by_id[seed]["port_id"] == ports[theirs.server_id]
@@ -530,7 +551,9 @@ def test_a_floating_ip_another_launch_allocated_is_not_free(openstack_cloud):
 
     vm = launcher.launch(make_spec(cloud), timeout=10, progress=progress)
     [other] = taken
-    assert vm.floating_ip_allocated and other.floating_ip_allocated and vm.ip != other.ip
+    assert vm.floating_ip_allocated
+    assert other.floating_ip_allocated
+    assert vm.ip != other.ip
     descriptions = {f["id"]: f["description"] for f in cloud.floating_ips}
     assert descriptions[vm.floating_ip_id] == f"allocated by micado-client for {vm.name}"
     launcher.delete(vm, timeout=10)
@@ -551,7 +574,8 @@ def test_delete_leaves_a_floating_ip_someone_changed_meanwhile(openstack_cloud):
     removal = launcher.delete(vm, timeout=10, progress=progress)
     assert not removal.floating_ip_released
     assert any("changed by someone else while being detached" in w for w in removal.warnings)
-    assert [f["id"] for f in cloud.floating_ips] == [vm.floating_ip_id] and cloud.servers == []
+    assert [f["id"] for f in cloud.floating_ips] == [vm.floating_ip_id]
+    assert cloud.servers == []
 
 
 @pytest.mark.parametrize("login", ["password", "application credential"])
@@ -567,4 +591,5 @@ def test_secrets_stay_out_of_debug_logs(openstack_cloud, caplog, login):
     text = caplog.text + str(caught.value) + repr(launcher) + repr(launcher.credentials)
     assert secret not in text
     tokens = list(cloud.identity.tokens)
-    assert tokens and not any(token in text for token in tokens)
+    assert tokens
+    assert not any(token in text for token in tokens)

@@ -87,13 +87,17 @@ def test_use_case_1_create_use_destroy(micado_stack, home):
 
     exercise_applications(client)
     record = client.master.info()
-    assert record["id"] == master_id and "micado_password" not in record
+    assert record["id"] == master_id
+    assert "micado_password" not in record
     assert "password" not in repr(client.master).lower()
     from micado.config.store import MasterStore
 
     secret = MasterStore().get(master_id).micado_password
     page = client.master._repr_html_()
-    assert master_id in page and "<table>" in page and secret not in page and secret not in repr(client.master)
+    assert master_id in page
+    assert "<table>" in page
+    assert secret not in page
+    assert secret not in repr(client.master)
 
     client.applications.create(app_id="left-running", file=ADTS / "nginx_nova.yaml")
     client.master.destroy()
@@ -109,12 +113,15 @@ def test_web_password_is_random_strong_and_never_stored_in_plaintext(micado_stac
         from micado.testing.playbook import GRAFANA_PASSWORD_FILE
 
         record = MasterStore().get(client.master.id)
-        assert record.micado_password != "admin" and len(record.micado_password) >= 16
+        assert record.micado_password != "admin"
+        assert len(record.micado_password) >= 16
         # The release's Grafana default ("secret") is replaced by a random password, kept encrypted.
         vm_root = micado_stack.vms.vms()[0].root
         assert (vm_root / GRAFANA_PASSWORD_FILE).read_text() == record.grafana_password
-        assert record.grafana_password != "secret" and len(record.grafana_password) >= 16
-        assert record.extra["micado_version"] == "v0.12.6" and record.extra["micado_layout"] == "0.12"
+        assert record.grafana_password != "secret"
+        assert len(record.grafana_password) >= 16
+        assert record.extra["micado_version"] == "v0.12.6"
+        assert record.extra["micado_layout"] == "0.12"
         for path in micado_stack.micado_cli_dir.rglob("*"):
             if path.is_file():
                 assert record.micado_password.encode() not in path.read_bytes(), path
@@ -125,7 +132,8 @@ def test_web_password_is_random_strong_and_never_stored_in_plaintext(micado_stac
 
 def test_the_default_release_comes_from_the_release_url_and_takes_the_web_login(micado_stack):
     """create() without playbook= fetches v0.12.6 (here: the stack's mirror serves the stand-in)."""
-    assert "playbook" not in micado_stack.create_kwargs and "micado_version" not in micado_stack.create_kwargs
+    assert "playbook" not in micado_stack.create_kwargs
+    assert "micado_version" not in micado_stack.create_kwargs
     client = MicadoClient(launcher="openstack")
     client.master.create(**micado_stack.create_kwargs, micado_user="researcher",
                          micado_password="Ch0sen-by-the-user!",
@@ -278,7 +286,8 @@ def test_a_failure_at_each_step_leaves_nothing_behind(monkeypatch, tmp_path, fai
             assert any(f"step '{failure}'" in note for note in getattr(caught.value, "__notes__", []))
         if failure == "ansible":
             assert "Injected failure" in str(caught.value)
-            assert caught.value.log_path and Path(caught.value.log_path).exists()
+            assert caught.value.log_path
+            assert Path(caught.value.log_path).exists()
         assert_nothing_left(stack, client)
         assert client.master.id is None
     finally:

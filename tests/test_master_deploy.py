@@ -61,21 +61,28 @@ def test_deploy_installs_on_a_host_and_destroy_leaves_the_machine(micado_stack, 
     events: list[tuple[str, str]] = []
     master_id = client.master.deploy(host=host, progress=lambda *event: events.append(event),
                                      **deploy_kwargs(micado_stack, user_key))
-    assert master_id.startswith("host-") and len(master_id) == 17
+    assert master_id.startswith("host-")
+    assert len(master_id) == 17
     stages = {stage for stage, _ in events}
-    assert {"prepare", "ssh", "ansible", "certificate", "store", "done"} <= stages and "launch" not in stages
+    assert {"prepare", "ssh", "ansible", "certificate", "store", "done"} <= stages
+    assert "launch" not in stages
     assert _state(user_key) == before  # read, never copied or changed
     assert micado_stack.cloud.servers == []  # no cloud was asked for anything
     info = client.master.info()
-    assert info["launcher"] == "none" and info["ip"] == host and info["endpoint"].startswith(f"https://{host}:")
+    assert info["launcher"] == "none"
+    assert info["ip"] == host
+    assert info["endpoint"].startswith(f"https://{host}:")
     from micado.config.store import MasterStore
 
     record = MasterStore().get(master_id)
-    assert record.extra["deployed"] is True and record.state == "ready"
+    assert record.extra["deployed"] is True
+    assert record.state == "ready"
     login = client.master.credentials()
     assert (login.user, login.password) == ("admin", record.micado_password)
-    assert login.grafana_password == record.grafana_password and login.grafana_password
-    assert login.password not in repr(login) and login.grafana_password not in repr(login)
+    assert login.grafana_password == record.grafana_password
+    assert login.grafana_password
+    assert login.password not in repr(login)
+    assert login.grafana_password not in repr(login)
 
     client.applications.create(app_id="stressng", file=ADTS / "stressng_nova.yaml")
     assert [app.id for app in client.applications.list()] == ["stressng"]
@@ -98,7 +105,9 @@ def test_deploy_refuses_bad_arguments_all_at_once(micado_stack, tmp_path):
     with pytest.raises(InvalidArgument) as caught:
         client.master.deploy(host="me@10.0.0.1", ssh_key=tmp_path / "nope", ssh_port=0)
     message = str(caught.value)
-    assert "host" in message and "ssh_key" in message and "ssh_port" in message
+    assert "host" in message
+    assert "ssh_key" in message
+    assert "ssh_port" in message
     with pytest.raises(TypeError):
         client.master.deploy(host="127.0.0.1", ssh_key=tmp_path / "nope", image="ubuntu")  # type: ignore[call-arg]
     assert client.master.list() == []
@@ -120,13 +129,17 @@ def test_deploy_and_info_from_the_command_line(micado_stack, host, user_key):
     assert "a-long-web-password" not in deployed.stdout + deployed.stderr
 
     shown = micado("master", "info", master_id)
-    assert shown.returncode == 0 and f"id: {master_id}" in shown.stdout
-    assert "a-long-web-password" not in shown.stdout and "password" not in shown.stdout.replace("show-password", "")
+    assert shown.returncode == 0
+    assert f"id: {master_id}" in shown.stdout
+    assert "a-long-web-password" not in shown.stdout
+    assert "password" not in shown.stdout.replace("show-password", "")
     secret = micado("--json", "master", "info", master_id, "--show-password")
     data = json.loads(secret.stdout)
-    assert data["micado_password"] == "a-long-web-password" and data["grafana_password"]
+    assert data["micado_password"] == "a-long-web-password"
+    assert data["grafana_password"]
     listed = micado("--json", "master", "list")
-    assert "a-long-web-password" not in listed.stdout and data["grafana_password"] not in listed.stdout
+    assert "a-long-web-password" not in listed.stdout
+    assert data["grafana_password"] not in listed.stdout
     assert micado("master", "info", "ghost").returncode == 2
 
     destroyed = micado("master", "destroy", master_id)
@@ -136,4 +149,5 @@ def test_deploy_and_info_from_the_command_line(micado_stack, host, user_key):
 
 def test_deploy_without_required_flags_is_a_usage_error(micado_stack):
     missing = micado("master", "deploy", "--host", "127.0.0.1")
-    assert missing.returncode == 2 and "--ssh-key" in missing.stderr
+    assert missing.returncode == 2
+    assert "--ssh-key" in missing.stderr

@@ -48,18 +48,21 @@ def test_use_case_1_on_ec2(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, addr
         assert ipaddress.ip_address(client.master.ip).is_loopback
         (instance,) = stack.cloud.live_instances()
         tags = {tag["Key"]: tag["Value"] for tag in instance.get("Tags", [])}
-        assert tags["Name"].startswith("MiCADO-Master-") and tags["micado-client-launch"]
+        assert tags["Name"].startswith("MiCADO-Master-")
+        assert tags["micado-client-launch"]
         if address == "public":  # the seeded subnet gives no public IP: an Elastic IP of ours
             (eip,) = stack.cloud.addresses()
             assert eip["PublicIp"] == client.master.ip
         else:
-            assert stack.cloud.addresses() == [] and client.master.ip == instance["PrivateIpAddress"]
+            assert stack.cloud.addresses() == []
+            assert client.master.ip == instance["PrivateIpAddress"]
         assert stack.cloud.refused == []
         (listed,) = client.master.list()
         assert (listed["launcher"], listed["state"]) == ("ec2", "ready")
 
         app = client.applications.create(app_id="stressng", file=ADTS / "stressng_ec2_latest.yaml")
-        assert [a.id for a in client.applications.list()] == ["stressng"] and app.adaptors
+        assert [a.id for a in client.applications.list()] == ["stressng"]
+        assert app.adaptors
         client.master.destroy()
         assert stack.leftovers() == NOTHING
         assert client.master.list() == []

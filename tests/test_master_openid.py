@@ -27,7 +27,8 @@ def test_use_case_1_with_openid_connect(tmp_path, monkeypatch, caplog):
         provider = stack.oidc_provider
         assert provider is not None
         credentials = (stack.micado_cli_dir / "credentials-cloud-api.yml").read_text()
-        assert "access_token: *OPENID" in credentials and "&OPENID" in credentials
+        assert "access_token: *OPENID" in credentials
+        assert "&OPENID" in credentials
         client = MicadoClient(launcher="openstack")
         with caplog.at_level(logging.DEBUG):
             master_id = client.master.create(**stack.create_kwargs)
@@ -38,7 +39,8 @@ def test_use_case_1_with_openid_connect(tmp_path, monkeypatch, caplog):
             assert ("POST", "/identity/v3/OS-FEDERATION/identity_providers/egi.eu/protocols/openid/auth") \
                 in stack.cloud.requests
             record = client.master.info()
-            assert access_token not in str(record) and refresh_token not in str(record)
+            assert access_token not in str(record)
+            assert refresh_token not in str(record)
             # Nothing of ours on disk holds the access token; the refresh token only in the
             # user's credentials file (and its copy for MiCADO on the master, as MiCADO intends).
             for path in files_under(stack.micado_cli_dir) + files_under(stack.base_dir / "vms"):
@@ -47,8 +49,11 @@ def test_use_case_1_with_openid_connect(tmp_path, monkeypatch, caplog):
                 if refresh_token.encode() in data:
                     assert path.name == "credentials-cloud-api.yml", path
             client.master.destroy()
-        assert access_token not in caplog.text and refresh_token not in caplog.text
-        assert stack.cloud.leftovers() == CLEAN and client.master.list() == [] and stack.vms.vms() == []
+        assert access_token not in caplog.text
+        assert refresh_token not in caplog.text
+        assert stack.cloud.leftovers() == CLEAN
+        assert client.master.list() == []
+        assert stack.vms.vms() == []
 
         # The refresh token revoked at the provider: a typed error before any server is made.
         provider.revoke(refresh_token)
@@ -56,5 +61,6 @@ def test_use_case_1_with_openid_connect(tmp_path, monkeypatch, caplog):
         with pytest.raises(CredentialsError, match="invalid_grant") as caught:
             client.master.create(**stack.create_kwargs)
         assert caught.value.key == "pre_authentication[0].auth_data.refresh_token"
-        assert stack.cloud.requests[before:] == [] and stack.cloud.leftovers() == CLEAN
+        assert stack.cloud.requests[before:] == []
+        assert stack.cloud.leftovers() == CLEAN
         assert client.master.list() == []

@@ -64,9 +64,11 @@ def test_in_a_notebook_one_line_is_updated_in_place(fake_jupyter):
     progress("ansible", "micado_master/start : (MiCADO) Start the TOSCA Submitter: changed")
     progress("done", "master m ready")
     assert len(fake_jupyter) == 4  # one display, updated: no new lines
-    assert "step 2 of 7: launch" in fake_jupyter[0] and "[00:00]" in fake_jupyter[0]
+    assert "step 2 of 7: launch" in fake_jupyter[0]
+    assert "[00:00]" in fake_jupyter[0]
     assert "&lt;b&gt;x&lt;/b&gt;" in fake_jupyter[1]  # server text escaped
-    assert "step 4 of 7: ansible" in fake_jupyter[2] and ": changed" in fake_jupyter[2]
+    assert "step 4 of 7: ansible" in fake_jupyter[2]
+    assert ": changed" in fake_jupyter[2]
     assert "<b>done</b>" in fake_jupyter[3]
 
 
@@ -126,15 +128,18 @@ def test_client_and_applications_show_themselves_without_secrets(submitter):
                           auth=(submitter.user, submitter.password))
     with client:
         assert repr(client) == f"<MicadoClient endpoint='{submitter.endpoint}v2.0/'>"
-        assert submitter.endpoint in client._repr_html_() and submitter.password not in client._repr_html_()
+        assert submitter.endpoint in client._repr_html_()
+        assert submitter.password not in client._repr_html_()
         client.applications.create(app_id="<b>x<i>", adt={"tosca_definitions_version":
                                                                       "tosca_simple_yaml_1_2"})
         page = client.applications._repr_html_()
-        assert "&lt;b&gt;x&lt;i&gt;" in page and "<b>x" not in page
+        assert "&lt;b&gt;x&lt;i&gt;" in page
+        assert "<b>x" not in page
         assert submitter.password not in page + repr(client.applications)
         assert repr(client.applications) == f"<Applications at {submitter.endpoint}v2.0/>"
     offline = MicadoClient(launcher="openstack")
-    assert repr(offline) == "<MicadoClient launcher='openstack'>" and "launcher" in offline._repr_html_()
+    assert repr(offline) == "<MicadoClient launcher='openstack'>"
+    assert "launcher" in offline._repr_html_()
 
 
 def test_api_calls_are_logged_at_debug_and_nothing_is_configured(submitter, caplog):
@@ -143,8 +148,10 @@ def test_api_calls_are_logged_at_debug_and_nothing_is_configured(submitter, capl
                       auth=(submitter.user, submitter.password)) as client:
         client.applications.list()
     records = [r for r in caplog.records if r.name == "micado.transfer"]
-    assert records and records[0].levelno == logging.DEBUG
-    assert "GET https://" in records[0].getMessage() and "-> 200" in records[0].getMessage()
+    assert records
+    assert records[0].levelno == logging.DEBUG
+    assert "GET https://" in records[0].getMessage()
+    assert "-> 200" in records[0].getMessage()
     assert submitter.password not in caplog.text
 
 

@@ -52,9 +52,11 @@ def test_use_case_1_through_clouds_yaml(micado_stack, clouds_yaml, monkeypatch):
 
     login = micado_stack.cloud.login
     ((path, mode, credentials),) = handed
-    assert mode == 0o600 and isinstance(credentials, PasswordAuth)
+    assert mode == 0o600
+    assert isinstance(credentials, PasswordAuth)
     assert (credentials.username, credentials.password) == (login["username"], login["password"])
-    assert not path.exists() and not path.parent.exists()  # removed after the play
+    assert not path.exists()
+    assert not path.parent.exists()
     assert not (micado_stack.micado_cli_dir / "credentials-cloud-api.yml").exists()  # the user's dir untouched
     assert client.master.info()["auth_url"].rstrip("/").startswith(login["auth_url"].rstrip("/"))
 

@@ -43,11 +43,13 @@ def test_keystone_issues_validates_and_refuses_tokens(openstack_cloud):
     url = f"{cloud.login['auth_url']}/auth/tokens"
     token = get_token(cloud)
     valid = requests.get(url, headers={"X-Auth-Token": token, "X-Subject-Token": token}, timeout=5)
-    assert valid.status_code == 200 and valid.json()["token"]["project"]["id"] == cloud.project_id
+    assert valid.status_code == 200
+    assert valid.json()["token"]["project"]["id"] == cloud.project_id
     unknown = requests.get(url, headers={"X-Auth-Token": token, "X-Subject-Token": "nope"}, timeout=5)
     assert unknown.status_code == 404
     refused = requests.post(url, json=password_body(cloud.login, "wrong"), timeout=5)
-    assert refused.status_code == 401 and refused.json()["error"]["code"] == 401
+    assert refused.status_code == 401
+    assert refused.json()["error"]["code"] == 401
     cloud.faults.auth_failure = True
     assert requests.post(url, json=password_body(cloud.login), timeout=5).status_code == 401
 
@@ -56,7 +58,8 @@ def test_services_want_a_valid_token_but_version_documents_are_public(openstack_
     base = openstack_cloud.url
     assert requests.get(f"{base}/compute/v2.1/flavors", timeout=5).status_code == 401
     bogus = requests.get(f"{base}/network/v2.0/networks", headers={"X-Auth-Token": "bogus"}, timeout=5)
-    assert bogus.status_code == 401 and "NeutronError" in bogus.json()
+    assert bogus.status_code == 401
+    assert "NeutronError" in bogus.json()
     assert requests.get(f"{base}/image", timeout=5).json()["versions"][0]["status"] == "CURRENT"
     token = get_token(openstack_cloud)
     images = requests.get(f"{base}/image/v2/images", headers={"X-Auth-Token": token}, timeout=5)
@@ -70,7 +73,8 @@ def test_nova_answers_with_microversion_headers_and_refuses_unknown_ones(opensta
     assert ok.headers["OpenStack-API-Version"] == "compute 2.1"
     assert ok.headers["X-OpenStack-Nova-API-Version"] == "2.1"
     too_new = requests.get(url, headers={**headers, "OpenStack-API-Version": "compute 2.99"}, timeout=5)
-    assert too_new.status_code == 406 and "maximum is 2.1" in too_new.json()["notAcceptable"]["message"]
+    assert too_new.status_code == 406
+    assert "maximum is 2.1" in too_new.json()["notAcceptable"]["message"]
 
 
 def test_hooks_see_boot_address_and_delete():
@@ -99,11 +103,13 @@ def test_hooks_see_boot_address_and_delete():
 def test_services_can_trust_an_external_keystone(openstack_cloud):
     identity = openstack_cloud
     with OpenStackEmulator(keystone_url=identity.login["auth_url"]) as services:
-        assert services.login["auth_url"] == identity.login["auth_url"] and services.login["password"] is None
+        assert services.login["auth_url"] == identity.login["auth_url"]
+        assert services.login["password"] is None
         token = get_token(identity)
         url = f"{services.url}/compute/v2.1/flavors"
         answer = requests.get(url, headers={"X-Auth-Token": token}, timeout=5)
-        assert answer.status_code == 200 and answer.json()["flavors"]
+        assert answer.status_code == 200
+        assert answer.json()["flavors"]
         assert requests.get(url, headers={"X-Auth-Token": "forged"}, timeout=5).status_code == 401
     assert ("GET", "/identity/v3/auth/tokens") in identity.requests
 
@@ -125,7 +131,8 @@ def test_standalone_command_writes_ready_file_and_stops_on_sigterm(tmp_path):
 
         wait_until(listening, what="the ready file", timeout=20)
         info = json.loads(ready.read_text())
-        assert info["pid"] == process.pid and info["security_group"] == "all"
+        assert info["pid"] == process.pid
+        assert info["security_group"] == "all"
         assert {"auth_url", "region", "project_id", "user_domain_name", "username", "password",
                 "application_credential_id", "application_credential_secret",
                 "image", "flavor", "network", "keypair"} <= set(info)
@@ -153,7 +160,8 @@ def test_floating_ip_updates_are_compare_and_swap_with_if_match(openstack_cloud)
     revision = requests.get(url, headers=headers, timeout=5).json()["floatingip"]["revision_number"]
     body = {"floatingip": {"port_id": None}}
     ok = requests.put(url, json=body, headers={**headers, "If-Match": f"revision_number={revision}"}, timeout=5)
-    assert ok.status_code == 200 and ok.json()["floatingip"]["revision_number"] == revision + 1
+    assert ok.status_code == 200
+    assert ok.json()["floatingip"]["revision_number"] == revision + 1
     stale = requests.put(url, json=body, headers={**headers, "If-Match": f"revision_number={revision}"}, timeout=5)
     assert stale.status_code == 412
     assert stale.json()["NeutronError"]["type"] == "RevisionNumberConstraintFailed"

@@ -78,7 +78,8 @@ def test_a_project_never_sees_nor_deletes_another_projects_servers_and_floating_
         a.network.delete_ip(vm.floating_ip_id, ignore_missing=False)
     removal = launcher_for(cloud.login).delete(vm.server_id, floating_ip_id=vm.floating_ip_id,
                                                floating_ip_allocated=True, timeout=10)
-    assert not removal.server_found and not removal.floating_ip_released
+    assert not removal.server_found
+    assert not removal.floating_ip_released
     assert cloud.leftovers()["servers"] == [vm.server_id]  # still there: it is B's
 
     b = sdk(login_b)
@@ -101,7 +102,8 @@ def test_neutron_shows_a_project_its_own_resources_and_the_shared_networks(opens
     assert [k.name for k in b.compute.keypairs()] == ["micado-key"]
     assert [i.name for i in b.image.images()] == ["ubuntu-22.04"]  # public
     private = cloud.add_image("a-only", project_id=cloud.project_id, visibility="private")
-    assert private not in [i.id for i in b.image.images()] and private in [i.id for i in a.image.images()]
+    assert private not in [i.id for i in b.image.images()]
+    assert private in [i.id for i in a.image.images()]
     with pytest.raises(LaunchError, match=r"unknown network 'private'; available: private-b, public"):
         launcher_for(login_b).launch(b_spec(network="private"), timeout=10)
     assert cloud.servers == []
@@ -124,7 +126,8 @@ def test_services_need_a_project_scoped_token(openstack_cloud):
     body = {"auth": {"identity": {"methods": ["password"], "password": {"user": {
         "name": login["username"], "domain": {"name": "Default"}, "password": login["password"]}}}}}
     answer = requests.post(f"{login['auth_url']}/auth/tokens", json=body, timeout=5)
-    assert answer.status_code == 201 and "project" not in answer.json()["token"]
+    assert answer.status_code == 201
+    assert "project" not in answer.json()["token"]
     refused = requests.get(f"{openstack_cloud.url}/network/v2.0/networks",
                            headers={"X-Auth-Token": answer.headers["X-Subject-Token"]}, timeout=5)
     assert refused.status_code == 401

@@ -32,7 +32,8 @@ def test_a_dir_we_create_and_its_folders_are_0700(
 ) -> None:
     monkeypatch.setenv(paths.ENV_DIR, str(tmp_path / "new" / "micado-cli"))
     assert paths.ensure_dir(paths.ssh_dir()) == paths.ssh_dir()
-    assert mode(paths.micado_dir()) == 0o700 and mode(paths.ssh_dir()) == 0o700
+    assert mode(paths.micado_dir()) == 0o700
+    assert mode(paths.ssh_dir()) == 0o700
 
 
 def test_a_shared_folder_is_refused_and_left_as_it_is(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
@@ -44,7 +45,8 @@ def test_a_shared_folder_is_refused_and_left_as_it_is(tmp_path: Path, monkeypatc
         paths.ensure_dir()
     with pytest.raises(InvalidArgument, match="set MICADO_CLI_DIR to a folder of your own"):
         MasterStore().remove("m-1")  # a write: it takes the lock in the MiCADO dir first
-    assert mode(shared) == 0o1777 and list(shared.iterdir()) == []
+    assert mode(shared) == 0o1777
+    assert list(shared.iterdir()) == []
 
 
 def test_a_folder_others_can_read_is_used_as_it_is_with_a_warning(
@@ -56,7 +58,8 @@ def test_a_folder_others_can_read_is_used_as_it_is_with_a_warning(
     monkeypatch.setenv(paths.ENV_DIR, str(mine))
     with caplog.at_level(logging.WARNING, logger="micado.config.paths"):
         paths.ensure_dir(paths.certs_dir())
-    assert mode(mine) == 0o755 and mode(paths.certs_dir()) == 0o700
+    assert mode(mine) == 0o755
+    assert mode(paths.certs_dir()) == 0o700
     assert "can be read by other users (mode 0755)" in caplog.text
 
 

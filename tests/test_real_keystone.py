@@ -76,7 +76,8 @@ def test_the_launcher_finds_the_seeded_resources_and_projects_stay_apart(cloud, 
     assert (server["tenant_id"], server["user_id"]) == (alice["project_id"], alice["user_id"])  # Keystone's ids
 
     theirs = sdk(bob)
-    assert list(theirs.compute.servers()) == [] and list(theirs.network.ips()) == []
+    assert list(theirs.compute.servers()) == []
+    assert list(theirs.network.ips()) == []
     assert sorted(n.name for n in theirs.network.networks()) == ["public"]  # only the external one is shared
     with pytest.raises(openstack.exceptions.ResourceNotFound):
         theirs.compute.delete_server(vm.server_id, ignore_missing=False)
@@ -85,7 +86,8 @@ def test_the_launcher_finds_the_seeded_resources_and_projects_stay_apart(cloud, 
     assert cloud.leftovers()["servers"] == [vm.server_id]
 
     removal = launcher_for(alice).delete(vm, timeout=20)
-    assert removal.server_found and removal.floating_ip_released
+    assert removal.server_found
+    assert removal.floating_ip_released
     assert cloud.leftovers() == CLEAN
 
 
@@ -97,7 +99,8 @@ def test_a_token_revoked_in_keystone_stops_working_at_once(cloud, keystone, alic
     revoked = requests.delete(f"{keystone.url}/auth/tokens", headers={**headers, "X-Subject-Token": token}, timeout=10)
     assert revoked.status_code == 204
     refused = requests.get(networks, headers=headers, timeout=10)
-    assert refused.status_code == 401 and "NeutronError" in refused.json()
+    assert refused.status_code == 401
+    assert "NeutronError" in refused.json()
 
 
 def test_the_local_stack_creates_and_destroys_a_master_with_the_users_own_credentials(
@@ -119,7 +122,8 @@ def test_the_local_stack_creates_and_destroys_a_master_with_the_users_own_creden
             client = MicadoClient(launcher="openstack")
             master_id = client.master.create(**stack.create_kwargs)
             [server] = stack.cloud.servers
-            assert server["id"] == master_id and server["tenant_id"] == alice["project_id"]
+            assert server["id"] == master_id
+            assert server["tenant_id"] == alice["project_id"]
             client.master.destroy()
             assert stack.cloud.leftovers() == CLEAN
         finally:

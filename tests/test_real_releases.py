@@ -106,7 +106,8 @@ def _namespace_prefix(os_release: Path) -> list[str]:
                            capture_output=True, text=True, timeout=30)
     if probe.returncode != 0:
         pytest.skip(f"no network namespace could be made here: {probe.stderr.strip()[:200]}")
-    assert "dev lo" in probe.stdout and 'NAME="Ubuntu"' in probe.stdout  # isolated, and looks like Ubuntu
+    assert "dev lo" in probe.stdout
+    assert 'NAME="Ubuntu"' in probe.stdout
     return prefix
 
 
@@ -123,7 +124,8 @@ def _create_in_check_mode(tmp_path: Path, release: str, user: str, password: str
     result = json.loads(done.stdout.strip().splitlines()[-1])
     # Whatever happened, create() left nothing: no server, no address, no record, no working copy.
     assert result["leftovers"] == {"servers": [], "attached_floating_ips": [], "allocated_floating_ips": []}
-    assert result["records"] == [] and result["work"] == []
+    assert result["records"] == []
+    assert result["work"] == []
     return result
 
 
@@ -144,7 +146,8 @@ def test_a_check_run_reaches_the_depth_of_ansible_core_2_15(tmp_path: Path, rele
     result = _create_in_check_mode(tmp_path, release, "webuser", "Web-Pa55-word!", "--check")
     assert result["step"] == "ansible", result.get("message")
     assert result["task"] == stop_task, result["message"]
-    assert result["tasks"][:number][-1] == stop_task and len(result["tasks"]) == number
+    assert result["tasks"][:number][-1] == stop_task
+    assert len(result["tasks"]) == number
     assert "Web-Pa55-word!" not in result["log"]
 
 
@@ -154,7 +157,8 @@ def test_the_web_user_given_to_create_is_the_one_the_release_renders(tmp_path: P
                                    "--tags", "start")
     log = result["log"]
     rendered = log[log.index("provisioning.csv") - 400: log.index("provisioning.csv")]
-    assert '+"researcher-7","' in rendered and '"********"' in rendered
+    assert '+"researcher-7","' in rendered
+    assert '"********"' in rendered
     assert '"admin"' not in rendered
     assert "Chosen-Pa55word" not in log
 

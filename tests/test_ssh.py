@@ -72,7 +72,8 @@ def test_keypair_is_ecdsa_pem_0600_with_openssh_public_key(keypair: ssh.KeyPair)
     assert stat.S_IMODE(paths.ssh_dir().stat().st_mode) == 0o700
     assert keypair.private_key.read_text().startswith("-----BEGIN EC PRIVATE KEY-----")
     assert keypair.public_key.startswith("ecdsa-sha2-nistp256 AAAA")
-    assert keypair.public_key.endswith(" micado-client") and "\n" not in keypair.public_key
+    assert keypair.public_key.endswith(" micado-client")
+    assert "\n" not in keypair.public_key
     assert paths.ssh_public_key().read_text() == keypair.public_key + "\n"
     # OpenSSH itself loads the private key and derives the same public key.
     derived = subprocess.run(
@@ -130,7 +131,8 @@ def test_ssh_options_isolate_ssh_from_the_user_config(client_env: Path, tmp_path
     assert settings["IdentityFile"] == f'"{key}"'  # quoted: the path has a blank
     assert settings["BatchMode"] == "yes"
     assert settings["Port"] == "2222"
-    assert "ConnectTimeout" in settings and "ServerAliveInterval" in settings
+    assert "ConnectTimeout" in settings
+    assert "ServerAliveInterval" in settings
     loose_options = ssh.ssh_options(port=22, key=key, strict=False)
     loose = dict(value.split("=", 1) for value in loose_options[3::2])
     assert loose["StrictHostKeyChecking"] == "accept-new"
@@ -211,7 +213,8 @@ def test_ssh_never_ready_times_out_within_the_deadline(keypair: ssh.KeyPair) -> 
     with pytest.raises(MicadoTimeout) as caught:
         ssh.wait_for_ssh(address, port=port, key=keypair.private_key, timeout=1.5)
     assert 1.5 <= time.monotonic() - started < 3.5
-    assert f"{address}:{port}" in str(caught.value) and "refused" in str(caught.value)
+    assert f"{address}:{port}" in str(caught.value)
+    assert "refused" in str(caught.value)
     assert caught.value.timeout == 1.5
 
 

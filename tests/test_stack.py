@@ -45,7 +45,8 @@ def test_stack_program_serves_a_master_and_sigterm_stops_everything(tmp_path, mo
         kwargs = described["create_kwargs"]
         client.master.create(**kwargs)
         ip = client.master.ip
-        assert listening(ip, kwargs["ssh_port"]) and listening(ip, kwargs["api_port"])
+        assert listening(ip, kwargs["ssh_port"])
+        assert listening(ip, kwargs["api_port"])
         client.master.api.close()
     finally:
         process.send_signal(signal.SIGTERM)

@@ -100,7 +100,8 @@ def test_round_trip(micado_dir: Path) -> None:
     store = MasterStore()
     assert store.list() == []
     stored = store.add(record("m-1"))
-    assert stored.created and stored.created.endswith("Z")
+    assert stored.created
+    assert stored.created.endswith("Z")
     store.add(record("m-2", password="other-pw", extra={}))
 
     assert [r.id for r in store.list()] == ["m-1", "m-2"]
@@ -155,7 +156,8 @@ def test_invalid_records_are_refused_before_writing(micado_dir: Path, changes: d
 
 
 def test_password_is_hidden_in_repr(micado_dir: Path) -> None:
-    assert PASSWORD not in repr(record()) and PASSWORD not in str(record())
+    assert PASSWORD not in repr(record())
+    assert PASSWORD not in str(record())
 
 
 # --- at rest -----------------------------------------------------------------------------------
@@ -378,7 +380,8 @@ def test_a_store_at_another_path_keeps_its_lock_and_key_beside_it(tmp_path: Path
     store.add(record())
     assert store.get("m-1").micado_password == PASSWORD
     assert {p.name for p in path.parent.iterdir()} == {"masters.yml", "masters.yml.lock", "secret.key"}
-    assert mode(path.parent) == 0o700 and mode(path) == 0o600
+    assert mode(path.parent) == 0o700
+    assert mode(path) == 0o600
     assert not micado_dir.exists()
 
 
@@ -407,7 +410,8 @@ def test_a_0_9_file_is_read_as_it_is(micado_dir: Path, caplog: pytest.LogCapture
     paths.store_file().write_text(LEGACY_0_9)
     with caplog.at_level(logging.WARNING, logger="micado.config.store"):
         first, second = MasterStore().list()
-    assert "plaintext" in caplog.text and "legacy-Secret-99" not in caplog.text
+    assert "plaintext" in caplog.text
+    assert "legacy-Secret-99" not in caplog.text
     assert first.id == "1b7c9e0a-5d3f-4c2e-9f51-0a2b3c4d5e6f"
     assert first.micado_password == "legacy-Secret-99"
     assert first.endpoint == "https://192.0.2.10/toscasubmitter"
@@ -425,7 +429,8 @@ def test_a_0_9_file_is_rewritten_encrypted_on_the_next_write(micado_dir: Path) -
     store = MasterStore()
     store.add(record("new"))
     data = paths.store_file().read_bytes()
-    assert b"legacy-Secret-99" not in data and PASSWORD.encode() not in data
+    assert b"legacy-Secret-99" not in data
+    assert PASSWORD.encode() not in data
     assert json.loads(data)["micado_client_store"] == 2
     assert mode(paths.store_file()) == 0o600
     ids = [r.id for r in store.list()]
@@ -512,7 +517,8 @@ def test_a_store_that_is_a_symbolic_link_is_refused_and_kept(micado_dir: Path, t
     for attempt in (store.list, lambda: store.add(record("m-2")), lambda: store.remove("m-1")):
         with pytest.raises(StoreError, match=f"master store {paths.store_file()} is a symbolic link"):
             attempt()
-    assert paths.store_file().is_symlink() and paths.store_file().resolve() == real
+    assert paths.store_file().is_symlink()
+    assert paths.store_file().resolve() == real
     assert [r["id"] for r in json.loads(real.read_text())["masters"]] == ["m-1"]
 
 
@@ -524,7 +530,8 @@ def test_a_key_file_that_is_a_symbolic_link_is_refused(micado_dir: Path, target:
     store = MasterStore()
     with pytest.raises(StoreError, match=f"key file {paths.secret_key_file()} is a symbolic link"):
         store.add(record())  # the first write makes the key file; a link is in the way
-    assert paths.secret_key_file().is_symlink() and not paths.store_file().exists()
+    assert paths.secret_key_file().is_symlink()
+    assert not paths.store_file().exists()
 
 
 def test_an_extra_nested_too_deep_is_refused_before_writing(micado_dir: Path) -> None:

@@ -107,7 +107,8 @@ def test_self_signed_certificate_names_ips_and_hosts() -> None:
     san = cert.extensions.get_extension_for_class(x509.SubjectAlternativeName).value
     assert san.get_values_for_type(x509.IPAddress) == [ipaddress.ip_address("127.0.0.1")]
     assert san.get_values_for_type(x509.DNSName) == ["master.example"]
-    assert b"PRIVATE KEY" in key_pem and b"PRIVATE KEY" not in cert_pem
+    assert b"PRIVATE KEY" in key_pem
+    assert b"PRIVATE KEY" not in cert_pem
     assert split_pem(cert_pem + key_pem) == (cert_pem, key_pem)
     with pytest.raises(ValueError, match="at least one host"):
         make_self_signed([])
@@ -118,7 +119,8 @@ def test_self_signed_certificate_names_ips_and_hosts() -> None:
 def test_https_with_the_written_certificate_only(submitter: SubmitterEmulator, api: Api) -> None:
     assert submitter.endpoint == f"https://127.0.0.1:{submitter.port}/toscasubmitter/"
     cert_text = submitter.cert_path.read_text()
-    assert "BEGIN CERTIFICATE" in cert_text and "PRIVATE KEY" not in cert_text
+    assert "BEGIN CERTIFICATE" in cert_text
+    assert "PRIVATE KEY" not in cert_text
     assert api.get().status_code == 200
     # The system CA bundle does not know the self-signed certificate.
     with pytest.raises(requests.exceptions.SSLError):
@@ -159,8 +161,10 @@ def test_html_auth_pages_like_the_proxy_web_login(submitter: SubmitterEmulator, 
     submitter.html_auth_pages = True
     anonymous, wrong = api.get(auth=None), api.get(auth=(submitter.user, "wrong"))
     for response in (anonymous, wrong):
-        assert response.status_code == 200 and response.headers["Content-Type"].startswith("text/html")
-    assert "<form" in anonymous.text and "Authentication failed" not in anonymous.text
+        assert response.status_code == 200
+        assert response.headers["Content-Type"].startswith("text/html")
+    assert "<form" in anonymous.text
+    assert "Authentication failed" not in anonymous.text
     assert "Authentication failed" in wrong.text
     assert api.get().json() == {"applications": [], "message": "MiCADO Applications"}
     submitter.reset()
@@ -181,14 +185,16 @@ def test_path_without_trailing_slash_is_redirected_308(api: Api, submitter: Subm
 
 def test_unknown_paths_and_methods_get_the_framework_html(api: Api, submitter: SubmitterEmulator) -> None:
     missing = api.call("GET", submitter.endpoint + "v1.0/applications/")
-    assert missing.status_code == 404 and missing.headers["Content-Type"].startswith("text/html")
+    assert missing.status_code == 404
+    assert missing.headers["Content-Type"].startswith("text/html")
     assert api.call("PUT", api.base).status_code == 405
     assert api.call("DELETE", api.base).status_code == 405
 
 
 def test_head_and_options_create_nothing(api: Api, submitter: SubmitterEmulator) -> None:
     head = api.call("HEAD", api.base)
-    assert head.status_code == 200 and head.content == b""
+    assert head.status_code == 200
+    assert head.content == b""
     options = api.call("OPTIONS", api.url("app"))
     assert options.status_code == 200
     assert set(options.headers["Allow"].split(", ")) == {"DELETE", "GET", "HEAD", "OPTIONS", "POST", "PUT"}
@@ -231,7 +237,8 @@ def test_real_adts_deploy_update_and_delete(api: Api, submitter: SubmitterEmulat
     assert_answer(api.upload("demo", adt_path), 200, "Application demo successfully deployed")
     stored = submitter.applications["demo"]
     assert stored["adt"] == load_yaml(adt_path)
-    assert stored["filename"] == adt_path.name and stored["params"] == {}
+    assert stored["filename"] == adt_path.name
+    assert stored["params"] == {}
     other = ADTS / ("stressng_nova.yaml" if adt_path.name != "stressng_nova.yaml" else "nginx_nova.yaml")
     assert_answer(api.upload("demo", other, method="PUT"), 200, "Application demo successfully updated")
     assert submitter.applications["demo"]["adt"] == load_yaml(other)
@@ -301,7 +308,8 @@ def test_invalid_yaml_is_500_with_the_parser_message(api: Api, submitter: Submit
     assert response.status_code == 500
     message = response.json()["message"]
     assert message.startswith("500 Internal Server Error: Error while validating: ")
-    assert "while parsing a flow sequence" in message and "line 1, column 28" in message
+    assert "while parsing a flow sequence" in message
+    assert "line 1, column 28" in message
     assert submitter.applications == {}
 
 
@@ -396,12 +404,15 @@ def test_form_dryrun_is_false_only_when_empty_or_false(
 
 def test_json_dryrun_is_registered_like_the_real_engine(api: Api, submitter: SubmitterEmulator) -> None:
     invalid = api.post("f", json={"adt": {"description": "x"}, "dryrun": True})
-    assert invalid.status_code == 500 and submitter.applications == {}
+    assert invalid.status_code == 500
+    assert submitter.applications == {}
     assert_answer(api.post("d", json={"adt": MINIMAL_ADT, "dryrun": True}), 200, "Application d successfully deployed")
     assert submitter.applications["d"]["dryrun"] is True
     second = api.post("e", json={"adt": MINIMAL_ADT, "dryrun": True})
-    assert second.status_code == 400 and "Multiple applications are not supported" in second.json()["message"]
-    assert invalid.status_code == 500 and "Error while validating" in invalid.json()["message"]
+    assert second.status_code == 400
+    assert "Multiple applications are not supported" in second.json()["message"]
+    assert invalid.status_code == 500
+    assert "Error while validating" in invalid.json()["message"]
 
 
 def test_deploy_failure_registers_nothing(api: Api, submitter: SubmitterEmulator) -> None:
@@ -493,7 +504,8 @@ def test_unreachable_or_missing_url_is_a_validation_error(
         "500 Internal Server Error: Error while validating: Cannot find input file <urlopen error"
     )
     local = api.post("u", json={"url": "file:///etc/passwd"})
-    assert local.status_code == 500 and "unknown url type: file" in local.json()["message"]
+    assert local.status_code == 500
+    assert "unknown url type: file" in local.json()["message"]
     assert submitter.applications == {}
 
 
@@ -668,7 +680,8 @@ def test_slow_deploy_does_not_block_reads(api: Api, submitter: SubmitterEmulator
     assert api.get().json()["applications"] == []
     assert time.monotonic() - started < 0.4
     slow.join(TIMEOUT)
-    assert results[0].status_code == 200 and "slow" in submitter.applications
+    assert results[0].status_code == 200
+    assert "slow" in submitter.applications
 
 
 def _basic(user: str, password: str) -> str:
@@ -714,7 +727,8 @@ def test_connection_close_is_honoured(submitter: SubmitterEmulator) -> None:
         conn.request("GET", "/toscasubmitter/v2.0/applications/",
                      headers={"Authorization": _basic(submitter.user, submitter.password), "Connection": "close"})
         response = conn.getresponse()
-        assert response.getheader("Connection") == "close" and response.status == 200
+        assert response.getheader("Connection") == "close"
+        assert response.status == 200
         response.read()
         assert response.will_close
     finally:
@@ -788,7 +802,9 @@ def _start_cli(tmp_path: Path, *args: str, password: str | None = "from-env") ->
 def test_cli_serves_until_sigterm(tmp_path: Path) -> None:
     process, ready = _start_cli(tmp_path, "--user", "micado", "--cert-out", str(tmp_path / "cert.pem"))
     try:
-        assert ready["user"] == "micado" and ready["password"] == "from-env" and ready["pid"] == process.pid
+        assert ready["user"] == "micado"
+        assert ready["password"] == "from-env"
+        assert ready["pid"] == process.pid
         assert ready["cert"] == str(tmp_path / "cert.pem")
         assert re.fullmatch(r"https://127\.0\.0\.1:\d+/toscasubmitter/", ready["endpoint"])
         assert (tmp_path / "ready.json").stat().st_mode & 0o077 == 0

@@ -105,11 +105,14 @@ def test_boot_authorises_the_cloud_config_keys(vm_pool: VMPool) -> None:
               - {KEY_A}
         """)
     vm = vm_pool.boot({"id": "abc-123", "name": "MiCADO-Master-1", "user_data": user_data})
-    assert vm.root == vm_pool.base_dir / "abc-123" and vm.root.is_dir()
+    assert vm.root == vm_pool.base_dir / "abc-123"
+    assert vm.root.is_dir()
     assert vm.authorized_keys == (KEY_A, KEY_B)
     assert (vm.ssh_dir / "authorized_keys").read_text() == f"{KEY_A}\n{KEY_B}\n"
-    assert vm.host_key.is_file() and vm.home.is_dir()
-    assert vm.address is None and vm.pid is None
+    assert vm.host_key.is_file()
+    assert vm.home.is_dir()
+    assert vm.address is None
+    assert vm.pid is None
     assert vm_pool.vm("abc-123") == vm
     # Nova's API form (base64) is understood too.
     encoded = base64.b64encode(f"#cloud-config\nssh_authorized_keys: [{KEY_B}]\n".encode()).decode()
@@ -163,14 +166,18 @@ def test_addresses_are_checked(vm_pool: VMPool) -> None:
 def test_address_changes_start_move_and_stop_sshd(
     vm_pool: VMPool, vm: LocalVM, keypair: ssh.KeyPair
 ) -> None:
-    assert vm.pid is not None and listening(vm.address, vm.port)
+    assert vm.pid is not None
+    assert listening(vm.address, vm.port)
     moved_to = random_loopback_address()
     vm_pool.set_address(vm.server_id, moved_to)
     moved = vm_pool.vm(vm.server_id)
-    assert moved.address == moved_to and moved.pid != vm.pid
-    assert listening(moved_to, vm.port) and not listening(vm.address, vm.port)
+    assert moved.address == moved_to
+    assert moved.pid != vm.pid
+    assert listening(moved_to, vm.port)
+    assert not listening(vm.address, vm.port)
     vm_pool.set_address(vm.server_id, None)
-    assert vm_pool.vm(vm.server_id).pid is None and not listening(moved_to, vm.port)
+    assert vm_pool.vm(vm.server_id).pid is None
+    assert not listening(moved_to, vm.port)
     assert not alive(moved.pid)
 
 
@@ -202,7 +209,8 @@ def test_stopping_waits_until_no_process_holds_the_listening_socket(
 ) -> None:
     # A connection process sshd forks just before it is stopped keeps a copy of the listening
     # socket until it gets to close it; here the test is that process, for 0.3 s.
-    assert vm.pid is not None and vm.address is not None
+    assert vm.pid is not None
+    assert vm.address is not None
     straggler = _take_listening_socket(vm.pid, vm.address, vm.port)
     timer = threading.Timer(0.3, straggler.close)
     timer.start()
@@ -300,7 +308,8 @@ def test_ansible_playbook_runs_through_the_vm_with_our_ssh_options(
         cwd=tmp_path, env=env, capture_output=True, text=True, timeout=120,
     )
     assert proc.returncode == 0, proc.stdout + proc.stderr
-    assert "ok=3" in proc.stdout and "failed=0" in proc.stdout
+    assert "ok=3" in proc.stdout
+    assert "failed=0" in proc.stdout
     assert (vm.root / "var/lib/micado/copied.txt").read_text() == "from ansible\n"
     assert (vm.root / "var/lib/micado/shell.txt").read_text() == f"{vm.server_id}\n"
     assert paths.known_hosts_file().read_text() == known_hosts  # strict: nothing added
@@ -340,7 +349,8 @@ def test_delete_stops_sshd_and_every_process_started_through_it(
     vm_pool.delete(vm.server_id)
     wait_until(lambda: True if not alive(pid) and not alive(stubborn) else None,
                what="the VM's processes to be gone", timeout=5)
-    assert not vm.root.exists() and not listening(vm.address, vm.port)
+    assert not vm.root.exists()
+    assert not listening(vm.address, vm.port)
     # Nothing of the VM is left, not even the children the stubborn loop kept forking.
     assert processes_with(f"MICADO_VM_ROOT={vm.root}") == []
     with pytest.raises(NotFound):
@@ -381,7 +391,8 @@ def test_pool_serves_the_openstack_emulator_hooks(vm_pool: VMPool, keypair: ssh.
         launcher.delete(launched, timeout=10)
         with pytest.raises(NotFound):
             vm_pool.vm(launched.server_id)
-        assert not vm.root.exists() and not listening(launched.ip, vm.port)
+        assert not vm.root.exists()
+        assert not listening(launched.ip, vm.port)
 
 
 # --- the owner dies: nothing of its VMs is left -----------------------------------------------
@@ -418,7 +429,8 @@ def test_a_dead_owner_leaves_no_sshd_and_no_vm_process(tmp_path: Path, keypair: 
         owner.wait(timeout=10)
     wait_until(lambda: True if not processes_with(marker) else None,
                what="the dead owner's VM processes to be stopped", timeout=15)
-    assert not alive(started["pid"]) and not alive(daemon)
+    assert not alive(started["pid"])
+    assert not alive(daemon)
     assert not listening(address, port)
 
 
@@ -430,5 +442,7 @@ def test_the_watchdog_ends_with_the_pool(tmp_path: Path, keypair: ssh.KeyPair) -
         pool.boot({"id": "vm-w", "user_data": user_data})
         pool.set_address("vm-w", random_loopback_address())
         watchdog = pool._watchdog
-        assert watchdog is not None and watchdog.poll() is None
-    assert watchdog.poll() is not None and pool._watchdog is None
+        assert watchdog is not None
+        assert watchdog.poll() is None
+    assert watchdog.poll() is not None
+    assert pool._watchdog is None
