@@ -22,13 +22,17 @@ import base64
 import json
 import re
 import secrets
+import time
 from abc import ABC, abstractmethod
 from collections.abc import Iterable, Mapping
 from dataclasses import asdict, dataclass, field, fields
-from typing import Any, ClassVar
+from typing import TYPE_CHECKING, Any, ClassVar
 
 from micado.exceptions import InvalidArgument, LaunchError
 from micado.progress import ProgressCallback
+
+if TYPE_CHECKING:
+    from micado.undo import UndoStack
 
 __all__ = [
     "MarkedResource",
@@ -252,6 +256,32 @@ class Launcher(ABC):
             LaunchError: the cloud refused or failed a step; everything launch made is undone.
             MicadoTimeout: the VM was not running in time; everything launch made is undone.
         """
+
+    def _transaction(self, spec: LaunchSpec, timeout: float, progress: ProgressCallback | None) -> LaunchedVM:
+        """The launch as one transaction: check the spec, one deadline, undo everything on any failure.
+
+        The launcher's own steps are :meth:`_launch`; each registers its undo on the
+        stack before the request whose answer may be lost.
+        """
+        from micado import checks
+        from micado.progress import as_callback
+        from micado.undo import UndoStack
+
+        self.validate(spec)
+        checks.seconds("timeout", timeout)
+        report = as_callback(progress)
+        deadline = time.monotonic() + timeout
+        undo = UndoStack("the launch", report=lambda step: report("launch", f"undoing: {step}"))
+        try:
+            return self._launch(spec, deadline, float(timeout), report, undo)
+        except BaseException as exc:
+            undo.unwind(exc)
+            raise
+
+    def _launch(self, spec: LaunchSpec, deadline: float, total: float, report: ProgressCallback,
+                undo: UndoStack) -> LaunchedVM:
+        """The launcher's steps of :meth:`launch` (see :meth:`_transaction`)."""
+        raise NotImplementedError
 
     @abstractmethod
     def state(self, server_id: str) -> str | None:

@@ -346,16 +346,7 @@ class EC2Launcher(Launcher):
                 reached, or the instance stopped or terminated; everything is undone.
             MicadoTimeout: the instance was not running in time; everything is undone.
         """
-        self.validate(spec)
-        checks.seconds("timeout", timeout)
-        report = as_callback(progress)
-        deadline = time.monotonic() + timeout
-        undo = UndoStack("the launch", report=lambda step: report(STAGE, f"undoing: {step}"))
-        try:
-            return self._launch(spec, deadline, float(timeout), report, undo)
-        except BaseException as exc:
-            undo.unwind(exc)
-            raise
+        return self._transaction(spec, timeout, progress)
 
     def _launch(self, spec: LaunchSpec, deadline: float, total: float, report: ProgressCallback,
                 undo: UndoStack) -> LaunchedVM:

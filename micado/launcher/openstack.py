@@ -234,16 +234,7 @@ class OpenStackLauncher(FloatingIPs, Launcher):
                 or the server went to ERROR; everything launch made is undone.
             MicadoTimeout: the server was not ACTIVE in time; everything is undone.
         """
-        self.validate(spec)
-        checks.seconds("timeout", timeout)
-        report = as_callback(progress)
-        deadline = time.monotonic() + timeout
-        undo = UndoStack("the launch", report=lambda step: report(STAGE, f"undoing: {step}"))
-        try:
-            return self._launch(spec, deadline, float(timeout), report, undo)
-        except BaseException as exc:
-            undo.unwind(exc)
-            raise
+        return self._transaction(spec, timeout, progress)
 
     def _launch(
         self, spec: LaunchSpec, deadline: float, total: float, report: ProgressCallback,
