@@ -162,6 +162,22 @@ def test_a_tls_failure_advises_the_command_line_flags(endpoint_args, micado_dir)
     assert "verify=" not in line
 
 
+@pytest.mark.parametrize("password", ["-starts-with-a-dash", "--looks-like-a-flag", "-"])
+def test_a_password_that_starts_with_a_dash_is_taken_as_the_value(password, micado_dir):
+    from micado.testing.submitter import SubmitterEmulator
+
+    with SubmitterEmulator(password=password) as emulator:
+        result = micado("app", "--endpoint", emulator.endpoint, "--user", emulator.user, "--password", password,
+                        "--cert", str(emulator.cert_path), "list", env=micado_dir)
+    assert (result.returncode, result.stdout, result.stderr) == (0, "no applications\n", "")
+
+
+def test_generated_passwords_never_start_with_a_dash():
+    from micado.config._crypto import new_password
+
+    assert not any(new_password(1).startswith("-") for _ in range(2000))
+
+
 def test_insecure_prints_one_clean_warning(endpoint_args, micado_dir):
     result = micado(*endpoint_args, "--insecure", "list", env=micado_dir)
     assert (result.returncode, result.stdout) == (0, "no applications\n")

@@ -17,7 +17,8 @@ from typing import Any
 from micado.exceptions import StoreError
 
 __all__ = [
-    "KEY_BYTES", "CiphertextError", "new_key", "encode_key", "decode_key", "key_id", "encrypt", "decrypt",
+    "KEY_BYTES", "CiphertextError", "new_password", "new_key", "encode_key", "decode_key", "key_id",
+    "encrypt", "decrypt",
 ]
 
 KEY_BYTES = 32
@@ -29,6 +30,18 @@ _HEX = frozenset("0123456789abcdefABCDEF")
 
 class CiphertextError(Exception):
     """A stored value is not an encrypted value, or fails its integrity check."""
+
+
+def new_password(nbytes: int = 18) -> str:
+    """Return a random URL-safe password of ``nbytes`` random bytes.
+
+    It never starts with a dash, so it can follow a command-line flag as a word of
+    its own (``--password VALUE``) in any tool, not only ours.
+    """
+    while True:
+        password = secrets.token_urlsafe(nbytes)
+        if not password.startswith("-"):
+            return password
 
 
 def new_key() -> bytes:

@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from micado.config import paths
+from micado.config._crypto import new_password
 from micado.exceptions import CredentialsError
 from micado.master.lifecycle import STEPS, Creation
 
@@ -92,7 +93,7 @@ class Deployment(Creation):
         self.source = playbooks.resolve_source(spec.playbook, spec.micado_version, progress=self.report)
         self.settings = ansible.check_settings(self.source.layout, spec.settings)
         if "grafana_admin_pwd" in self.source.layout.variables and "grafana_admin_pwd" not in self.settings:
-            self.settings["grafana_admin_pwd"] = secrets.token_urlsafe(18)
+            self.settings["grafana_admin_pwd"] = new_password()
         master_id = new_host_id()
         self.vm = LaunchedVM(server_id=master_id, name=master_id, ip=self.host, launcher=DEPLOYED_LAUNCHER)
         self.intent = self.store.add(self._record_base(

@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import logging
 import re
-import secrets
 import socket
 import time
 from collections.abc import Callable, Iterator
@@ -22,6 +21,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from micado.config import paths
+from micado.config._crypto import new_password
 from micado.exceptions import InstallError, MicadoException
 from micado.undo import UndoStack
 from micado.progress import ProgressCallback, wait_until
@@ -87,7 +87,7 @@ class Creation:
         self.launch_spec: LaunchSpec
         self.source: PlaybookTree
         self.settings: dict[str, Any] = {}
-        self.password = spec.micado_password or secrets.token_urlsafe(18)
+        self.password = spec.micado_password or new_password()
         self.intent: MasterRecord
         self.vm: LaunchedVM
         self.cert_path = ""
@@ -191,7 +191,7 @@ class Creation:
         self.source = playbooks.resolve_source(spec.playbook, spec.micado_version, progress=self.report)
         self.settings = ansible.check_settings(self.source.layout, spec.settings)
         if "grafana_admin_pwd" in self.source.layout.variables and "grafana_admin_pwd" not in self.settings:
-            self.settings["grafana_admin_pwd"] = secrets.token_urlsafe(18)
+            self.settings["grafana_admin_pwd"] = new_password()
         # The intent, before the cloud is touched: a create killed from here on is seen
         # by list() and removed by cleanup(). It goes last in the undo, and only once
         # the VM is gone (if the cloud refused, cleanup() still finds the VM through it).

@@ -29,11 +29,9 @@ def submitter() -> Iterator[SubmitterEmulator]:
     It has user ``admin``, a random password, a fresh self-signed certificate
     (``submitter.cert_path``) and no applications; it is stopped at teardown.
     """
-    import secrets
-
     from micado.testing.submitter import SubmitterEmulator
 
-    emulator = SubmitterEmulator(password=secrets.token_urlsafe(16))
+    emulator = SubmitterEmulator()
     emulator.start()
     try:
         yield emulator

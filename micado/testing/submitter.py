@@ -24,7 +24,6 @@ import contextlib
 import json
 import logging
 import os
-import secrets
 import shutil
 import signal
 import socket
@@ -41,6 +40,7 @@ from werkzeug.exceptions import ClientDisconnected
 from werkzeug.serving import ThreadedWSGIServer, WSGIRequestHandler
 from werkzeug.wsgi import LimitedStream
 
+from micado.config._crypto import new_password
 from micado.testing.submitter_api import DEFAULT_ADAPTORS, SubmitterApp
 from micado.testing.tls import make_self_signed, split_pem, write_private_file
 
@@ -230,7 +230,7 @@ class SubmitterEmulator(SubmitterApp):
         """
         super().__init__(
             user=user,
-            password=password if password is not None else secrets.token_urlsafe(16),
+            password=password if password is not None else new_password(),
             prefix=prefix,
             adaptors=adaptors,
         )
