@@ -36,7 +36,11 @@ def child_run(argv: list[str], env: dict[str, str]) -> tuple[float, float]:
 
 
 def bench_import(runs: int = 15) -> None:
-    env = {**os.environ, "HOME": tempfile.mkdtemp()}
+    with tempfile.TemporaryDirectory() as home:
+        _bench_import({**os.environ, "HOME": home}, runs)
+
+
+def _bench_import(env: dict[str, str], runs: int) -> None:
     env.pop("MICADO_CLI_DIR", None)
     for label, code in (("python -c pass (interpreter alone)", "pass"),
                         ("from micado import MicadoClient", "from micado import MicadoClient")):

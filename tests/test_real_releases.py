@@ -58,7 +58,7 @@ CREATE_IN_CHECK_MODE = textwrap.dedent("""
     from micado.testing.stack import LocalStack
 
     tarball, user, password, args = sys.argv[1], sys.argv[2], sys.argv[3], sys.argv[4:]
-    with LocalStack(Path(tempfile.mkdtemp(prefix="micado-release-"))) as stack:
+    with tempfile.TemporaryDirectory(prefix="micado-release-") as base, LocalStack(Path(base)) as stack:
         os.environ.update(stack.environment)
         client = MicadoClient(launcher="openstack")
         client.master._ansible_args = tuple(args)  # the test seam: --check and friends

@@ -256,6 +256,15 @@ def test_sessions_start_in_the_root_with_the_vm_variables(
     assert on(vm, keypair, '"$MICADO_VM_PYTHON" -c "import micado.testing.vm; print(42)"') == "42\n"
 
 
+def test_what_the_vm_leaves_in_its_tmp_goes_with_it(vm_pool: VMPool, vm: LocalVM, keypair: ssh.KeyPair) -> None:
+    # A module Ansible kills mid-run leaves its unpacked payload in the temporary folder.
+    left = on(vm, keypair, '"$MICADO_VM_PYTHON" -c "import tempfile; print(tempfile.mkdtemp(prefix=\'payload_\'))"')
+    left_path = Path(left.strip())
+    assert left_path.parent == vm.root / "tmp" and left_path.is_dir()
+    vm_pool.delete(vm.server_id)
+    assert not left_path.exists()
+
+
 def test_sftp_and_scp_transfers_land_in_the_root(
     vm: LocalVM, keypair: ssh.KeyPair, tmp_path: Path
 ) -> None:

@@ -32,6 +32,7 @@ import base64
 import logging
 import os
 import secrets
+import shutil
 import subprocess
 import sys
 import tempfile
@@ -65,7 +66,7 @@ class EC2Emulator:
         address: which instance address the VMs serve SSH on: ``"public"`` (the
             public or Elastic IP) or ``"private"``, as the launcher's ``address=``.
         poll_interval: seconds between two looks of the VM bridge at the instances.
-        log_dir: where moto's log goes (default: a temporary folder).
+        log_dir: where moto's log goes (default: a temporary folder, removed by stop()).
 
     Attributes:
         seeded: names and ids of the seeded resources (``image``, ``image_name``,
@@ -91,6 +92,7 @@ class EC2Emulator:
         self.refused: list[tuple[str, str]] = []
         self.bridge_errors: list[tuple[str, str]] = []
         self._log_dir = Path(log_dir) if log_dir else None
+        self._own_log_dir = not log_dir  # a temporary one, removed by stop()
         self._process: subprocess.Popen[bytes] | None = None
         self._port = 0
         self._moto: Any = None
@@ -250,6 +252,9 @@ class EC2Emulator:
                     self._process.kill()
                     self._process.wait(timeout=_STOP_TIMEOUT)
             self._process = None
+        if self._own_log_dir and self._log_dir is not None:
+            shutil.rmtree(self._log_dir, ignore_errors=True)
+            self._log_dir = None
 
     def __enter__(self) -> EC2Emulator:
         return self.start()

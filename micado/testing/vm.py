@@ -440,6 +440,7 @@ class VMPool:
 
     def _write_config(self, vm: LocalVM, address: str) -> Path:
         wrapper = vm.ssh_dir / "session"
+        (vm.root / "tmp").mkdir(mode=0o700, exist_ok=True)
         exports = {
             **self.marker,
             "MICADO_VM_ID": vm.server_id,
@@ -448,6 +449,9 @@ class VMPool:
             "MICADO_VM_PYTHON": sys.executable,
             "MICADO_VM_API_PORT": str(self.api_port),
             "HOME": str(vm.home),
+            # The VM's own /tmp: what its programs leave there (a module Ansible killed
+            # mid-run leaves its unpacked payload) goes when the VM is deleted.
+            "TMPDIR": str(vm.root / "tmp"),
             # A fresh Ubuntu's PATH: the caller's own tools (pyenv shims, virtualenvs) are
             # not on the "VM", so Ansible discovers the system Python as on a real machine.
             "PATH": _VM_PATH,
