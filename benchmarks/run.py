@@ -1,6 +1,6 @@
 """Benchmarks of micado-client against its budgets (listed with each figure).
 
-Run: ``.venv/bin/python benchmarks/run.py [--only import,get,create,cold]``. Prints one
+Run: ``.venv/bin/python benchmarks/run.py [--only import,get,create,cold,store]``. Prints one
 line per figure with its budget; figures are measured here, never asserted by tests.
 """
 
@@ -232,7 +232,31 @@ def bench_cold(rounds: int = 3) -> None:
     report(f"cold-run penalty (median of {rounds} processes)", f"{statistics.median(penalties):+.2f} s", "≤ 0.3 s")
 
 
-BENCHES = {"import": bench_import, "get": bench_get, "create": bench_create, "cold": bench_cold}
+def bench_store(records: int = 1000, rounds: int = 15) -> None:
+    """Reading one record, and listing, from a store of ``records`` masters (one decryption per get)."""
+    from micado.config.store import MasterRecord, MasterStore
+
+    with tempfile.TemporaryDirectory() as folder:
+        store = MasterStore(Path(folder) / "data.yml")
+        start = time.perf_counter()
+        for n in range(records):
+            store.add(MasterRecord(f"m-{n}", "127.0.0.1", "https://127.0.0.1/toscasubmitter", "v2.0", None,
+                                   "admin", f"pw-{n}"))
+        report(f"{records} MasterStore.add calls, one after another", f"{time.perf_counter() - start:.1f} s",
+               "each add re-encrypts nothing")
+        for label, call in ((f"MasterStore.get at {records} records", lambda: store.get(f"m-{records // 2}")),
+                            (f"MasterStore.list at {records} records", store.list)):
+            samples = []
+            for _ in range(rounds):
+                start = time.perf_counter()
+                call()
+                samples.append(time.perf_counter() - start)
+            report(f"{label} (median of {rounds})", f"{statistics.median(samples) * 1000:.1f} ms",
+                   "decrypts 1 / 0 records")
+
+
+BENCHES = {"import": bench_import, "get": bench_get, "create": bench_create, "cold": bench_cold,
+           "store": bench_store}
 
 
 def main() -> None:

@@ -19,6 +19,7 @@ from pathlib import Path
 import pytest
 
 from micado.config import paths
+from micado.config.record import SEALED
 from micado.config.store import ENV_KEY, MasterRecord, MasterStore
 from micado.exceptions import InvalidArgument, MasterNotFound, StoreError
 from micado.progress import wait_until
@@ -246,8 +247,34 @@ def test_tampered_or_moved_ciphertext_is_damage(micado_dir: Path) -> None:
         masters[1]["micado_password"], masters[0]["micado_password"],
     )
     file.write_text(json.dumps(document))
+    assert [r.id for r in store.list()] == ["m-1", "m-2"]  # listing decrypts nothing
     with pytest.raises(StoreError, match=r"masters\[0\].micado_password fails its integrity check"):
-        store.list()
+        store.get("m-1")
+
+
+def test_only_the_record_asked_for_is_decrypted(micado_dir: Path) -> None:
+    store = MasterStore()
+    store.add(record("m-1"))
+    store.add(record("m-2", password="other-pw"))
+    file = paths.store_file()
+    document = json.loads(file.read_text())
+    document["masters"][1]["micado_password"] = document["masters"][0]["micado_password"]  # m-2's is damaged
+    file.write_text(json.dumps(document))
+
+    listed = store.list()
+    assert [(r.id, r.micado_password) for r in listed] == [("m-1", SEALED), ("m-2", SEALED)]
+    assert store.get("m-1").micado_password == PASSWORD  # m-2's value is never decrypted
+    with pytest.raises(StoreError, match=r"masters\[1\].micado_password fails its integrity check"):
+        store.get("m-2")
+    # A listed record given back keeps its stored secret, written back without decryption.
+    store.update(dataclasses.replace(listed[0], ip="127.0.0.9"))
+    assert (store.get("m-1").ip, store.get("m-1").micado_password) == ("127.0.0.9", PASSWORD)
+    # ... also under a new id (the secret is encrypted anew, bound to that id).
+    store.replace("m-1", dataclasses.replace(store.list()[0], id="m-3"))
+    assert store.get("m-3").micado_password == PASSWORD
+    with pytest.raises(InvalidArgument, match=r"micado_password is sealed .* MasterStore.get\(id\)"):
+        store.add(dataclasses.replace(listed[0], id="m-4"))
+    assert [r.id for r in store.list()] == ["m-3", "m-2"]
 
 
 # --- concurrency and crashes -------------------------------------------------------------------
@@ -294,7 +321,8 @@ def test_eight_processes_adding_at_once_lose_nothing(micado_dir: Path, tmp_path:
     records = MasterStore().list()
     assert len(records) == 200
     assert {r.id for r in records} == {f"w{w}-{n}" for w in range(8) for n in range(25)}
-    assert all(r.micado_password == f"pw-{r.id[1:]}" for r in records)
+    store = MasterStore()
+    assert all(store.get(r.id).micado_password == f"pw-{r.id[1:]}" for r in records)
     assert list(micado_dir.glob(".data.yml.*.tmp")) == []
 
 
@@ -413,6 +441,8 @@ def test_a_0_9_file_is_read_as_it_is(micado_dir: Path, caplog: pytest.LogCapture
     assert "plaintext" in caplog.text
     assert "legacy-Secret-99" not in caplog.text
     assert first.id == "1b7c9e0a-5d3f-4c2e-9f51-0a2b3c4d5e6f"
+    assert first.micado_password == SEALED  # list() never hands out secrets, in any form of the file
+    first, second = (MasterStore().get(r.id) for r in (first, second))
     assert first.micado_password == "legacy-Secret-99"
     assert first.endpoint == "https://192.0.2.10/toscasubmitter"
     assert first.cert_path.endswith("-ssl.pem")

@@ -18,7 +18,7 @@ from micado.exceptions import StoreError
 
 __all__ = [
     "KEY_BYTES", "CiphertextError", "new_password", "new_key", "encode_key", "decode_key", "key_id",
-    "encrypt", "decrypt",
+    "encrypt", "looks_encrypted", "decrypt",
 ]
 
 KEY_BYTES = 32
@@ -94,6 +94,17 @@ def encrypt(key: bytes, plaintext: str, aad: bytes) -> str:
     cipher.update(aad)
     ciphertext, tag = cipher.encrypt_and_digest(plaintext.encode("utf-8"))
     return _PREFIX + base64.b64encode(nonce + tag + ciphertext).decode("ascii")
+
+
+def looks_encrypted(value: Any) -> bool:
+    """Whether ``value`` has the form :func:`encrypt` gives (checked without the key)."""
+    if not (isinstance(value, str) and value.startswith(_PREFIX)):
+        return False
+    try:
+        blob = base64.b64decode(value[len(_PREFIX):], validate=True)
+    except (ValueError, binascii.Error):
+        return False
+    return len(blob) >= _NONCE_BYTES + _TAG_BYTES
 
 
 def decrypt(key: bytes, value: Any, aad: bytes) -> str:

@@ -20,15 +20,16 @@ from typing import Any
 
 from micado.config import _crypto
 from micado.config._yaml import MAX_DEPTH, Refused, YamlSyntaxError, depth_of, safe_load
-from micado.config.record import FIELDS, OPTIONAL_TEXT, REQUIRED_TEXT, MasterRecord
+from micado.config.record import FIELDS, OPTIONAL_TEXT, REQUIRED_TEXT, SEALED, MasterRecord
 
-__all__ = ["STORE_FORMAT", "Damaged", "KeyProblem", "parse", "dump"]
+__all__ = ["STORE_FORMAT", "SECRET_FIELDS", "Contents", "Damaged", "KeyProblem", "parse", "dump"]
 
 #: The version of the on-disk form this module writes.
 STORE_FORMAT = 2
 
 _FORMAT_KEY = "micado_client_store"
-_SECRET_FIELDS = ("micado_password", "grafana_password")
+#: The fields kept encrypted on disk.
+SECRET_FIELDS = ("micado_password", "grafana_password")
 # What micado-client 0.9 wrote for each master (under its id), all of it kept.
 _LEGACY_FIELDS = (
     "api_version", "cert_path", "endpoint", "ip", "micado_user", "micado_password",
@@ -44,8 +45,50 @@ class KeyProblem(Exception):
     """The store is fine but the key to its passwords is missing or another one."""
 
 
-def parse(text: str, get_key: Callable[[], bytes | None]) -> tuple[list[MasterRecord], bool]:
-    """Return the records of a store file and whether it is in the 0.9 form.
+@dataclasses.dataclass
+class Contents:
+    """What a store file holds.
+
+    Attributes:
+        records: the records, oldest first; their secrets are :data:`SEALED`.
+        legacy: the file is in the 0.9 form (secrets in plaintext).
+        key: the key the secrets are encrypted with (``None`` if the file has none).
+        sealed: (master id, field) -> (the value as in the file, where it is in the
+            file): encrypted, or plaintext in the 0.9 form.
+    """
+
+    records: list[MasterRecord] = dataclasses.field(default_factory=list)
+    legacy: bool = False
+    key: bytes | None = None
+    sealed: dict[tuple[str, str], tuple[str, str]] = dataclasses.field(default_factory=dict)
+
+    def unseal(self, record: MasterRecord) -> MasterRecord:
+        """Return a copy of ``record`` with its :data:`SEALED` secrets decrypted.
+
+        Raises:
+            Damaged: a value fails its integrity check (changed, or moved from
+                another record), or the record's secret is not in the file.
+        """
+        values: dict[str, Any] = {}
+        for name in SECRET_FIELDS:
+            if getattr(record, name) != SEALED:
+                continue
+            found = self.sealed.get((record.id, name))
+            if found is None:
+                raise Damaged(f"the master {record.id!r} has no stored {name} to keep")
+            value, where = found
+            if self.key is None:  # the 0.9 form: plaintext
+                values[name] = value
+                continue
+            try:
+                values[name] = _crypto.decrypt(self.key, value, _aad(record.id, name))
+            except _crypto.CiphertextError as exc:
+                raise Damaged(f"{where}.{name} {exc}") from None
+        return dataclasses.replace(record, **values)
+
+
+def parse(text: str, get_key: Callable[[], bytes | None]) -> Contents:
+    """Return what a store file holds, secrets left encrypted (decrypted one record at a time).
 
     Args:
         text: the file's content.
@@ -58,7 +101,7 @@ def parse(text: str, get_key: Callable[[], bytes | None]) -> tuple[list[MasterRe
         StoreError: the key itself is malformed (from ``get_key``).
     """
     if not text.strip():
-        return [], False
+        return Contents()
     try:
         document = json.loads(text)
     except json.JSONDecodeError:
@@ -76,17 +119,18 @@ def parse(text: str, get_key: Callable[[], bytes | None]) -> tuple[list[MasterRe
     if depth_of(document) > MAX_DEPTH:
         raise Damaged(f"it is nested more than {MAX_DEPTH} levels deep")
     if isinstance(document, dict) and _FORMAT_KEY in document:
-        return _parse_current(document, get_key), False
+        return _parse_current(document, get_key)
     if isinstance(document, dict) and set(document) == {"masters"}:
-        return _parse_legacy(document["masters"]), True
+        contents = Contents(_parse_legacy(document["masters"]), legacy=True)
+        for index, record in enumerate(contents.records):
+            _seal(contents, record, f"masters[{index}]")
+        return contents
     raise Damaged(
         f"expected a mapping with '{_FORMAT_KEY}' and 'masters' (or the 0.9 form 'masters: [...]')"
     )
 
 
-def _parse_current(
-    document: dict[str, Any], get_key: Callable[[], bytes | None]
-) -> list[MasterRecord]:
+def _parse_current(document: dict[str, Any], get_key: Callable[[], bytes | None]) -> Contents:
     version = document[_FORMAT_KEY]
     if not isinstance(version, int) or version < 1:
         raise Damaged(f"'{_FORMAT_KEY}' must be a format number, not {version!r}")
@@ -110,7 +154,7 @@ def _parse_current(
                 f"it was encrypted with another key (key id {document['key_id']}) than the "
                 f"one in use (key id {_crypto.key_id(key)})"
             )
-    records = []
+    contents = Contents(key=key)
     for index, entry in enumerate(masters):
         where = f"masters[{index}]"
         if not isinstance(entry, dict):
@@ -118,17 +162,23 @@ def _parse_current(
         unknown = sorted(str(name) for name in set(entry) - set(FIELDS))
         if unknown:
             raise Damaged(f"{where} has unknown field(s) {', '.join(unknown)}")
-        record = _record(dict(entry), where)  # the fields' types first: the id is part of the AAD
-        for name in _SECRET_FIELDS:
-            if key is not None and getattr(record, name) is not None:
-                try:
-                    plaintext = _crypto.decrypt(key, getattr(record, name), _aad(record.id, name))
-                except _crypto.CiphertextError as exc:
-                    raise Damaged(f"{where}.{name} {exc}") from None
-                setattr(record, name, plaintext)
-        records.append(record)
-    _check_unique(records)
-    return records
+        record = _record(dict(entry), where)
+        for name in SECRET_FIELDS:
+            if getattr(record, name) is not None and not _crypto.looks_encrypted(getattr(record, name)):
+                raise Damaged(f"{where}.{name} is not an encrypted value")
+        _seal(contents, record, where)
+        contents.records.append(record)
+    _check_unique(contents.records)
+    return contents
+
+
+def _seal(contents: Contents, record: MasterRecord, where: str) -> None:
+    """Move ``record``'s secrets, as they are in the file, to ``contents.sealed``."""
+    for name in SECRET_FIELDS:
+        value = getattr(record, name)
+        if value is not None:
+            contents.sealed[(record.id, name)] = (value, where)
+            setattr(record, name, SEALED)
 
 
 def _parse_legacy(masters: Any) -> list[MasterRecord]:
@@ -178,13 +228,22 @@ def _check_unique(records: list[MasterRecord]) -> None:
         seen.add(record.id)
 
 
-def dump(records: list[MasterRecord], key: bytes) -> bytes:
-    """Return the file content for ``records``, secrets encrypted under ``key``."""
+def dump(records: list[MasterRecord], key: bytes, read: Contents) -> bytes:
+    """Return the file content for ``records``, secrets encrypted under ``key``.
+
+    A :data:`SEALED` secret is written as it was read (from ``read``, the file's
+    contents, whose key is ``key``), without being decrypted.
+    """
     masters = []
     for record in records:
         entry = dataclasses.asdict(record)
-        for name in _SECRET_FIELDS:
-            if entry[name] is not None:
+        for name in SECRET_FIELDS:
+            if entry[name] == SEALED:
+                found = read.sealed.get((record.id, name))
+                if found is None:
+                    raise Damaged(f"the master {record.id!r} has no stored {name} to keep")
+                entry[name] = _crypto.encrypt(key, found[0], _aad(record.id, name)) if read.legacy else found[0]
+            elif entry[name] is not None:
                 entry[name] = _crypto.encrypt(key, entry[name], _aad(record.id, name))
         masters.append(entry)
     document = {_FORMAT_KEY: STORE_FORMAT, "key_id": _crypto.key_id(key), "masters": masters}

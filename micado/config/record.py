@@ -10,7 +10,14 @@ from typing import Any
 from micado.config._yaml import MAX_DEPTH, depth_of
 from micado.exceptions import InvalidArgument
 
-__all__ = ["MasterRecord", "validate_record"]
+__all__ = ["MasterRecord", "SEALED", "validate_record"]
+
+#: What a secret field (``micado_password``, ``grafana_password``) holds in a record
+#: returned by :meth:`~micado.config.store.MasterStore.list`: the value is still
+#: encrypted, and only :meth:`~micado.config.store.MasterStore.get` decrypts it (one
+#: record's secrets, not every record's). A record holding it can be given back to
+#: ``update``, which keeps the stored secret.
+SEALED = "\0sealed: MasterStore.get(id) decrypts it"
 
 
 @dataclass
@@ -24,7 +31,8 @@ class MasterRecord:
         api_version: the submitter API version, e.g. ``v2.0``.
         cert_path: the master's stored TLS certificate, if any.
         micado_user: the MiCADO web user.
-        micado_password: the MiCADO web password (encrypted at rest, hidden in ``repr``).
+        micado_password: the MiCADO web password (encrypted at rest, hidden in ``repr``;
+            :data:`SEALED` in the records :meth:`MasterStore.list` returns).
         launcher: the launcher that made the master (``openstack``).
         auth_url: the cloud's Keystone URL.
         region_name: the cloud region.

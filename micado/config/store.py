@@ -19,6 +19,9 @@ On disk:
   the environment variable ``MICADO_SECRET_KEY`` when set (64 hex digits, or base64),
   otherwise from ``<MiCADO dir>/secret.key`` (base64, mode 0600), which the first
   write creates. ``key_id`` (a hash of the key) tells a wrong key from a damaged file.
+  Reads decrypt only what is asked for: :meth:`MasterStore.get` one record's secrets,
+  :meth:`MasterStore.list` none (its records hold :data:`~micado.config.record.SEALED`),
+  and a write keeps the ciphertexts of the records it does not change.
 * **Writes** happen under an exclusive ``fcntl.flock`` on ``data.yml.lock``: read,
   change and write all inside the lock, so parallel programs lose nothing. The new
   content goes to a temporary file in the same directory, is fsync'ed and renamed over
@@ -56,8 +59,8 @@ from micado.config.files import write_private
 from micado.config import _crypto, _store_format, paths
 from micado.config._yaml import Refused, read_limited
 from micado.config._store_format import STORE_FORMAT
-from micado.config.record import MasterRecord, validate_record
-from micado.exceptions import MasterNotFound, MicadoTimeout, StoreError
+from micado.config.record import SEALED, MasterRecord, validate_record
+from micado.exceptions import InvalidArgument, MasterNotFound, MicadoTimeout, StoreError
 from micado.progress import wait_until
 
 __all__ = ["MasterRecord", "MasterStore", "ENV_KEY", "STORE_FORMAT"]
@@ -99,25 +102,29 @@ class MasterStore:
     # --- reading ---------------------------------------------------------------------------
 
     def list(self) -> builtins.list[MasterRecord]:
-        """Return every stored master, oldest first.
+        """Return every stored master, oldest first, their secrets not decrypted.
+
+        The passwords of these records are :data:`~micado.config.record.SEALED`:
+        listing decrypts nothing; :meth:`get` decrypts the one record asked for.
 
         Raises:
             StoreError: the file is damaged, or its key is missing or wrong.
         """
-        return self._read()[0]
+        return self._read().records
 
     def get(self, master_id: str) -> MasterRecord:
-        """Return the record of one master.
+        """Return the record of one master, its secrets decrypted.
 
         Args:
             master_id: the master id.
 
         Raises:
             MasterNotFound: no master with that id (the known ids are listed).
-            StoreError: the file is damaged, or its key is missing or wrong.
+            StoreError: the file is damaged (a secret of this record fails its
+                integrity check, say), or its key is missing or wrong.
         """
-        records = self.list()
-        return records[self._index(records, master_id)]
+        contents = self._read()
+        return self._unseal(contents, contents.records[self._index(contents.records, master_id)])
 
     # --- writing ---------------------------------------------------------------------------
 
@@ -136,11 +143,12 @@ class MasterStore:
                 cannot be read or written.
         """
         validate_record(record)
+        _refuse_sealed(record, "add()")
         if record.created is None:
             record = dataclasses.replace(record, created=_now())
         stored = dataclasses.replace(record, extra=json.loads(json.dumps(record.extra)))
 
-        def change(records: builtins.list[MasterRecord]) -> None:
+        def change(records: builtins.list[MasterRecord], _: _store_format.Contents) -> None:
             if any(r.id == stored.id for r in records):
                 raise StoreError(
                     f"a master with id {stored.id!r} is already recorded in {self.path}; "
@@ -155,7 +163,9 @@ class MasterStore:
         """Replace the record of a master already in the store (matched by id).
 
         Args:
-            record: the new record; a ``created`` of ``None`` keeps the old value.
+            record: the new record; a ``created`` of ``None`` keeps the old value, and
+                a :data:`~micado.config.record.SEALED` secret (a record from
+                :meth:`list`) keeps the stored secret.
 
         Returns:
             The record as stored (a copy).
@@ -168,7 +178,7 @@ class MasterStore:
         validate_record(record)
         result: builtins.list[MasterRecord] = []
 
-        def change(records: builtins.list[MasterRecord]) -> None:
+        def change(records: builtins.list[MasterRecord], _: _store_format.Contents) -> None:
             index = self._index(records, record.id)
             created = record.created if record.created is not None else records[index].created
             records[index] = dataclasses.replace(
@@ -187,7 +197,8 @@ class MasterStore:
 
         Args:
             old_id: the id of the record to replace.
-            record: the new record; ``created`` is set to now if ``None``.
+            record: the new record; ``created`` is set to now if ``None``; a
+                :data:`~micado.config.record.SEALED` secret keeps the old record's.
 
         Returns:
             The record as stored (a copy).
@@ -203,11 +214,14 @@ class MasterStore:
             record = dataclasses.replace(record, created=_now())
         stored = dataclasses.replace(record, extra=json.loads(json.dumps(record.extra)))
 
-        def change(records: builtins.list[MasterRecord]) -> None:
+        def change(records: builtins.list[MasterRecord], contents: _store_format.Contents) -> None:
             index = self._index(records, old_id)
             if any(r.id == stored.id for i, r in enumerate(records) if i != index):
                 raise StoreError(f"a master with id {stored.id!r} is already recorded in {self.path}")
-            records[index] = stored
+            old = self._unseal(contents, records[index])  # a secret kept under a new id is encrypted anew
+            records[index] = dataclasses.replace(stored, **{
+                name: getattr(old, name) for name in _store_format.SECRET_FIELDS if getattr(stored, name) == SEALED
+            })
 
         self._modify(change)
         return dataclasses.replace(stored)
@@ -226,7 +240,7 @@ class MasterStore:
             StoreError: the store cannot be read or written.
         """
         removed: builtins.list[MasterRecord] = []
-        self._modify(lambda records: removed.append(records.pop(self._index(records, master_id))))
+        self._modify(lambda records, _: removed.append(records.pop(self._index(records, master_id))))
         return removed[0]
 
     # --- internals -------------------------------------------------------------------------
@@ -238,29 +252,45 @@ class MasterStore:
         known = ", ".join(r.id for r in records) if records else "none, the store is empty"
         raise MasterNotFound(f"no master with id {master_id!r} in {self.path}; known ids: {known}")
 
-    def _modify(self, change: Callable[[builtins.list[MasterRecord]], None]) -> None:
-        """Read, change and write the store, all under the exclusive lock."""
+    def _modify(
+        self, change: Callable[[builtins.list[MasterRecord], _store_format.Contents], None]
+    ) -> None:
+        """Read, change and write the store, all under the exclusive lock.
+
+        Records left as they were keep their secrets' ciphertexts: nothing is decrypted
+        to write the store back.
+        """
         with self._locked():
             self._remove_stale_temp_files()
-            records, legacy = self._read()
-            change(records)
-            key = self._key() or self._create_key_file()
-            if legacy:
+            contents = self._read()
+            change(contents.records, contents)
+            key = contents.key or self._key() or self._create_key_file()
+            if contents.legacy:
                 logger.info("rewriting %s (written by micado-client 0.9) in the new form", self.path)
-            self._write(_store_format.dump(records, key))
+            try:
+                data = _store_format.dump(contents.records, key, contents)
+            except _store_format.Damaged as exc:
+                raise InvalidArgument(f"cannot store the record: {exc}") from None
+            self._write(data)
 
-    def _read(self) -> tuple[builtins.list[MasterRecord], bool]:
-        """Return the records and whether the file is in the 0.9 format."""
+    def _unseal(self, contents: _store_format.Contents, record: MasterRecord) -> MasterRecord:
+        try:
+            return contents.unseal(record)
+        except _store_format.Damaged as exc:
+            raise self._damaged(str(exc)) from None
+
+    def _read(self) -> _store_format.Contents:
+        """Return what the file holds (nothing if there is no file)."""
         try:
             text = read_limited(self.path, MAX_FILE_BYTES, follow_symlinks=False)
         except FileNotFoundError:
-            return [], False
+            return _store_format.Contents()
         except (OSError, UnicodeDecodeError) as exc:
             raise StoreError(f"cannot read the master store {self.path}: {_reason(exc)}") from None
         except Refused as exc:
             raise _symlink_refused(self.path, "the master store") or self._damaged(exc.problem) from None
         try:
-            records, legacy = _store_format.parse(text, self._key)
+            contents = _store_format.parse(text, self._key)
         except _store_format.KeyProblem as exc:
             source = f"the key file {self.key_path}"
             if os.environ.get(ENV_KEY):
@@ -272,12 +302,12 @@ class MasterStore:
             ) from None
         except _store_format.Damaged as exc:
             raise self._damaged(str(exc)) from None
-        if legacy and records:
+        if contents.legacy and contents.records:
             logger.warning(
                 "%s was written by micado-client 0.9 and holds MiCADO passwords in plaintext; "
                 "the next change to the store rewrites it with the passwords encrypted", self.path,
             )
-        return records, legacy
+        return contents
 
     def _damaged(self, problem: str) -> StoreError:
         return StoreError(
@@ -383,6 +413,15 @@ class MasterStore:
             yield
         finally:
             os.close(fd)  # closing the descriptor releases the lock
+
+
+def _refuse_sealed(record: MasterRecord, where: str) -> None:
+    sealed = [name for name in _store_format.SECRET_FIELDS if getattr(record, name) == SEALED]
+    if sealed:
+        raise InvalidArgument(
+            f"MasterRecord.{sealed[0]} is sealed (the record came from MasterStore.list()); {where} needs "
+            "the secret itself: take the record from MasterStore.get(id)"
+        )
 
 
 def _now() -> str:
