@@ -29,6 +29,8 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from urllib.parse import parse_qs, urlsplit
 
+from micado.testing._serving import Background
+
 __all__ = ["EC2Faults", "FaultProxy"]
 
 logger = logging.getLogger(__name__)
@@ -108,13 +110,13 @@ class FaultProxy:
         self._first_seen: dict[str, float] = {}
         self.lock = threading.Lock()
         self._stopping = threading.Event()
-        self._server: http.server.ThreadingHTTPServer | None = None
+        self._server: Background | None = None
 
     @property
     def url(self) -> str:
         """The proxy's URL (the EC2 endpoint clients use)."""
         assert self._server is not None, "the proxy is not started"
-        return f"http://127.0.0.1:{self._server.server_address[1]}"
+        return f"http://127.0.0.1:{self._server.port}"
 
     def start(self) -> FaultProxy:
         """Listen on a free port of 127.0.0.1; return self."""
@@ -134,16 +136,14 @@ class FaultProxy:
         server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
         server.daemon_threads = True
         server.block_on_close = False  # a slow answer must not hold up stop()
-        self._server = server
-        threading.Thread(target=server.serve_forever, name="ec2-fault-proxy", daemon=True).start()
+        self._server = Background(server, "ec2-fault-proxy")
         return self
 
     def stop(self) -> None:
         """Stop listening; slow answers in progress end at once."""
         self._stopping.set()
         if self._server is not None:
-            self._server.shutdown()
-            self._server.server_close()
+            self._server.stop()
             self._server = None
 
     # --- one request ----------------------------------------------------------------------

@@ -32,10 +32,9 @@ from dataclasses import dataclass
 from typing import Any
 from collections.abc import Callable
 
-from werkzeug.serving import BaseWSGIServer, make_server
 from werkzeug.wrappers import Request, Response
 
-from micado.testing.openstack.server import QuietHandler
+from micado.testing._serving import Background, serve_wsgi
 
 __all__ = ["OIDCProvider", "OIDCFaults"]
 
@@ -93,8 +92,7 @@ class OIDCProvider:
         self._refresh_tokens: dict[str, str] = {}  # token -> subject
         self._access_tokens: dict[str, tuple[str, float]] = {}  # token -> (subject, expiry)
         self._stopping = threading.Event()
-        self._server: BaseWSGIServer | None = None
-        self._thread: threading.Thread | None = None
+        self._server: Background | None = None
 
     # --- what tests do -------------------------------------------------------------------
 
@@ -223,11 +221,8 @@ class OIDCProvider:
     def start(self) -> OIDCProvider:
         """Start listening (in a background thread); return self."""
         self._stopping.clear()
-        self._server = make_server(self.host, self.port, self, threaded=True, request_handler=QuietHandler)
-        self.port = self._server.server_port
-        self._thread = threading.Thread(target=self._server.serve_forever, kwargs={"poll_interval": 0.05},
-                                        name="oidc-provider", daemon=True)
-        self._thread.start()
+        self._server = serve_wsgi(self.host, self.port, self, "oidc-provider")
+        self.port = self._server.port
         return self
 
     def stop(self) -> None:
@@ -235,11 +230,7 @@ class OIDCProvider:
         self._stopping.set()
         server, self._server = self._server, None
         if server is not None:
-            server.shutdown()
-            server.server_close()
-        if self._thread is not None:
-            self._thread.join(timeout=5)
-        self._thread = None
+            server.stop()
 
     def __enter__(self) -> OIDCProvider:
         return self.start()

@@ -43,6 +43,7 @@ from micado.testing.oidc import OIDCProvider
 from micado.testing.openstack import OpenStackEmulator
 from micado.testing.playbook import VERSIONS, build_tarball
 from micado.testing.vm import VMPool, free_port
+from micado.testing._serving import Background
 
 __all__ = ["LocalStack", "main", "OIDC_IDENTITY_PROVIDER"]
 
@@ -267,13 +268,13 @@ class ReleaseMirror:
 
     def __init__(self, releases: dict[str, Path]) -> None:
         self.releases = dict(releases)
-        self._server: http.server.ThreadingHTTPServer | None = None
+        self._server: Background | None = None
 
     @property
     def url_template(self) -> str:
         """The download URL with ``{version}`` in place of the version tag."""
         assert self._server is not None, "the mirror is not started"
-        return f"http://127.0.0.1:{self._server.server_address[1]}/ansible-micado/{{version}}.tar.gz"
+        return f"http://127.0.0.1:{self._server.port}/ansible-micado/{{version}}.tar.gz"
 
     def start(self) -> ReleaseMirror:
         """Serve on a free loopback port; return self."""
@@ -296,15 +297,13 @@ class ReleaseMirror:
             def log_message(self, *args: object) -> None:
                 pass
 
-        self._server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        threading.Thread(target=self._server.serve_forever, name="release-mirror", daemon=True).start()
+        self._server = Background(http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler), "release-mirror")
         return self
 
     def stop(self) -> None:
         """Stop serving."""
         if self._server is not None:
-            self._server.shutdown()
-            self._server.server_close()
+            self._server.stop()
             self._server = None
 
 

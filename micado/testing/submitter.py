@@ -41,6 +41,7 @@ from werkzeug.serving import ThreadedWSGIServer, WSGIRequestHandler
 from werkzeug.wsgi import LimitedStream
 
 from micado.config._crypto import new_password
+from micado.testing._serving import Background
 from micado.testing.submitter_api import DEFAULT_ADAPTORS, SubmitterApp
 from micado.testing.tls import make_self_signed, split_pem, write_private_file
 
@@ -241,7 +242,7 @@ class SubmitterEmulator(SubmitterApp):
         self._cert_path: Path | None = None
         self._tmpdir: str | None = None
         self._server: _TLSServer | None = None
-        self._thread: threading.Thread | None = None
+        self._serving: Background | None = None
 
     def __repr__(self) -> str:
         state = f"listening on {self.endpoint}" if self._server else "stopped"
@@ -290,13 +291,7 @@ class SubmitterEmulator(SubmitterApp):
         except BaseException:
             self._cleanup_files()
             raise
-        self._thread = threading.Thread(
-            target=self._server.serve_forever,
-            kwargs={"poll_interval": 0.05},  # stop() returns quickly
-            name=f"submitter-emulator-{self.port}",
-            daemon=True,
-        )
-        self._thread.start()
+        self._serving = Background(self._server, f"submitter-emulator-{self.port}")
         logger.debug("submitter emulator listening on %s", self.endpoint)
         return self
 
@@ -306,13 +301,11 @@ class SubmitterEmulator(SubmitterApp):
         Safe to call more than once. A certificate written to ``cert_out`` is kept.
         """
         server, self._server = self._server, None
+        serving, self._serving = self._serving, None
+        if serving is not None:
+            serving.stop()
         if server is not None:
-            server.shutdown()
-            server.server_close()
             server.drop_connections()
-        if self._thread is not None:
-            self._thread.join(timeout=5)
-            self._thread = None
         self._cleanup_files()
 
     def _cleanup_files(self) -> None:

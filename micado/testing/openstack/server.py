@@ -15,27 +15,17 @@ from pathlib import Path
 from typing import Any
 from collections.abc import Callable
 
-from werkzeug.serving import BaseWSGIServer, WSGIRequestHandler, make_server
 
 from micado.testing.openstack.compute import urls as compute_urls
 from micado.testing.openstack.core import REGION, SERVICE_PATHS
 from micado.testing.openstack.identity import urls as identity_urls
 from micado.testing.openstack.image import urls as image_urls
 from micado.testing.openstack.network import urls as network_urls
+from micado.testing._serving import Background, serve_wsgi
 from micado.testing.openstack.state import OpenStackCloud
 from micado.testing.openstack.wsgi import App
 
 __all__ = ["OpenStackEmulator", "main"]
-
-
-class QuietHandler(WSGIRequestHandler):
-    """A request handler that does not log every request (werkzeug would print them)."""
-
-    def log_request(self, *args: Any, **kwargs: Any) -> None:
-        """Do not log requests."""
-
-    def log(self, type: str, message: str, *args: Any) -> None:  # noqa: A002 - werkzeug's name
-        """Do not log."""
 
 
 def make_app(cloud: OpenStackCloud) -> App:
@@ -109,8 +99,7 @@ class OpenStackEmulator(OpenStackCloud):
                          keystone_url=keystone_url, project_id=project_id)
         self.host = host
         self.port = port
-        self._server: BaseWSGIServer | None = None
-        self._thread: threading.Thread | None = None
+        self._server: Background | None = None
 
     @property
     def url(self) -> str:
@@ -147,12 +136,8 @@ class OpenStackEmulator(OpenStackCloud):
 
     def start(self) -> OpenStackEmulator:
         """Start listening (in a background thread); return self."""
-        self._server = make_server(self.host, self.port, make_app(self), threaded=True,
-                                   request_handler=QuietHandler)
-        self.port = self._server.server_port
-        self._thread = threading.Thread(target=self._server.serve_forever, kwargs={"poll_interval": 0.05},
-                                        name="openstack-emulator", daemon=True)
-        self._thread.start()
+        self._server = serve_wsgi(self.host, self.port, make_app(self), "openstack-emulator")
+        self.port = self._server.port
         return self
 
     def stop(self) -> None:
@@ -160,11 +145,7 @@ class OpenStackEmulator(OpenStackCloud):
         self.scheduler.cancel_all()
         server, self._server = self._server, None
         if server is not None:
-            server.shutdown()
-            server.server_close()
-        if self._thread is not None:
-            self._thread.join(timeout=5)
-        self._thread = None
+            server.stop()
 
     def __enter__(self) -> OpenStackEmulator:
         return self.start()
