@@ -1,7 +1,8 @@
 """The published ansible-micado releases, deployed by ``master.create`` with the Ansible we ship.
 
-The releases live in ``../shared/ansible-micado/`` beside the project (reference data,
-not part of the repository); these tests are skipped where that folder is absent.
+The releases are taken from ``$MICADO_RELEASES_DIR``, else ``../shared/ansible-micado/``
+beside the project (reference data, not part of the repository); these tests are
+skipped where neither holds them.
 
 A real deployment cannot finish here (no systemd, no internet), so the play runs in
 ``--check`` mode, through the same ``create()`` as always (same working copy, command
@@ -31,7 +32,10 @@ import pytest
 
 from micado.installer.playbooks import PlaybookSource
 
-RELEASES_DIR = Path(__file__).resolve().parents[1].parent / "shared" / "ansible-micado"
+#: Where the release tarballs (ansible-micado-<version>.tar.gz, as GitHub serves them) are:
+#: $MICADO_RELEASES_DIR, else the reference folder kept beside the project.
+RELEASES_DIR = Path(os.environ.get("MICADO_RELEASES_DIR")
+                    or Path(__file__).resolve().parents[1].parent / "shared" / "ansible-micado")
 
 #: release -> (Ubuntu it supports, the task ansible-core 2.15 stops at in --check mode, its number)
 DEPTH = {
@@ -89,8 +93,8 @@ def _releases() -> list[str]:
 def _tarball(release: str) -> Path:
     path = RELEASES_DIR / f"ansible-micado-{release}.tar.gz"
     if not path.is_file():
-        pytest.skip(f"{path} is absent: the real ansible-micado releases are reference data kept beside "
-                    "the project (../shared/ansible-micado/), not in a clone of it")
+        pytest.skip(f"{path} is absent: put the real ansible-micado release tarballs in a folder and name it "
+                    "in MICADO_RELEASES_DIR (they are not part of a clone)")
     return path
 
 
