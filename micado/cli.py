@@ -51,6 +51,12 @@ class UsageError(errors.InvalidArgument):
         self.parser = parser
 
 
+def _add_cloud_option(command: argparse.ArgumentParser) -> None:
+    command.add_argument("--cloud", metavar="NAME",
+                         help="log in to OpenStack as the cloud NAME of your clouds.yaml (openstacksdk's own "
+                              "config, e.g. --cloud \"$OS_CLOUD\") instead of the MiCADO credentials file")
+
+
 def build_parser() -> argparse.ArgumentParser:
     """The argument parser of ``micado``."""
     parser = Parser(prog="micado", description="Create MiCADO masters and manage their applications.")
@@ -79,12 +85,15 @@ def build_parser() -> argparse.ArgumentParser:
     for name in ("attach", "destroy"):
         command = master_commands.add_parser(name, help=f"{name} a stored master")
         command.add_argument("master_id", help="a stored master's id, or a prefix of it that only it has")
+        _add_cloud_option(command)
+    _add_cloud_option(create)
     master_commands.choices["destroy"].add_argument(
         "--yes", "-y", action="store_true", help="do not ask for confirmation (it is asked only on a terminal)")
     master_commands.add_parser("list", help="list the masters this client created")
     cleanup = master_commands.add_parser(
         "cleanup", help="remove what interrupted creates left: servers, addresses, records, working copies")
     cleanup.add_argument("--dry-run", action="store_true", help="only show what would be removed")
+    _add_cloud_option(cleanup)
     from micado import _cli_host  # master info, master deploy
 
     _cli_host.add_commands(master_commands)
@@ -309,7 +318,7 @@ class ProgressLine:
 
 
 def master_command(args: argparse.Namespace, out: Callable[[Any, str], None]) -> None:
-    client = MicadoClient(launcher=getattr(args, "launcher", "openstack"))
+    client = MicadoClient(launcher=getattr(args, "launcher", "openstack"), cloud=getattr(args, "cloud", None))
     from micado import _cli_host
 
     if _cli_host.run(args, client, out):

@@ -80,3 +80,29 @@ def test_os_variables_are_read_when_there_is_no_credentials_file(micado_stack, c
 def test_an_unknown_cloud_lists_the_configured_ones(clouds_yaml):
     with pytest.raises(CredentialsError, match="'elsewhere'.*clouds configured: local"):
         load_cloud("elsewhere")
+
+
+def test_the_cli_logs_in_through_clouds_yaml_for_create_and_destroy(micado_stack, clouds_yaml, tmp_path):
+    from test_cli import micado
+
+    kwargs = {k: v for k, v in micado_stack.create_kwargs.items()
+              if k not in ("auth_url", "project_id", "region", "user_domain_name")}
+    kwargs_file = tmp_path / "kwargs.json"
+    kwargs_file.write_text(json.dumps(kwargs))
+    refused = micado("master", "create", "--kwargs-file", str(kwargs_file))  # no credentials file, no --cloud
+    assert refused.returncode != 0
+    assert refused.stderr.startswith("micado: error: InvalidArgument: missing argument: auth_url (or log in as a "
+                                     "cloud of your clouds.yaml")
+    assert micado_stack.cloud.leftovers()["servers"] == []
+
+    created = micado("--json", "master", "create", "--cloud", "local", "--kwargs-file", str(kwargs_file))
+    assert created.returncode == 0, created.stderr
+    master_id = json.loads(created.stdout)["id"]
+    assert len(micado_stack.cloud.leftovers()["servers"]) == 1
+
+    unknown = micado("master", "destroy", "--cloud", "elsewhere", "--yes", master_id)
+    assert unknown.returncode != 0
+    assert "'elsewhere'" in unknown.stderr and "local" in unknown.stderr  # the configured clouds are named
+    destroyed = micado("master", "destroy", "--cloud", "local", "--yes", master_id)
+    assert destroyed.returncode == 0, destroyed.stderr
+    assert micado_stack.cloud.leftovers()["servers"] == []

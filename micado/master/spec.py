@@ -130,7 +130,9 @@ class CreateSpec:
                 self.micado_password) < 8:
             found.append("micado_password must be at least 8 characters")
         if missing:
-            found.insert(0, f"missing argument{'s' if len(missing) > 1 else ''}: {', '.join(missing)}")
+            hint = (" (or log in as a cloud of your clouds.yaml: MicadoClient(cloud=NAME), micado master "
+                    "create --cloud NAME)" if launcher == "openstack" and "auth_url" in missing else "")
+            found.insert(0, f"missing argument{'s' if len(missing) > 1 else ''}: {', '.join(missing)}{hint}")
         return found
 
     def checked(self, launcher: str) -> CreateSpec:

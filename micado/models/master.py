@@ -520,8 +520,14 @@ class MicadoMaster:
         from micado.models._records import cloud_fields_of
 
         cls = launcher_class(record.launcher)
+        # A cloud named to this client comes first, then the one the master was made with
+        # (unless a credentials file is there now).
         os_cloud = record.extra.get("os_cloud")
-        if isinstance(os_cloud, str) and not paths.credentials_file().exists():
+        if record.launcher == "openstack" and self.cloud is not None:
+            os_cloud = self.cloud
+        elif paths.credentials_file().exists():
+            os_cloud = None
+        if isinstance(os_cloud, str):
             cloud = self._openstack_cloud(os_cloud)
             assert cloud is not None
             return cls.from_record(cloud.credentials, cloud_fields_of(record))
