@@ -49,7 +49,8 @@ def describe(error: BaseException) -> str:
     text = str(error)
     if isinstance(error, errors.CredentialsError):
         if error.path is not None and not Path(error.path).exists():
-            return f"the cloud credentials file {error.path} does not exist: run `micado init` to write a template"
+            return (f"the cloud credentials file {error.path} does not exist: run `micado init` to write a template"
+                    " (OpenStack: or log in as a cloud of your clouds.yaml with --cloud NAME)")
         head = text.split("\n\n")[0]
         if head != text:  # the library goes on with a template to paste: point at ours instead
             text = re.sub(r"(?:\. |; )[^.;]*:$", "", head) + " (`micado init --print` shows the format)"

@@ -97,6 +97,7 @@ def build_parser() -> argparse.ArgumentParser:
     from micado import _cli_host  # master info, master deploy
 
     _cli_host.add_commands(master_commands)
+    _add_cloud_option(master_commands.choices["deploy"])
 
     app = groups.add_parser("app", help="manage the applications of a master")
     app.add_argument("--endpoint", help="TOSCA Submitter URL, e.g. https://IP/toscasubmitter/")

@@ -174,7 +174,8 @@ def test_master_create_reports_missing_credentials_as_a_usage_error(tmp_path):
                     env={"MICADO_CLI_DIR": str(tmp_path)})
     assert result.returncode == 2
     assert result.stderr.splitlines()[-1].startswith("micado: error: CredentialsError: the cloud credentials file")
-    assert result.stderr.endswith("does not exist: run `micado init` to write a template\n")
+    assert result.stderr.endswith("does not exist: run `micado init` to write a template (OpenStack: or log in as a cloud of your "
+                                  "clouds.yaml with --cloud NAME)\n")
 
 
 def test_console_script_is_installed():

@@ -72,7 +72,8 @@ def test_init_writes_a_private_template_once_and_a_missing_file_points_at_it(mic
     assert missing.returncode == 2
     file = Path(micado_dir["MICADO_CLI_DIR"]) / "credentials-cloud-api.yml"
     assert one_line(missing.stderr) == (f"micado: error: CredentialsError: the cloud credentials file {file} "
-                                        "does not exist: run `micado init` to write a template")
+                                        "does not exist: run `micado init` to write a template (OpenStack: or log in "
+                                        "as a cloud of your clouds.yaml with --cloud NAME)")
 
     made = micado("--json", "init", env=micado_dir)
     assert made.returncode == 0, made.stderr

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import stat
+import subprocess
 from pathlib import Path
 
 import pytest
@@ -106,3 +107,46 @@ def test_the_cli_logs_in_through_clouds_yaml_for_create_and_destroy(micado_stack
     destroyed = micado("master", "destroy", "--cloud", "local", "--yes", master_id)
     assert destroyed.returncode == 0, destroyed.stderr
     assert micado_stack.cloud.leftovers()["servers"] == []
+
+
+def test_deploy_on_a_host_hands_the_master_a_credentials_file_derived_from_clouds_yaml(
+        micado_stack, clouds_yaml, tmp_path, monkeypatch):
+    from micado.installer import ansible
+    from micado.testing.vm import random_loopback_address
+    from test_cli import micado
+
+    key = tmp_path / "id_ed25519"
+    subprocess.run(["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-f", str(key)], check=True)
+    micado_stack.vms.boot({"id": "my-host", "user_data": "#cloud-config\nssh_authorized_keys:\n  - "
+                           + key.with_suffix(".pub").read_text().strip() + "\n"})
+    address = random_loopback_address()
+    micado_stack.vms.set_address("my-host", address)
+    kwargs = micado_stack.create_kwargs
+    args = ["master", "deploy", "--host", address, "--ssh-key", str(key), "--ssh-user", kwargs["ssh_user"],
+            "--ssh-port", str(kwargs["ssh_port"]), "--api-port", str(kwargs["api_port"]),
+            "--remote-cert-path", kwargs["remote_cert_path"]]
+    try:
+        refused = micado(*args)  # no credentials file, no cloud named
+        assert refused.returncode != 0
+        assert refused.stderr.endswith("(OpenStack: or log in as a cloud of your clouds.yaml with --cloud NAME)\n")
+
+        handed: list[object] = []
+        real_install = ansible.install
+
+        def install(*install_args, **install_kwargs):  # the real installer; we only look at what it gets
+            handed.append(load_credentials(path=install_kwargs["cloud_credentials"]))
+            return real_install(*install_args, **install_kwargs)
+
+        monkeypatch.setattr(ansible, "install", install)
+        client = MicadoClient(launcher="openstack", cloud="local")
+        master_id = client.master.deploy(host=address, ssh_key=key, ssh_user=kwargs["ssh_user"],
+                                         ssh_port=kwargs["ssh_port"], api_port=kwargs["api_port"],
+                                         remote_cert_path=kwargs["remote_cert_path"])
+        login = micado_stack.cloud.login
+        ((credentials,),) = [handed]
+        assert isinstance(credentials, PasswordAuth)
+        assert (credentials.username, credentials.password) == (login["username"], login["password"])
+        assert not (micado_stack.micado_cli_dir / "credentials-cloud-api.yml").exists()
+        client.master.destroy(master_id)
+    finally:
+        micado_stack.vms.delete("my-host")

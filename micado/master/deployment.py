@@ -84,9 +84,11 @@ class Deployment(Creation):
 
         spec = self.spec
         ansible.check_web_credentials(spec.micado_user, self.password)
-        if not paths.credentials_file().is_file():
+        if self.cloud is None and not paths.credentials_file().is_file():
             raise CredentialsError(f"the cloud credentials file {paths.credentials_file()} does not exist: the "
-                                   "master needs it to start worker nodes (it is handed to the installer)",
+                                   "master needs it to start worker nodes (it is handed to the installer); "
+                                   "write it (micado init), or name a cloud of your clouds.yaml "
+                                   "(MicadoClient(cloud=NAME), micado master deploy --cloud NAME)",
                                    path=paths.credentials_file())
         self.store.list()
         self.keys = HostKey(self.ssh_key)  # type: ignore[assignment]  # the user's key: only its path is used

@@ -271,7 +271,8 @@ class MicadoMaster:
         host key is kept in micado-client's own known_hosts, ``~/.ssh`` is not touched).
         :meth:`destroy` of such a master removes its applications and its record and
         never touches the machine. The cloud credentials file is handed to the master,
-        as with :meth:`create`, for its worker nodes.
+        as with :meth:`create`, for its worker nodes; without one, it is derived from the
+        cloud of your ``clouds.yaml`` named to the client (``MicadoClient(cloud=...)``).
 
         Args:
             host: the machine's address (IP or DNS name).
@@ -296,7 +297,8 @@ class MicadoMaster:
 
         Raises:
             InvalidArgument: an argument is missing or malformed (nothing was done).
-            CredentialsError: the cloud credentials file is missing.
+            CredentialsError: there is neither a cloud credentials file nor a cloud
+                named (or the cloud's configuration is unusable).
             MicadoTimeout: a wait ran past its deadline.
             InstallError: SSH or the deployment failed (see ``error.log_path``); the
                 record is removed, the machine is left as the play left it.
@@ -314,7 +316,8 @@ class MicadoMaster:
             raise InvalidArgument("; ".join(found))
         deployment = Deployment(spec, host=host.strip(), ssh_key=Path(ssh_key), store=self.store,
                                 connect=self._connect, api_version=self._api_options.get("version") or "v2.0",
-                                report=as_callback(progress), ansible_args=self._ansible_args)
+                                report=as_callback(progress), ansible_args=self._ansible_args,
+                                cloud=self._openstack_cloud())
         self.timings = deployment.timings
         self._record, self._api = deployment.run()
         deployment.report("done", f"master {self._record.id} ready at {self._record.endpoint}")
