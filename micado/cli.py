@@ -19,6 +19,7 @@ from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING, Any, NoReturn, TextIO
 
 from micado import exceptions as errors
+from micado._argv import glue_values
 from micado._cli_errors import EXIT_OK, EXIT_USAGE, exit_code, report, show_warnings_as_lines
 from micado._version import __version__
 from micado.client import MicadoClient
@@ -471,26 +472,6 @@ def _interrupted(interrupt: KeyboardInterrupt) -> int:
     return 128 + int(signum)
 
 
-#: Options whose value is free text that may start with a dash (a random password often
-#: does). argparse would read ``--password -x1`` as a missing value; like getopt, the
-#: next word is taken as the value whatever it looks like.
-_FREE_TEXT_OPTIONS = ("--password",)
-
-
-def _glue_option_values(argv: Sequence[str]) -> list[str]:
-    """``--password -x1`` -> ``--password=-x1`` for the options in ``_FREE_TEXT_OPTIONS``."""
-    glued: list[str] = []
-    words = iter(argv)
-    for word in words:
-        if word == "--":
-            glued.append(word)
-            glued.extend(words)
-            break
-        value = next(words, None) if word in _FREE_TEXT_OPTIONS else None
-        glued.append(word if value is None else f"{word}={value}")
-    return glued
-
-
 def main(argv: Sequence[str] | None = None) -> int:
     """Run ``micado`` with ``argv`` (default ``sys.argv[1:]``); return the exit code.
 
@@ -502,7 +483,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     for signum in (signal.SIGTERM, signal.SIGHUP):
         signal.signal(signum, _raise_terminated)
     try:
-        args = build_parser().parse_args(_glue_option_values(argv))
+        args = build_parser().parse_args(glue_values(argv, ("--password",)))
     except UsageError as error:
         if "--json" in argv:  # the global flags come first; the parse stopped before it could say
             return report(error, as_json=True, debug=False)

@@ -827,14 +827,15 @@ def test_cli_serves_until_sigterm(tmp_path: Path) -> None:
 def test_cli_password_option_tls_pem_and_sigint(tmp_path: Path) -> None:
     cert_pem, key_pem = make_self_signed(["127.0.0.1"])
     (tmp_path / "ssl.pem").write_bytes(cert_pem + key_pem)
-    process, ready = _start_cli(
-        tmp_path, "--password", "from-option", "--tls-pem", str(tmp_path / "ssl.pem"), password=None
+    process, ready = _start_cli(  # a password may start with a dash: it is still the option's value
+        tmp_path, "--password", "-from-option", "--tls-pem", str(tmp_path / "ssl.pem"), password=None
     )
     try:
-        assert ready["password"] == "from-option"
+        assert ready["password"] == "-from-option"
         assert Path(ready["cert"]).read_bytes() == cert_pem
         response = requests.get(
-            ready["endpoint"] + "v2.0/applications/", auth=("admin", "from-option"), verify=ready["cert"], timeout=TIMEOUT
+            ready["endpoint"] + "v2.0/applications/", auth=("admin", "-from-option"), verify=ready["cert"],
+            timeout=TIMEOUT,
         )
         assert response.status_code == 200
         process.send_signal(signal.SIGINT)

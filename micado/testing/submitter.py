@@ -40,6 +40,7 @@ from werkzeug.exceptions import ClientDisconnected
 from werkzeug.serving import ThreadedWSGIServer, WSGIRequestHandler
 from werkzeug.wsgi import LimitedStream
 
+from micado._argv import glue_values
 from micado.config._crypto import new_password
 from micado.testing._serving import Background
 from micado.testing.submitter_api import DEFAULT_ADAPTORS, SubmitterApp
@@ -413,7 +414,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     Returns:
         The exit status: 0 after a clean stop.
     """
-    args = _parse_args(argv)
+    args = _parse_args(glue_values(sys.argv[1:] if argv is None else argv, ("--password",)))
     logging.basicConfig(
         level=logging.DEBUG if args.verbose else logging.WARNING,
         format="%(asctime)s %(name)s %(levelname)s %(message)s",
