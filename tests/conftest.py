@@ -3,7 +3,11 @@ and the ``stack`` mark on the end-to-end tests, so ``pytest -m "not stack"`` is 
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
+
+from micado.installer import ssh
 
 pytest_plugins = ["micado.testing.pytest_plugin"]
 
@@ -23,3 +27,13 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
         module = item.module.__name__.rpartition(".")[2] if item.module else ""
         if module in STACK_MODULES or STACK_FIXTURES & set(getattr(item, "fixturenames", ())):
             item.add_marker(pytest.mark.stack)
+
+
+@pytest.fixture
+def keypair(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> ssh.KeyPair:
+    """The client's own key pair, in a fresh HOME and MiCADO dir."""
+    home = tmp_path / "home"
+    home.mkdir()
+    monkeypatch.setenv("HOME", str(home))
+    monkeypatch.setenv("MICADO_CLI_DIR", str(tmp_path / "micado-cli"))
+    return ssh.ensure_keypair()

@@ -152,3 +152,66 @@ def timed(call: Callable[[], object]) -> tuple[float, BaseException | None]:
     except BaseException as error:  # noqa: BLE001 (the test inspects it)
         return time.monotonic() - start, error
     return time.monotonic() - start, None
+
+
+class FileServer:
+    """A plain HTTP server on loopback serving bytes from memory (``with FileServer() as s``).
+
+    Attributes:
+        files: path (with its query, as requested) -> content; anything else is a 404.
+        hits: every path requested, in order.
+        url: the base URL, ``http://127.0.0.1:<port>``.
+    """
+
+    def __init__(self) -> None:
+        import http.server
+
+        from micado.testing._serving import Background
+
+        self.files: dict[str, bytes] = {}
+        self.hits: list[str] = []
+        server = self
+
+        class Handler(http.server.BaseHTTPRequestHandler):
+            def do_GET(self) -> None:  # noqa: N802 (http.server's name)
+                server.hits.append(self.path)
+                body = server.files.get(self.path)
+                if body is None:
+                    self.send_error(404, "Not Found")
+                    return
+                self.send_response(200)
+                self.send_header("Content-Length", str(len(body)))
+                self.end_headers()
+                self.wfile.write(body)
+
+            def log_message(self, *args: object) -> None:
+                pass
+
+        self._serving = Background(http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler), "test-files")
+        self.url = f"http://127.0.0.1:{self._serving.port}"
+
+    def __enter__(self) -> FileServer:
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self._serving.stop()
+
+
+@contextmanager
+def directory_server(directory: Path) -> Iterator[str]:
+    """Serve ``directory`` over plain HTTP on loopback; yield the base URL (no trailing slash)."""
+    import http.server
+    from functools import partial
+
+    from micado.testing._serving import Background
+
+    class Quiet(http.server.SimpleHTTPRequestHandler):
+        def log_message(self, *args: object) -> None:
+            pass
+
+    serving = Background(http.server.ThreadingHTTPServer(("127.0.0.1", 0), partial(Quiet, directory=str(directory))),
+                         "test-directory")
+    try:
+        yield f"http://127.0.0.1:{serving.port}"
+    finally:
+        serving.stop()

@@ -8,7 +8,6 @@ Submitter emulator answering over verified TLS on the VM's address.
 
 from __future__ import annotations
 
-import http.server
 import io
 import json
 import logging
@@ -17,7 +16,6 @@ import shutil
 import stat
 import subprocess
 import tarfile
-import threading
 from pathlib import Path
 
 import pytest
@@ -39,6 +37,9 @@ from micado.installer.ansible import (
 from micado.installer.compat import rewrite_condition
 from micado.installer.runner import ansible_playbook_command
 from micado.testing.playbook import CERT_FILE, READY_FILE, build_tarball, build_tree
+
+from leftovers import processes_mentioning
+from loopback import FileServer
 
 # Quotes, a shell variable, YAML's ": " and " #", braces and a backslash: all must arrive literally.
 PASSWORD = "Web-Pa55 {7*7} 'q\" $HOME: #7f3e!\\"
@@ -65,39 +66,11 @@ def micado_dir(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     return directory
 
 
-class _Files(http.server.BaseHTTPRequestHandler):
-    files: dict[str, bytes] = {}
-    hits: list[str] = []
-
-    def do_GET(self) -> None:  # noqa: N802 (http.server's naming)
-        self.hits.append(self.path)
-        body = self.files.get(self.path)
-        if body is None:
-            self.send_error(404, "no such tarball")
-            return
-        self.send_response(200)
-        self.send_header("Content-Type", "application/gzip")
-        self.send_header("Content-Length", str(len(body)))
-        self.end_headers()
-        self.wfile.write(body)
-
-    def log_message(self, *args: object) -> None:
-        pass
-
-
 @pytest.fixture
 def http_files():
     """A loopback HTTP server: put bytes in ``.files[path]``, see requests in ``.hits``."""
-    handler = type("Handler", (_Files,), {"files": {}, "hits": []})
-    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    handler.url = f"http://127.0.0.1:{server.server_address[1]}"
-    try:
-        yield handler
-    finally:
-        server.shutdown()
-        server.server_close()
+    with FileServer() as server:
+        yield server
 
 
 # --- sources and cache -------------------------------------------------------------------
@@ -677,7 +650,7 @@ def test_a_play_past_its_deadline_is_killed(micado_dir: Path, tmp_path: Path) ->
         run_playbook(work, timeout=2)
     assert "Take a long time" in str(caught.value)
     assert str(paths.log_file("srv-slow")) in str(caught.value)
-    assert _processes_mentioning(str(work.inventory)) == []
+    assert processes_mentioning(str(work.inventory)) == []
 
 
 def test_ignored_failures_are_not_blamed(micado_dir: Path, tmp_path: Path) -> None:
@@ -713,20 +686,7 @@ def test_a_progress_callback_that_raises_stops_the_play(micado_dir: Path, tmp_pa
 
     with pytest.raises(KeyError):
         run_playbook(work, progress=callback, timeout=120)
-    assert _processes_mentioning(str(work.inventory)) == []
-
-
-def _processes_mentioning(text: str) -> list[int]:
-    found = []
-    for entry in Path("/proc").iterdir():
-        if not entry.name.isdigit():
-            continue
-        try:
-            if text.encode() in (entry / "cmdline").read_bytes():
-                found.append(int(entry.name))
-        except OSError:
-            continue
-    return found
+    assert processes_mentioning(str(work.inventory)) == []
 
 
 # --- end to end: over SSH to a local VM --------------------------------------------------

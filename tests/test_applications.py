@@ -6,12 +6,10 @@ import datetime
 import io
 import json
 import socket
-import threading
 import time
 import warnings
 import zipfile
 from collections.abc import Iterator
-from http.server import SimpleHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 import certifi
@@ -34,7 +32,7 @@ from micado.exceptions import (
 )
 from micado.progress import wait_until
 
-from loopback import raw_server
+from loopback import directory_server, raw_server
 
 ADTS = Path(__file__).parent / "adts"
 NOVA_ADTS = sorted(ADTS.glob("*_nova.yaml"))
@@ -54,20 +52,8 @@ def client(submitter) -> Iterator[MicadoClient]:
 @pytest.fixture
 def adt_server() -> Iterator[str]:
     """A plain HTTP server on loopback that serves tests/adts/."""
-
-    class Handler(SimpleHTTPRequestHandler):
-        def __init__(self, *args, **kwargs):
-            super().__init__(*args, directory=str(ADTS), **kwargs)
-
-        def log_message(self, *args):
-            pass
-
-    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    yield f"http://127.0.0.1:{server.server_address[1]}/"
-    server.shutdown()
-    server.server_close()
+    with directory_server(ADTS) as url:
+        yield url + "/"
 
 
 @pytest.fixture

@@ -18,17 +18,16 @@ import signal
 import subprocess
 import sys
 import textwrap
-import threading
 import time
 from collections.abc import Iterator
-from functools import partial
-from http.server import SimpleHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 import pytest
 
 from micado import MicadoClient
 from micado.master.spec import options as create_options
+
+from loopback import directory_server
 
 ROOT = Path(__file__).resolve().parent.parent
 ADTS = ROOT / "tests" / "adts"
@@ -243,13 +242,8 @@ def commands(path: Path) -> list[str]:
 
 @pytest.fixture
 def adt_server(workdir) -> Iterator[str]:
-    handler = partial(SimpleHTTPRequestHandler, directory=str(workdir))
-    handler.log_message = lambda *args: None  # type: ignore[method-assign]
-    server = ThreadingHTTPServer(("127.0.0.1", 0), handler)
-    threading.Thread(target=server.serve_forever, daemon=True).start()
-    yield f"http://127.0.0.1:{server.server_address[1]}"
-    server.shutdown()
-    server.server_close()
+    with directory_server(workdir) as url:
+        yield url
 
 
 @pytest.mark.parametrize("page", [ROOT / "README.rst", ROOT / "docs" / "cli.rst"], ids=lambda p: p.name)

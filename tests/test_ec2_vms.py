@@ -15,15 +15,6 @@ from micado.testing.ec2 import EC2Emulator
 from micado.testing.vm import VMPool, free_port, require_loopback
 
 
-@pytest.fixture
-def keypair(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> ssh.KeyPair:
-    home = tmp_path / "home"
-    home.mkdir()
-    monkeypatch.setenv("HOME", str(home))
-    monkeypatch.setenv("MICADO_CLI_DIR", str(tmp_path / "micado-cli"))
-    return ssh.ensure_keypair()
-
-
 def start(tmp_path: Path, address: str) -> tuple[EC2Emulator, VMPool]:
     pool = VMPool(tmp_path / "vms", ssh_port=free_port(), api_port=free_port())
     cloud = EC2Emulator(vms=pool, address=address, log_dir=tmp_path).start()

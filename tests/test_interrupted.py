@@ -19,6 +19,8 @@ import pytest
 from micado import MicadoClient
 from micado.exceptions import MicadoException
 
+from leftovers import processes_mentioning
+
 CLEAN = {"servers": [], "attached_floating_ips": [], "allocated_floating_ips": []}
 
 KILLED_CREATE = """
@@ -33,18 +35,6 @@ def progress(stage, message):
 
 MicadoClient(launcher="openstack").master.create(progress=progress, **json.loads(sys.argv[1]))
 """
-
-
-def _processes_mentioning(text: str) -> list[int]:
-    found = []
-    for entry in Path("/proc").iterdir():
-        if entry.name.isdigit():
-            try:
-                if text.encode() in (entry / "cmdline").read_bytes():
-                    found.append(int(entry.name))
-            except OSError:
-                continue
-    return found
 
 
 @pytest.mark.parametrize("stage, message", [
@@ -80,7 +70,7 @@ def test_a_create_killed_at_each_step_is_listed_and_cleaned_up(micado_stack, sta
     assert client.master.list() == []
     assert not work.exists() or list(work.iterdir()) == []  # no working copy, so no credentials on disk
     deadline = time.monotonic() + 10
-    while _processes_mentioning(str(work)):  # the ansible-playbook of the killed create was stopped
+    while processes_mentioning(str(work)):  # the ansible-playbook of the killed create was stopped
         assert time.monotonic() < deadline, "an ansible-playbook of the killed create survived the cleanup"
         time.sleep(0.1)
     assert client.master.cleanup() == []  # nothing left the second time
@@ -142,7 +132,7 @@ def test_the_cli_undoes_a_create_on_sigterm_and_sighup(micado_stack, tmp_path, s
     assert "Traceback" not in rest
     assert micado_stack.cloud.leftovers() == CLEAN
     assert MicadoClient(launcher="openstack").master.list() == []
-    assert _processes_mentioning(str(micado_stack.micado_cli_dir / "work")) == []
+    assert processes_mentioning(str(micado_stack.micado_cli_dir / "work")) == []
 
 
 def test_cleanup_takes_only_the_control_folders_of_programs_that_are_gone(tmp_path, monkeypatch) -> None:

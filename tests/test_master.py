@@ -14,10 +14,7 @@ import socket
 import subprocess
 import sys
 import tarfile
-import threading
 from collections.abc import Iterator
-from functools import partial
-from http.server import SimpleHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 import pytest
@@ -32,6 +29,8 @@ from micado.exceptions import (
     MicadoTimeout,
 )
 from micado.testing.stack import LocalStack
+
+from loopback import directory_server
 
 ADTS = Path(__file__).parent / "adts"
 CLEAN = {"servers": [], "attached_floating_ips": [], "allocated_floating_ips": []}
@@ -223,19 +222,12 @@ def test_playbook_downloaded_from_a_loopback_http_server(micado_stack, tmp_path)
     from micado.testing.playbook import build_tarball
 
     tarball = build_tarball("0.12", tmp_path)
-    handler = partial(SimpleHTTPRequestHandler, directory=str(tarball.parent))
-    handler.log_message = lambda *args: None  # type: ignore[method-assign]
-    server = ThreadingHTTPServer(("127.0.0.1", 0), handler)
-    threading.Thread(target=server.serve_forever, daemon=True).start()
-    try:
-        url = f"http://127.0.0.1:{server.server_address[1]}/{tarball.name}"
+    with directory_server(tarball.parent) as base:
+        url = f"{base}/{tarball.name}"
         client = MicadoClient(launcher="openstack")
         client.master.create(**{**micado_stack.create_kwargs, "playbook": url})
         assert client.applications.list() == []
         client.master.destroy()
-    finally:
-        server.shutdown()
-        server.server_close()
     assert micado_stack.cloud.leftovers() == CLEAN
 
 

@@ -21,7 +21,6 @@ import threading
 import time
 import zipfile
 from collections.abc import Iterator
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 
@@ -33,6 +32,8 @@ from micado.progress import wait_until
 from micado.testing.submitter import ENV_PASSWORD, SubmitterEmulator
 from micado.testing.submitter_api import DEFAULT_ADAPTORS, generate_app_id
 from micado.testing.tls import make_self_signed, split_pem
+
+from loopback import FileServer
 
 ADTS = Path(__file__).parent / "adts"
 ALL_ADTS = sorted(ADTS.glob("*.yaml"))
@@ -428,42 +429,11 @@ def test_deploy_failure_registers_nothing(api: Api, submitter: SubmitterEmulator
 # --- ADT from a URL, and CSAR archives ------------------------------------------------------
 
 
-class _FileHandler(BaseHTTPRequestHandler):
-    files: dict[str, bytes] = {}
-
-    def do_GET(self) -> None:  # noqa: N802 (http.server's name)
-        body = self.files.get(self.path)
-        if body is None:
-            self.send_error(404, "Not Found")
-            return
-        self.send_response(200)
-        self.send_header("Content-Length", str(len(body)))
-        self.end_headers()
-        self.wfile.write(body)
-
-    def log_message(self, format: str, *args: Any) -> None:  # noqa: A002
-        pass
-
-
 @pytest.fixture
 def file_server() -> Iterator[tuple[str, dict[str, bytes], list[str]]]:
     """A plain HTTP server on loopback: (base URL, path -> content, paths fetched)."""
-    fetched: list[str] = []
-    files: dict[str, bytes] = {}
-
-    class Handler(_FileHandler):
-        def do_GET(self) -> None:  # noqa: N802
-            fetched.append(self.path)
-            super().do_GET()
-
-    Handler.files = files
-    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-    thread = threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True)
-    thread.start()
-    yield f"http://127.0.0.1:{server.server_address[1]}", files, fetched
-    server.shutdown()
-    server.server_close()
-    thread.join(5)
+    with FileServer() as server:
+        yield server.url, server.files, server.hits
 
 
 def make_csar(path: Path, members: dict[str, bytes]) -> Path:

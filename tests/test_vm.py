@@ -30,15 +30,6 @@ KEY_B = "ecdsa-sha2-nistp256 AAAAE2VjZHNhLXNoYTItbmlzdHAyNTY= b@example"
 
 
 @pytest.fixture
-def keypair(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> ssh.KeyPair:
-    home = tmp_path / "home"
-    home.mkdir()
-    monkeypatch.setenv("HOME", str(home))
-    monkeypatch.setenv("MICADO_CLI_DIR", str(tmp_path / "micado-cli"))
-    return ssh.ensure_keypair()
-
-
-@pytest.fixture
 def vm(vm_pool: VMPool, keypair: ssh.KeyPair) -> LocalVM:
     """A running VM whose host key is recorded, ready for strict SSH."""
     user_data = (
