@@ -15,7 +15,6 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from micado.config import paths
-from micado.config._crypto import new_password
 from micado.exceptions import CredentialsError
 from micado.master.lifecycle import STEPS, Creation
 
@@ -79,7 +78,7 @@ class Deployment(Creation):
 
     def _prepare(self) -> None:
         """Everything that can fail before the host is touched: credentials file, store, playbooks, settings."""
-        from micado.installer import ansible, playbooks
+        from micado.installer import ansible
         from micado.launcher.base import LaunchedVM
 
         spec = self.spec
@@ -92,10 +91,7 @@ class Deployment(Creation):
                                    path=paths.credentials_file())
         self.store.list()
         self.keys = HostKey(self.ssh_key)  # type: ignore[assignment]  # the user's key: only its path is used
-        self.source = playbooks.resolve_source(spec.playbook, spec.micado_version, progress=self.report)
-        self.settings = ansible.check_settings(self.source.layout, spec.settings)
-        if "grafana_admin_pwd" in self.source.layout.variables and "grafana_admin_pwd" not in self.settings:
-            self.settings["grafana_admin_pwd"] = new_password()
+        self._playbooks()
         master_id = new_host_id()
         self.vm = LaunchedVM(server_id=master_id, name=master_id, ip=self.host, launcher=DEPLOYED_LAUNCHER)
         self.intent = self.store.add(self._record_base(

@@ -169,7 +169,7 @@ class Creation:
     def _prepare(self) -> None:
         """Everything that can fail without the cloud: credentials, store, keys, playbooks, settings."""
         from micado.config.credentials import load_credentials
-        from micado.installer import ansible, playbooks, ssh
+        from micado.installer import ansible, ssh
         from micado.launcher import launcher_class
         from micado.launcher.base import LaunchSpec, cloud_init_user_data
 
@@ -188,16 +188,26 @@ class Creation:
             floating_network=spec.floating_network,
         )
         self.launcher.validate(self.launch_spec)
-        self.source = playbooks.resolve_source(spec.playbook, spec.micado_version, progress=self.report)
-        self.settings = ansible.check_settings(self.source.layout, spec.settings)
-        if "grafana_admin_pwd" in self.source.layout.variables and "grafana_admin_pwd" not in self.settings:
-            self.settings["grafana_admin_pwd"] = new_password()
+        self._playbooks()
         # The intent, before the cloud is touched: a create killed from here on is seen
         # by list() and removed by cleanup(). It goes last in the undo, and only once
         # the VM is gone (if the cloud refused, cleanup() still finds the VM through it).
         self.intent = self.store.add(self._intent_record())
         self.undo.push("remove the record", lambda: self.store.remove(self.intent.id),
                        unless_failed="delete the VM")
+
+    def _playbooks(self) -> None:
+        """Resolve the playbooks and check the settings against the release's variables.
+
+        A release with a Grafana admin password gets a random one unless it was given.
+        """
+        from micado.installer import ansible, playbooks
+
+        spec = self.spec
+        self.source = playbooks.resolve_source(spec.playbook, spec.micado_version, progress=self.report)
+        self.settings = ansible.check_settings(self.source.layout, spec.settings)
+        if "grafana_admin_pwd" in self.source.layout.variables and "grafana_admin_pwd" not in self.settings:
+            self.settings["grafana_admin_pwd"] = new_password()
 
     def _launch(self) -> None:
         try:
