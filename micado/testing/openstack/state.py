@@ -238,10 +238,10 @@ class OpenStackCloud:
                                                 description=description)
         return str(fip["id"])
 
-    def update_server_metadata(self, server_id: str, metadata: dict[str, str]) -> None:
-        """Change a server's metadata as someone else would (e.g. to make its launch marks older)."""
+    def set_server_metadata(self, server_id: str, metadata: dict[str, str]) -> None:
+        """Replace a server's metadata as someone else would (e.g. to make its launch marks older)."""
         with self.lock:
-            self.compute.servers_by_id[server_id]["metadata"].update(metadata)
+            self.compute.servers_by_id[server_id]["metadata"] = dict(metadata)
 
     def set_floating_ip_description(self, fip_id: str, description: str) -> None:
         """Change a floating IP's description as someone else would."""
