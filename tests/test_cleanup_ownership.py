@@ -249,7 +249,7 @@ def _launch_as_another_dir(stack: Any, store: str | None) -> Any:
 
 
 def _make_old(stack: Any, vm: Any, *, legacy: bool = False) -> None:
-    """Move a launch's marks 3 hours back (or, ``legacy``, leave only the launch token, as before 0.13)."""
+    """Move a launch's marks 3 hours back (or, ``legacy``, leave only the launch token, as earlier versions did)."""
     server = stack.cloud.server_snapshot(vm.server_id)
     metadata = dict(server["metadata"])
     (fip,) = [f for f in stack.cloud.floating_ips if f["id"] == vm.floating_ip_id]

@@ -38,7 +38,7 @@ def floating_ip_description(name: str, marks: dict[str, str]) -> str:
 
 def read_floating_ip_description(description: str) -> tuple[str, dict[str, str]] | None:
     """``(server name, marks)`` from a description :func:`floating_ip_description` made; ``None``
-    if it is none of ours. A description with the name alone (micado-client before 0.13, or other
+    if it is none of ours. A description with the name alone (an earlier micado-client, or other
     tooling) gives no marks."""
     if not description.startswith(FLOATING_IP_MARK):
         return None

@@ -61,7 +61,7 @@ MAX_USER_DATA_BASE64 = 65535
 #: EC2 tags; an OpenStack floating IP has them in its description): the launch's random
 #: token, the identity of the MiCADO dir (store) that launched it, when (UTC, ISO 8601)
 #: and which process on which host (see :func:`creator_mark`). ``cleanup`` acts only on
-#: what carries its own store identity; micado-client before 0.13 set the token alone.
+#: what carries its own store identity; an earlier micado-client set the token alone.
 LAUNCH_TAG = "micado-client-launch"
 STORE_TAG = "micado-client-store"
 LAUNCHED_TAG = "micado-client-launched"
@@ -228,7 +228,7 @@ class MarkedResource:
         address: the IP address (addresses only).
         attached_to: for an address, the server it is attached to, if any.
         store: the store identity in its marks; ``None`` when it has none (made by
-            micado-client before 0.13, or marked by other tooling).
+            an earlier micado-client, or marked by other tooling).
         launched: when it was launched, from its marks (ISO 8601, UTC); ``None`` if unknown.
         creator: the :func:`creator_mark` of the process that launched it, if marked.
     """

@@ -15,7 +15,7 @@ next to the launch token (:data:`~micado.launcher.base.STORE_TAG`). From those,
 * working copies and ssh control folders that no master or running create owns.
 
 A cloud account is often shared: what carries another store's identity, or none (made
-by micado-client before 0.13, or marked by other tooling), is listed as not ours and
+by an earlier micado-client, or marked by other tooling), is listed as not ours and
 left alone. Only ``include_unowned`` removes such resources, and never one launched
 less than ``min_age`` seconds ago or whose launch time is unknown.
 """
@@ -176,7 +176,7 @@ class _Owners:
     stale: list[MasterRecord]
 
     def ours(self, resource: MarkedResource) -> bool:
-        """It carries our store identity, or it has no identity (micado-client before 0.13) and a
+        """It carries our store identity, or it has no identity (an earlier micado-client) and a
         stale record of ours names it (servers: by name and launch token)."""
         if resource.store is not None:
             return resource.store == self.store_id
@@ -236,7 +236,7 @@ def _leftover(launcher: Launcher, resource: MarkedResource, detail: str, ours: b
 def _not_ours(resource: MarkedResource) -> str:
     if resource.store is not None:
         return f"made by another MiCADO dir (store identity {resource.store[:8]}...)"
-    return "marked without a store identity (micado-client before 0.13, or other tooling)"
+    return "marked without a store identity (an earlier micado-client, or other tooling)"
 
 
 def _verdict(resource: MarkedResource, owners: _Owners, include_unowned: bool, min_age: float,

@@ -429,7 +429,7 @@ class MicadoMaster:
         Finished masters and creates still running (in this or another process) are
         never touched. Servers and addresses that carry **another** store's identity
         (another MiCADO dir, user or machine on the same account), or none (made by
-        micado-client before 0.13, or tagged by other tooling), are listed as not ours
+        an earlier micado-client, or tagged by other tooling), are listed as not ours
         (``item.ours`` is ``False``, ``item.left_alone`` says why) and left alone.
 
         Args:
