@@ -20,6 +20,33 @@ def seconds(name: str, value: object) -> float:
     return float(value)
 
 
+_DURATION_UNITS = {"": 1, "s": 1, "m": 60, "h": 3600, "d": 86400}
+
+
+def duration(name: str, value: object) -> float:
+    """``value`` as a number of seconds, zero or more: a number, a ``timedelta``, or text such as
+    ``90``, ``90s``, ``30m``, ``2h``, ``1d``."""
+    from datetime import timedelta
+
+    seconds_: float | None = None
+    if isinstance(value, timedelta):
+        seconds_ = value.total_seconds()
+    elif isinstance(value, (int, float)) and not isinstance(value, bool):
+        seconds_ = float(value)
+    elif isinstance(value, str):
+        number, unit = value.strip().lower(), ""
+        if number[-1:] in _DURATION_UNITS:
+            number, unit = number[:-1].strip(), number[-1]
+        try:
+            seconds_ = float(number) * _DURATION_UNITS[unit] if number.replace(".", "", 1).isdigit() else None
+        except ValueError:
+            seconds_ = None
+    if seconds_ is None or not 0 <= seconds_ < math.inf:
+        raise InvalidArgument(f"{name} must be a duration such as 30m, 2h or 1d, or a number of seconds "
+                              f"(zero or more), not {value!r}")
+    return seconds_
+
+
 def byte_count(name: str, value: object) -> int:
     """``value`` as a positive whole number of bytes."""
     if isinstance(value, bool) or not isinstance(value, int) or value <= 0:

@@ -94,6 +94,14 @@ def build_parser() -> argparse.ArgumentParser:
     cleanup = master_commands.add_parser(
         "cleanup", help="remove what interrupted creates left: servers, addresses, records, working copies")
     cleanup.add_argument("--dry-run", action="store_true", help="only show what would be removed")
+    cleanup.add_argument("--include-unowned", action="store_true",
+                         help="also remove servers and addresses not made by this MiCADO dir (another dir's, "
+                              "or marked without a store identity) launched at least --min-age ago")
+    cleanup.add_argument("--min-age", metavar="DURATION",
+                         help="with --include-unowned: how long ago the launch must be, e.g. 30m, 2h, 1d or "
+                              "seconds (default: 2h)")
+    cleanup.add_argument("--yes", "-y", action="store_true",
+                         help="do not ask before --include-unowned removes (needed when not on a terminal)")
     _add_cloud_option(cleanup)
     from micado import _cli_host  # master info, master deploy
 
@@ -288,6 +296,34 @@ def confirm(question: str, *, assume_yes: bool) -> None:
         raise errors.MicadoException("cancelled: nothing was changed")
 
 
+def cleanup_options(args: argparse.Namespace) -> dict[str, Any]:
+    """``include_unowned`` and ``min_age`` for ``master cleanup``, confirmed before anything is looked at.
+
+    ``--include-unowned`` removes what other MiCADO dirs made: asked on a terminal unless
+    ``--yes``; refused without a terminal and without ``--yes``.
+
+    Raises:
+        InvalidArgument: a bad ``--min-age``, ``--min-age`` without ``--include-unowned``, or
+            ``--include-unowned`` without a terminal and without ``--yes``.
+        MicadoException: the user did not answer yes.
+    """
+    from micado import checks
+
+    if not args.include_unowned:
+        if args.min_age is not None:
+            raise errors.InvalidArgument("--min-age applies only with --include-unowned")
+        return {}
+    min_age = checks.duration("--min-age", args.min_age if args.min_age is not None else "2h")
+    if not args.dry_run and not args.yes:
+        if not sys.stdin.isatty():
+            raise errors.InvalidArgument("--include-unowned removes servers and addresses that other MiCADO "
+                                         "dirs (or older micado-client versions) made: confirm with --yes "
+                                         "when not on a terminal (try --dry-run first)")
+        confirm(f"Also remove servers and addresses NOT made by this MiCADO dir (another user's or machine's, "
+                f"or an older micado-client's) launched more than {args.min_age or '2h'} ago?", assume_yes=False)
+    return {"include_unowned": True, "min_age": min_age}
+
+
 def table(rows: Sequence[Sequence[str]], headers: Sequence[str]) -> str:
     """``rows`` under ``headers`` in columns as wide as their widest cell."""
     widths = [max(len(str(cell)) for cell in column) for column in zip(headers, *rows, strict=True)]
@@ -360,7 +396,8 @@ def master_command(args: argparse.Namespace, out: Callable[[Any, str], None]) ->
         client.master.destroy(master_id, progress=ProgressLine(sys.stderr))
         out({"id": master_id, "destroyed": True}, f"destroyed master {master_id}")
     elif args.command == "cleanup":
-        items = client.master.cleanup(dry_run=args.dry_run, progress=ProgressLine(sys.stderr))
+        items = client.master.cleanup(dry_run=args.dry_run, progress=ProgressLine(sys.stderr),
+                                      **cleanup_options(args))
         out([vars(item) for item in items], "\n".join(map(str, items)) or "nothing to clean up")
         if any(item.error for item in items):
             raise errors.MicadoException("some of what was found could not be removed (see above)")

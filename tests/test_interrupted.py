@@ -54,6 +54,9 @@ def test_a_create_killed_at_each_step_is_listed_and_cleaned_up(micado_stack, sta
     assert listed["state"] == "creating"
     assert micado_stack.cloud.leftovers() != CLEAN or stage == "launch"
     work = micado_stack.micado_cli_dir / "work"
+    store_id = (micado_stack.micado_cli_dir / "store-id").read_text().strip()
+    for server in micado_stack.cloud.servers:  # what the killed create left carries this dir's identity
+        assert server["metadata"]["micado-client-store"] == store_id
 
     found = client.master.cleanup(dry_run=True)
     assert any(item.kind == "record" for item in found)

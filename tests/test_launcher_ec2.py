@@ -17,8 +17,8 @@ import pytest
 
 from micado.config.credentials import EC2Auth
 from micado.exceptions import InvalidArgument, LaunchError, MicadoTimeout
-from micado.launcher.base import LaunchedVM, LaunchSpec
-from micado.launcher.ec2 import ALLOCATED_TAG, LAUNCH_TAG, EC2Launcher
+from micado.launcher.base import CREATOR_TAG, LAUNCHED_TAG, LaunchedVM, LaunchSpec
+from micado.launcher.ec2 import ALLOCATED_TAG, LAUNCH_TAG, STORE_TAG, EC2Launcher
 from micado.testing.ec2 import EC2Emulator
 from micado.testing.vm import free_port, require_loopback
 
@@ -68,7 +68,7 @@ def tags(resource: dict) -> dict[str, str]:
 
 def test_launch_allocates_a_tagged_elastic_ip_and_delete_releases_it(ec2_cloud: EC2Emulator) -> None:
     events: list[tuple[str, str]] = []
-    the_spec = spec(ec2_cloud)
+    the_spec = dataclasses.replace(spec(ec2_cloud), store_id="b2" * 16)
     with launcher(ec2_cloud) as ec2:
         vm = ec2.launch(the_spec, progress=lambda stage, message: events.append((stage, message)))
         assert vm.launcher == "ec2"
@@ -79,12 +79,18 @@ def test_launch_allocates_a_tagged_elastic_ip_and_delete_releases_it(ec2_cloud: 
         instance = ec2_cloud.instance(vm.server_id)
         assert instance["State"]["Name"] == "running"
         assert instance["InstanceType"] == "t3.medium"
-        assert tags(instance) == {"Name": the_spec.name, LAUNCH_TAG: the_spec.launch_token}
+        marks = {"Name": the_spec.name, LAUNCH_TAG: the_spec.launch_token, STORE_TAG: "b2" * 16}
+        instance_tags = tags(instance)
+        assert instance_tags.pop(LAUNCHED_TAG).endswith("Z") and instance_tags.pop(CREATOR_TAG)
+        assert instance_tags == marks
         [address] = ec2_cloud.addresses()
         assert address["AllocationId"] == vm.floating_ip_id
         assert address["InstanceId"] == vm.server_id
-        assert tags(address) == {"Name": the_spec.name, LAUNCH_TAG: the_spec.launch_token,
-                                 ALLOCATED_TAG: the_spec.name}
+        address_tags = tags(address)
+        assert address_tags.pop(LAUNCHED_TAG) and address_tags.pop(CREATOR_TAG)
+        assert address_tags == {**marks, ALLOCATED_TAG: the_spec.name}
+        assert {(m.kind, m.store, m.token) for m in ec2.marked()} == {
+            ("server", "b2" * 16, the_spec.launch_token), ("address", "b2" * 16, the_spec.launch_token)}
         assert ec2.state(vm.server_id) == "running"
         assert any("allocated Elastic IP" in message for _, message in events)
         assert LaunchedVM.from_dict(vm.to_dict()) == vm

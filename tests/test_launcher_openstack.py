@@ -549,13 +549,25 @@ def test_a_floating_ip_another_launch_allocated_is_not_free(openstack_cloud):
             # The first launch's fresh address is unattached for now, but it is not free.
             taken.append(password_launcher(cloud).launch(make_spec(cloud), timeout=10))
 
-    vm = launcher.launch(make_spec(cloud), timeout=10, progress=progress)
+    spec = make_spec(cloud, store_id="a1" * 16)
+    vm = launcher.launch(spec, timeout=10, progress=progress)
     [other] = taken
     assert vm.floating_ip_allocated
     assert other.floating_ip_allocated
     assert vm.ip != other.ip
     descriptions = {f["id"]: f["description"] for f in cloud.floating_ips}
-    assert descriptions[vm.floating_ip_id] == f"allocated by micado-client for {vm.name}"
+    # the launch's marks follow the name (Neutron keeps 255 characters)
+    marks = dict(part.split("=", 1) for part in descriptions[vm.floating_ip_id].split("; ")[1:])
+    assert descriptions[vm.floating_ip_id].startswith(f"allocated by micado-client for {vm.name}; ")
+    assert len(descriptions[vm.floating_ip_id]) <= 255
+    assert marks["store"] == "a1" * 16 and marks["launch"] == spec.launch_token and marks["launched"]
+    assert "store=" not in descriptions[other.floating_ip_id]  # a spec without store identity marks none
+    metadata = cloud.server_snapshot(vm.server_id)["metadata"]
+    assert metadata["micado-client-launch"] == spec.launch_token
+    assert metadata["micado-client-store"] == "a1" * 16
+    assert metadata["micado-client-launched"] == marks["launched"]
+    assert {(m.kind, m.store, m.token) for m in launcher.marked() if m.name == vm.name} == {
+        ("server", "a1" * 16, spec.launch_token), ("address", "a1" * 16, spec.launch_token)}
     launcher.delete(vm, timeout=10)
     launcher.delete(other, timeout=10)
     assert_clean(cloud)

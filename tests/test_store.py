@@ -571,3 +571,53 @@ def test_an_extra_nested_too_deep_is_refused_before_writing(micado_dir: Path) ->
     with pytest.raises(InvalidArgument, match="extra is nested more than 61 levels deep"):
         MasterStore().add(record(extra=extra))
     assert not paths.store_file().exists()
+
+
+# --- the store identity: the random id the clouds know this MiCADO dir by ----------------------------
+
+
+def test_the_store_identity_is_made_once_private_and_shared_by_parallel_programs(micado_dir: Path) -> None:
+    program = ("from micado.config.store import MasterStore; import sys; "
+               "sys.stdout.write(MasterStore().identity())")
+    runs = [subprocess.Popen([sys.executable, "-c", program], stdout=subprocess.PIPE, text=True)
+            for _ in range(6)]
+    seen = {run.communicate(timeout=60)[0] for run in runs}
+    assert all(run.returncode == 0 for run in runs)
+    (identity,) = seen  # one identity, whichever program made the file
+    assert len(identity) == 32 and int(identity, 16) >= 0
+    file = paths.store_identity_file()
+    assert stat.S_IMODE(file.stat().st_mode) == 0o600
+    assert stat.S_IMODE(micado_dir.stat().st_mode) == 0o700
+    assert MasterStore().identity() == identity
+    assert not [p for p in micado_dir.iterdir() if p.name.endswith(".tmp")]
+
+
+def test_two_micado_dirs_have_two_identities_and_a_copy_shares_it(tmp_path: Path,
+                                                                   monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv(paths.ENV_DIR, str(tmp_path / "a"))
+    first = MasterStore().identity()
+    monkeypatch.setenv(paths.ENV_DIR, str(tmp_path / "b"))
+    assert MasterStore().identity() != first
+    import shutil
+
+    shutil.copytree(tmp_path / "a", tmp_path / "copy")
+    monkeypatch.setenv(paths.ENV_DIR, str(tmp_path / "copy"))
+    assert MasterStore().identity() == first
+
+
+@pytest.mark.parametrize("target", ["missing", "real"], ids=["dangling", "to-a-file"])
+def test_a_store_identity_that_is_a_symbolic_link_is_refused(micado_dir: Path, target: str) -> None:
+    micado_dir.mkdir(mode=0o700)
+    (micado_dir / "real").write_text("ab" * 16 + "\n")
+    paths.store_identity_file().symlink_to(micado_dir / target)
+    with pytest.raises(StoreError, match=f"store identity {paths.store_identity_file()} is a symbolic link"):
+        MasterStore().identity()
+    assert paths.store_identity_file().is_symlink()
+
+
+def test_a_damaged_store_identity_is_refused_and_kept(micado_dir: Path) -> None:
+    micado_dir.mkdir(mode=0o700)
+    paths.store_identity_file().write_text("not an identity\n")
+    with pytest.raises(StoreError, match="store identity .* is damaged: it must hold 32 hex digits"):
+        MasterStore().identity()
+    assert paths.store_identity_file().read_text() == "not an identity\n"

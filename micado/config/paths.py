@@ -52,6 +52,11 @@ def secret_key_file() -> Path:
     return micado_dir() / "secret.key"
 
 
+def store_identity_file() -> Path:
+    """The MiCADO dir's store identity (mode 0600): the random id every launch marks its resources with."""
+    return micado_dir() / "store-id"
+
+
 def ssh_dir() -> Path:
     """The client's own SSH material: key pair and known_hosts (never ``~/.ssh``)."""
     return micado_dir() / "ssh"

@@ -35,7 +35,11 @@ On disk:
   :class:`~micado.exceptions.StoreError` naming the file and the problem, on reads
   *and* writes: micado-client never overwrites it. Fix it, or move it away to start
   an empty store.
-* **Symbolic links** are not followed: a ``data.yml`` or ``secret.key`` that is one
+* **The store identity** (``store-id``, 32 random hex digits, mode 0600, made on first
+  need like the key file) names this MiCADO dir on the clouds: every server and address
+  a create makes carries it, and ``cleanup`` acts only on what carries its own (see
+  :meth:`MasterStore.identity`). A copy of the folder shares it.
+* **Symbolic links** are not followed: a ``data.yml``, ``secret.key`` or ``store-id`` that is one
   raises :class:`~micado.exceptions.StoreError` (a write would replace the link with
   a file, and programs reaching the file through different links would not share
   the lock). Set ``MICADO_CLI_DIR`` to the folder that holds the files instead.
@@ -49,6 +53,8 @@ import fcntl
 import json
 import logging
 import os
+import re
+import secrets
 import tempfile
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -73,6 +79,7 @@ ENV_KEY = "MICADO_SECRET_KEY"
 #: file is refused as damaged before it is parsed.
 MAX_FILE_BYTES = 4 << 20
 _MAX_KEY_FILE_BYTES = 1024  # the key is 44 characters of base64
+_IDENTITY_RE = re.compile(r"^[0-9a-f]{32}$")
 
 
 class MasterStore:
@@ -91,9 +98,11 @@ class MasterStore:
         self.path = Path(path) if path is not None else paths.store_file()
         if path is None:
             self.lock_path, self.key_path = paths.store_lock_file(), paths.secret_key_file()
+            self.identity_path = paths.store_identity_file()
         else:
             self.lock_path = self.path.with_name(self.path.name + ".lock")
             self.key_path = self.path.with_name(paths.secret_key_file().name)
+            self.identity_path = self.path.with_name(paths.store_identity_file().name)
         self.lock_timeout = lock_timeout
 
     def __repr__(self) -> str:
@@ -125,6 +134,54 @@ class MasterStore:
         """
         contents = self._read()
         return self._unseal(contents, contents.records[self._index(contents.records, master_id)])
+
+    def identity(self) -> str:
+        """This store's identity: 32 random hex digits kept in ``store-id`` (0600) beside the store.
+
+        Every server and address a create makes carries it (next to the launch token),
+        and ``cleanup`` removes only what carries its own store's identity. The first call
+        creates the file, atomically (parallel programs agree on one identity); a copy of
+        the MiCADO dir shares the identity of the original.
+
+        Raises:
+            StoreError: the file is a symbolic link, is damaged, or cannot be read or created.
+        """
+        existing = self._read_identity()
+        if existing is not None:
+            return existing
+        if self.path.parent == paths.micado_dir():
+            paths.ensure_dir()
+        else:
+            self.path.parent.mkdir(mode=paths.DIR_MODE, parents=True, exist_ok=True)
+        try:
+            made = write_private(self.identity_path, secrets.token_hex(16) + "\n", exclusive=True)
+        except OSError as exc:
+            raise StoreError(f"cannot create the store identity {self.identity_path}: {_reason(exc)}") from None
+        found = self._read_identity()  # ours, or the one a parallel program made first
+        if found is None:
+            raise StoreError(f"the store identity {self.identity_path} appeared and vanished; try again")
+        if made:
+            _fsync_dir(self.identity_path.parent)
+            logger.info("created the store identity %s", self.identity_path)
+        return found
+
+    def _read_identity(self) -> str | None:
+        try:
+            text = read_limited(self.identity_path, _MAX_KEY_FILE_BYTES, follow_symlinks=False)
+        except FileNotFoundError:
+            return None
+        except (OSError, UnicodeDecodeError) as exc:
+            raise StoreError(f"cannot read the store identity {self.identity_path}: {_reason(exc)}") from None
+        except Refused as exc:
+            raise _symlink_refused(self.identity_path, "the store identity") or StoreError(
+                f"the store identity {self.identity_path} is damaged: {exc.problem}") from None
+        value = text.strip()
+        if not _IDENTITY_RE.match(value):
+            raise StoreError(
+                f"the store identity {self.identity_path} is damaged: it must hold 32 hex digits. "
+                "micado-client will not replace it (the clouds know this MiCADO dir by it): restore it, or "
+                "move it away to start a new identity (cleanup then leaves what the old one made alone)")
+        return value
 
     # --- writing ---------------------------------------------------------------------------
 

@@ -1,7 +1,9 @@
 """The OpenStack launcher's floating IPs: take a free one or allocate one, attach, detach, release.
 
 Every address a launch allocates carries the description ``allocated by micado-client
-for <name>`` (:data:`FLOATING_IP_MARK`): an allocation whose answer was lost is still
+for <name>`` (:data:`FLOATING_IP_MARK`), followed by the launch's marks
+(``; store=<store identity>; launched=<UTC time>; creator=...; launch=<token>``, see
+:func:`~micado.launcher.base.launch_marks`): an allocation whose answer was lost is still
 found and released, and no other launch takes such an address as free. Attach and
 detach are compare-and-swaps on Neutron's ``revision_number``, so two launches that
 picked the same free address cannot both take it.
@@ -13,16 +15,41 @@ from typing import Any
 
 from micado.exceptions import LaunchError
 from micado.launcher._openstack_session import OpenStackSession
-from micado.launcher.base import Removal
+from micado.launcher.base import CREATOR_TAG, LAUNCH_TAG, LAUNCHED_TAG, STORE_TAG, Removal
 from micado.progress import ProgressCallback
 from micado.undo import UndoStack
 
-__all__ = ["FLOATING_IP_MARK", "FloatingIPs"]
+__all__ = ["FLOATING_IP_MARK", "FloatingIPs", "floating_ip_description", "read_floating_ip_description"]
 
 STAGE = "launch"
 #: Start of the description of the floating IPs a launch allocates. Other launches
 #: never take such an address as "free": it belongs to a launch still in progress.
 FLOATING_IP_MARK = "allocated by micado-client for "
+#: The launch marks in a floating IP's description, by their short names there (Neutron
+#: allows 255 characters).
+_DESCRIPTION_KEYS = {STORE_TAG: "store", LAUNCHED_TAG: "launched", CREATOR_TAG: "creator", LAUNCH_TAG: "launch"}
+
+
+def floating_ip_description(name: str, marks: dict[str, str]) -> str:
+    """The description of a floating IP allocated for server ``name`` with the launch's ``marks``."""
+    return FLOATING_IP_MARK + name + "".join(
+        f"; {short}={marks[key]}" for key, short in _DESCRIPTION_KEYS.items() if marks.get(key))
+
+
+def read_floating_ip_description(description: str) -> tuple[str, dict[str, str]] | None:
+    """``(server name, marks)`` from a description :func:`floating_ip_description` made; ``None``
+    if it is none of ours. A description with the name alone (an earlier micado-client, or other
+    tooling) gives no marks."""
+    if not description.startswith(FLOATING_IP_MARK):
+        return None
+    name, *parts = description[len(FLOATING_IP_MARK):].split("; ")
+    by_short = {short: key for key, short in _DESCRIPTION_KEYS.items()}
+    marks = {}
+    for part in parts:
+        short, _, value = part.partition("=")
+        if short in by_short and value:
+            marks[by_short[short]] = value
+    return name, marks
 
 
 class FloatingIPs(OpenStackSession):
@@ -30,9 +57,10 @@ class FloatingIPs(OpenStackSession):
 
     def _floating_ip(
         self, external: list[tuple[str, str]], named: bool, name: str,
-        undo: UndoStack, report: ProgressCallback,
+        undo: UndoStack, report: ProgressCallback, marks: dict[str, str] | None = None,
     ) -> tuple[Any, bool]:
-        """Return ``(floating IP, allocated_by_us)``: a free one, or a new one.
+        """Return ``(floating IP, allocated_by_us)``: a free one, or a new one (with ``marks``
+        in its description).
 
         An allocation registers its undo *before* the request, so an answer that
         never arrives still ends with the address released (found by its description).
@@ -54,7 +82,7 @@ class FloatingIPs(OpenStackSession):
             raise LaunchError(f"no unattached floating IP, and several external networks ({names}); "
                               "choose one with floating_network=")
         network_id, network_name = external[0]
-        description = f"{FLOATING_IP_MARK}{name}"
+        description = floating_ip_description(name, marks or {})
         made: list[Any] = []
         undo.push(f"release floating IP allocated for {name}", lambda: self._release_allocated(made, description))
         ip = self._call(f"allocate a floating IP from network '{network_name}'",

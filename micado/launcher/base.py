@@ -45,12 +45,28 @@ __all__ = [
     "cloud_init_user_data",
     "check_spec",
     "pick",
+    "LAUNCH_TAG",
+    "STORE_TAG",
+    "LAUNCHED_TAG",
+    "CREATOR_TAG",
+    "launch_marks",
+    "creator_mark",
 ]
 
 #: Every master server is called ``MiCADO-Master-<hex>``.
 MASTER_NAME_PREFIX = "MiCADO-Master-"
 #: Nova limits base64-encoded user data to 65535 bytes.
 MAX_USER_DATA_BASE64 = 65535
+#: The marks every server and address a launch makes carries (OpenStack server metadata,
+#: EC2 tags; an OpenStack floating IP has them in its description): the launch's random
+#: token, the identity of the MiCADO dir (store) that launched it, when (UTC, ISO 8601)
+#: and which process on which host (see :func:`creator_mark`). ``cleanup`` acts only on
+#: what carries its own store identity; an earlier micado-client set the token alone.
+LAUNCH_TAG = "micado-client-launch"
+STORE_TAG = "micado-client-store"
+LAUNCHED_TAG = "micado-client-launched"
+CREATOR_TAG = "micado-client-creator"
+_STORE_ID_RE = re.compile(r"^[A-Za-z0-9_-]{1,64}$")
 _NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,62}$")
 _PUBLIC_KEY_RE = re.compile(r"^(ssh-(rsa|ed25519|dss)|ecdsa-sha2-nistp(256|384|521)|sk-\S+) [A-Za-z0-9+/=]+( .*)?$")
 
@@ -58,6 +74,34 @@ _PUBLIC_KEY_RE = re.compile(r"^(ssh-(rsa|ed25519|dss)|ecdsa-sha2-nistp(256|384|5
 def new_master_name() -> str:
     """Return a fresh server name, ``MiCADO-Master-<8 hex digits>``."""
     return MASTER_NAME_PREFIX + secrets.token_hex(4)
+
+
+def creator_mark() -> str:
+    """Which process launches, as a mark: its :func:`~micado._processes.identity` and a hash of the host name.
+
+    ``<pid>@<start time>@<12 hex digits>``: short enough for any cloud's tag, and enough
+    to tell, on this host, whether the launching process still runs.
+    """
+    import hashlib
+    import os
+    import socket
+
+    from micado._processes import identity
+
+    host = hashlib.sha256(socket.gethostname().encode("utf-8", "replace")).hexdigest()[:12]
+    return f"{identity(os.getpid()) or os.getpid()}@{host}"
+
+
+def launch_marks(spec: LaunchSpec) -> dict[str, str]:
+    """The marks a launch puts on what it makes: token, store identity, launch time, creator."""
+    from datetime import UTC, datetime
+
+    marks = {LAUNCH_TAG: spec.launch_token,
+             LAUNCHED_TAG: datetime.now(UTC).isoformat(timespec="seconds").replace("+00:00", "Z"),
+             CREATOR_TAG: creator_mark()}
+    if spec.store_id:
+        marks[STORE_TAG] = spec.store_id
+    return marks
 
 
 def cloud_init_user_data(public_key: str) -> str:
@@ -97,6 +141,9 @@ class LaunchSpec:
         launch_token: the random marker the server carries (metadata or tag), so an
             interrupted launch can be found; known before the launch, so the master
             records it first.
+        store_id: the identity of the MiCADO dir that launches
+            (:meth:`~micado.config.store.MasterStore.identity`), marked on everything
+            the launch makes; ``None`` marks none (``cleanup`` then never takes it as its own).
     """
 
     image: str
@@ -108,6 +155,7 @@ class LaunchSpec:
     name: str = field(default_factory=new_master_name)
     floating_network: str | None = None
     launch_token: str = field(default_factory=lambda: secrets.token_hex(8))
+    store_id: str | None = None
 
 
 @dataclass(kw_only=True)
@@ -179,6 +227,10 @@ class MarkedResource:
         token: the launch token (servers only).
         address: the IP address (addresses only).
         attached_to: for an address, the server it is attached to, if any.
+        store: the store identity in its marks; ``None`` when it has none (made by
+            an earlier micado-client, or marked by other tooling).
+        launched: when it was launched, from its marks (ISO 8601, UTC); ``None`` if unknown.
+        creator: the :func:`creator_mark` of the process that launched it, if marked.
     """
 
     kind: str
@@ -187,6 +239,9 @@ class MarkedResource:
     token: str | None = None
     address: str | None = None
     attached_to: str | None = None
+    store: str | None = None
+    launched: str | None = None
+    creator: str | None = None
 
 
 class Launcher(ABC):
@@ -366,6 +421,8 @@ def check_spec(spec: LaunchSpec) -> None:
         raise InvalidArgument(
             f"name {spec.name!r} is not a valid server name (letters, digits, '.', '_', '-'; at most 63)"
         )
+    if spec.store_id is not None and (not isinstance(spec.store_id, str) or not _STORE_ID_RE.match(spec.store_id)):
+        raise InvalidArgument(f"store_id must be 1 to 64 letters, digits, '_' or '-', or None; got {spec.store_id!r}")
     if not isinstance(spec.user_data, str):
         raise InvalidArgument(f"user_data must be text, got {type(spec.user_data).__name__}")
     encoded = len(base64.b64encode(spec.user_data.encode("utf-8")))

@@ -19,12 +19,14 @@ associates it, and releases it again on failure or delete (only addresses it
 allocated). With ``address="private"`` (a client inside the VPC) the private IP is used
 and nothing is allocated.
 
-Every instance and Elastic IP a launch makes carries the tags ``Name`` and
-``micado-client-launch=<launch token>``, Elastic IPs also
+Every instance and Elastic IP a launch makes carries the tags ``Name``,
+``micado-client-launch=<launch token>``, ``micado-client-store=<store identity>``,
+``micado-client-launched=<UTC time>`` and ``micado-client-creator`` (see
+:func:`~micado.launcher.base.launch_marks`), Elastic IPs also
 ``micado-client-allocated-for=<master name>``: a create whose answer was lost is found
 and removed by its tags, and :meth:`EC2Launcher.marked` finds what an interrupted
-create left. boto3 is imported on the first request, and none of its exceptions leaves
-this module.
+create left (``cleanup`` takes only what carries its own store identity). boto3 is
+imported on the first request, and none of its exceptions leaves this module.
 """
 
 from __future__ import annotations
@@ -40,22 +42,24 @@ from typing import TYPE_CHECKING, Any
 from micado import checks
 from micado.exceptions import InvalidArgument, LaunchError
 from micado.launcher._ec2_api import ClientSettings, EC2Api, require_boto3
-from micado.launcher.base import Launcher, LaunchedVM, LaunchSpec, MarkedResource, Removal, check_spec, pick
+from micado.launcher.base import (
+    CREATOR_TAG, LAUNCH_TAG, LAUNCHED_TAG, STORE_TAG, Launcher, LaunchedVM, LaunchSpec, MarkedResource, Removal,
+    check_spec, launch_marks, pick,
+)
 from micado.undo import UndoStack
 from micado.progress import ProgressCallback, as_callback, wait_until
 
 if TYPE_CHECKING:
     from micado.config.credentials import EC2Auth
 
-__all__ = ["EC2Launcher", "LAUNCH_TAG", "ALLOCATED_TAG", "ADDRESS_MODES"]
+__all__ = ["EC2Launcher", "LAUNCH_TAG", "STORE_TAG", "ALLOCATED_TAG", "ADDRESS_MODES"]
 
 logger = logging.getLogger(__name__)
 
 STAGE = "launch"
 #: Seconds an undo step may wait for an instance to be terminated.
 UNDO_TIMEOUT = 120.0
-#: Tag holding a launch's random token, on instances and Elastic IPs.
-LAUNCH_TAG = "micado-client-launch"
+# LAUNCH_TAG, STORE_TAG...: the launch's marks, as tags on instances and Elastic IPs (see base).
 #: Tag holding the master name on the Elastic IPs a launch allocated.
 ALLOCATED_TAG = "micado-client-allocated-for"
 #: ``address=`` values: the public (or Elastic) IP, or the private IP inside the VPC.
@@ -392,7 +396,7 @@ class EC2Launcher(Launcher):
 
     @staticmethod
     def _tags(spec: LaunchSpec, *extra: tuple[str, str]) -> list[dict[str, str]]:
-        pairs = [("Name", spec.name), (LAUNCH_TAG, spec.launch_token), *extra]
+        pairs = [("Name", spec.name), *launch_marks(spec).items(), *extra]
         return [{"Key": key, "Value": value} for key, value in pairs]
 
     def _allocate(self, spec: LaunchSpec, undo: UndoStack, report: ProgressCallback) -> tuple[str, str]:
@@ -484,11 +488,13 @@ class EC2Launcher(Launcher):
         for instance in self._instances([{"Name": "tag-key", "Values": [LAUNCH_TAG]}]):
             tags = _tag_dict(instance)
             found.append(MarkedResource(kind="server", id=instance["InstanceId"],
-                                        name=tags.get("Name", instance["InstanceId"]), token=tags[LAUNCH_TAG]))
+                                        name=tags.get("Name", instance["InstanceId"]), token=tags[LAUNCH_TAG],
+                                        **_marks(tags)))
         for address in self._addresses_tagged(ALLOCATED_TAG):
-            found.append(MarkedResource(kind="address", id=address["AllocationId"],
-                                        name=_tag_dict(address)[ALLOCATED_TAG], address=address.get("PublicIp"),
-                                        attached_to=address.get("InstanceId") or None))
+            tags = _tag_dict(address)
+            found.append(MarkedResource(kind="address", id=address["AllocationId"], name=tags[ALLOCATED_TAG],
+                                        token=tags.get(LAUNCH_TAG), address=address.get("PublicIp"),
+                                        attached_to=address.get("InstanceId") or None, **_marks(tags)))
         return found
 
     def remove_marked(self, resource: MarkedResource, *, timeout: float = 300.0,
@@ -598,6 +604,12 @@ class EC2Launcher(Launcher):
                    what=f"instance {instance_id} to be terminated", timeout=timeout, stage="delete",
                    progress=report or as_callback(None))
         return True
+
+
+def _marks(tags: dict[str, str]) -> dict[str, str | None]:
+    """The store identity, launch time and creator in a resource's tags (``None`` where absent)."""
+    return {"store": tags.get(STORE_TAG) or None, "launched": tags.get(LAUNCHED_TAG) or None,
+            "creator": tags.get(CREATOR_TAG) or None}
 
 
 def _tag_dict(resource: dict[str, Any]) -> dict[str, str]:

@@ -24,9 +24,12 @@ from typing import TYPE_CHECKING, Any
 
 from micado import checks
 from micado.exceptions import InvalidArgument, LaunchError
-from micado.launcher._openstack_floating_ips import FLOATING_IP_MARK, FloatingIPs
+from micado.launcher._openstack_floating_ips import FLOATING_IP_MARK, FloatingIPs, read_floating_ip_description
 from micado.launcher._openstack_session import normalise_auth_url
-from micado.launcher.base import Launcher, LaunchedVM, LaunchSpec, MarkedResource, Removal, check_spec, pick_all
+from micado.launcher.base import (
+    CREATOR_TAG, LAUNCH_TAG, LAUNCHED_TAG, STORE_TAG, Launcher, LaunchedVM, LaunchSpec, MarkedResource, Removal,
+    check_spec, launch_marks, pick_all,
+)
 from micado.progress import ProgressCallback, as_callback, wait_until
 from micado.undo import UndoStack
 
@@ -40,9 +43,8 @@ __all__ = ["OpenStackLauncher", "LAUNCH_TAG", "FLOATING_IP_MARK"]
 STAGE = "launch"
 #: Seconds an undo step may wait for a server to disappear.
 UNDO_TIMEOUT = 120.0
-#: Server metadata key holding a launch's random token: when the create request fails
-#: without an answer (timeout, lost connection, Ctrl-C), the undo finds the server by it.
-LAUNCH_TAG = "micado-client-launch"
+# LAUNCH_TAG (server metadata key holding a launch's random token: when the create request
+# fails without an answer, the undo finds the server by it) and the other marks: see base.
 #: How often the attach retries with another address when a free one was taken meanwhile.
 ATTACH_ATTEMPTS = 3
 
@@ -245,7 +247,8 @@ class OpenStackLauncher(FloatingIPs, Launcher):
         self._project()  # log in now, so a refusal or a timeout is reported as the login's
         resolved = self._resolve(spec)
         external, named = resolved["external"], spec.floating_network is not None
-        ip, allocated = self._floating_ip(external, named, spec.name, undo, report)
+        marks = launch_marks(spec)
+        ip, allocated = self._floating_ip(external, named, spec.name, undo, report, marks)
         # The undo is registered before the request: if the answer is lost (timeout,
         # connection reset, Ctrl-C), the server may exist all the same; the token finds it.
         token = spec.launch_token
@@ -253,7 +256,7 @@ class OpenStackLauncher(FloatingIPs, Launcher):
         undo.push(f"delete server {spec.name}", lambda: self._delete_launched(spec.name, token, created))
         server = self._call(
             f"create server '{spec.name}'", nova.servers.create, spec.name, resolved["image"], resolved["flavor"],
-            userdata=spec.user_data or None, key_name=resolved["keypair"], meta={LAUNCH_TAG: token},
+            userdata=spec.user_data or None, key_name=resolved["keypair"], meta=marks,
             security_groups=[resolved["security_group"]], nics=[{"net-id": resolved["network"]}],
         )
         server_id = server.id
@@ -277,7 +280,7 @@ class OpenStackLauncher(FloatingIPs, Launcher):
                 raise LaunchError(f"could not attach a floating IP to server {spec.name}: each of the "
                                   f"{ATTACH_ATTEMPTS} addresses chosen was taken by someone else first")
             report(STAGE, f"floating IP {ip.floating_ip_address} was taken meanwhile; choosing another")
-            ip, allocated = self._floating_ip(external, named, spec.name, undo, report)
+            ip, allocated = self._floating_ip(external, named, spec.name, undo, report, marks)
         undo.push(f"detach floating IP {ip.floating_ip_address}", lambda: self._detach(ip.id))
         report(STAGE, f"server {spec.name} is ACTIVE at {ip.floating_ip_address}")
         fixed = port.fixed_ips[0]["ip_address"] if port.fixed_ips else None
@@ -327,24 +330,31 @@ class OpenStackLauncher(FloatingIPs, Launcher):
     # --- what our launches made ------------------------------------------------------------
 
     def marked(self) -> list[MarkedResource]:
-        """Servers carrying ``micado-client-launch`` metadata and floating IPs we allocated.
+        """Servers carrying ``micado-client-launch`` metadata and floating IPs described as ours
+        (``allocated by micado-client for ...``), with the store identity and launch time in their marks.
 
         See :meth:`Launcher.marked`.
         """
         sdk, nova = self._connect()
         found = []
         for server in self._call("list servers", lambda: list(nova.servers.list())):
-            token = (getattr(server, "metadata", None) or {}).get(LAUNCH_TAG)
+            metadata = getattr(server, "metadata", None) or {}
+            token = metadata.get(LAUNCH_TAG)
             if token:
-                found.append(MarkedResource(kind="server", id=server.id, name=server.name, token=token))
+                found.append(MarkedResource(kind="server", id=server.id, name=server.name, token=token,
+                                            store=metadata.get(STORE_TAG) or None,
+                                            launched=metadata.get(LAUNCHED_TAG) or None,
+                                            creator=metadata.get(CREATOR_TAG) or None))
         for ip in self._call("list floating IPs", lambda: list(sdk.network.ips())):
-            description = ip.description or ""
-            if description.startswith(FLOATING_IP_MARK):
+            read = read_floating_ip_description(ip.description or "")
+            if read is not None:
+                name, marks = read
                 ports = [] if not ip.port_id else [
                     self._call("get the floating IP's port", sdk.network.get_port, ip.port_id)]
                 found.append(MarkedResource(
-                    kind="address", id=ip.id, name=description[len(FLOATING_IP_MARK):],
-                    address=ip.floating_ip_address, attached_to=ports[0].device_id if ports else None))
+                    kind="address", id=ip.id, name=name, token=marks.get(LAUNCH_TAG),
+                    address=ip.floating_ip_address, attached_to=ports[0].device_id if ports else None,
+                    store=marks.get(STORE_TAG), launched=marks.get(LAUNCHED_TAG), creator=marks.get(CREATOR_TAG)))
         return found
 
     def remove_marked(self, resource: MarkedResource, *, timeout: float = 300.0,

@@ -185,7 +185,7 @@ class Creation:
             image=spec.image, flavor=spec.flavor, network=spec.network if spec.network is not None else "",
             keypair=spec.keypair,
             security_group=spec.security_group, user_data=cloud_init_user_data(self.keys.public_key),
-            floating_network=spec.floating_network,
+            floating_network=spec.floating_network, store_id=self.store.identity(),
         )
         self.launcher.validate(self.launch_spec)
         self._playbooks()

@@ -28,6 +28,8 @@ from micado.master.spec import DEFAULT_REMOTE_CERT_PATH
 from micado.progress import ProgressCallback, as_callback
 
 if TYPE_CHECKING:
+    from datetime import timedelta
+
     from micado.api.client import SubmitterClient
     from micado.models._cleanup import CleanupItem
     from micado.config.openstack_config import OpenStackCloud
@@ -407,40 +409,59 @@ class MicadoMaster:
             launcher.delete(LaunchedVM.from_dict(record.extra), timeout=timeout, progress=report)
 
     def cleanup(
-        self, *, dry_run: bool = False, progress: ProgressCallback | bool | None = None
+        self, *, dry_run: bool = False, progress: ProgressCallback | bool | None = None,
+        include_unowned: bool = False, min_age: float | str | timedelta = 7200.0,
     ) -> builtins.list[CleanupItem]:  # (``list`` here is the method above)
-        """Find and remove what killed creates left behind.
+        """Find and remove what killed creates of this MiCADO dir left behind.
 
         ``create`` records its intent (state ``creating``) before it touches the cloud,
-        so a create killed at any point (SIGKILL included) can be cleaned up here:
+        and marks everything it makes with this MiCADO dir's store identity (a random id
+        kept in the dir, file ``store-id``) next to the launch token, so a create killed
+        at any point (SIGKILL included) can be cleaned up here:
 
         * records stuck in ``creating`` whose process is gone, with the Ansible
           processes still running for them and their working copies (which may hold
-          credentials);
-        * servers and floating IPs on the recorded clouds that carry micado-client's
-          launch marks (``micado-client-launch`` metadata; ``allocated by micado-client``)
-          but belong to no finished master and no create still running;
+          credentials); a create started on another host is never taken as gone;
+        * servers and floating IPs / Elastic IPs on the recorded clouds that carry this
+          store's identity but belong to no finished master and no create still running;
         * working copies and ssh control folders nobody owns.
 
         Finished masters and creates still running (in this or another process) are
-        never touched.
+        never touched. Servers and addresses that carry **another** store's identity
+        (another MiCADO dir, user or machine on the same account), or none (made by
+        an earlier micado-client, or tagged by other tooling), are listed as not ours
+        (``item.ours`` is ``False``, ``item.left_alone`` says why) and left alone.
 
         Args:
             dry_run: only report what would be removed.
             progress: a ``callback(stage, message)``, or ``True`` for console lines.
+            include_unowned: also remove servers and addresses that are not ours, but
+                only those whose marks say they were launched at least ``min_age`` ago
+                (one whose launch time is unknown is never removed).
+            min_age: with ``include_unowned``: seconds, a ``timedelta``, or text such as
+                ``"30m"``, ``"2h"`` (the default), ``"1d"``.
 
         Returns:
             What was found; ``item.removed`` says whether it went.
 
         Raises:
+            InvalidArgument: ``include_unowned`` is not a bool, or ``min_age`` is not a duration.
             CredentialsError: the cloud credentials file is missing or wrong.
             LaunchError: a cloud could not be asked.
-            StoreError: the store cannot be read.
+            StoreError: the store cannot be read, or its identity cannot be read or made.
         """
+        from micado import checks
         from micado.models._cleanup import clean_up
 
-        return clean_up(self.store.list(), self._launcher_for, self._forget, dry_run=dry_run,
-                        report=as_callback(progress))
+        if not isinstance(include_unowned, bool):
+            raise InvalidArgument(f"include_unowned must be True or False, not {include_unowned!r}")
+        if not isinstance(dry_run, bool):
+            raise InvalidArgument(f"dry_run must be True or False, not {dry_run!r}")
+        seconds = checks.duration("min_age", min_age)
+        records = self.store.list()
+        return clean_up(records, self._launcher_for, self._forget, dry_run=dry_run,
+                        report=as_callback(progress), store_id=self.store.identity(),
+                        include_unowned=include_unowned, min_age=seconds)
 
     def _destroy_interrupted(self, record: MasterRecord, report: ProgressCallback) -> None:
         """Remove a master whose create was killed: what carries its launch marks, then the record."""
@@ -454,7 +475,10 @@ class MicadoMaster:
             return
         launcher = self._launcher_for(record)
         name = record.extra.get("launch_name") or record.name
-        marked = [resource for resource in launcher.marked() if resource.name == name]
+        token, store_id = record.extra.get("launch_token"), self.store.identity()
+        marked = [resource for resource in launcher.marked() if resource.name == name
+                  and resource.store in (store_id, None)  # never another MiCADO dir's
+                  and (resource.kind != "server" or not token or resource.token == token)]
         for resource in sorted(marked, key=lambda resource: resource.kind != "server"):  # servers first
             launcher.remove_marked(resource, progress=report)
         self._forget(record)

@@ -222,7 +222,8 @@ class OpenStackCloud:
         return self.network.add_security_group(name, owner=project_id or self.project_id)
 
     def add_floating_ip(
-        self, address: str | None = None, *, network: str = "public", project_id: str | None = None
+        self, address: str | None = None, *, network: str = "public", project_id: str | None = None,
+        description: str = "",
     ) -> str:
         """Allocate a floating IP "by someone else" (not through the API); return its id.
 
@@ -230,10 +231,22 @@ class OpenStackCloud:
             address: the address; the next free one of the pool by default.
             network: the external network's name or id.
             project_id: the owner; the seeded project by default.
+            description: its description (e.g. another tool's marks).
         """
         network_id = self.network.find_network(network)["id"]
-        fip = self.network.allocate_floating_ip(network_id, address, owner=project_id or self.project_id, by="seed")
+        fip = self.network.allocate_floating_ip(network_id, address, owner=project_id or self.project_id, by="seed",
+                                                description=description)
         return str(fip["id"])
+
+    def set_server_metadata(self, server_id: str, metadata: dict[str, str]) -> None:
+        """Replace a server's metadata as someone else would (e.g. to make its launch marks older)."""
+        with self.lock:
+            self.compute.servers_by_id[server_id]["metadata"] = dict(metadata)
+
+    def set_floating_ip_description(self, fip_id: str, description: str) -> None:
+        """Change a floating IP's description as someone else would."""
+        with self.lock:
+            self.network.floating_ips_by_id[fip_id]["description"] = description
 
     # --- inspection ------------------------------------------------------------------------
 

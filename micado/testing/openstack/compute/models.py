@@ -192,6 +192,7 @@ class ComputeBackend:
         if self.faults.quota_exceeded:
             raise EmulatorError(403, "Quota exceeded for instances: Requested 1, but already used 10 of 10 instances")
         user_data = _decode_user_data(body.get("user_data"))
+        _check_metadata(body.get("metadata"))
         server_id = new_id()
         server = {
             "id": server_id, "name": body["name"], "status": "BUILD", "tenant_id": caller.project_id,
@@ -280,3 +281,13 @@ def _decode_user_data(value: str | None) -> str | None:
         return base64.b64decode(value, validate=True).decode("utf-8", errors="replace")
     except (binascii.Error, ValueError) as exc:
         raise EmulatorError(400, "User data needs to be valid base 64.", "badRequest") from exc
+
+
+def _check_metadata(metadata: Any) -> None:
+    """Nova's rule for server metadata: string keys of 1-255 characters, string values of at most 255."""
+    if metadata is None:
+        return
+    if not isinstance(metadata, dict) or not all(
+            isinstance(k, str) and isinstance(v, str) and 0 < len(k) <= 255 and len(v) <= 255
+            for k, v in metadata.items()):
+        raise EmulatorError(400, f"Invalid input for field/attribute metadata. Value: {metadata}.")

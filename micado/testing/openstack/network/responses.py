@@ -75,6 +75,10 @@ class NetworkResponses:
         body = body_of(request, "floatingip", "Invalid input: floating_network_id is required.", "HTTPBadRequest")
         if not isinstance(body, dict) or "floating_network_id" not in body:
             raise EmulatorError(400, "Invalid input: floating_network_id is required.", "HTTPBadRequest")
+        description = body.get("description") or ""
+        if not isinstance(description, str) or len(description) > 255:
+            raise EmulatorError(400, f"Invalid input for description. Reason: '{description}' exceeds maximum "
+                                "length of 255.", "HTTPBadRequest")
         fip = self.backend.allocate_floating_ip(body["floating_network_id"], body.get("floating_ip_address"),
                                                 owner=caller.project_id, by="api",
                                                 description=body.get("description") or "")
