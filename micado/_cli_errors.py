@@ -41,7 +41,7 @@ def describe(error: BaseException) -> str:
         error: what went wrong.
 
     Returns:
-        The message, without the class name and without line breaks.
+        The message, without the class name, line breaks or control characters (shown as ``\\x1b``).
     """
     if isinstance(error, errors.TLSError) and error.reason is not None:
         return (f"TLS failure talking to {error.url}: {error.reason}; give the master's certificate "
@@ -54,7 +54,7 @@ def describe(error: BaseException) -> str:
         head = text.split("\n\n")[0]
         if head != text:  # the library goes on with a template to paste: point at ours instead
             text = re.sub(r"(?:\. |; )[^.;]*:$", "", head) + " (`micado init --print` shows the format)"
-    return " ".join(text.split())
+    return errors.server_text(" ".join(text.split()), limit=None)  # whatever a server put in it: never a control
 
 
 def report(error: BaseException, *, as_json: bool, debug: bool, stream: TextIO | None = None) -> int:

@@ -137,8 +137,9 @@ def _visible(match: re.Match[str]) -> str:
 
 
 def _secret_forms(secret: str) -> set[str]:
-    """The ways a server may echo a secret it was sent: as is, form- or URL-encoded, JSON- or HTML-escaped."""
-    forms = {secret, quote(secret, safe=""), quote_plus(secret), json.dumps(secret)[1:-1], html.escape(secret)}
+    """The ways a secret may come back: as is, form- or URL-encoded, JSON- or HTML-escaped, in a bytes repr."""
+    forms = {secret, quote(secret, safe=""), quote_plus(secret), json.dumps(secret)[1:-1], html.escape(secret),
+             repr(secret.encode("utf-8", "replace"))[2:-1]}
     return {form for form in forms if form}
 
 

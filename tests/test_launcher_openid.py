@@ -18,6 +18,9 @@ from micado.launcher.openstack import OpenStackLauncher
 from micado.testing.oidc import OIDCProvider
 from micado.testing.openstack import OpenStackEmulator
 
+from loopback import drip, raw_server, timed
+from test_hostile_http import then
+
 IDP = "egi.eu"
 FILE = Path("/nonexistent/credentials-cloud-api.yml")
 FEDERATION = f"/identity/v3/OS-FEDERATION/identity_providers/{IDP}/protocols/openid/auth"
@@ -216,3 +219,65 @@ def test_openid_login_needs_a_project(provider, cloud):
         OpenStackLauncher(creds(provider, "rt"), auth_url=cloud.login["auth_url"])
     assert provider.requests == []
     assert cloud.requests == []
+
+
+# --- hostile answers: typed, bounded, and true ----------------------------------------------
+
+
+def json_head(length: int) -> bytes:
+    return b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: %d\r\n\r\n" % length
+
+
+def test_a_deeply_nested_answer_is_a_launch_error(cloud, tmp_path, monkeypatch, micado_playbooks):
+    from micado import MicadoClient
+
+    nested = b"[" * 200_000  # under the size cap, far over Python's recursion limit
+    with raw_server("http", json_head(len(nested)) + nested, path="/token") as url:
+        login = OIDCAuth(IDP, refresh=OpenIDRefresh(url, "rt"))
+        with pytest.raises(LaunchError, match="not a JSON object with an access_token"):
+            launcher(cloud, login).launch(spec(cloud), timeout=5)
+        # the same through create: a LaunchError at the launch step, not an InstallError
+        directory = tmp_path / "micado-cli"
+        directory.mkdir(mode=0o700)
+        (directory / "credentials-cloud-api.yml").write_text(
+            f"pre_authentication:\n- type: openid\n  auth_data: &OPENID\n    url: {url}\n    refresh_token: rt\n"
+            "resource:\n- type: nova\n  auth_data:\n    identity_provider: egi.eu\n    access_token: *OPENID\n")
+        monkeypatch.setenv("MICADO_CLI_DIR", str(directory))
+        with pytest.raises(LaunchError, match="not a JSON object") as caught:
+            MicadoClient(launcher="openstack").master.create(
+                auth_url=cloud.login["auth_url"], project_id=cloud.project_id, playbook=micado_playbooks["0.12"],
+                **{k: cloud.seeded[k] for k in ("image", "flavor", "network", "keypair", "security_group")})
+    assert caught.value.step == "launch"
+    assert "Recursion" not in str(caught.value)
+    assert_nothing_made(cloud)
+
+
+def test_a_provider_that_drips_spaces_past_the_deadline_did_not_answer_within_it(cloud):
+    handler = then(json_head(400), drip(b" " * 400, 0.05))  # 20 s of spaces: valid JSON white space, never a value
+    with raw_server("http", handler, path="/token") as url:
+        login = OIDCAuth(IDP, refresh=OpenIDRefresh(url, "rt"))
+        took, error = timed(lambda: launcher(cloud, login, request_timeout=1).launch(spec(cloud), timeout=5))
+    assert isinstance(error, LaunchError), error
+    assert str(error) == f"the OpenID Connect token endpoint {url} did not answer within 1 s (request_timeout)"
+    assert took < 2.5, took
+    assert cloud.requests == []
+
+
+def test_egi_shaped_credentials_post_to_the_token_endpoint_and_ask_nothing_else(provider, cloud, tmp_path):
+    from micado.config.credentials import load_credentials
+
+    assert provider.token_endpoint.endswith("/auth/realms/egi/protocol/openid-connect/token")  # EGI Check-in's shape
+    file = tmp_path / "credentials-cloud-api.yml"
+    file.write_text(  # ansible-micado's sample, filled in as MiCADO's own EGI token script reads it
+        "pre_authentication:\n- type: openid\n  auth_data: &OPENID\n"
+        "    # Use this anchor for generating OpenID Connect access tokens (see nova)\n"
+        f"    url: {provider.token_endpoint}\n    refresh_token: {provider.issue_refresh_token('egi-user')}\n"
+        "resource:\n- type: nova\n  auth_data:\n    identity_provider: egi.eu\n    access_token: *OPENID\n"
+        f"    project_id: {cloud.project_id}\n")
+    file.chmod(0o600)
+    login = load_credentials("nova", file)
+    assert launcher(cloud, login)._project() == cloud.project_id
+    # ours: the one POST, first; then Keystone's own check of the access token (discovery, userinfo)
+    assert provider.requests == [("POST", "/auth/realms/egi/protocol/openid-connect/token"),
+                                 ("GET", "/auth/realms/egi/.well-known/openid-configuration"),
+                                 ("GET", "/auth/realms/egi/protocol/openid-connect/userinfo")]

@@ -181,8 +181,10 @@ def _refuse_issuer(http: requests.Session, watch: transfer.Watch, refresh: OpenI
     except (requests.RequestException, LaunchError):
         return
     endpoint = document.get("token_endpoint") if status == 200 and isinstance(document, dict) else None
-    parts = urlsplit(endpoint) if isinstance(endpoint, str) and len(endpoint) < 2000 else None
-    if parts is None or parts.scheme not in ("http", "https") or not parts.hostname or endpoint == refresh.url:
+    if not isinstance(endpoint, str) or len(endpoint) > 2000 or not endpoint.isprintable() or " " in endpoint:
+        return  # nothing we would advise writing
+    parts = urlsplit(endpoint)
+    if parts.scheme not in ("http", "https") or not parts.hostname or endpoint == refresh.url:
         return
     if parts.scheme == "http" and not is_loopback_host(parts.hostname):
         return  # never advise sending the refresh token in the clear
