@@ -157,10 +157,11 @@ class SubmitterClient(ApplicationsMixin):
 
     def _secrets(self) -> tuple[str, ...]:
         """What the server must not be seen to echo: the basic-auth password, also inside its header."""
-        auth = self.session.auth
+        auth: object = self.session.auth
         if not (isinstance(auth, tuple) and len(auth) == 2 and all(isinstance(part, bytes) for part in auth)):
             return ()
         user, password = auth
+        assert isinstance(user, bytes) and isinstance(password, bytes)
         return (password.decode("utf-8"), base64.b64encode(user + b":" + password).decode("ascii"))
 
     def close(self) -> None:
@@ -224,9 +225,9 @@ def _decode(
     if status == 404 and document is None:
         # The API answers every 404 in JSON; an HTML page is a web server's or a proxy's.
         raise ProtocolError(
-            "the endpoint does not look like a TOSCA Submitter: the path is not found and the "
-            f"answer is {server_text(headers.get('Content-Type') or 'untyped', limit=100)}, not the API's JSON; check the "
-            "endpoint URL, e.g. https://<ip>/toscasubmitter/",
+            "the endpoint does not look like a TOSCA Submitter: the path is not found and the answer is "
+            f"{server_text(headers.get('Content-Type') or 'untyped', limit=100)}, not the API's JSON; check "
+            "the endpoint URL, e.g. https://<ip>/toscasubmitter/",
             status_code=status,
             method=method,
             url=url,
