@@ -75,8 +75,9 @@ def report(error: BaseException, *, as_json: bool, debug: bool, stream: TextIO |
     """
     stream = stream or sys.stderr
     code = exit_code(error)
-    if debug:
-        traceback.print_exception(error, file=stream)
+    if debug:  # the traceback quotes libraries' exceptions, and they may quote a server: no control characters
+        lines = "".join(traceback.format_exception(error)).splitlines()
+        stream.write("".join(errors.server_text(line, limit=None) + "\n" for line in lines))
     message = describe(error)
     if as_json:
         stream.write(json.dumps({"error": type(error).__name__, "message": message, "exit_code": code}) + "\n")

@@ -139,13 +139,16 @@ def test_keystone_s_echo_of_the_password_is_masked(tmp_path, monkeypatch, playbo
             MicadoClient(launcher="openstack").master.create(
                 auth_url=auth_url, project_id="p", image="img", flavor="fl", network="net", keypair="kp",
                 security_group="sg", playbook=playbook)
-        cli = micado("master", "create", "--auth-url", auth_url, "--project-id", "p", *CREATE, "--playbook", playbook, env=env,
-                     timeout=120)
+        args = ("master", "create", "--auth-url", auth_url, "--project-id", "p", *CREATE, "--playbook", playbook)
+        cli = micado(*args, env=env, timeout=120)
+        debug = micado("--debug", *args, env=env, timeout=120)  # the traceback too: no raw SDK text in it
         assert keystone.received and all(json.dumps(PASSWORD) in request for request in keystone.received)
     assert "***" in str(caught.value) and "\\x1b" in str(caught.value)
     assert_clean(str(caught.value), PASSWORD)
     assert cli.returncode == 1, cli.stderr
     assert_clean(error_line(cli.stderr, "LaunchError"), PASSWORD)
+    assert debug.returncode == 1 and "Traceback" in debug.stderr
+    assert_clean(debug.stderr.replace("\n", " "), PASSWORD)
 
 
 # --- EC2 ------------------------------------------------------------------------------------

@@ -174,7 +174,7 @@ def _openid_blocks(document: Any, file: Path) -> list[tuple[str, Any]]:
 
 
 def _provider_url(value: str, file: Path, where: str) -> str:
-    url = value.strip().rstrip("/")
+    url = value.strip()  # as written: MiCADO posts to it as it is, a trailing slash included
     key = f"{where}.url"
     try:
         parts = urlsplit(url)

@@ -149,7 +149,7 @@ class EC2Api:
         except Exception as exc:
             if missing and error_code(exc) in missing:
                 return None
-            raise self.translate(exc, doing) from exc
+            raise self.translate(exc, doing) from None  # botocore's text is raw; ours is masked
         answer.pop("ResponseMetadata", None)
         result: dict[str, Any] = answer
         return result

@@ -177,7 +177,7 @@ def _refuse_issuer(http: requests.Session, watch: transfer.Watch, refresh: OpenI
     original error to be reported.
     """
     try:
-        status, document, _ = _read(http, watch, "GET", refresh.url + _DISCOVERY, timeout, "the issuer")
+        status, document, _ = _read(http, watch, "GET", refresh.url.rstrip("/") + _DISCOVERY, timeout, "the issuer")
     except (requests.RequestException, LaunchError):
         return
     endpoint = document.get("token_endpoint") if status == 200 and isinstance(document, dict) else None

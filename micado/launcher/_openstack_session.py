@@ -144,7 +144,8 @@ class OpenStackSession:
         except MicadoException:
             raise
         except Exception as exc:
-            raise self._translate(exc, doing) from exc
+            # Not chained: the SDK's exception quotes the cloud's raw words, which our message masks.
+            raise self._translate(exc, doing) from None
 
 
     def _call(self, doing: str, function: Callable[..., T], *args: Any, **kwargs: Any) -> T:
