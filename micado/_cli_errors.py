@@ -41,7 +41,7 @@ def describe(error: BaseException) -> str:
         error: what went wrong.
 
     Returns:
-        The message, without the class name and without line breaks.
+        The message, without the class name, line breaks or control characters (shown as ``\\x1b``).
     """
     if isinstance(error, errors.TLSError) and error.reason is not None:
         return (f"TLS failure talking to {error.url}: {error.reason}; give the master's certificate "
@@ -54,7 +54,7 @@ def describe(error: BaseException) -> str:
         head = text.split("\n\n")[0]
         if head != text:  # the library goes on with a template to paste: point at ours instead
             text = re.sub(r"(?:\. |; )[^.;]*:$", "", head) + " (`micado init --print` shows the format)"
-    return " ".join(text.split())
+    return errors.server_text(" ".join(text.split()), limit=None)  # whatever a server put in it: never a control
 
 
 def report(error: BaseException, *, as_json: bool, debug: bool, stream: TextIO | None = None) -> int:
@@ -75,8 +75,9 @@ def report(error: BaseException, *, as_json: bool, debug: bool, stream: TextIO |
     """
     stream = stream or sys.stderr
     code = exit_code(error)
-    if debug:
-        traceback.print_exception(error, file=stream)
+    if debug:  # the traceback quotes libraries' exceptions, and they may quote a server: no control characters
+        lines = "".join(traceback.format_exception(error)).splitlines()
+        stream.write("".join(errors.server_text(line, limit=None) + "\n" for line in lines))
     message = describe(error)
     if as_json:
         stream.write(json.dumps({"error": type(error).__name__, "message": message, "exit_code": code}) + "\n")

@@ -29,7 +29,12 @@ so ``except MicadoException`` catches every failure of ours and nothing of
 
 from __future__ import annotations
 
+import html
+import json
+import re
+from collections.abc import Iterable
 from typing import Any
+from urllib.parse import quote, quote_plus
 
 __all__ = [
     "MicadoException",
@@ -52,6 +57,8 @@ __all__ = [
     "LaunchError",
     "InstallError",
     "api_error_class",
+    "server_text",
+    "MASK",
 ]
 
 
@@ -111,6 +118,59 @@ def _shorten(text: str, limit: int = MAX_EXPLANATION) -> str:
     return f"{text[:limit]}... [{len(text) - limit} more characters cut]"
 
 
+#: What replaces a secret in text shown to the user.
+MASK = "***"
+# Characters a terminal acts on, or that hide or reorder text: C0 controls, DEL, C1 controls
+# (ESC and CSI start escape sequences), bidirectional and invisible format characters, line and
+# paragraph separators, lone surrogates. Tab, newline and carriage return become spaces.
+_UNSHOWN = re.compile("[\x00-\x1f\x7f-\x9f\u061c\u200b-\u200f\u2028-\u202e\u2060-\u206f"
+                      "\ufeff\ufff9-\ufffb\ud800-\udfff]")
+_SPACES = frozenset("\t\n\r")
+
+
+def _visible(match: re.Match[str]) -> str:
+    char = match.group()
+    if char in _SPACES:
+        return " "
+    code = ord(char)
+    return f"\\x{code:02x}" if code <= 0xFF else f"\\u{code:04x}"
+
+
+def _secret_forms(secret: str) -> set[str]:
+    """The ways a secret may come back: as is, form- or URL-encoded, JSON- or HTML-escaped, in a bytes repr."""
+    forms = {secret, quote(secret, safe=""), quote_plus(secret), json.dumps(secret)[1:-1], html.escape(secret),
+             repr(secret.encode("utf-8", "replace"))[2:-1]}
+    return {form for form in forms if form}
+
+
+def server_text(text: object, *, secrets: Iterable[str | None] = (), limit: int | None = MAX_EXPLANATION) -> str:
+    """Text a server sent us (or a message quoting it), made fit to show in an exception, a log or a terminal.
+
+    A hostile or broken server can echo what it was sent (a password, a refresh token)
+    and send terminal escape sequences (``\\x1b]0;...\\x07``, ``\\x1b[2J``). Every message
+    built from a server's words goes through here first.
+
+    Args:
+        text: the server's text (anything: it is made a string).
+        secrets: what we sent that must not be shown (passwords, tokens, keys); each is
+            replaced by :data:`MASK`, also where the server encoded or escaped it.
+        limit: the most characters to keep (the rest is cut, with a note); ``None`` for no limit.
+
+    Returns:
+        ``text`` with the secrets masked, tab and line breaks as spaces, and every other
+        control or invisible format character written as a visible escape (``\\x1b``, ``\\u202e``).
+    """
+    result = str(text)
+    forms: set[str] = set()
+    for secret in secrets:
+        if secret:
+            forms |= _secret_forms(secret)
+    for form in sorted(forms, key=len, reverse=True):  # longest first: no half-masked leftovers
+        result = result.replace(form, MASK)
+    result = _UNSHOWN.sub(_visible, result)
+    return result if limit is None else _shorten(result, limit)
+
+
 class MicadoAPIError(MicadoException):
     """The TOSCA Submitter REST API answered a request with an error.
 
@@ -130,7 +190,7 @@ class MicadoAPIError(MicadoException):
         method: str | None = None,
         url: str | None = None,
     ) -> None:
-        self.explanation = _shorten(str(explanation))
+        self.explanation = server_text(explanation)
         self.status_code = status_code
         self.method = method
         self.url = url

@@ -215,3 +215,58 @@ def directory_server(directory: Path) -> Iterator[str]:
         yield f"http://127.0.0.1:{serving.port}"
     finally:
         serving.stop()
+
+
+#: Answers one request: ``(method, path, headers, body)`` -> ``(status, content type, body)``.
+Responder = Callable[[str, str, dict[str, str], bytes], tuple[int, str, bytes]]
+
+
+class EchoServer:
+    """A plain HTTP server on loopback that answers each request as ``respond`` says, seeing all of it.
+
+    For hostile servers that echo what they were sent (headers, form, JSON) back in their
+    answer. ``with EchoServer(respond) as server: server.url``.
+
+    Attributes:
+        url: the base URL, ``http://127.0.0.1:<port>``.
+        requests: ``(method, path)`` of every request, in order.
+        received: the headers and body of every request, as one text each.
+    """
+
+    def __init__(self, respond: Responder) -> None:
+        import http.server
+
+        from micado.testing._serving import Background
+
+        self.requests: list[tuple[str, str]] = []
+        self.received: list[str] = []
+        server = self
+
+        class Handler(http.server.BaseHTTPRequestHandler):
+            protocol_version = "HTTP/1.1"
+
+            def answer(self) -> None:
+                server.requests.append((self.command, self.path))
+                length = int(self.headers.get("Content-Length") or 0)
+                body = self.rfile.read(length) if length else b""
+                server.received.append(str(self.headers) + body.decode("utf-8", "replace"))
+                status, content_type, payload = respond(self.command, self.path, dict(self.headers.items()), body)
+                self.send_response_only(status)
+                self.send_header("Content-Type", content_type)
+                self.send_header("Content-Length", str(len(payload)))
+                self.end_headers()
+                self.wfile.write(payload)
+
+            do_GET = do_POST = do_PUT = do_DELETE = answer  # noqa: N815 (http.server's names)
+
+            def log_message(self, *args: object) -> None:
+                pass
+
+        self._serving = Background(http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler), "test-echo")
+        self.url = f"http://127.0.0.1:{self._serving.port}"
+
+    def __enter__(self) -> EchoServer:
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self._serving.stop()

@@ -62,13 +62,13 @@ def test_micado_format_with_the_alias(micado_dir: Path) -> None:
 
 
 def test_client_and_scope_for_providers_that_need_them(micado_dir: Path) -> None:
-    write(openid_file(f"url: https://idp.example/\nrefresh_token: {REFRESH}\nclient_id: token-portal\n"
+    write(openid_file(f"url: https://idp.example/token/\nrefresh_token: {REFRESH}\nclient_id: token-portal\n"
                       f"client_secret: {ACCESS}\nscope: openid email profile eduperson_entitlement\n"))
     creds = load_credentials("nova")
     assert isinstance(creds, OIDCAuth)
     assert creds.refresh is not None
     assert (creds.refresh.url, creds.refresh.client_id, creds.refresh.client_secret) == (
-        "https://idp.example", "token-portal", ACCESS)
+        "https://idp.example/token/", "token-portal", ACCESS)  # as written: MiCADO posts to it as it is
     assert creds.refresh.scope == "openid email profile eduperson_entitlement"
     assert ACCESS not in repr(creds)
     assert REFRESH not in repr(creds)

@@ -29,11 +29,15 @@ def test_use_case_1_with_openid_connect(tmp_path, monkeypatch, caplog):
         credentials = (stack.micado_cli_dir / "credentials-cloud-api.yml").read_text()
         assert "access_token: *OPENID" in credentials
         assert "&OPENID" in credentials
+        # MiCADO's meaning of url, the token endpoint (EGI's shape), which MiCADO reads again on the master
+        assert f"url: \"{provider.token_endpoint}\"" in credentials
+        assert provider.token_endpoint.endswith("/auth/realms/egi/protocol/openid-connect/token")
         client = MicadoClient(launcher="openstack")
         with caplog.at_level(logging.DEBUG):
             master_id = client.master.create(**stack.create_kwargs)
             assert master_id == stack.cloud.servers[0]["id"]
             assert provider.issued_access_tokens >= 1
+            assert provider.requests[0] == ("POST", "/auth/realms/egi/protocol/openid-connect/token")
             [access_token] = list(provider._access_tokens)
             [refresh_token] = list(provider._refresh_tokens)
             assert ("POST", "/identity/v3/OS-FEDERATION/identity_providers/egi.eu/protocols/openid/auth") \

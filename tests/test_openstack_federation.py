@@ -12,12 +12,12 @@ from micado.testing.openstack import OpenStackEmulator
 @pytest.fixture
 def setup():
     with OIDCProvider() as provider, OpenStackEmulator(boot_delay=0.02) as cloud:
-        cloud.add_identity_provider("egi.eu", provider.url)
+        cloud.add_identity_provider("egi.eu", provider.issuer)
         yield provider, cloud
 
 
 def access_token(provider: OIDCProvider, subject: str = "alice") -> str:
-    answer = requests.post(f"{provider.url}/token", timeout=5, data={
+    answer = requests.post(provider.token_endpoint, timeout=5, data={
         "grant_type": "refresh_token", "refresh_token": provider.issue_refresh_token(subject)})
     assert answer.status_code == 200
     return answer.json()["access_token"]

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import base64
 import json
 import os
 import re
@@ -26,6 +27,7 @@ from micado.exceptions import (
     ResponseTooLarge,
     TLSError,
     api_error_class,
+    server_text,
 )
 
 __all__ = [
@@ -148,10 +150,19 @@ class SubmitterClient(ApplicationsMixin):
                     too_large = _too_large_error(response, method, url, self.max_answer)
                     body = b"".join(transfer.bounded_chunks(response, self.max_answer, too_large))
             except (requests.exceptions.RequestException, OSError, HTTPException) as error:
-                raise _transport_error(error, method, url, timeout, watch.expired) from error
+                raise _transport_error(error, method, url, timeout, watch.expired, self._secrets()) from error
             if watch.expired:  # cut off by the deadline, what was read can look like a whole answer
                 raise _timeout_error(method, url, timeout)
-        return _decode(response.status_code, response.headers, body, method, url)
+        return _decode(response.status_code, response.headers, body, method, url, self._secrets())
+
+    def _secrets(self) -> tuple[str, ...]:
+        """What the server must not be seen to echo: the basic-auth password, also inside its header."""
+        auth: object = self.session.auth
+        if not (isinstance(auth, tuple) and len(auth) == 2 and all(isinstance(part, bytes) for part in auth)):
+            return ()
+        user, password = auth
+        assert isinstance(user, bytes) and isinstance(password, bytes)
+        return (password.decode("utf-8"), base64.b64encode(user + b":" + password).decode("ascii"))
 
     def close(self) -> None:
         """Close the pooled connections."""
@@ -162,13 +173,13 @@ class SubmitterClient(ApplicationsMixin):
 
 
 def _transport_error(
-    error: Exception, method: str, url: str, timeout: float, expired: bool
+    error: Exception, method: str, url: str, timeout: float, expired: bool, secrets: tuple[str, ...] = ()
 ) -> MicadoException:
     """The error of ours for a failed exchange (``expired``: the deadline cut it off)."""
     if expired or isinstance(error, requests.exceptions.Timeout) or _timed_out(error):
         return _timeout_error(method, url, timeout)
+    reason = server_text(_reason(error), secrets=secrets, limit=500)  # may quote the server's bytes
     if isinstance(error, requests.exceptions.SSLError):
-        reason = _reason(error)
         return TLSError(
             f"TLS failure talking to {url}: {reason}. Pass verify=<path of the "
             "master's certificate>, or verify=False to skip the check",
@@ -176,9 +187,9 @@ def _transport_error(
             reason=reason,
         )
     if isinstance(error, requests.exceptions.ConnectionError):
-        return MicadoConnectionError(f"cannot reach {url}: {_reason(error)}")
+        return MicadoConnectionError(f"cannot reach {url}: {reason}")
     # A broken answer: bad chunking or encoding, a malformed status line or header.
-    return MicadoConnectionError(f"{method} {url}: the answer broke off or is malformed: {_reason(error)}")
+    return MicadoConnectionError(f"{method} {url}: the answer broke off or is malformed: {reason}")
 
 
 def _too_large_error(
@@ -198,8 +209,14 @@ def _too_large_error(
     return error
 
 
-def _decode(status: int, headers: Mapping[str, str], body: bytes, method: str, url: str) -> dict[str, Any]:
-    """Turn an HTTP answer into the JSON dict it carries, or raise the matching error."""
+def _decode(
+    status: int, headers: Mapping[str, str], body: bytes, method: str, url: str, secrets: tuple[str, ...] = ()
+) -> dict[str, Any]:
+    """Turn an HTTP answer into the JSON dict it carries, or raise the matching error.
+
+    The server's words in an error go through :func:`~micado.exceptions.server_text`:
+    ``secrets`` (what we sent it) masked, control characters made visible.
+    """
     try:
         document = json.loads(body)
     except (ValueError, RecursionError):  # not JSON, not UTF-8, or nested too deep
@@ -208,26 +225,28 @@ def _decode(status: int, headers: Mapping[str, str], body: bytes, method: str, u
     if status == 404 and document is None:
         # The API answers every 404 in JSON; an HTML page is a web server's or a proxy's.
         raise ProtocolError(
-            "the endpoint does not look like a TOSCA Submitter: the path is not found and the "
-            f"answer is {headers.get('Content-Type') or 'untyped'}, not the API's JSON; check the "
-            "endpoint URL, e.g. https://<ip>/toscasubmitter/",
+            "the endpoint does not look like a TOSCA Submitter: the path is not found and the answer is "
+            f"{server_text(headers.get('Content-Type') or 'untyped', limit=100)}, not the API's JSON; check "
+            "the endpoint URL, e.g. https://<ip>/toscasubmitter/",
             status_code=status,
             method=method,
             url=url,
         )
     if status >= 400:
-        explanation = str(message) if message is not None else _snippet(body, status)
-        raise api_error_class(status)(explanation, status_code=status, method=method, url=url)
+        explanation = str(message) if message is not None else _snippet(body, status, secrets=secrets)
+        raise api_error_class(status)(server_text(explanation, secrets=secrets), status_code=status,
+                                      method=method, url=url)
     if 300 <= status < 400:
         raise ProtocolError(
-            f"redirected to {headers.get('Location')!r}; check the endpoint URL",
+            f"redirected to {server_text(repr(headers.get('Location')), secrets=secrets, limit=300)}; "
+            "check the endpoint URL",
             status_code=status,
             method=method,
             url=url,
         )
     if isinstance(document, dict):
         return document
-    content_type = headers.get("Content-Type", "unknown")
+    content_type = server_text(headers.get("Content-Type", "unknown"), limit=100)
     text = body[:65536].decode("utf-8", "replace").lower()
     if "html" in content_type and ("login" in text or "authentication" in text):
         page = "'Authentication failed' page" if "authentication failed" in text else "login page"
@@ -239,7 +258,8 @@ def _decode(status: int, headers: Mapping[str, str], body: bytes, method: str, u
             url=url,
         )
     raise ProtocolError(
-        f"expected a JSON object from the TOSCA Submitter, got {content_type}: {_snippet(body, status)}",
+        f"expected a JSON object from the TOSCA Submitter, got {content_type}: "
+        f"{_snippet(body, status, secrets=secrets)}",
         status_code=status,
         method=method,
         url=url,
@@ -271,9 +291,10 @@ def _timed_out(error: BaseException) -> bool:
     return False
 
 
-def _snippet(body: bytes, status: int, limit: int = 200) -> str:
-    """The start of ``body`` as one line of at most ``limit`` characters, for messages."""
-    text = " ".join(body[: limit * 4].decode("utf-8", "replace").split())
+def _snippet(body: bytes, status: int, limit: int = 200, *, secrets: tuple[str, ...] = ()) -> str:
+    """The start of ``body`` as one line of at most ``limit`` characters, for messages (secrets masked)."""
+    shown = server_text(body[: limit * 4 + 4096].decode("utf-8", "replace"), secrets=secrets, limit=None)
+    text = " ".join(shown.split())
     return text[:limit] + ("..." if len(text) > limit or len(body) > limit * 4 else "") if text else f"HTTP {status}"
 
 

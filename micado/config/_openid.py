@@ -6,12 +6,14 @@ and lets the ``nova`` entry refer to it with a YAML alias::
 
     pre_authentication:
     - type: openid
-      auth_data: &OPENID {url: ..., refresh_token: ...}
+      auth_data: &OPENID {url: <token endpoint>, refresh_token: ...}
     resource:
     - type: nova
       auth_data: {identity_provider: egi.eu, access_token: *OPENID, project_id: ...}
 
-``access_token`` may instead hold a literal access token. Everything here is checked
+``url`` is the provider's token endpoint, as MiCADO reads it on the master (its EGI
+token script posts the refresh token straight to it). ``access_token`` may instead
+hold a literal access token. Everything here is checked
 without a request; :mod:`micado.launcher._openid_token` does the exchange.
 """
 
@@ -127,8 +129,8 @@ def _openid_block(token: Mapping[str, Any], document: Any, file: Path, where: st
         if not _filled(token.get(key)):
             problem = "is empty" if key in token else "is missing"
             raise CredentialsError(
-                f"{file}: {block_where}.{key} {problem}; OpenID Connect login needs the provider's url "
-                "and a refresh_token",
+                f"{file}: {block_where}.{key} {problem}; OpenID Connect login needs the provider's token "
+                "endpoint as url, and a refresh_token",
                 path=file, key=f"{block_where}.{key}",
             )
     url = _provider_url(_text(token, "url", file, block_where), file, block_where)
@@ -172,7 +174,7 @@ def _openid_blocks(document: Any, file: Path) -> list[tuple[str, Any]]:
 
 
 def _provider_url(value: str, file: Path, where: str) -> str:
-    url = value.strip().rstrip("/")
+    url = value.strip()  # as written: MiCADO posts to it as it is, a trailing slash included
     key = f"{where}.url"
     try:
         parts = urlsplit(url)
@@ -181,8 +183,8 @@ def _provider_url(value: str, file: Path, where: str) -> str:
         raise CredentialsError(f"{file}: {key} is not a valid URL", path=file, key=key) from None
     if parts.scheme not in ("http", "https") or not parts.hostname:
         raise CredentialsError(
-            f"{file}: {key} must be the provider's https URL (its issuer, e.g. "
-            "https://aai.egi.eu/auth/realms/egi)",
+            f"{file}: {key} must be the https URL of the provider's token endpoint (e.g. "
+            "https://aai.egi.eu/auth/realms/egi/protocol/openid-connect/token)",
             path=file, key=key,
         )
     if parts.scheme == "http" and not is_loopback_host(parts.hostname):

@@ -22,7 +22,7 @@ Keystone identity provider and takes its ``access_token`` from the ``openid`` bl
     pre_authentication:
     - type: openid
       auth_data: &OPENID
-        url: https://aai.egi.eu/auth/realms/egi   # the provider's issuer URL
+        url: https://aai.egi.eu/auth/realms/egi/protocol/openid-connect/token   # the token endpoint
         refresh_token: "..."
         client_id: token-portal    # optional: for providers that need a client
         client_secret:             # optional
@@ -128,8 +128,8 @@ class OpenIDRefresh:
     """How to get an access token from an OpenID Connect provider (MiCADO's ``openid`` block).
 
     Attributes:
-        url: the provider's issuer URL; its ``/.well-known/openid-configuration``
-            names the token endpoint.
+        url: the provider's token endpoint, where the refresh token is posted (as
+            MiCADO itself does with the same file on the master).
         refresh_token: the long-lived refresh token (never shown in ``repr``).
         client_id: the OAuth client to refresh as, for providers that need one
             (EGI Check-in's token portal issues tokens for ``token-portal``).
@@ -268,14 +268,17 @@ _FILE_TEMPLATE = """\
 # Fill in the entry of your cloud; values left blank count as not given.
 # Keep this file readable by you only (it was created with mode 0600).
 
-# OpenID Connect (for MiCADO's own use; micado-client does not log in with it):
+# OpenID Connect: micado-client logs in to OpenStack with it (Keystone federation),
+# and MiCADO uses the same block on the master. Uncomment it, and in the nova entry
+# identity_provider, access_token and project_id instead of a password.
 # pre_authentication:
 # - type: openid
 #   auth_data: &OPENID
-#     url:                 # the token endpoint of the identity provider
-#     client_id:
-#     client_secret:
+#     url:                 # the provider's token endpoint (not its issuer), for EGI Check-in
+#                          # https://aai.egi.eu/auth/realms/egi/protocol/openid-connect/token
 #     refresh_token:
+#     client_id:           # optional: e.g. token-portal for EGI Check-in
+#     client_secret:       # optional: for a confidential client
 
 resource:
 # OpenStack: fill in ONE method, a user and password OR an application credential.
@@ -289,8 +292,8 @@ resource:
     # v3 ApplicationCredential
     application_credential_id:
     application_credential_secret:
-    # v3 OidcAccessToken, with the pre_authentication block above
-    # identity_provider:
+    # v3 OidcAccessToken, with the pre_authentication block above (and project_id)
+    # identity_provider:    # the identity provider's id in Keystone, e.g. egi.eu
     # access_token: *OPENID
 
 # Amazon EC2 and EC2-compatible clouds: an access key.

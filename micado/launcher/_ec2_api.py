@@ -17,7 +17,7 @@ from collections.abc import Collection, Mapping
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-from micado.exceptions import LaunchError, MicadoException
+from micado.exceptions import LaunchError, MicadoException, server_text
 
 if TYPE_CHECKING:
     from micado.config.credentials import EC2Auth
@@ -149,7 +149,7 @@ class EC2Api:
         except Exception as exc:
             if missing and error_code(exc) in missing:
                 return None
-            raise self.translate(exc, doing) from exc
+            raise self.translate(exc, doing) from None  # botocore's text is raw; ours is masked
         answer.pop("ResponseMetadata", None)
         result: dict[str, Any] = answer
         return result
@@ -160,6 +160,10 @@ class EC2Api:
             client.close()
         self._clients.clear()
 
+    def said(self, text: object) -> str:
+        """The cloud's words (an error's text), fit to show: the secret key masked, controls visible."""
+        return server_text(text, secrets=(self.credentials.secret_access_key,), limit=1000)
+
     def translate(self, exc: Exception, doing: str) -> LaunchError:
         """Turn a botocore exception into a :class:`LaunchError` that says what failed, where."""
         from botocore import exceptions as bc
@@ -167,8 +171,8 @@ class EC2Api:
         where = self.where
         if isinstance(exc, bc.ClientError):
             error: Mapping[str, Any] = exc.response.get("Error") or {}
-            code = str(error.get("Code") or "?")
-            message = str(error.get("Message") or exc)
+            code = self.said(error.get("Code") or "?")
+            message = self.said(error.get("Message") or exc)
             metadata: Mapping[str, Any] = exc.response.get("ResponseMetadata") or {}
             status = metadata.get("HTTPStatusCode")
             if code in AUTH_CODES or code.startswith("AuthFailure"):
@@ -190,16 +194,16 @@ class EC2Api:
             return LaunchError(f"{where} did not answer within {self.settings.read_timeout:g} s while trying "
                                f"to {doing} (request_timeout); the request may have been carried out")
         if isinstance(exc, bc.SSLError):
-            return LaunchError(f"TLS check failed while trying to {doing} at {where}: {exc} "
+            return LaunchError(f"TLS check failed while trying to {doing} at {where}: {self.said(exc)} "
                                "(give verify= a CA bundle, or verify=False)")
         if isinstance(exc, bc.ConnectionClosedError):
             return LaunchError(f"{where} closed the connection without answering while trying to {doing}; "
                                "the request may have been carried out")
         if isinstance(exc, (bc.EndpointConnectionError, bc.ConnectionError, bc.HTTPClientError)):
-            return LaunchError(f"cannot reach {where} while trying to {doing}: {exc}")
+            return LaunchError(f"cannot reach {where} while trying to {doing}: {self.said(exc)}")
         if isinstance(exc, bc.BotoCoreError):
-            return LaunchError(f"cannot {doing} on {where}: {exc}")
-        return LaunchError(f"unexpected {type(exc).__name__} while trying to {doing} on {where}: {exc}")
+            return LaunchError(f"cannot {doing} on {where}: {self.said(exc)}")
+        return LaunchError(f"unexpected {type(exc).__name__} while trying to {doing} on {where}: {self.said(exc)}")
 
 
 def error_code(exc: BaseException) -> str | None:

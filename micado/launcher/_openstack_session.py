@@ -21,7 +21,7 @@ from contextlib import contextmanager
 from typing import TYPE_CHECKING, Any, TypeVar
 from urllib.parse import urlsplit
 
-from micado.exceptions import InvalidArgument, LaunchError, MicadoException
+from micado.exceptions import InvalidArgument, LaunchError, MicadoException, server_text
 
 if TYPE_CHECKING:
     from micado.config.credentials import ApplicationCredentialAuth, OIDCAuth, PasswordAuth
@@ -144,12 +144,33 @@ class OpenStackSession:
         except MicadoException:
             raise
         except Exception as exc:
-            raise self._translate(exc, doing) from exc
+            # Not chained: the SDK's exception quotes the cloud's raw words, which our message masks.
+            raise self._translate(exc, doing) from None
 
 
     def _call(self, doing: str, function: Callable[..., T], *args: Any, **kwargs: Any) -> T:
         with self._cloud(doing):
             return function(*args, **kwargs)
+
+
+    def _said(self, text: object) -> str:
+        """The cloud's words (an SDK exception's text), fit to show: what we sent masked, controls visible."""
+        from micado.config.credentials import ApplicationCredentialAuth, OIDCAuth, PasswordAuth
+
+        creds = self.credentials
+        secrets: list[str | None] = []
+        if isinstance(creds, PasswordAuth):
+            secrets.append(creds.password)
+        elif isinstance(creds, ApplicationCredentialAuth):
+            secrets.append(creds.application_credential_secret)
+        elif isinstance(creds, OIDCAuth):
+            secrets.append(creds.access_token)
+            if creds.refresh is not None:
+                secrets += [creds.refresh.refresh_token, creds.refresh.client_secret]
+        plugin = getattr(self._session, "auth", None)
+        secrets.append(getattr(plugin, "access_token", None))  # the OpenID Connect one, refreshed
+        secrets.append(getattr(getattr(plugin, "auth_ref", None), "auth_token", None))  # Keystone's token
+        return server_text(text, secrets=[s for s in secrets if isinstance(s, str)], limit=1000)
 
 
     def _translate(self, exc: Exception, doing: str) -> MicadoException:
@@ -171,7 +192,7 @@ class OpenStackSession:
                 "the cloud refused the credentials (check the credentials file, project_id and user_domain_name)"
             )
         if isinstance(exc, ks_exc.SSLError):
-            return LaunchError(f"TLS check failed while trying to {doing} at {where}: {exc} "
+            return LaunchError(f"TLS check failed while trying to {doing} at {where}: {self._said(exc)} "
                                "(give verify= a CA bundle, or verify=False)")
         if isinstance(exc, ks_exc.ConnectTimeout):  # keystoneauth's name for any requests timeout
             return LaunchError(f"{where} did not answer within {self.request_timeout:g} s while trying to {doing} "
@@ -186,13 +207,14 @@ class OpenStackSession:
             return LaunchError(f"{where} did not answer within {self.request_timeout:g} s while trying to {doing}")
         if isinstance(exc, nova_exc.ClientException):
             verb = "failed" if isinstance(exc.code, int) and exc.code >= 500 else "refused"
-            return LaunchError(f"Nova {verb} to {doing}: {exc.message} (HTTP {exc.code})")
+            return LaunchError(f"Nova {verb} to {doing}: {self._said(exc.message)} (HTTP {exc.code})")
         if isinstance(exc, sdk_exc.HttpException):
             verb = "failed" if (exc.status_code or 0) >= 500 else "refused"
-            return LaunchError(f"{where} {verb} to {doing}: {exc.details or exc.message} (HTTP {exc.status_code})")
+            return LaunchError(f"{where} {verb} to {doing}: {self._said(exc.details or exc.message)} "
+                               f"(HTTP {exc.status_code})")
         if isinstance(exc, (ks_exc.ClientException, sdk_exc.SDKException)):
-            return LaunchError(f"cannot {doing} on {where}: {exc}")
-        return LaunchError(f"unexpected {type(exc).__name__} while trying to {doing} on {where}: {exc}")
+            return LaunchError(f"cannot {doing} on {where}: {self._said(exc)}")
+        return LaunchError(f"unexpected {type(exc).__name__} while trying to {doing} on {where}: {self._said(exc)}")
 
 
     def _federation_refused(self, creds: OIDCAuth, exc: Any) -> MicadoException:
@@ -218,7 +240,7 @@ class OpenStackSession:
                 path=creds.path, key=f"{creds.key}.access_token",
             )
         return LaunchError(f"Keystone at {self.auth_url} refused the federated login through "
-                           f"'{creds.identity_provider}': {exc} (HTTP {status})")
+                           f"'{creds.identity_provider}': {self._said(exc)} (HTTP {status})")
 
 
     def _missing_endpoint(self) -> str:
@@ -230,7 +252,7 @@ class OpenStackSession:
                 regions.update(e.get("region_id") or e.get("region") or "" for e in service.get("endpoints", []))
         except Exception as exc:  # only for a better message; the original error is raised anyway
             logger.debug("could not read the service catalog: %s", exc)
-        listed = ", ".join(sorted(r for r in regions if r)) or "(none)"
+        listed = self._said(", ".join(sorted(r for r in regions if r))) or "(none)"
         return f"the service catalog has no public endpoint for it in region {self.region!r}; regions: {listed}"
 
 

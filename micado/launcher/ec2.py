@@ -439,7 +439,8 @@ class EC2Launcher(Launcher):
             if instance and state in _FAILED_STATES:
                 reason = (instance.get("StateReason") or {}).get("Message") or instance.get(
                     "StateTransitionReason") or "EC2 gave no reason"
-                raise LaunchError(f"instance {name} ({instance_id}) went to {state} instead of running: {reason}")
+                raise LaunchError(f"instance {name} ({instance_id}) went to {state} instead of running: "
+                                  f"{self._api.said(reason)}")
             return None
 
         what = f"instance {name} ({instance_id}) to be running"

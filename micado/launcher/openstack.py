@@ -313,7 +313,7 @@ class OpenStackLauncher(FloatingIPs, Launcher):
             if status == "ERROR":
                 fault = getattr(server, "fault", None) or {}
                 raise LaunchError(f"server {name} ({server_id}) went to ERROR: "
-                                  f"{fault.get('message') or 'Nova gave no fault message'}")
+                                  f"{self._said(fault.get('message') or 'Nova gave no fault message')}")
             return None
 
         what = f"server {name} ({server_id}) to become ACTIVE"

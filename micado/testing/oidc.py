@@ -1,21 +1,24 @@
 """A loopback OpenID Connect provider: discovery, the refresh-token grant, userinfo, revocation.
 
 Enough of a provider such as EGI Check-in for the federated OpenStack login, over
-real HTTP on 127.0.0.1::
+real HTTP on 127.0.0.1, laid out as EGI's (a Keycloak realm)::
 
     with OIDCProvider() as provider:
         refresh = provider.issue_refresh_token("alice@egi.eu")
-        provider.url                       # the issuer; /.well-known/openid-configuration
+        provider.token_endpoint            # what a credentials file's url holds (MiCADO's meaning)
+        provider.issuer                    # http://127.0.0.1:PORT/auth/realms/egi
         provider.revoke(refresh)           # its next use answers 400 invalid_grant
         provider.faults.slow_answers = 5   # every answer waits 5 s
         provider.faults.junk = True        # every answer is an HTML page
         provider.faults.down = True        # every answer is 503
 
-Endpoints: ``GET /.well-known/openid-configuration``; ``POST /token``
-(``grant_type=refresh_token``; the client as HTTP basic or form fields when the
-provider was made with ``client_id=``); ``GET /userinfo`` (``Authorization:
-Bearer``), which the emulated Keystone asks to validate an access token, as
-mod_auth_openidc does for a real one; ``POST /revoke`` (RFC 7009). Access tokens
+Endpoints, under the issuer: ``GET /.well-known/openid-configuration``;
+``POST /protocol/openid-connect/token`` (``grant_type=refresh_token``; the client as
+HTTP basic or form fields when the provider was made with ``client_id=``);
+``GET /protocol/openid-connect/userinfo`` (``Authorization: Bearer``), which the
+emulated Keystone asks to validate an access token, as mod_auth_openidc does for a
+real one; ``POST /protocol/openid-connect/revoke`` (RFC 7009). Anything else is a
+404, and a ``POST`` to the issuer itself a 405, as Keycloak answers. Access tokens
 last :attr:`OIDCProvider.access_token_lifetime` seconds; refresh tokens until revoked.
 :attr:`OIDCProvider.requests` records ``(method, path)`` of every request.
 """
@@ -37,6 +40,11 @@ from werkzeug.wrappers import Request, Response
 from micado.testing._serving import Background, serve_wsgi
 
 __all__ = ["OIDCProvider", "OIDCFaults"]
+
+# Keycloak's paths under a realm (EGI Check-in's issuer is such a realm).
+_TOKEN = "/protocol/openid-connect/token"
+_USERINFO = "/protocol/openid-connect/userinfo"
+_REVOKE = "/protocol/openid-connect/revoke"
 
 
 @dataclass
@@ -62,6 +70,7 @@ class OIDCProvider:
     Args:
         host: the loopback address to listen on.
         port: the port; ``0`` picks a free one.
+        realm: the issuer's path (EGI Check-in's: ``/auth/realms/egi``).
         client_id: when given, the token endpoint wants this client (basic or form).
         client_secret: that client's secret (a confidential client); ``None`` for a
             public client, which names itself with ``client_id`` only.
@@ -76,12 +85,14 @@ class OIDCProvider:
         ValueError: ``host`` is not a loopback address.
     """
 
-    def __init__(self, host: str = "127.0.0.1", port: int = 0, *, client_id: str | None = None,
-                 client_secret: str | None = None, access_token_lifetime: float = 3600.0) -> None:
+    def __init__(self, host: str = "127.0.0.1", port: int = 0, *, realm: str = "/auth/realms/egi",
+                 client_id: str | None = None, client_secret: str | None = None,
+                 access_token_lifetime: float = 3600.0) -> None:
         if not ipaddress.ip_address(host).is_loopback:
             raise ValueError(f"the provider listens on loopback only, not {host!r}")
         self.host = host
         self.port = port
+        self.realm = "/" + realm.strip("/") if realm.strip("/") else ""
         self.client_id = client_id
         self.client_secret = client_secret
         self.access_token_lifetime = access_token_lifetime
@@ -97,15 +108,24 @@ class OIDCProvider:
     # --- what tests do -------------------------------------------------------------------
 
     @property
-    def url(self) -> str:
-        """The issuer URL (what the credentials file's ``url`` holds).
+    def issuer(self) -> str:
+        """The issuer URL (discovery is at ``<issuer>/.well-known/openid-configuration``).
 
         Raises:
             RuntimeError: the provider is not running.
         """
         if self._server is None:
             raise RuntimeError("the provider is not running; call start() first")
-        return f"http://{self.host}:{self.port}"
+        return f"http://{self.host}:{self.port}{self.realm}"
+
+    @property
+    def token_endpoint(self) -> str:
+        """The token endpoint: what the ``url`` of MiCADO's ``openid`` block holds.
+
+        Raises:
+            RuntimeError: the provider is not running.
+        """
+        return f"{self.issuer}{_TOKEN}"
 
     def issue_refresh_token(self, subject: str) -> str:
         """A new refresh token for the user ``subject`` (what a token portal hands out).
@@ -156,18 +176,23 @@ class OIDCProvider:
         return response(environ, start_response)
 
     def _route(self, request: Request) -> Response:
-        routes = {("GET", "/.well-known/openid-configuration"): self._discovery, ("POST", "/token"): self._token,
-                  ("GET", "/userinfo"): self._userinfo, ("POST", "/revoke"): self._revoke}
-        handler = routes.get((request.method, request.path.rstrip("/") or "/"))
+        realm = self.realm
+        routes = {("GET", f"{realm}/.well-known/openid-configuration"): self._discovery,
+                  ("POST", f"{realm}{_TOKEN}"): self._token,
+                  ("GET", f"{realm}{_USERINFO}"): self._userinfo, ("POST", f"{realm}{_REVOKE}"): self._revoke}
+        path = request.path.rstrip("/") or "/"
+        handler = routes.get((request.method, path))
         if handler is None:
-            return _json({"error": "not_found"}, 404)
+            if path == (realm or "/") and request.method != "GET":
+                return Response("Method Not Allowed", status=405, headers={"Allow": "GET"})
+            return Response("Not Found", status=404)
         return handler(request)
 
     def _discovery(self, request: Request) -> Response:
-        base = request.host_url.rstrip("/")
+        base = request.host_url.rstrip("/") + self.realm
         return _json({
-            "issuer": base, "token_endpoint": f"{base}/token", "userinfo_endpoint": f"{base}/userinfo",
-            "revocation_endpoint": f"{base}/revoke", "grant_types_supported": ["refresh_token"],
+            "issuer": base, "token_endpoint": f"{base}{_TOKEN}", "userinfo_endpoint": f"{base}{_USERINFO}",
+            "revocation_endpoint": f"{base}{_REVOKE}", "grant_types_supported": ["refresh_token"],
             "token_endpoint_auth_methods_supported": ["client_secret_basic", "client_secret_post", "none"],
             "scopes_supported": ["openid", "email", "profile", "eduperson_entitlement"],
         })

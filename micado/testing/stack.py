@@ -11,8 +11,9 @@ TOSCA Submitter emulator the play starts on the VM.
 With ``oidc=True`` the stack also runs an OpenID Connect provider of its own
 (:mod:`micado.testing.oidc`), registers it in the emulator's Keystone as identity
 provider :data:`OIDC_IDENTITY_PROVIDER` (protocol ``openid``), and writes MiCADO's
-OpenID Connect credentials (``pre_authentication`` openid block with a refresh
-token, ``access_token: *OPENID``): creates then log in through Keystone federation.
+OpenID Connect credentials (``pre_authentication`` openid block with the provider's
+token endpoint as ``url`` and a refresh token, ``access_token: *OPENID``): creates
+then log in through Keystone federation.
 
 Behind a real Keystone (``keystone_url=``, ``project_id=``, ``credentials_file=``) the
 stack's cloud takes that Keystone's tokens and keeps its projects apart, and the
@@ -137,7 +138,7 @@ class LocalStack:
             self._started = True
             if self.oidc_provider is not None:
                 self.oidc_provider.start()
-                self.cloud.add_identity_provider(OIDC_IDENTITY_PROVIDER, self.oidc_provider.url)
+                self.cloud.add_identity_provider(OIDC_IDENTITY_PROVIDER, self.oidc_provider.issuer)
             tarball = build_tarball(self.layout, self.base_dir, fail=self.fail_playbook)
             self.mirror = ReleaseMirror({f"v{VERSIONS[self.layout]}": tarball}).start()
             self._write_credentials()
@@ -179,11 +180,11 @@ class LocalStack:
             return self.credentials_file.read_text(encoding="utf-8")
         login = self.cloud.login
         if self.oidc_provider is not None:
-            return (  # MiCADO's own shape: the openid block, and the nova entry's alias to it
+            return (  # MiCADO's own shape: the openid block (url: the token endpoint), the nova entry's alias
                 "pre_authentication:\n"
                 "  - type: openid\n"
                 "    auth_data: &OPENID\n"
-                f"      url: {json.dumps(self.oidc_provider.url)}\n"
+                f"      url: {json.dumps(self.oidc_provider.token_endpoint)}\n"
                 f"      refresh_token: {json.dumps(self.oidc_provider.issue_refresh_token('micado-user'))}\n"
                 "resource:\n"
                 "  - type: nova\n"

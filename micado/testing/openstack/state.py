@@ -165,7 +165,7 @@ class OpenStackCloud:
 
         Args:
             idp_id: the identity provider's id (``egi.eu``).
-            issuer: the provider's issuer URL (e.g. :attr:`micado.testing.oidc.OIDCProvider.url`).
+            issuer: the provider's issuer URL (e.g. :attr:`micado.testing.oidc.OIDCProvider.issuer`).
             project_id: the project its users work in; the seeded project by default.
 
         Returns:

@@ -23,7 +23,7 @@ class OIDCUserinfo:
     """Turns an access token into its claims by asking the provider at ``issuer``.
 
     Args:
-        issuer: the provider's issuer URL (``http://127.0.0.1:PORT``).
+        issuer: the provider's issuer URL (``OIDCProvider.issuer``; discovery is under it).
         timeout: seconds to wait for each of the provider's answers.
     """
 
