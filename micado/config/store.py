@@ -119,12 +119,45 @@ class MasterStore:
             master_id: the master id.
 
         Raises:
+            InvalidArgument: ``master_id`` is not text, or is empty or blank.
             MasterNotFound: no master with that id (the known ids are listed).
             StoreError: the file is damaged (a secret of this record fails its
                 integrity check, say), or its key is missing or wrong.
         """
         contents = self._read()
         return self._unseal(contents, contents.records[self._index(contents.records, master_id)])
+
+    def resolve(self, given: str) -> str:
+        """Return the stored master id that ``given`` is, or is the only one to begin with.
+
+        The command line takes a beginning of an id wherever it takes an id; this is
+        where such a beginning is turned into the id. An empty or blank ``given`` is
+        refused, never taken as the beginning of every id.
+
+        Args:
+            given: a master id, or a beginning of one.
+
+        Returns:
+            The full id.
+
+        Raises:
+            InvalidArgument: ``given`` is not text, is empty or blank, or several stored
+                ids begin with it (they are listed).
+            MasterNotFound: no stored id is or begins with ``given`` (the known ids are listed).
+            StoreError: the store cannot be read.
+        """
+        _check_id(given)
+        records = self.list()
+        ids = [record.id for record in records]
+        if given in ids:
+            return given
+        matches = [master_id for master_id in ids if master_id.startswith(given)]
+        if len(matches) > 1:
+            raise InvalidArgument(
+                f"master id {given!r} is ambiguous: it begins {', '.join(matches)}; give more of it")
+        if not matches:
+            self._index(records, given)  # raises MasterNotFound, listing the known ids
+        return matches[0]
 
     # --- writing ---------------------------------------------------------------------------
 
@@ -236,6 +269,7 @@ class MasterStore:
             The record that was removed.
 
         Raises:
+            InvalidArgument: ``master_id`` is not text, or is empty or blank.
             MasterNotFound: no master with that id (the known ids are listed).
             StoreError: the store cannot be read or written.
         """
@@ -246,6 +280,7 @@ class MasterStore:
     # --- internals -------------------------------------------------------------------------
 
     def _index(self, records: builtins.list[MasterRecord], master_id: str) -> int:
+        _check_id(master_id)
         for index, record in enumerate(records):
             if record.id == master_id:
                 return index
@@ -413,6 +448,14 @@ class MasterStore:
             yield
         finally:
             os.close(fd)  # closing the descriptor releases the lock
+
+
+def _check_id(master_id: object) -> None:
+    # The one check of a master id given to the store: "" or "  " names no master (as a
+    # beginning, "" would name every one), whichever command or call it came from.
+    if not isinstance(master_id, str) or not master_id.strip():
+        raise InvalidArgument(f"master_id must be a stored master's id, not {master_id!r} "
+                              "(an empty or blank id names no master)")
 
 
 def _refuse_sealed(record: MasterRecord, where: str) -> None:
