@@ -48,7 +48,8 @@ def describe(error: BaseException) -> str:
                 "with --cert FILE, or --insecure to skip the check")
     text = str(error)
     if isinstance(error, errors.CredentialsError):
-        if error.path is not None and not Path(error.path).exists():
+        missing = f"the cloud credentials file {error.path} does not exist"
+        if error.path is not None and text.startswith(missing) and not Path(error.path).exists():
             return (f"the cloud credentials file {error.path} does not exist: run `micado init` to write a template"
                     " (OpenStack: or log in as a cloud of your clouds.yaml with --cloud NAME)")
         head = text.split("\n\n")[0]

@@ -93,7 +93,7 @@ class MasterStore:
             self.lock_path, self.key_path = paths.store_lock_file(), paths.secret_key_file()
         else:
             self.lock_path = self.path.with_name(self.path.name + ".lock")
-            self.key_path = self.path.with_name(paths.secret_key_file().name)
+            self.key_path = self.path.with_name(paths.SECRET_KEY_NAME)
         self.lock_timeout = lock_timeout
 
     def __repr__(self) -> str:
@@ -421,7 +421,10 @@ class MasterStore:
         if self.path.parent == paths.micado_dir():
             paths.ensure_dir()
         else:
-            self.path.parent.mkdir(mode=paths.DIR_MODE, parents=True, exist_ok=True)
+            try:
+                self.path.parent.mkdir(mode=paths.DIR_MODE, parents=True, exist_ok=True)
+            except OSError as exc:
+                raise StoreError(f"cannot create the folder of the master store {self.path}: {_reason(exc)}") from None
         try:
             fd = os.open(self.lock_path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, paths.FILE_MODE)
         except OSError as exc:
@@ -485,7 +488,7 @@ def _symlink_refused(path: Path, what: str) -> StoreError | None:
 
 
 def _reason(exc: BaseException) -> str:
-    return exc.strerror if isinstance(exc, OSError) and exc.strerror else type(exc).__name__
+    return paths.os_reason(exc) if isinstance(exc, OSError) else type(exc).__name__
 
 
 def _fsync_dir(directory: Path) -> None:
