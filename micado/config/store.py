@@ -73,6 +73,8 @@ ENV_KEY = "MICADO_SECRET_KEY"
 #: file is refused as damaged before it is parsed.
 MAX_FILE_BYTES = 4 << 20
 _MAX_KEY_FILE_BYTES = 1024  # the key is 44 characters of base64
+#: The 0.9-format store files already warned about in this process.
+_LEGACY_WARNED: set[str] = set()
 
 
 class MasterStore:
@@ -337,7 +339,8 @@ class MasterStore:
             ) from None
         except _store_format.Damaged as exc:
             raise self._damaged(str(exc)) from None
-        if contents.legacy and contents.records:
+        if contents.legacy and contents.records and str(self.path) not in _LEGACY_WARNED:
+            _LEGACY_WARNED.add(str(self.path))  # once per file and process, not on every read
             logger.warning(
                 "%s was written by micado-client 0.9 and holds MiCADO passwords in plaintext; "
                 "the next change to the store rewrites it with the passwords encrypted", self.path,
