@@ -88,13 +88,12 @@ def report(error: BaseException, *, as_json: bool, debug: bool, stream: TextIO |
     return code
 
 
-def show_warnings_as_lines(*, debug: bool = False) -> None:
+def show_warnings_as_lines() -> None:
     """Print every warning as ``micado: warning: <message>``, once, without the source line Python adds.
 
     Both kinds reach the terminal so: :func:`warnings.warn` and the WARNING (and higher)
-    records of :mod:`logging`, the library's and the cloud SDKs'. A line already printed
-    is not printed again. With ``debug`` the log records are left to the debug log,
-    which shows every level.
+    records of :mod:`logging` that no handler takes (the library's, and the cloud SDKs'
+    that are not silenced). A line already printed is not printed again.
     """
 
     def show(message: Warning | str, category: type[Warning], filename: str, lineno: int,
@@ -104,9 +103,10 @@ def show_warnings_as_lines(*, debug: bool = False) -> None:
         _print_once(str(message), file or sys.stderr)
 
     warnings.showwarning = show
-    root = logging.getLogger()
-    if not debug and not any(isinstance(handler, _WarningLines) for handler in root.handlers):
-        root.addHandler(_WarningLines(logging.WARNING))
+    # What logging prints when no handler is configured (its "last resort": WARNING and
+    # up, the bare message) becomes our line. Loggers a library silenced stay silent, and
+    # --debug's handler takes every record instead.
+    logging.lastResort = _WarningLines(logging.WARNING)
 
 
 _printed: set[str] = set()

@@ -476,6 +476,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     like Ctrl-C: what was being made is undone, and the exit code is 128 + the signal.
     """
     argv = sys.argv[1:] if argv is None else list(argv)
+    show_warnings_as_lines()
     for signum in (signal.SIGTERM, signal.SIGHUP):
         signal.signal(signum, _raise_terminated)
     try:
@@ -488,7 +489,6 @@ def main(argv: Sequence[str] | None = None) -> int:
         return EXIT_USAGE
     if args.debug:
         logging.basicConfig(level=logging.DEBUG, format="%(levelname)s %(name)s: %(message)s")
-    show_warnings_as_lines(debug=args.debug)
 
     def out(data: Any, text: str) -> None:
         print(json.dumps(data, indent=2, default=str) if args.json else text)
