@@ -8,6 +8,7 @@ paste); :func:`describe` puts the few that advise Python into the command's word
 from __future__ import annotations
 
 import json
+import logging
 import re
 import sys
 import traceback
@@ -48,7 +49,8 @@ def describe(error: BaseException) -> str:
                 "with --cert FILE, or --insecure to skip the check")
     text = str(error)
     if isinstance(error, errors.CredentialsError):
-        if error.path is not None and not Path(error.path).exists():
+        missing = f"the cloud credentials file {error.path} does not exist"
+        if error.path is not None and text.startswith(missing) and not Path(error.path).exists():
             return (f"the cloud credentials file {error.path} does not exist: run `micado init` to write a template"
                     " (OpenStack: or log in as a cloud of your clouds.yaml with --cloud NAME)")
         head = text.split("\n\n")[0]
@@ -88,12 +90,42 @@ def report(error: BaseException, *, as_json: bool, debug: bool, stream: TextIO |
 
 
 def show_warnings_as_lines() -> None:
-    """Print every warning as ``micado: warning: <message>``, without the source line Python adds."""
+    """Print every warning as ``micado: warning: <message>``, once, without the source line Python adds.
+
+    Both kinds reach the terminal so: :func:`warnings.warn` and the WARNING (and higher)
+    records of :mod:`logging` that no handler takes (the library's, and the cloud SDKs'
+    that are not silenced). A line already printed is not printed again.
+    """
 
     def show(message: Warning | str, category: type[Warning], filename: str, lineno: int,
              file: TextIO | None = None, line: str | None = None) -> None:
         if category.__name__ == "MicadoInsecureWarning":  # its text advises Python's verify=
             message = "the master's TLS certificate is not checked (--insecure); give --cert FILE to check it"
-        (file or sys.stderr).write(f"micado: warning: {' '.join(str(message).split())}\n")
+        _print_once(str(message), file or sys.stderr)
 
     warnings.showwarning = show
+    # What logging prints when no handler is configured (its "last resort": WARNING and
+    # up, the bare message) becomes our line. Loggers a library silenced stay silent, and
+    # --debug's handler takes every record instead.
+    logging.lastResort = _WarningLines(logging.WARNING)
+
+
+_printed: set[str] = set()
+
+
+def _print_once(message: str, stream: TextIO) -> None:
+    line = f"micado: warning: {' '.join(message.split())}\n"
+    if line not in _printed:
+        _printed.add(line)
+        stream.write(line)
+        stream.flush()
+
+
+class _WarningLines(logging.Handler):
+    """Log records as the command's warning lines (standard error at the time of the record)."""
+
+    def emit(self, record: logging.LogRecord) -> None:
+        try:
+            _print_once(record.getMessage(), sys.stderr)
+        except Exception:  # noqa: BLE001 - as logging.Handler does: a broken record never breaks the command
+            self.handleError(record)

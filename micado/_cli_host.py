@@ -36,7 +36,7 @@ def add_commands(commands: Any) -> None:
         commands: the ``master`` group's ``add_subparsers()`` object.
     """
     info = commands.add_parser("info", help="show a stored master (passwords only with --show-password)")
-    info.add_argument("master_id")
+    info.add_argument("master_id", help="a stored master's id, or a prefix of it that only it has")
     info.add_argument("--show-password", action="store_true",
                       help="also print the MiCADO web password and the Grafana admin password")
     deploy = commands.add_parser("deploy", help="install MiCADO on a host you already have (no cloud VM is made)")
@@ -55,7 +55,7 @@ def run(args: argparse.Namespace, client: MicadoClient, out: Callable[[Any, str]
         MicadoException: as :meth:`~micado.models.master.MicadoMaster.deploy` or ``attach``.
     """
     if args.command == "info":
-        client.master.attach(master_id=args.master_id)
+        client.master.attach(master_id=client.master.store.resolve(args.master_id))
         data = client.master.info()
         if args.show_password:
             login = client.master.credentials()

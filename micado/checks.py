@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import math
 import os
+import unicodedata
 from pathlib import Path
 from urllib.parse import urlsplit
 
@@ -111,6 +112,23 @@ def http_url(name: str, value: object, what: str, *, userinfo: bool = True, quer
     if not query and (parts.query or parts.fragment):
         raise InvalidArgument(f"{name} {shown!r} must not have a query (?...) or fragment (#...)")
     return value
+
+def command_word_problem(value: str) -> str | None:
+    """What makes ``value`` unsafe as one word of an ``ssh`` or Ansible command line, or ``None``.
+
+    A host, a login or a key path that begins with ``-`` would be read as an option
+    (``-oProxyCommand=...``), and white space or a control character would split or end
+    the word in an inventory or an option string: such a value is refused before
+    anything runs, rather than failing (or waiting out a timeout) later.
+    """
+    if value.startswith("-"):
+        return "must not begin with '-'"
+    if any(ch.isspace() for ch in value):
+        return "must not hold white space"
+    if any(unicodedata.category(ch) in ("Cc", "Cf", "Cs") for ch in value):
+        return "must not hold control characters"
+    return None
+
 
 def existing_file(name: str, value: object) -> Path:
     """``value`` as the absolute path of an existing regular file."""

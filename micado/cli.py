@@ -220,23 +220,17 @@ def resolve_master_id(client: MicadoClient, given: str) -> str:
 
     Args:
         client: a client with a launcher (its store is read).
-        given: an id or a prefix of one.
+        given: an id or a beginning of one.
 
     Returns:
-        The full id; ``given`` itself when no id begins with it (the library then says
-        it is not stored and lists the ids that are).
+        The full id.
 
     Raises:
-        InvalidArgument: several stored ids begin with ``given`` (they are listed).
+        InvalidArgument: ``given`` is empty or blank, or several stored ids begin with
+            it (they are listed).
+        MasterNotFound: no stored id is or begins with ``given`` (the stored ones are listed).
     """
-    ids = [record["id"] for record in client.master.list()]
-    if given in ids:
-        return given
-    matches = [master_id for master_id in ids if master_id.startswith(given)]
-    if len(matches) > 1:
-        raise errors.InvalidArgument(
-            f"master id {given!r} is ambiguous: it begins {', '.join(matches)}; give more of it")
-    return matches[0] if matches else given
+    return client.master.store.resolve(given)
 
 
 def api_client(args: argparse.Namespace) -> tuple[MicadoClient, str]:
@@ -249,7 +243,10 @@ def api_client(args: argparse.Namespace) -> tuple[MicadoClient, str]:
     Raises:
         InvalidArgument: none of these names a master (the stored ones are listed).
     """
-    master = args.master or (None if args.endpoint else os.environ.get(ENV_MASTER))
+    master = args.master if args.master is not None else None if args.endpoint else os.environ.get(ENV_MASTER)
+    if master is not None and not master.strip():  # set but empty: never "the only master"
+        raise errors.InvalidArgument("--master is empty: give a stored master's id" if args.master is not None
+                                     else f"${ENV_MASTER} is empty: set it to a stored master's id, or unset it")
     endpoint = args.endpoint or os.environ.get("MICADO_API_ENDPOINT")
     if not master and not endpoint:
         stored = [record["id"] for record in MicadoClient(launcher="openstack").master.list()]

@@ -70,6 +70,18 @@ def test_master_and_app_commands_on_the_local_stack(micado_stack, tmp_path):
     attached = micado("--json", "master", "attach", master_id)
     assert json.loads(attached.stdout)["applications"] == []
 
+    # "" is a beginning of every id: refused (exit 2) wherever an id is taken, and nothing is touched
+    made_so_far = micado_stack.cloud.leftovers()
+    assert made_so_far["servers"] and made_so_far["attached_floating_ips"]
+    for args in (("master", "destroy", "", "--yes"), ("master", "destroy", " ", "--yes"), ("master", "info", ""),
+                 ("app", "--master", "", "list")):
+        refused = micado(*args)
+        assert refused.returncode == 2, (args, refused.stderr)
+        assert refused.stderr.startswith("micado: error: InvalidArgument: ") and refused.stderr.count("\n") == 1
+    assert micado("app", "list", env={"MICADO_MASTER": " "}).returncode == 2
+    assert micado_stack.cloud.leftovers() == made_so_far  # the server and its floating IP are still there
+    assert json.loads(micado("--json", "master", "info", master_id[:4]).stdout)["id"] == master_id
+
     kept = on_a_terminal("n", "master", "destroy", master_id[:4])  # a prefix is enough
     assert kept.returncode == 1
     assert kept.stderr.startswith(f"Destroy master {master_id} (")

@@ -287,3 +287,27 @@ def test_help_lists_every_command():
     assert result.returncode == 0
     assert "{init,master,app,completion}" in result.stdout
     assert "--version" in result.stdout
+
+
+# --- warnings: one prefixed line each, once ------------------------------------------------------
+
+
+def test_log_warnings_are_prefixed_lines_and_the_0_9_store_warning_shows_once(submitter, micado_dir):
+    submitter.add_application("running")
+    directory = Path(micado_dir["MICADO_CLI_DIR"])
+    directory.mkdir()
+    directory.chmod(0o755)  # readable by others: a warning of the library's log, not of warnings.warn
+    made = micado("init", env=micado_dir)
+    assert made.returncode == 0, made.stderr
+    assert made.stderr == (f"micado: warning: the MiCADO dir {directory} can be read by other users (mode 0755); "
+                           f"its files are private (0600), but consider: chmod 700 {directory}\n")
+    (directory / "data.yml").write_text(  # a store written by micado-client 0.9, as it wrote them
+        f"masters:\n  - abc111:\n      api_version: v2.0\n      cert_path: {submitter.cert_path}\n"
+        f"      endpoint: {submitter.endpoint}\n      ip: 127.0.0.1\n      micado_user: {submitter.user}\n"
+        f"      micado_password: {submitter.password}\n")
+    for args in (("app", "--master", "abc", "list"), ("app", "list"), ("master", "info", "abc")):
+        result = micado(*args, env=micado_dir)
+        assert result.returncode == 0, result.stderr
+        assert result.stderr == (f"micado: warning: {directory}/data.yml was written by micado-client 0.9 and "
+                                 "holds MiCADO passwords in plaintext; the next change to the store rewrites it "
+                                 "with the passwords encrypted\n"), args

@@ -7,6 +7,7 @@ import os
 import stat
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -151,3 +152,45 @@ def test_deploy_without_required_flags_is_a_usage_error(micado_stack):
     missing = micado("master", "deploy", "--host", "127.0.0.1")
     assert missing.returncode == 2
     assert "--ssh-key" in missing.stderr
+
+
+@pytest.mark.parametrize("host, ssh_user, key_name, problems", [
+    ("-oProxyCommand=true", "ubuntu", "id_ok", ["host must not begin with '-'"]),
+    ("127.0.0.1", "-oProxyCommand=touch ran", "id_ok", ["ssh_user must not begin with '-'"]),
+    ("127.0.0.1", "ubuntu", "-oProxyCommand=touch ran", ["ssh_key must not begin with '-'"]),
+    ("127.0.0.1 -v", "ub untu", "id ok", ["host must not hold white space", "ssh_user must not hold white space",
+                                          "ssh_key must not hold white space"]),
+    ("127.0.0.1\x1bc\x07", "ubuntu\n", "id\x00ok", ["host must not hold control characters",
+                                                       "ssh_user must not hold white space",
+                                                       "ssh_key must not hold control characters"]),
+], ids=["host-dash", "user-dash", "key-dash", "white-space", "control"])
+def test_deploy_refuses_a_host_user_or_key_that_ssh_would_misread_before_anything_runs(
+        keypair, tmp_path, monkeypatch, host, ssh_user, key_name, problems):
+    monkeypatch.chdir(tmp_path)  # the key names are files here; "touch ran" would make tmp_path / "ran"
+    marker = tmp_path / "ran"
+    (tmp_path / "id_ok").write_text("a key\n")
+    if "\x00" not in key_name:
+        (tmp_path / key_name).write_text("a key\n")
+    key = key_name
+    client = MicadoClient(launcher="openstack")
+    with pytest.raises(InvalidArgument) as caught:
+        client.master.deploy(host=host, ssh_key=key, ssh_user=ssh_user, ssh_timeout=600)
+    assert all(problem in str(caught.value) for problem in problems), caught.value
+    assert client.master.list() == []
+    if "\x00" not in host + ssh_user + key:  # the same through the command (argv cannot hold a NUL)
+        started = time.monotonic()
+        result = micado("master", "deploy", f"--host={host}", f"--ssh-key={key}", f"--ssh-user={ssh_user}")
+        assert time.monotonic() - started < 20  # refused at once, not after the SSH timeout
+        assert result.returncode == 2, result.stderr
+        assert result.stderr.startswith("micado: error: InvalidArgument: ")
+        assert result.stderr.count("\n") == 1 and "Traceback" not in result.stderr
+        assert all(problem in result.stderr for problem in problems)
+    assert not marker.exists()
+    assert client.master.list() == []
+
+
+def test_create_refuses_a_dash_led_ssh_user_before_the_cloud_is_asked(keypair):
+    with pytest.raises(InvalidArgument, match="ssh_user must not begin with '-': '-oProxyCommand=x'"):
+        MicadoClient(launcher="openstack").master.create(
+            auth_url="http://127.0.0.1:9/v3", project_id="p", image="i", flavor="f", network="n", keypair="k",
+            ssh_user="-oProxyCommand=x")

@@ -346,7 +346,8 @@ def write_credentials_template(path: Path | str | None = None) -> Path:
     try:
         written = write_private(file, credentials_file_template(file), exclusive=True)
     except OSError as exc:
-        raise CredentialsError(f"cannot write {file}: {exc.strerror or exc}", path=file) from None
+        raise CredentialsError(f"cannot write the credentials template {file}: {paths.os_reason(exc)}",
+                               path=file) from None
     if not written:
         raise CredentialsError(f"{file} already exists; edit it, or move it away first", path=file)
     return file

@@ -12,6 +12,7 @@ on the machine), but one that other users can write to is refused.
 
 from __future__ import annotations
 
+import errno
 import logging
 import os
 import stat
@@ -24,12 +25,29 @@ logger = logging.getLogger(__name__)
 ENV_DIR = "MICADO_CLI_DIR"
 DIR_MODE = 0o700
 FILE_MODE = 0o600
+SECRET_KEY_NAME = "secret.key"
+
+
+#: Bytes a name in a path may have, and a whole path (Linux's NAME_MAX and PATH_MAX, less
+#: room for the files kept inside): a longer MiCADO dir could hold no file at all.
+NAME_MAX, PATH_MAX = 255, 4096 - 256
 
 
 def micado_dir() -> Path:
-    """Return the MiCADO directory (``$MICADO_CLI_DIR`` or ``~/.micado-cli``), unresolved."""
+    """Return the MiCADO directory (``$MICADO_CLI_DIR`` or ``~/.micado-cli``), unresolved.
+
+    Raises:
+        InvalidArgument: the path is too long to be a folder (a name in it longer than
+            255 bytes, or the whole longer than 3840): no file could be kept there.
+    """
     value = os.environ.get(ENV_DIR)
-    return Path(value).expanduser() if value else Path.home() / ".micado-cli"
+    root = Path(value).expanduser() if value else Path.home() / ".micado-cli"
+    encoded = os.fsencode(root)
+    if len(encoded) > PATH_MAX or any(len(name) > NAME_MAX for name in encoded.split(b"/")):
+        shown = str(root) if len(str(root)) <= 80 else f"{str(root)[:60]}...({len(encoded)} bytes)"
+        raise InvalidArgument(f"the MiCADO dir {shown} (${ENV_DIR}) is too long a path (a name in it may have "
+                              f"{NAME_MAX} bytes, the whole {PATH_MAX}): set {ENV_DIR} to a shorter one")
+    return root
 
 
 def credentials_file() -> Path:
@@ -49,7 +67,7 @@ def store_lock_file() -> Path:
 
 def secret_key_file() -> Path:
     """The AES key that encrypts secrets in the store (mode 0600)."""
-    return micado_dir() / "secret.key"
+    return micado_dir() / SECRET_KEY_NAME
 
 
 def store_identity_file() -> Path:
@@ -128,20 +146,36 @@ def ensure_dir(path: Path | None = None) -> Path:
 
     Raises:
         InvalidArgument: the MiCADO dir exists but is not a folder, or users other than
-            its owner can write to it (the message says what to do).
+            its owner can write to it, or it or ``path`` cannot be created (a read-only
+            or full file system, no permission: the path and the reason are named);
+            the message says what to do.
     """
     root = micado_dir()
-    root.parent.mkdir(parents=True, exist_ok=True)
     try:
-        root.mkdir(mode=DIR_MODE)
-    except FileExistsError:
-        _check_existing(root)
-    else:
-        root.chmod(DIR_MODE)  # ours: exactly 0700, whatever the umask
-    if path is None:
-        return root
-    path.mkdir(mode=DIR_MODE, parents=True, exist_ok=True)
+        root.parent.mkdir(parents=True, exist_ok=True)
+        try:
+            root.mkdir(mode=DIR_MODE)
+        except FileExistsError:
+            _check_existing(root)
+        else:
+            root.chmod(DIR_MODE)  # ours: exactly 0700, whatever the umask
+        if path is None:
+            return root
+        path.mkdir(mode=DIR_MODE, parents=True, exist_ok=True)
+    except OSError as exc:  # a read-only or full file system, no permission, a file in the way...
+        failed = Path(exc.filename) if exc.filename else (path or root)
+        raise InvalidArgument(
+            f"the MiCADO dir {root} (${ENV_DIR}, default ~/.micado-cli) cannot be used: cannot create "
+            f"{failed}: {os_reason(exc)}; set {ENV_DIR} to a folder you can write"
+        ) from None
     return path
+
+
+def os_reason(exc: OSError) -> str:
+    """An OS error's reason in words and by name: ``Read-only file system (EROFS)``."""
+    name = errno.errorcode.get(exc.errno or 0)
+    words = exc.strerror or type(exc).__name__
+    return f"{words} ({name})" if name else words
 
 
 def _check_existing(root: Path) -> None:

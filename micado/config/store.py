@@ -80,6 +80,8 @@ ENV_KEY = "MICADO_SECRET_KEY"
 MAX_FILE_BYTES = 4 << 20
 _MAX_KEY_FILE_BYTES = 1024  # the key is 44 characters of base64
 _IDENTITY_RE = re.compile(r"^[0-9a-f]{32}$")
+#: The 0.9-format store files already warned about in this process.
+_LEGACY_WARNED: set[str] = set()
 
 
 class MasterStore:
@@ -101,7 +103,7 @@ class MasterStore:
             self.identity_path = paths.store_identity_file()
         else:
             self.lock_path = self.path.with_name(self.path.name + ".lock")
-            self.key_path = self.path.with_name(paths.secret_key_file().name)
+            self.key_path = self.path.with_name(paths.SECRET_KEY_NAME)
             self.identity_path = self.path.with_name(paths.store_identity_file().name)
         self.lock_timeout = lock_timeout
 
@@ -128,6 +130,7 @@ class MasterStore:
             master_id: the master id.
 
         Raises:
+            InvalidArgument: ``master_id`` is not text, or is empty or blank.
             MasterNotFound: no master with that id (the known ids are listed).
             StoreError: the file is damaged (a secret of this record fails its
                 integrity check, say), or its key is missing or wrong.
@@ -182,6 +185,38 @@ class MasterStore:
                 "micado-client will not replace it (the clouds know this MiCADO dir by it): restore it, or "
                 "move it away to start a new identity (cleanup then leaves what the old one made alone)")
         return value
+
+    def resolve(self, given: str) -> str:
+        """Return the stored master id that ``given`` is, or is the only one to begin with.
+
+        The command line takes a beginning of an id wherever it takes an id; this is
+        where such a beginning is turned into the id. An empty or blank ``given`` is
+        refused, never taken as the beginning of every id.
+
+        Args:
+            given: a master id, or a beginning of one.
+
+        Returns:
+            The full id.
+
+        Raises:
+            InvalidArgument: ``given`` is not text, is empty or blank, or several stored
+                ids begin with it (they are listed).
+            MasterNotFound: no stored id is or begins with ``given`` (the known ids are listed).
+            StoreError: the store cannot be read.
+        """
+        _check_id(given)
+        records = self.list()
+        ids = [record.id for record in records]
+        if given in ids:
+            return given
+        matches = [master_id for master_id in ids if master_id.startswith(given)]
+        if len(matches) > 1:
+            raise InvalidArgument(
+                f"master id {given!r} is ambiguous: it begins {', '.join(matches)}; give more of it")
+        if not matches:
+            self._index(records, given)  # raises MasterNotFound, listing the known ids
+        return matches[0]
 
     # --- writing ---------------------------------------------------------------------------
 
@@ -293,6 +328,7 @@ class MasterStore:
             The record that was removed.
 
         Raises:
+            InvalidArgument: ``master_id`` is not text, or is empty or blank.
             MasterNotFound: no master with that id (the known ids are listed).
             StoreError: the store cannot be read or written.
         """
@@ -303,6 +339,7 @@ class MasterStore:
     # --- internals -------------------------------------------------------------------------
 
     def _index(self, records: builtins.list[MasterRecord], master_id: str) -> int:
+        _check_id(master_id)
         for index, record in enumerate(records):
             if record.id == master_id:
                 return index
@@ -359,7 +396,8 @@ class MasterStore:
             ) from None
         except _store_format.Damaged as exc:
             raise self._damaged(str(exc)) from None
-        if contents.legacy and contents.records:
+        if contents.legacy and contents.records and str(self.path) not in _LEGACY_WARNED:
+            _LEGACY_WARNED.add(str(self.path))  # once per file and process, not on every read
             logger.warning(
                 "%s was written by micado-client 0.9 and holds MiCADO passwords in plaintext; "
                 "the next change to the store rewrites it with the passwords encrypted", self.path,
@@ -443,7 +481,10 @@ class MasterStore:
         if self.path.parent == paths.micado_dir():
             paths.ensure_dir()
         else:
-            self.path.parent.mkdir(mode=paths.DIR_MODE, parents=True, exist_ok=True)
+            try:
+                self.path.parent.mkdir(mode=paths.DIR_MODE, parents=True, exist_ok=True)
+            except OSError as exc:
+                raise StoreError(f"cannot create the folder of the master store {self.path}: {_reason(exc)}") from None
         try:
             fd = os.open(self.lock_path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, paths.FILE_MODE)
         except OSError as exc:
@@ -470,6 +511,14 @@ class MasterStore:
             yield
         finally:
             os.close(fd)  # closing the descriptor releases the lock
+
+
+def _check_id(master_id: object) -> None:
+    # The one check of a master id given to the store: "" or "  " names no master (as a
+    # beginning, "" would name every one), whichever command or call it came from.
+    if not isinstance(master_id, str) or not master_id.strip():
+        raise InvalidArgument(f"master_id must be a stored master's id, not {master_id!r} "
+                              "(an empty or blank id names no master)")
 
 
 def _refuse_sealed(record: MasterRecord, where: str) -> None:
@@ -499,7 +548,7 @@ def _symlink_refused(path: Path, what: str) -> StoreError | None:
 
 
 def _reason(exc: BaseException) -> str:
-    return exc.strerror if isinstance(exc, OSError) and exc.strerror else type(exc).__name__
+    return paths.os_reason(exc) if isinstance(exc, OSError) else type(exc).__name__
 
 
 def _fsync_dir(directory: Path) -> None:

@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from micado.checks import command_word_problem
 from micado.config import paths
 from micado.exceptions import CredentialsError
 from micado.master.lifecycle import STEPS, Creation
@@ -51,10 +52,14 @@ class HostKey:
 def check_host_arguments(host: object, ssh_key: object) -> list[str]:
     """The problems with ``deploy``'s ``host`` and ``ssh_key``, each naming its argument."""
     found = []
-    if not isinstance(host, str) or not host.strip() or any(c.isspace() or c in "/@[]" for c in host):
+    if not isinstance(host, str) or not host.strip() or any(c in "/@[]" for c in host):
         found.append(f"host must be an address or host name (no user, port or path), not {host!r}")
+    elif command_word_problem(host):
+        found.append(f"host {command_word_problem(host)}: {host!r}")
     if not isinstance(ssh_key, (str, Path)) or not str(ssh_key).strip():
         found.append(f"ssh_key must be the path of your SSH private key, not {ssh_key!r}")
+    elif command_word_problem(str(ssh_key)):
+        found.append(f"ssh_key {command_word_problem(str(ssh_key))}: {str(ssh_key)!r}")
     elif not Path(ssh_key).expanduser().is_file():
         found.append(f"ssh_key {ssh_key}: no such file")
     return found

@@ -77,7 +77,7 @@ class CreateSpec:
     registry_credentials: str | os.PathLike[str] | None = _arg(
         "container-registry credentials file (the release's credentials-registries.yml)", kind="file")
     # -- reaching the VM
-    ssh_user: str = _arg("SSH user of the image", "ubuntu")
+    ssh_user: str = _arg("SSH user of the image", "ubuntu", kind="login")
     ssh_port: int = _arg("SSH port of the VM", 22, kind="port")
     api_port: int = _arg("HTTPS port of the MiCADO API", 443, kind="port")
     remote_cert_path: str = _arg("the master's certificate on the VM", DEFAULT_REMOTE_CERT_PATH)
@@ -161,9 +161,12 @@ def _check(kind: str, value: Any) -> str | None:
     """What is wrong with ``value`` for an argument of ``kind``, or ``None``."""
     from micado import checks
 
-    if kind in ("text", "secret", "url"):
+    if kind in ("text", "secret", "url", "login"):
         if not isinstance(value, str) or not value.strip():
             return "must be a non-empty string"
+        if kind == "login":
+            problem = checks.command_word_problem(value)
+            return None if problem is None else f"{problem}: {value!r}"
         if kind == "url":
             try:
                 checks.http_url("", value, "")

@@ -331,13 +331,14 @@ class MicadoMaster:
         """Work with a master created earlier, possibly by another program.
 
         Args:
-            master_id: the id :meth:`create` returned.
+            master_id: the id :meth:`create` returned, whole (the command line's
+                beginnings of ids are turned into ids by
+                :meth:`~micado.config.store.MasterStore.resolve`).
 
         Raises:
+            InvalidArgument: ``master_id`` is not text, or is empty or blank.
             MasterNotFound: no master with that id is recorded (the message lists the known ids).
         """
-        if not isinstance(master_id, str) or not master_id:
-            raise InvalidArgument(f"master_id must be a non-empty string, not {master_id!r}")
         record = self.store.get(master_id)
         if record.state == "creating":
             raise MicadoException(self._creating_message(record))
@@ -364,6 +365,8 @@ class MicadoMaster:
         Raises:
             MicadoException: no master was created or attached, or the master is still
                 being created by a running process.
+            InvalidArgument: ``master_id`` is given but is not text, or is empty or blank
+                (never taken as "every master").
             MasterNotFound: ``master_id`` is not recorded.
             LaunchError: the cloud refused to delete the VM (the record is kept, so you can retry).
         """
