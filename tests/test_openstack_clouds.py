@@ -3,8 +3,11 @@
 from __future__ import annotations
 
 import json
+import os
+import signal
 import stat
 import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -54,6 +57,7 @@ def test_use_case_1_through_clouds_yaml(micado_stack, clouds_yaml, monkeypatch):
     login = micado_stack.cloud.login
     ((path, mode, credentials),) = handed
     assert mode == 0o600
+    assert path.is_relative_to(micado_stack.micado_cli_dir / "work")  # in the MiCADO dir's private work area
     assert isinstance(credentials, PasswordAuth)
     assert (credentials.username, credentials.password) == (login["username"], login["password"])
     assert not path.exists()
@@ -150,3 +154,80 @@ def test_deploy_on_a_host_hands_the_master_a_credentials_file_derived_from_cloud
         client.master.destroy(master_id)
     finally:
         micado_stack.vms.delete("my-host")
+
+
+KILLED_CLOUD_CREATE = """
+import json, os, signal, sys
+from micado import MicadoClient
+
+def progress(stage, message):
+    if stage == sys.argv[2] and sys.argv[3] in message:
+        os.kill(os.getpid(), signal.SIGKILL)
+
+MicadoClient(launcher="openstack", cloud="local").master.create(progress=progress, **json.loads(sys.argv[1]))
+"""
+
+
+def _files_holding(secret: bytes, *roots: Path, skip: tuple[Path, ...] = ()) -> list[Path]:
+    found = []
+    for root in roots:
+        for path in [root, *root.rglob("*")] if root.exists() else []:
+            if any(path.is_relative_to(other) for other in skip) or path.is_symlink() or not path.is_file():
+                continue
+            if secret in path.read_bytes():
+                found.append(path)
+    return found
+
+
+@pytest.mark.parametrize("how, stage, message", [
+    ("library", "ansible", "running "),  # the working copy is made, the play not started
+    ("library", "ansible", "Start the TOSCA Submitter"),  # ansible-playbook runs
+    ("cli", "ansible", "Start the TOSCA Submitter"),
+])
+def test_a_create_with_a_cloud_killed_mid_play_leaves_the_password_only_in_the_private_work_area(
+        micado_stack, clouds_yaml, tmp_path, how: str, stage: str, message: str) -> None:
+    """SIGKILL during ``--cloud`` create: the derived credentials are in the MiCADO dir (0700), and cleanup takes them."""
+    password = str(micado_stack.cloud.login["password"]).encode()
+    temp = tmp_path / "tmpdir"  # the killed program's temporary folder, to look into
+    temp.mkdir()
+    env = {**os.environ, "TMPDIR": str(temp)}
+    kwargs = {k: v for k, v in micado_stack.create_kwargs.items()
+              if k not in ("auth_url", "project_id", "region", "user_domain_name")}
+    if how == "library":
+        killed = subprocess.run([sys.executable, "-c", KILLED_CLOUD_CREATE, json.dumps(kwargs), stage, message],
+                                env=env, capture_output=True, text=True, timeout=300)
+        assert killed.returncode == -signal.SIGKILL, killed.stderr
+    else:
+        kwargs_file = tmp_path / "kwargs.json"
+        kwargs_file.write_text(json.dumps(kwargs))
+        process = subprocess.Popen([sys.executable, "-m", "micado", "master", "create", "--cloud", "local",
+                                    "--kwargs-file", str(kwargs_file)], env=env, stdin=subprocess.DEVNULL,
+                                   stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+        assert process.stderr is not None
+        for line in process.stderr:
+            if f"{stage}: " in line and message in line:
+                process.kill()
+                break
+        process.communicate(timeout=300)
+        assert process.returncode == -signal.SIGKILL
+
+    cli_dir = micado_stack.micado_cli_dir
+    # the user's own clouds.yaml holds it, and the master's disk gets it by design: nothing else outside the MiCADO dir
+    outside = _files_holding(password, temp, tmp_path, micado_stack.base_dir,
+                             skip=(clouds_yaml, cli_dir, micado_stack.vms.base_dir))
+    assert outside == []
+    inside = _files_holding(password, cli_dir)
+    assert inside, "the killed play's credentials copy should be in the working copy until cleanup"
+    for path in inside:
+        assert path.is_relative_to(cli_dir / "work")
+        assert stat.S_IMODE(path.stat().st_mode) == 0o600
+        work_copy = cli_dir / "work" / path.relative_to(cli_dir / "work").parts[0]
+        for folder in (cli_dir / "work", work_copy):  # nobody else can get in
+            assert stat.S_IMODE(folder.stat().st_mode) == 0o700, folder
+
+    client = MicadoClient(launcher="openstack", cloud="local")
+    removed = client.master.cleanup()
+    assert all(item.removed for item in removed), [str(item) for item in removed]
+    assert _files_holding(password, cli_dir) == []
+    assert micado_stack.cloud.leftovers()["servers"] == []
+    assert client.master.list() == []
