@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import json
+import logging
 import os
 import signal
 import stat
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -15,7 +17,7 @@ import pytest
 from micado import MicadoClient
 from micado.config.credentials import PasswordAuth, load_credentials
 from micado.config.openstack_config import load_cloud
-from micado.exceptions import CredentialsError
+from micado.exceptions import CredentialsError, InvalidArgument
 
 ADTS = Path(__file__).parent / "adts"
 
@@ -33,6 +35,7 @@ def clouds_yaml(micado_stack, tmp_path, monkeypatch) -> Path:
         "auth": {"auth_url": login["auth_url"], "username": login["username"], "password": login["password"],
                  "project_id": login["project_id"], "user_domain_name": login["user_domain_name"] or "Default"},
         "region_name": login["region"]}}}))  # JSON is YAML
+    path.chmod(0o600)  # it holds the password
     monkeypatch.setenv("OS_CLIENT_CONFIG_FILE", str(path))
     return path
 
@@ -72,7 +75,9 @@ def test_use_case_1_through_clouds_yaml(micado_stack, clouds_yaml, monkeypatch):
 
 def test_os_variables_are_read_when_there_is_no_credentials_file(micado_stack, clouds_yaml, monkeypatch):
     login = micado_stack.cloud.login
-    monkeypatch.setenv("OS_CLIENT_CONFIG_FILE", str(clouds_yaml.parent / "none.yaml"))
+    no_clouds = clouds_yaml.parent / "none.yaml"
+    no_clouds.write_text("clouds: {}\n")
+    monkeypatch.setenv("OS_CLIENT_CONFIG_FILE", str(no_clouds))
     for name, value in (("OS_AUTH_URL", login["auth_url"]), ("OS_USERNAME", login["username"]),
                         ("OS_PASSWORD", login["password"]), ("OS_PROJECT_ID", login["project_id"])):
         monkeypatch.setenv(name, value)
@@ -231,3 +236,164 @@ def test_a_create_with_a_cloud_killed_mid_play_leaves_the_password_only_in_the_p
     assert _files_holding(password, cli_dir) == []
     assert micado_stack.cloud.leftovers()["servers"] == []
     assert client.master.list() == []
+
+
+# --- broken and doubtful clouds.yaml files: one typed error naming the file, nothing sent ----------
+
+_LOGIN = {"auth_url": "https://keystone.example:5000/v3", "username": "u", "password": "a-password",
+          "project_id": "p"}
+
+
+def _clouds(auth_type: str | None = None) -> str:
+    cloud: dict[str, object] = {"auth": _LOGIN}
+    if auth_type is not None:
+        cloud["auth_type"] = auth_type
+    return json.dumps({"clouds": {"local": cloud}})
+
+
+def _broken_file(case: str, folder: Path) -> tuple[dict[str, str], str, str | None]:
+    """A broken configuration: the environment that points at it, what the error says, the file it names."""
+    path = folder / "clouds.yaml"
+    if case == "bad YAML":
+        path.write_text("clouds:\n  local: [\n")
+        return {"OS_CLIENT_CONFIG_FILE": str(path)}, "is not valid YAML at line 3", str(path)
+    if case == "clouds: 5":
+        path.write_text("clouds: 5\n")
+        return {"OS_CLIENT_CONFIG_FILE": str(path)}, "its 'clouds' is a number, not a mapping", str(path)
+    if case == "binary":
+        path.write_bytes(bytes(range(256)) * 8)
+        return {"OS_CLIENT_CONFIG_FILE": str(path)}, "is not UTF-8 text", str(path)
+    if case == "folder":
+        path.mkdir()
+        return {"OS_CLIENT_CONFIG_FILE": str(path)}, "is a folder, not a file", str(path)
+    if case == "/dev/zero":
+        return {"OS_CLIENT_CONFIG_FILE": "/dev/zero"}, "is not a regular file", "/dev/zero"
+    if case == "named pipe":  # opening it for reading would wait for a writer forever
+        os.mkfifo(path)
+        return {"OS_CLIENT_CONFIG_FILE": str(path)}, "is not a regular file", str(path)
+    if case == "too large":
+        path.write_text("# " + "x" * (300 << 10) + "\n" + _clouds())
+        return {"OS_CLIENT_CONFIG_FILE": str(path)}, "larger than", str(path)
+    if case in ("auth_type: token", "auth_type: v3oidcpassword"):
+        path.write_text(_clouds(case.partition(": ")[2]))
+        path.chmod(0o600)
+        return ({"OS_CLIENT_CONFIG_FILE": str(path)},
+                "supported: password, v3password, v3applicationcredential", str(path))
+    if case == "OS_CLIENT_CONFIG_FILE=/nonexistent":
+        return ({"OS_CLIENT_CONFIG_FILE": str(folder / "nonexistent")},
+                f"OS_CLIENT_CONFIG_FILE names {folder / 'nonexistent'}, which does not exist", None)
+    if case == "secure.yaml a folder":
+        path.write_text(_clouds())
+        path.chmod(0o600)
+        (folder / "secure.yaml").mkdir()
+        return ({"OS_CLIENT_CONFIG_FILE": str(path), "OS_CLIENT_SECURE_FILE": str(folder / "secure.yaml")},
+                "is a folder, not a file", str(folder / "secure.yaml"))
+    raise AssertionError(case)
+
+
+BROKEN = ["bad YAML", "clouds: 5", "binary", "folder", "/dev/zero", "named pipe", "too large", "auth_type: token",
+          "auth_type: v3oidcpassword", "OS_CLIENT_CONFIG_FILE=/nonexistent", "secure.yaml a folder"]
+
+
+@pytest.fixture
+def no_openstack_config(tmp_path, monkeypatch) -> Path:
+    """A user without openstacksdk configuration: a fresh HOME and MiCADO dir, no OS_* variables."""
+    for name in list(os.environ):
+        if name.startswith("OS_"):
+            monkeypatch.delenv(name)
+    monkeypatch.setenv("HOME", str(tmp_path / "home"))
+    monkeypatch.setenv("MICADO_CLI_DIR", str(tmp_path / "micado-cli"))
+    folder = tmp_path / "config"
+    folder.mkdir()
+    return folder
+
+
+@pytest.mark.parametrize("case", BROKEN)
+def test_a_broken_clouds_yaml_is_a_credentials_error_naming_the_file(no_openstack_config, monkeypatch, case):
+    env, says, names = _broken_file(case, no_openstack_config)
+    for name, value in env.items():
+        monkeypatch.setenv(name, value)
+    with pytest.raises(CredentialsError) as caught:
+        MicadoClient(launcher="openstack", cloud="local").master.create()  # refused before any argument check
+    assert says in str(caught.value)
+    if names is not None:
+        assert names in str(caught.value) and str(caught.value.path) == names
+    assert "a-password" not in str(caught.value)
+
+
+@pytest.mark.parametrize("case", BROKEN)
+def test_a_broken_clouds_yaml_is_one_line_with_exit_code_2(no_openstack_config, case):
+    from test_cli_messages import one_line
+
+    env, says, names = _broken_file(case, no_openstack_config)
+    env = {name: value for name, value in os.environ.items() if not name.startswith("OS_")} | env
+    started = time.monotonic()
+    result = subprocess.run([sys.executable, "-m", "micado", "master", "create", "--cloud", "local"],
+                            env=env, capture_output=True, text=True, timeout=60, stdin=subprocess.DEVNULL,
+                            cwd=no_openstack_config.parent)
+    assert time.monotonic() - started < 30  # /dev/zero and a pipe are not read
+    assert result.returncode == 2, result.stderr
+    line = one_line(result.stderr)
+    assert line.startswith("micado: error: CredentialsError: ") and says in line
+    assert names is None or names in line
+    assert "a-password" not in result.stderr
+
+
+def test_http_to_keystone_beyond_loopback_is_warned_about(no_openstack_config, monkeypatch, caplog):
+    path = no_openstack_config / "clouds.yaml"
+    path.write_text(json.dumps({"clouds": {
+        "plain": {"auth": {**_LOGIN, "auth_url": "http://keystone.example:5000/v3"}},
+        "loopback": {"auth": {**_LOGIN, "auth_url": "http://127.0.0.1:5000/v3"}},
+        "tls": {"auth": _LOGIN}}}))
+    path.chmod(0o600)
+    monkeypatch.setenv("OS_CLIENT_CONFIG_FILE", str(path))
+    for name in ("loopback", "tls"):
+        caplog.clear()
+        with pytest.raises(InvalidArgument, match="missing argument"):  # checked after the cloud: nothing sent
+            MicadoClient(launcher="openstack", cloud=name).master.create()
+        assert [r for r in caplog.records if r.levelno >= logging.WARNING] == []
+    caplog.clear()
+    with pytest.raises(InvalidArgument, match="missing argument"):
+        MicadoClient(launcher="openstack", cloud="plain").master.create()
+    (warning,) = [r.getMessage() for r in caplog.records if r.levelno >= logging.WARNING]
+    assert "'plain'" in warning and "plain http" in warning and "keystone.example" in warning
+    assert "a-password" not in warning
+
+
+@pytest.mark.parametrize("which", ["clouds.yaml", "secure.yaml"])
+def test_a_clouds_yaml_others_can_read_gets_the_credentials_file_warning(no_openstack_config, monkeypatch, caplog,
+                                                                         which):
+    from micado.config.openstack_config import load_cloud
+
+    clouds = no_openstack_config / "clouds.yaml"
+    secure = no_openstack_config / "secure.yaml"
+    public = {key: value for key, value in _LOGIN.items() if key != "password"}
+    clouds.write_text(json.dumps({"clouds": {"local": {"auth": public}}}))  # no secret: readable is fine
+    secure.write_text(json.dumps({"clouds": {"local": {"auth": {"password": _LOGIN["password"]}}}}))
+    clouds.chmod(0o644)
+    secure.chmod(0o600)
+    monkeypatch.setenv("OS_CLIENT_CONFIG_FILE", str(clouds))
+    monkeypatch.setenv("OS_CLIENT_SECURE_FILE", str(secure))
+    assert load_cloud("local").credentials == PasswordAuth("u", "a-password", None, "p")  # merged by openstacksdk
+    assert [r for r in caplog.records if r.levelno >= logging.WARNING] == []
+
+    if which == "clouds.yaml":
+        clouds.write_text(_clouds())
+    (no_openstack_config / which).chmod(0o644)
+    load_cloud("local")
+    (warning,) = [r.getMessage() for r in caplog.records if r.levelno >= logging.WARNING]
+    assert warning == (f"{no_openstack_config / which} holds cloud secrets but others can read it; "
+                       f"run: chmod 600 {no_openstack_config / which}")
+
+
+def test_the_cli_warns_about_a_clouds_yaml_others_can_read(no_openstack_config):
+    path = no_openstack_config / "clouds.yaml"
+    path.write_text(_clouds())
+    path.chmod(0o644)
+    env = {name: value for name, value in os.environ.items() if not name.startswith("OS_")}
+    result = subprocess.run([sys.executable, "-m", "micado", "master", "create", "--cloud", "local"],
+                            env={**env, "OS_CLIENT_CONFIG_FILE": str(path)}, capture_output=True, text=True,
+                            timeout=60, stdin=subprocess.DEVNULL)
+    assert result.returncode == 2  # then: missing arguments
+    assert f"{path} holds cloud secrets but others can read it; run: chmod 600 {path}" in result.stderr
+    assert "Traceback" not in result.stderr
