@@ -260,6 +260,12 @@ def _broken_file(case: str, folder: Path) -> tuple[dict[str, str], str, str | No
     if case == "clouds: 5":
         path.write_text("clouds: 5\n")
         return {"OS_CLIENT_CONFIG_FILE": str(path)}, "its 'clouds' is a number, not a mapping", str(path)
+    if case == "a cloud that is text":
+        path.write_text("clouds:\n  local: just text\n")
+        return {"OS_CLIENT_CONFIG_FILE": str(path)}, "cloud 'local' is text, not a mapping", str(path)
+    if case == "auth: 5":
+        path.write_text("clouds:\n  local:\n    auth: 5\n")
+        return {"OS_CLIENT_CONFIG_FILE": str(path)}, "the auth of cloud 'local' is not a mapping", str(path)
     if case == "binary":
         path.write_bytes(bytes(range(256)) * 8)
         return {"OS_CLIENT_CONFIG_FILE": str(path)}, "is not UTF-8 text", str(path)
@@ -291,7 +297,7 @@ def _broken_file(case: str, folder: Path) -> tuple[dict[str, str], str, str | No
     raise AssertionError(case)
 
 
-BROKEN = ["bad YAML", "clouds: 5", "binary", "folder", "/dev/zero", "named pipe", "too large", "auth_type: token",
+BROKEN = ["bad YAML", "clouds: 5", "a cloud that is text", "auth: 5", "binary", "folder", "/dev/zero", "named pipe", "too large", "auth_type: token",
           "auth_type: v3oidcpassword", "OS_CLIENT_CONFIG_FILE=/nonexistent", "secure.yaml a folder"]
 
 
@@ -397,3 +403,28 @@ def test_the_cli_warns_about_a_clouds_yaml_others_can_read(no_openstack_config):
     assert result.returncode == 2  # then: missing arguments
     assert f"{path} holds cloud secrets but others can read it; run: chmod 600 {path}" in result.stderr
     assert "Traceback" not in result.stderr
+
+
+@pytest.mark.parametrize("case", ["clouds: 5", "/dev/zero", "auth_type: token", "OS_CLIENT_CONFIG_FILE=/nonexistent"])
+def test_destroy_with_a_broken_clouds_yaml_is_one_line_and_keeps_the_record(no_openstack_config, case):
+    from micado.config.record import MasterRecord
+    from micado.config.store import MasterStore
+    from test_cli_messages import one_line
+
+    cli_dir = no_openstack_config.parent / "micado-cli"
+    cli_dir.mkdir(mode=0o700)
+    MasterStore(cli_dir / "data.yml").add(MasterRecord(
+        id="server-1", ip="127.0.0.1", endpoint="https://127.0.0.1:9/toscasubmitter/", api_version="v2.0",
+        cert_path=None, micado_user="admin", micado_password="web-password", launcher="openstack",
+        auth_url="https://keystone.example:5000/v3", project_id="p", extra={"server_id": "server-1",
+                                                                            "os_cloud": "local"}))
+    env, says, names = _broken_file(case, no_openstack_config)
+    env = {name: value for name, value in os.environ.items() if not name.startswith("OS_")} | env
+    result = subprocess.run([sys.executable, "-m", "micado", "master", "destroy", "--cloud", "local", "--yes",
+                             "server-1"], env={**env, "MICADO_CLI_DIR": str(cli_dir)}, capture_output=True,
+                            text=True, timeout=60, stdin=subprocess.DEVNULL)
+    assert result.returncode == 2, result.stderr
+    line = one_line(result.stderr)
+    assert line.startswith("micado: error: CredentialsError: ") and says in line
+    assert names is None or names in line
+    assert [record.id for record in MasterStore(cli_dir / "data.yml").list()] == ["server-1"]

@@ -113,7 +113,7 @@ def load_cloud(cloud: str | None = None) -> OpenStackCloud:
                 secure_files=[str(secure_file)] if secure_file else [])
             region = config.get_one(cloud=cloud, validate=False)
     except Exception as error:  # noqa: BLE001 (openstacksdk raises ConfigException, TypeError, KeyError...)
-        reason = str(error) if str(error) else type(error).__name__
+        reason = str(error).rstrip(".") or type(error).__name__
         raise CredentialsError(f"openstacksdk's configuration has no usable cloud {cloud!r}: {reason}; clouds "
                                f"configured: {', '.join(known) or 'none'} "
                                + (f"(in {clouds_file})" if clouds_file else "(no clouds.yaml found; "
@@ -171,7 +171,7 @@ def _text(where: str, path: Path | None, auth: dict[str, Any], key: str) -> str 
     value = auth.get(key)
     if value is None or isinstance(value, str):
         return value or None
-    raise CredentialsError(f"{where}: auth.{key} must be text, not {_kind(value)}", path=path,
+    raise CredentialsError(f"{where}: auth.{key} must be text (quote it), not {_kind(value)}", path=path,
                            key=f"auth.{key}")
 
 
