@@ -130,6 +130,16 @@ def work_dir(master_id: str) -> Path:
     return micado_dir() / "work" / master_id
 
 
+def derived_credentials_file(master_id: str) -> Path:
+    """The cloud credentials derived from ``clouds.yaml`` for one master's play (mode 0600).
+
+    It lies in the master's working copy (0700), so whatever removes the copy (the
+    create's undo, ``cleanup`` after a killed create) removes it too: the password is
+    never written outside the MiCADO dir.
+    """
+    return work_dir(master_id) / "derived-credentials-cloud-api.yml"
+
+
 def ensure_dir(path: Path | None = None) -> Path:
     """Create the MiCADO dir if missing, and ``path`` inside it; return ``path`` (or the dir).
 

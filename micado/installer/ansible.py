@@ -295,7 +295,9 @@ def prepare_workdir(
         micado_user: the MiCADO web user to create.
         micado_password: its password.
         cloud_credentials: the user's ``credentials-cloud-api.yml``; default
-            :func:`micado.config.paths.credentials_file`.
+            :func:`micado.config.paths.credentials_file`. It may lie in the working
+            copy (:func:`micado.config.paths.derived_credentials_file`): every input
+            is read before the copy is replaced.
         registry_credentials: a container-registry credentials file in the release's
             format (``credentials-registries.yml``; 0.9/0.10:
             ``credentials-docker-registry.yml``), or ``None``.

@@ -254,25 +254,25 @@ class Creation:
     def _cloud_credentials_file(self) -> Iterator[Path]:
         """The credentials file for the master: the user's, or one derived from openstacksdk's config.
 
-        The derived one lives in a private temporary folder (0700, the file 0600) for the
-        play only; the installer copies it into the working copy, which it removes.
+        The derived one (0600) is written into the master's working copy in the MiCADO
+        dir (:func:`~micado.config.paths.derived_credentials_file`), which the installer
+        reads before it replaces the copy, and which the undo and ``cleanup()`` remove:
+        a create killed at any point leaves the password nowhere else.
         """
         if self.cloud is None or paths.credentials_file().is_file():
             yield paths.credentials_file()
             return
-        import shutil
-        import tempfile
-
         from micado.config.files import write_private
         from micado.config.openstack_config import micado_credentials_text
 
-        folder = Path(tempfile.mkdtemp(prefix="micado-cloud-"))
+        target = paths.derived_credentials_file(self.vm.server_id)
+        paths.ensure_dir(target.parent.parent)  # work/, then work/<id>: each 0700
+        paths.ensure_dir(target.parent)
         try:
-            target = folder / "credentials-cloud-api.yml"
             write_private(target, micado_credentials_text(self.cloud.credentials).encode())
             yield target
         finally:
-            shutil.rmtree(folder, ignore_errors=True)
+            target.unlink(missing_ok=True)
 
     def _api(self) -> None:
         wait_for_port(self.vm.ip, self.spec.api_port, timeout=self.spec.api_timeout, progress=self.report)
