@@ -45,6 +45,7 @@ from micado.installer.playbooks import (
     PlaybookTree,
     check_tree,
     detect_layout,
+    file_reads,
     resolve_source,
 )
 from micado.installer.runner import run_playbook
@@ -106,46 +107,87 @@ class WorkDir:
     redact: tuple[str, ...] = field(default=(), repr=False)
 
 
+class _Data(str):
+    """Text Ansible must take as data, never as a template: written with YAML's ``!unsafe`` tag."""
+
+
+def as_data(value: Any) -> Any:
+    """``value`` with every non-empty string in it (mapping keys too) marked as data for Ansible.
+
+    Ansible evaluates ``{{ }}``, ``{% %}`` and ``{# #}`` in the variables it reads from
+    YAML and JSON files, and a ``lookup('pipe', ...)`` there runs on this machine (the
+    controller). A string tagged ``!unsafe`` is data to it: ansible-core 2.19 leaves it
+    untrusted (never templated, refused where a template is expected), and so does every
+    value the play derives from it. An empty string holds no template and stays plain
+    (Ansible would read ``!unsafe ""`` as null). Numbers, booleans and nulls stay typed.
+    """
+    if isinstance(value, str):
+        return _Data(value) if value else value
+    if isinstance(value, Mapping):
+        return {as_data(key): as_data(item) for key, item in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [as_data(item) for item in value]
+    return value
+
+
+def _variables(variables: Mapping[str, Any]) -> dict[str, Any]:
+    """Ansible variables for a YAML file: the names as they are, every value :func:`as_data`."""
+    return {name: as_data(value) for name, value in variables.items()}
+
+
 def _dump_yaml(data: object) -> str:
+    """YAML for Ansible: block style, one line a value, :class:`_Data` as ``!unsafe "..."``."""
     import io
 
     from ruamel.yaml import YAML
 
     yaml = YAML()
     yaml.default_flow_style = False
+    yaml.width = 1 << 30  # never folded: a long value stays on one line
+    yaml.representer.add_representer(
+        _Data, lambda representer, text: representer.represent_scalar("!unsafe", str(text), style='"'))
     out = io.StringIO()
     yaml.dump(data, out)
     return out.getvalue()
 
 
-#: Jinja's delimiters: Ansible would evaluate them in a credential read from a vars file.
+#: Jinja's delimiters: where a value holds one, Ansible would evaluate it unless told it is data.
 _JINJA_MARKERS = ("{{", "{%", "{#")
 
 
-def check_web_credentials(micado_user: str, micado_password: str) -> None:
-    """Check the MiCADO web user and password can be handed to the playbooks as they are.
+def _templates_in(document: object, where: str = "") -> list[str]:
+    """Where (``a.b[0]``) a key or string of ``document`` holds a Jinja delimiter."""
+    found: list[str] = []
+    if isinstance(document, dict):
+        for key, value in document.items():
+            place = f"{where}.{key}" if where else str(key)
+            if isinstance(key, str) and any(marker in key for marker in _JINJA_MARKERS):
+                found.append(place)
+            found += _templates_in(value, place)
+    elif isinstance(document, list):
+        for index, item in enumerate(document):
+            found += _templates_in(item, f"{where}[{index}]")
+    elif isinstance(document, str) and any(marker in document for marker in _JINJA_MARKERS):
+        found.append(where or "(the whole file)")
+    return found
 
-    They reach the release as plain strings inside its ``security`` variable, and
-    Ansible evaluates ``{{ ... }}`` in variable values, so Jinja delimiters are
-    refused, before anything is made.
+
+def check_web_credentials(micado_user: str, micado_password: str) -> None:
+    """Check the MiCADO web user and password can be handed to the playbooks.
+
+    They reach the release as data inside its ``security`` variable (see
+    :func:`as_data`): any text is taken as it is, ``{{ }}`` included.
 
     Args:
         micado_user: the web user.
         micado_password: its password.
 
     Raises:
-        InvalidArgument: a value is empty, not a string, or contains ``{{``, ``{%`` or ``{#``
-            (the secret itself is never quoted).
+        InvalidArgument: a value is empty or not a string (the secret itself is never quoted).
     """
     for name, value in (("micado_user", micado_user), ("micado_password", micado_password)):
         if not isinstance(value, str) or not value:
             raise InvalidArgument(f"{name} must be a non-empty string")
-        found = [marker for marker in _JINJA_MARKERS if marker in value]
-        if found:
-            raise InvalidArgument(
-                f"{name} must not contain {' or '.join(repr(m) for m in found)}: the ansible-micado "
-                "playbooks would evaluate it as a Jinja template; choose another value"
-            )
 
 
 def check_settings(layout: Layout, settings: Mapping[str, Any] | None) -> dict[str, Any]:
@@ -324,15 +366,21 @@ def prepare_workdir(
     extra_vars = {**check_settings(layout, settings), "security": web_security(micado_user, micado_password)}
     cloud_file = Path(cloud_credentials) if cloud_credentials is not None else paths.credentials_file()
     cloud_text = _read_credentials(cloud_file, "cloud credentials")
-    secrets_to_mask = [micado_password, *_secret_values(_parse_credentials(cloud_file, cloud_text))]
+    cloud_document = _parse_credentials(cloud_file, cloud_text)
+    cloud_text = _credentials_copy(tree, "cloud_cred_path", cloud_file, cloud_text, cloud_document)
+    secrets_to_mask = [micado_password, *_secret_values(cloud_document)]
     secrets_to_mask += _secret_values({name: value for name, value in extra_vars.items() if name != "security"})
     registry_text = None
     if registry_credentials is not None:
         if layout.registry_credentials is None:
             raise InvalidArgument(f"registry_credentials: these playbooks (MiCADO {layout.name}) read no "
                                   "container-registry credentials")
-        registry_text = _read_credentials(Path(registry_credentials), "registry credentials")
-        secrets_to_mask += _secret_values(_parse_credentials(Path(registry_credentials), registry_text))
+        registry_file = Path(registry_credentials)
+        registry_text = _read_credentials(registry_file, "registry credentials")
+        registry_document = _parse_credentials(registry_file, registry_text)
+        registry_text = _credentials_copy(tree, layout.registry_variable or "", registry_file, registry_text,
+                                          registry_document)
+        secrets_to_mask += _secret_values(registry_document)
     key = Path(ssh_key) if ssh_key is not None else paths.ssh_private_key()
 
     work = paths.work_dir(master_id)
@@ -354,8 +402,8 @@ def prepare_workdir(
         registry_copy = run_dir / layout.registry_credentials
         write_private(registry_copy, registry_text)
         secret_files.append(registry_copy)
-    extra_file = work / "extra-vars.json"
-    write_private(extra_file, json.dumps(extra_vars, indent=2))
+    extra_file = work / "extra-vars.yml"
+    write_private(extra_file, _dump_yaml(_variables(extra_vars)))
     secret_files.append(extra_file)
 
     ssh_args = ssh.ssh_options(port=ssh_port, key=key, strict=True)
@@ -369,7 +417,8 @@ def prepare_workdir(
         "ansible_ssh_common_args": shlex.join(ssh_args),
     }
     inventory = work / "inventory.yml"
-    write_private(inventory, _dump_yaml({"all": {"hosts": {layout.host: host_vars}}}))
+    # YAML, every string tagged as data: an INI inventory's values would be templates to Ansible.
+    write_private(inventory, _dump_yaml({"all": {"hosts": {layout.host: _variables(host_vars)}}}))
 
     config = work / "ansible.cfg"
     write_private(config, _ansible_cfg(work, inventory, become))
@@ -387,6 +436,34 @@ def prepare_workdir(
         cloud_credentials=cloud_copy,
         secret_files=tuple(secret_files),
         redact=tuple(secret for secret in secrets_to_mask if secret),
+    )
+
+
+def _credentials_copy(tree: PlaybookTree, variable: str, path: Path, text: str, document: object) -> str:
+    """The text of a credentials file as the release gets it: its content must reach the play as data.
+
+    A file without a Jinja delimiter goes as it is. One with them (a password holding
+    ``{{``, ``{%`` or ``{#``) goes as it is where the release only moves its bytes
+    (``copy``: k3s reads ``registries.yaml`` itself), re-written with every string tagged
+    ``!unsafe`` where it only reads it with ``include_vars`` (which would evaluate them
+    on this machine), and is refused where it does both or anything else with it.
+
+    Raises:
+        InvalidArgument: the release would evaluate a value of the file; names the file and key.
+    """
+    places = _templates_in(document)
+    if not places:
+        return text
+    reads = file_reads(tree.run_dir, variable) - {"checked"}
+    if reads <= {"verbatim"}:
+        return text
+    if reads == {"vars"}:
+        return _dump_yaml(as_data(document))
+    uses = ", ".join(sorted(read.removeprefix("other:") for read in reads))
+    raise InvalidArgument(
+        f"{path}: {', '.join(places[:5])} holds '{{{{', '{{%' or '{{#', which these playbooks "
+        f"(MiCADO {tree.layout.name}, {variable}: {uses}) would evaluate as a Jinja template; "
+        "choose a value without them"
     )
 
 

@@ -55,6 +55,7 @@ __all__ = [
     "ansible_core_version",
     "check_playbooks",
     "plan_rewrites",
+    "playbook_files",
     "rewrite_condition",
 ]
 
@@ -366,7 +367,7 @@ def plan_rewrites(
     rewrites: list[Rewrite] = []
     texts: dict[str, str] = {}
     problems: list[str] = []
-    for path in _playbook_files(root):
+    for path in playbook_files(root):
         relative = path.relative_to(root).as_posix()
         text = _read(path)
         if text is None:
@@ -429,7 +430,8 @@ def _one_line(text: str) -> str:
     return repr(flat if len(flat) <= 160 else flat[:157] + "...")
 
 
-def _playbook_files(root: Path) -> Iterator[Path]:
+def playbook_files(root: Path) -> Iterator[Path]:
+    """Every YAML file below ``root`` that may hold plays or tasks (data folders skipped), sorted."""
     for folder, subfolders, files in os.walk(root):
         subfolders[:] = sorted(name for name in subfolders
                                if name not in _NOT_TASK_FOLDERS and not name.startswith("."))

@@ -47,6 +47,7 @@ __all__ = [
     "MANAGED_VARIABLES",
     "check_tree",
     "detect_layout",
+    "file_reads",
     "resolve_source",
 ]
 
@@ -103,6 +104,7 @@ class Layout:
         cloud_credentials: where the release reads the cloud credentials, relative to ``run_dir``.
         web_credentials: where it would read the web credentials file, if it says.
         registry_credentials: where it reads container-registry credentials, if it says.
+        registry_variable: the variable that says so (``registry_cred_path``, ``docker_cred_path``).
         booleans: the names of the release's variables whose defaults are booleans.
     """
 
@@ -115,6 +117,7 @@ class Layout:
     cloud_credentials: str
     web_credentials: str | None = None
     registry_credentials: str | None = None
+    registry_variable: str | None = None
     booleans: frozenset[str] = field(default=frozenset(), repr=False, compare=False)
 
     @property
@@ -287,8 +290,8 @@ def _layout(root: Path, playbook: Path, play: dict[str, Any]) -> Layout:
     if cloud is None:
         raise InstallError(f"{where}: the release does not say where it reads the cloud credentials "
                            "(no 'cloud_cred_path' variable)")
-    registry = next((_path_variable(variables, name_, where) for name_ in _REGISTRY_PATH_VARIABLES
-                     if name_ in variables), None)
+    registry_variable = next((name_ for name_ in _REGISTRY_PATH_VARIABLES if name_ in variables), None)
+    registry = _path_variable(variables, registry_variable, where) if registry_variable is not None else None
     booleans = {key for key, value in variables.items() if isinstance(value, bool)}
     for defaults in sorted(run_dir.glob("roles/**/defaults/main.y*ml")):
         loaded = _load_yaml(defaults.read_text(encoding="utf-8", errors="replace"))
@@ -298,7 +301,7 @@ def _layout(root: Path, playbook: Path, play: dict[str, Any]) -> Layout:
         name=name, run_dir=run_dir.relative_to(root).as_posix(), playbook=playbook.name, host=host,
         variables=variables, variable_files=tuple(variable_files), cloud_credentials=cloud,
         web_credentials=_path_variable(variables, "micado_cred_path", where),
-        registry_credentials=registry, booleans=frozenset(booleans),
+        registry_credentials=registry, registry_variable=registry_variable, booleans=frozenset(booleans),
     )
 
 
@@ -332,6 +335,69 @@ def _path_variable(variables: dict[str, Any], name: str, where: Path) -> str | N
     if normal.startswith(("/", "..")):
         raise InstallError(f"{where}: {name} {value!r} points outside the playbooks' folder")
     return normal
+
+
+#: How a task may use a file named by a variable: its content read as variables, or moved as it is.
+_VARS_READERS = frozenset({"include_vars"})
+_CHECKERS = frozenset({"stat"})
+_VERBATIM_READERS = frozenset({"copy", "slurp", "fetch"})
+#: Keys of a task (or play) that name no file read: conditions, names, loops...
+_TASK_KEYWORDS = frozenset({"name", "when", "tags", "register", "notify", "listen", "changed_when",
+                            "failed_when", "until", "retries", "delay", "delegate_to", "become", "become_user",
+                            "no_log", "ignore_errors", "loop_control", "run_once", "environment", "vars",
+                            "hosts", "gather_facts", "remote_user", "connection", "check_mode"})
+#: Keys that hold more tasks or plays.
+_NESTED_TASKS = frozenset({"block", "rescue", "always", "tasks", "pre_tasks", "post_tasks", "handlers"})
+
+
+def file_reads(run_dir: Path, variable: str) -> frozenset[str]:
+    """How the release's tasks use the file that ``variable`` names (e.g. ``cloud_cred_path``).
+
+    Every task file below ``run_dir`` is looked at (not templates, files or variable
+    files: :func:`micado.installer.compat.plan_rewrites` looks at the same ones). A task
+    whose action's arguments mention ``variable`` is counted by its action:
+
+    * ``"vars"``: ``include_vars`` reads the file as variables, whose strings Ansible
+      evaluates as templates where the play uses them;
+    * ``"checked"``: ``stat`` looks whether it is there;
+    * ``"verbatim"``: ``copy``, ``slurp``, ``fetch`` move its bytes;
+    * ``"other:<action>"``: anything else (``template`` would evaluate its text).
+
+    Returns:
+        The uses found; empty when no task names the variable.
+    """
+    word = re.compile(rf"\b{re.escape(variable)}\b")
+    found: set[str] = set()
+
+    def walk(node: Any) -> None:
+        if isinstance(node, list):
+            for item in node:
+                walk(item)
+            return
+        if not isinstance(node, dict):
+            return
+        actions = [key for key in node if isinstance(key, str) and key not in _TASK_KEYWORDS
+                   and key not in _NESTED_TASKS and key != "args"]
+        mentions = word.search(repr(node.get("args", ""))) is not None
+        for key, value in node.items():
+            if key in _NESTED_TASKS:
+                walk(value)
+            elif key in actions and (mentions or word.search(repr(value))):
+                action = key.rsplit(".", 1)[-1]  # ansible.builtin.copy -> copy
+                found.add("vars" if action in _VARS_READERS else "checked" if action in _CHECKERS
+                          else "verbatim" if action in _VERBATIM_READERS else f"other:{action}")
+
+    for path in compat.playbook_files(run_dir):
+        try:
+            text = path.read_bytes()[:_MAX_PLAYBOOK_BYTES + 1].decode("utf-8")
+        except (OSError, UnicodeDecodeError):
+            continue
+        if word.search(text):
+            document = _load_yaml(text) if len(text) <= _MAX_PLAYBOOK_BYTES else None
+            if document is None:
+                found.add("other:unreadable task file")  # cannot tell: counted as a use that templates
+            walk(document)
+    return frozenset(found)
 
 
 def release_url(version: str) -> str:

@@ -224,8 +224,11 @@ def _config_value(name: str, value: object) -> str:
     text = str(value)
     if '"' in text or "\n" in text:
         raise InvalidArgument(f"the ssh option {name} cannot contain '\"' or a newline: {text!r}")
-    # ssh splits option values at blanks unless they are double-quoted.
-    return f'"{text}"' if any(ch.isspace() for ch in text) else text
+    # ssh splits option values at blanks and takes quotes and backslashes as quoting unless
+    # the value is double-quoted, where only a backslash still escapes.
+    if any(ch.isspace() or ch in "'\\#" for ch in text):
+        return '"' + text.replace("\\", "\\\\") + '"'
+    return text
 
 
 def _ssh_argv(

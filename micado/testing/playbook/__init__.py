@@ -23,7 +23,12 @@ Run by real ``ansible-playbook`` over SSH against a VM of :mod:`micado.testing.v
 play reads ``MICADO_VM_ROOT``, ``MICADO_VM_PYTHON`` and ``MICADO_VM_API_PORT`` from the
 VM's environment, writes a self-signed certificate for the VM's address to
 ``<root>/var/lib/micado/zorp/config/ssl.pem``, records the settings it got in
-``<root>/var/lib/micado/settings.json`` (and the Grafana password, 0600), starts
+``<root>/var/lib/micado/settings.json`` and ``more-settings.json`` (and the Grafana
+password, 0600), what it got as the cloud credentials (``auth_data.yaml``: the YAML of
+what ``include_vars`` read, as the releases store it for the master), the registry
+credentials (0.12: ``etc/rancher/k3s/registries.yaml``, copied as it is; 0.9/0.10:
+``docker-registry.json``, from ``include_vars`` of ``DOCKER_REPO/USER/PASS``) and the web
+login written through a template (``web-login.json``), all 0600, starts
 ``python -m micado.testing.submitter`` detached with the web user and password of
 ``security``, and waits for its ready file ``<root>/var/lib/micado/submitter.json``.
 
@@ -38,8 +43,9 @@ import tarfile
 import tempfile
 from pathlib import Path
 
-__all__ = ["LAYOUTS", "VERSIONS", "READY_FILE", "CERT_FILE", "SETTINGS_FILE", "GRAFANA_PASSWORD_FILE",
-           "build_tree", "build_tarball"]
+__all__ = ["LAYOUTS", "VERSIONS", "READY_FILE", "CERT_FILE", "SETTINGS_FILE", "MORE_SETTINGS_FILE",
+           "GRAFANA_PASSWORD_FILE", "CLOUD_CREDENTIALS_FILE", "REGISTRIES_FILE", "DOCKER_REGISTRY_FILE",
+           "WEB_LOGIN_FILE", "build_tree", "build_tarball"]
 
 HERE = Path(__file__).parent
 
@@ -54,6 +60,12 @@ VERSIONS: dict[str, str] = {"0.9": "0.9.1-rev1", "0.10": "0.10.0", "0.12": "0.12
 #: Where each stand-in release keeps its settings (relative to the tree root).
 SETTINGS_FILE = "var/lib/micado/settings.json"
 GRAFANA_PASSWORD_FILE = "var/lib/micado/grafana.password"
+#: What the play records on the VM of its other inputs, under the VM root (see above).
+MORE_SETTINGS_FILE = "var/lib/micado/more-settings.json"
+CLOUD_CREDENTIALS_FILE = "var/lib/micado/auth_data.yaml"
+REGISTRIES_FILE = "etc/rancher/k3s/registries.yaml"
+DOCKER_REGISTRY_FILE = "var/lib/micado/docker-registry.json"
+WEB_LOGIN_FILE = "var/lib/micado/web-login.json"
 #: Where the play leaves the emulator's ready file and the certificate, under the VM root.
 READY_FILE = "var/lib/micado/submitter.json"
 CERT_FILE = "var/lib/micado/zorp/config/ssl.pem"
