@@ -48,6 +48,7 @@ On disk:
 from __future__ import annotations
 
 import builtins
+import contextlib
 import dataclasses
 import fcntl
 import json
@@ -169,15 +170,9 @@ class MasterStore:
         return found
 
     def _read_identity(self) -> str | None:
-        try:
-            text = read_limited(self.identity_path, _MAX_KEY_FILE_BYTES, follow_symlinks=False)
-        except FileNotFoundError:
+        text = _read_private_file(self.identity_path, "the store identity", "is damaged")
+        if text is None:
             return None
-        except (OSError, UnicodeDecodeError) as exc:
-            raise StoreError(f"cannot read the store identity {self.identity_path}: {_reason(exc)}") from None
-        except Refused as exc:
-            raise _symlink_refused(self.identity_path, "the store identity") or StoreError(
-                f"the store identity {self.identity_path} is damaged: {exc.problem}") from None
         value = text.strip()
         if not _IDENTITY_RE.match(value):
             raise StoreError(
@@ -420,19 +415,13 @@ class MasterStore:
 
     def _read_key_file(self) -> bytes | None:
         """The key in the key file, ``None`` if there is no such file."""
-        try:
-            text = read_limited(self.key_path, _MAX_KEY_FILE_BYTES, follow_symlinks=False)
+        text = _read_private_file(self.key_path, "the key file", "does not hold a valid store key")
+        if text is None:
+            return None
+        with contextlib.suppress(OSError):
             if self.key_path.stat().st_mode & 0o077:
                 logger.warning("the store key %s can be read by others; run: chmod 600 %s",
                                self.key_path, self.key_path)
-        except FileNotFoundError:
-            return None
-        except (OSError, UnicodeDecodeError) as exc:
-            raise StoreError(f"cannot read the key file {self.key_path}: {_reason(exc)}") from None
-        except Refused as exc:
-            raise _symlink_refused(self.key_path, "the key file") or StoreError(
-                f"the key file {self.key_path} does not hold a valid store key: {exc.problem}"
-            ) from None
         return _crypto.decode_key(text, f"the key file {self.key_path}")
 
     def _create_key_file(self) -> bytes:
@@ -560,3 +549,20 @@ def _fsync_dir(directory: Path) -> None:
         logger.debug("fsync of directory %s not supported", directory)
     finally:
         os.close(fd)
+
+
+def _read_private_file(path: Path, what: str, damaged: str) -> str | None:
+    """The text of a small private file beside the store (key, identity); ``None`` if it is absent.
+
+    Raises:
+        StoreError: it is a symbolic link, cannot be read, or is not a small text file
+            (``damaged`` says how that is put for this file).
+    """
+    try:
+        return read_limited(path, _MAX_KEY_FILE_BYTES, follow_symlinks=False)
+    except FileNotFoundError:
+        return None
+    except (OSError, UnicodeDecodeError) as exc:
+        raise StoreError(f"cannot read {what} {path}: {_reason(exc)}") from None
+    except Refused as exc:
+        raise _symlink_refused(path, what) or StoreError(f"{what} {path} {damaged}: {exc.problem}") from None
