@@ -52,7 +52,7 @@ def run(args: argparse.Namespace, client: MicadoClient, out: Callable[[Any, str]
     """Run ``info`` or ``deploy``; ``False`` for other commands.
 
     Raises:
-        MicadoException: as :meth:`~micado.models.master.MicadoMaster.deploy` or ``attach``.
+        MicadoException: as :meth:`~micado.master.facade.MicadoMaster.deploy` or ``attach``.
     """
     if args.command == "info":
         client.master.attach(master_id=client.master.store.resolve(args.master_id))

@@ -12,7 +12,7 @@ from micado.launcher import LAUNCHERS as _REGISTRY  # light: the registry names 
 if TYPE_CHECKING:
     from micado.api.client import SubmitterClient
     from micado.models.application import Applications
-    from micado.models.master import MicadoMaster
+    from micado.master.facade import MicadoMaster
 
 __all__ = ["MicadoClient", "LAUNCHERS"]
 
@@ -174,7 +174,7 @@ class MicadoClient:
 
     @property
     def master(self) -> MicadoMaster:
-        """The master managed through the launcher (:class:`~micado.models.master.MicadoMaster`).
+        """The master managed through the launcher (:class:`~micado.master.facade.MicadoMaster`).
 
         Raises:
             MicadoException: the client was built without ``launcher=``.
@@ -182,7 +182,7 @@ class MicadoClient:
         if self._launcher_name is None:
             raise MicadoException('No launcher defined: use MicadoClient(launcher="openstack")')
         if self._master is None:
-            from micado.models.master import MicadoMaster
+            from micado.master.facade import MicadoMaster
 
             self._master = MicadoMaster(launcher=self._launcher_name, api_options=self._api_options,
                                         cloud=self._cloud)

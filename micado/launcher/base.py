@@ -1,7 +1,7 @@
 """The launcher interface: start the master VM on a cloud, report its state, remove it.
 
 A launcher knows one cloud API and nothing of MiCADO. The master model
-(:mod:`micado.models.master`) gives it a :class:`LaunchSpec`, stores the returned
+(:mod:`micado.master`) gives it a :class:`LaunchSpec`, stores the returned
 :class:`LaunchedVM` (plain JSON-able data) in its record, and later hands that record
 back to :meth:`Launcher.delete`. The contract every launcher keeps:
 

@@ -114,6 +114,6 @@ class Deployment(Creation):
 
 
 def _creator() -> dict[str, Any]:
-    from micado.models._cleanup import creator_identity
+    from micado.master.cleanup import creator_identity
 
     return creator_identity()

@@ -313,7 +313,7 @@ class Creation:
         return self.launcher.record_fields()
 
     def _intent_record(self) -> MasterRecord:
-        from micado.models._cleanup import creator_identity
+        from micado.master.cleanup import creator_identity
 
         name = self.launch_spec.name
         return self._record_base(
@@ -325,7 +325,7 @@ class Creation:
     def _record_base(self, *, extra: dict[str, Any], **fields: Any) -> MasterRecord:
         """A record of this create: the given fields, the web login and the launcher's cloud."""
         from micado.config.store import MasterRecord
-        from micado.models._records import split_cloud_fields
+        from micado.master.records import split_cloud_fields
 
         cloud, cloud_extra = split_cloud_fields(self._cloud_fields())
         if cloud_extra:

@@ -39,7 +39,7 @@ from typing import TYPE_CHECKING, Any
 
 from micado._processes import alive, identity, processes_with_variable, still_running, terminate
 from micado.config import paths
-from micado.models._records import cloud_fields_of
+from micado.master.records import cloud_fields_of
 from micado.exceptions import MicadoException
 from micado.progress import ProgressCallback
 

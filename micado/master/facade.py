@@ -1,0 +1,592 @@
+"""The master facade: :class:`MicadoMaster` (``client.master``).
+
+The object users hold; the composition of the parts (the credentials and the store of
+:mod:`micado.config`, the launchers of :mod:`micado.launcher`, SSH and the Ansible
+installer of :mod:`micado.installer`, the API client of :mod:`micado.api`) is in
+:mod:`micado.master`: what create takes (:mod:`micado.master.spec`) and its steps
+(:mod:`micado.master.lifecycle`).
+"""
+
+from __future__ import annotations
+
+import builtins
+import html
+import logging
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from micado.exceptions import (
+    InvalidArgument,
+    MicadoAPIError,
+    MicadoConnectionError,
+    MicadoException,
+    MicadoTimeout,
+    NotFound,
+)
+from micado.master.spec import DEFAULT_REMOTE_CERT_PATH
+from micado.progress import ProgressCallback, as_callback
+
+if TYPE_CHECKING:
+    from datetime import timedelta
+
+    from micado.api.client import SubmitterClient
+    from micado.master.cleanup import CleanupItem
+    from micado.config.openstack_config import OpenStackCloud
+    from micado.config.store import MasterRecord, MasterStore
+    from micado.launcher.base import Launcher
+
+__all__ = ["MicadoMaster", "MasterCredentials", "DEFAULT_REMOTE_CERT_PATH"]
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class MasterCredentials:
+    """The logins of a master's web services; the passwords never show in ``repr``.
+
+    Attributes:
+        user: the MiCADO web user (the dashboard and the TOSCA Submitter API).
+        password: its password.
+        grafana_password: the Grafana ``admin`` password the deployment set, if the
+            release has one.
+    """
+
+    user: str
+    password: str = field(repr=False)
+    grafana_password: str | None = field(default=None, repr=False)
+
+
+class MicadoMaster:
+    """A MiCADO master on a cloud: create it, attach to it, destroy it.
+
+    Users get one as ``MicadoClient(launcher="openstack").master``. After
+    :meth:`create` or :meth:`attach`, ``client.applications`` talks to this master's
+    API over TLS verified against the master's own certificate.
+
+    Args:
+        launcher: the cloud interface, ``"openstack"``.
+        api_options: options for the API client (``version``, ``timeout``, ``deploy_timeout``).
+        store: where master records are kept; the MiCADO dir's ``data.yml`` by default.
+        cloud: a cloud of openstacksdk's ``clouds.yaml`` to create on (see
+            :class:`~micado.MicadoClient`).
+    """
+
+    def __init__(
+        self,
+        launcher: str = "openstack",
+        api_options: dict[str, Any] | None = None,
+        store: MasterStore | None = None,
+        cloud: str | None = None,
+    ) -> None:
+        self.launcher_name = launcher
+        self.cloud = cloud
+        self._api_options = dict(api_options or {})
+        self._store = store
+        self._record: MasterRecord | None = None
+        self._api: SubmitterClient | None = None
+        #: Seconds spent in each step of the last :meth:`create` (``launch``, ``ssh``, ``ansible``...).
+        self.timings: dict[str, float] = {}
+        # A test seam: more ansible-playbook arguments for create (the tests' --check runs).
+        self._ansible_args: tuple[str, ...] = ()
+
+    # -- state ---------------------------------------------------------------------------
+
+    @property
+    def store(self) -> MasterStore:
+        """The store of master records."""
+        if self._store is None:
+            from micado.config.store import MasterStore
+
+            self._store = MasterStore()
+        return self._store
+
+    @property
+    def id(self) -> str | None:
+        """The master's id (the cloud server id), or ``None`` before create/attach."""
+        return self._record.id if self._record else None
+
+    @property
+    def ip(self) -> str | None:
+        """The master's public IP, or ``None`` before create/attach."""
+        return self._record.ip if self._record else None
+
+    @property
+    def endpoint(self) -> str | None:
+        """The TOSCA Submitter endpoint of the master, or ``None`` before create/attach."""
+        return self._record.endpoint if self._record else None
+
+    @property
+    def api(self) -> SubmitterClient | None:
+        """The low-level API client of the master, or ``None`` before create/attach."""
+        return self._api
+
+    def info(self) -> dict[str, Any]:
+        """What is known of the current master, without secrets."""
+        if self._record is None:
+            return {}
+        return _public(self._record)
+
+    def credentials(self) -> MasterCredentials:
+        """The web user and passwords of the current master (as stored, decrypted).
+
+        Returns:
+            The MiCADO web login and the Grafana admin password.
+
+        Raises:
+            MicadoException: no master was created, deployed or attached.
+        """
+        record = self._require_record()
+        return MasterCredentials(record.micado_user, record.micado_password, record.grafana_password)
+
+    # -- create ----------------------------------------------------------------------------
+
+    def create(
+        self,
+        auth_url: str | None = None,
+        project_id: str | None = None,
+        image: str | None = None,
+        flavor: str | None = None,
+        network: str | None = None,
+        keypair: str | None = None,
+        security_group: str = "all",
+        region: str | None = None,
+        user_domain_name: str = "Default",
+        *,
+        floating_network: str | None = None,
+        endpoint_url: str | None = None,
+        address: str = "public",
+        micado_user: str = "admin",
+        micado_password: str | None = None,
+        micado_version: str | None = None,
+        playbook: str | Path | None = None,
+        settings: dict[str, Any] | None = None,
+        registry_credentials: str | Path | None = None,
+        ssh_user: str = "ubuntu",
+        ssh_port: int = 22,
+        api_port: int = 443,
+        remote_cert_path: str = DEFAULT_REMOTE_CERT_PATH,
+        boot_timeout: float = 900.0,
+        ssh_timeout: float = 600.0,
+        install_timeout: float = 3600.0,
+        api_timeout: float = 600.0,
+        progress: ProgressCallback | bool | None = None,
+    ) -> str:
+        """Create a MiCADO master: start a VM, deploy MiCADO on it, and remember it.
+
+        Every argument is checked and the cloud credentials are read before anything is
+        made. If a step fails after the VM exists, the VM is deleted, a floating IP
+        allocated for it is released, no record is kept, and the step's error is raised
+        with ``error.step`` naming the step (``prepare``, ``launch``, ``ssh``, ``ansible``,
+        ``api``, ``certificate``, ``store``).
+
+        Args:
+            auth_url: Keystone v3 URL of the cloud.
+            project_id: the OpenStack project (required with password credentials).
+            image: image name or id for the master VM (e.g. Ubuntu 22.04).
+            flavor: flavor name or id (MiCADO needs 2 vCPU, 4 GB RAM at least).
+            network: private network name or id (EC2: a subnet id; default: the default VPC's).
+            keypair: the cloud's key pair name, for your own SSH access.
+            security_group: security group name or id.
+            region: the cloud region, if it has several.
+            user_domain_name: Keystone domain of the user.
+            floating_network: external network to allocate a floating IP from (OpenStack).
+            endpoint_url: the EC2 API URL of an EC2-compatible cloud (EC2).
+            address: ``"public"`` (the instance's public IP, or an Elastic IP allocated
+                for it) or ``"private"`` for a client inside the VPC (EC2).
+            micado_user: the MiCADO web user to create.
+            micado_password: its password; a strong random one when not given.
+            micado_version: the ansible-micado release tag to deploy (default: the newest,
+                v0.12.6).
+            playbook: a local tarball, directory or URL of ansible-micado instead.
+            settings: the release's own switches and settings, e.g.
+                ``{"enable_occopus": True, "web_session_timeout": 1200}``; names the
+                release does not define are refused. ``grafana_admin_pwd`` is set to a
+                random password (kept with the master's record) unless given here.
+            registry_credentials: a container-registry credentials file in the release's
+                format (``credentials-registries.yml``), handed to the master.
+            ssh_user: the VM image's login user.
+            ssh_port: the VM's SSH port.
+            api_port: the HTTPS port of the MiCADO API.
+            remote_cert_path: the master's certificate on the VM (relative paths are
+                resolved against the SSH login directory).
+            boot_timeout: seconds for the VM to become ACTIVE.
+            ssh_timeout: seconds for SSH to accept our key.
+            install_timeout: seconds for the Ansible deployment.
+            api_timeout: seconds for the API to answer after the deployment.
+            progress: a ``callback(stage, message)``, or ``True`` for console lines.
+
+        Returns:
+            The master id (the cloud's server id).
+
+        Raises:
+            InvalidArgument: an argument is missing or malformed (nothing was made).
+            CredentialsError: the credentials file is missing or wrong (nothing was made).
+            LaunchError: the cloud refused or failed to start the VM.
+            MicadoTimeout: a wait ran past its deadline.
+            InstallError: SSH or the deployment failed (see ``error.log_path``).
+        """
+        arguments = {name: value for name, value in locals().items() if name not in ("self", "progress")}
+        from micado.master.lifecycle import Creation
+        from micado.master.spec import CreateSpec
+
+        if self._record is not None:
+            raise MicadoException(f"this client already manages master {self.id}; use a new MicadoClient")
+        cloud = self._openstack_cloud()
+        if cloud is not None:  # the user's clouds.yaml / OS_* variables; create()'s arguments override them
+            for name, value in cloud.create_defaults().items():
+                if arguments.get(name) is None or (name == "user_domain_name" and arguments[name] == "Default"):
+                    arguments[name] = value
+        spec = CreateSpec.build(arguments).checked(self.launcher_name)
+        creation = Creation(spec, launcher_name=self.launcher_name, store=self.store, connect=self._connect,
+                            api_version=self._api_options.get("version") or "v2.0", report=as_callback(progress),
+                            ansible_args=self._ansible_args, cloud=cloud)
+        self.timings = creation.timings
+        self._record, self._api = creation.run()
+        creation.report("done", f"master {self._record.id} ready at {self._record.endpoint}")
+        return self._record.id
+
+    def deploy(
+        self,
+        host: str,
+        ssh_key: str | Path,
+        *,
+        ssh_user: str = "ubuntu",
+        ssh_port: int = 22,
+        micado_user: str = "admin",
+        micado_password: str | None = None,
+        micado_version: str | None = None,
+        playbook: str | Path | None = None,
+        settings: dict[str, Any] | None = None,
+        registry_credentials: str | Path | None = None,
+        api_port: int = 443,
+        remote_cert_path: str = DEFAULT_REMOTE_CERT_PATH,
+        ssh_timeout: float = 600.0,
+        install_timeout: float = 3600.0,
+        api_timeout: float = 600.0,
+        progress: ProgressCallback | bool | None = None,
+    ) -> str:
+        """Install MiCADO on a machine you already have (the official client's ``up``).
+
+        The same installer, certificate and record as :meth:`create`, without a cloud:
+        SSH logs in to ``host`` with your own key (read, never copied or changed; its
+        host key is kept in micado-client's own known_hosts, ``~/.ssh`` is not touched).
+        :meth:`destroy` of such a master removes its applications and its record and
+        never touches the machine. The cloud credentials file is handed to the master,
+        as with :meth:`create`, for its worker nodes; without one, it is derived from the
+        cloud of your ``clouds.yaml`` named to the client (``MicadoClient(cloud=...)``).
+
+        Args:
+            host: the machine's address (IP or DNS name).
+            ssh_key: your private key file authorised for ``ssh_user`` on it.
+            ssh_user: a sudoer on the machine.
+            ssh_port: its SSH port.
+            micado_user: the MiCADO web user to create.
+            micado_password: its password; a strong random one when not given.
+            micado_version: the ansible-micado release tag (default: the newest).
+            playbook: a local tarball, folder or URL of ansible-micado instead.
+            settings: the release's settings (see :meth:`create`).
+            registry_credentials: a container-registry credentials file (see :meth:`create`).
+            api_port: the HTTPS port of the MiCADO API.
+            remote_cert_path: the master's certificate on the machine.
+            ssh_timeout: seconds for SSH to accept the key.
+            install_timeout: seconds for the Ansible deployment.
+            api_timeout: seconds for the API to answer after the deployment.
+            progress: a ``callback(stage, message)``, or ``True`` for console lines.
+
+        Returns:
+            The new master's id, ``host-<hex>``.
+
+        Raises:
+            InvalidArgument: an argument is missing or malformed (nothing was done).
+            CredentialsError: there is neither a cloud credentials file nor a cloud
+                named (or the cloud's configuration is unusable).
+            MicadoTimeout: a wait ran past its deadline.
+            InstallError: SSH or the deployment failed (see ``error.log_path``); the
+                record is removed, the machine is left as the play left it.
+        """
+        arguments = {name: value for name, value in locals().items()
+                     if name not in ("self", "progress", "host", "ssh_key")}
+        from micado.master.deployment import Deployment, check_host_arguments
+        from micado.master.spec import CreateSpec
+
+        if self._record is not None:
+            raise MicadoException(f"this client already manages master {self.id}; use a new MicadoClient")
+        spec = CreateSpec.build(arguments)
+        found = check_host_arguments(host, ssh_key) + spec.problems("none")
+        if found:
+            raise InvalidArgument("; ".join(found))
+        deployment = Deployment(spec, host=host.strip(), ssh_key=Path(ssh_key), store=self.store,
+                                connect=self._connect, api_version=self._api_options.get("version") or "v2.0",
+                                report=as_callback(progress), ansible_args=self._ansible_args,
+                                cloud=self._openstack_cloud())
+        self.timings = deployment.timings
+        self._record, self._api = deployment.run()
+        deployment.report("done", f"master {self._record.id} ready at {self._record.endpoint}")
+        return self._record.id
+
+    # -- attach / list / destroy --------------------------------------------------------
+
+    def attach(self, master_id: str) -> None:
+        """Work with a master created earlier, possibly by another program.
+
+        Args:
+            master_id: the id :meth:`create` returned, whole (the command line's
+                beginnings of ids are turned into ids by
+                :meth:`~micado.config.store.MasterStore.resolve`).
+
+        Raises:
+            InvalidArgument: ``master_id`` is not text, or is empty or blank.
+            MasterNotFound: no master with that id is recorded (the message lists the known ids).
+        """
+        record = self.store.get(master_id)
+        if record.state == "creating":
+            raise MicadoException(self._creating_message(record))
+        self._api = self._connect(record)
+        self._record = record
+
+    def list(self) -> list[dict[str, Any]]:
+        """The masters this client knows (created here or by another program), without secrets."""
+        return [_public(record) for record in self.store.list()]
+
+    def destroy(self, master_id: str | None = None, *, timeout: float = 900.0,
+                progress: ProgressCallback | bool | None = None) -> None:
+        """Delete the master's applications (forced), then its VM, its record and its certificate.
+
+        A master whose VM has already gone is still removed locally, with a warning. A
+        master whose create was killed (state ``creating``, its process gone) is removed
+        with what its launch made (see :meth:`cleanup`).
+
+        Args:
+            master_id: a recorded master; default: the one created or attached.
+            timeout: seconds to wait until the VM is gone.
+            progress: a ``callback(stage, message)``, or ``True`` for console lines.
+
+        Raises:
+            MicadoException: no master was created or attached, or the master is still
+                being created by a running process.
+            InvalidArgument: ``master_id`` is given but is not text, or is empty or blank
+                (never taken as "every master").
+            MasterNotFound: ``master_id`` is not recorded.
+            LaunchError: the cloud refused to delete the VM (the record is kept, so you can retry).
+        """
+        from micado.installer import ssh
+
+        report = as_callback(progress)
+        if master_id is not None:
+            stored = self.store.get(master_id)
+            if stored.state == "creating":
+                self._destroy_interrupted(stored, report)
+                return
+            self.attach(master_id)
+        record = self._require_record()
+        if record.extra.get("deployed"):  # a host the user had: never touched
+            if self._api is not None:
+                self._delete_applications(self._api, report)
+            log.info("master %s: deployed on %s; the machine is left as it is", record.id, record.ip)
+        else:
+            self._destroy_vm(record, timeout, report)
+        self.store.remove(record.id)
+        if record.cert_path:
+            Path(record.cert_path).unlink(missing_ok=True)
+        ssh.forget_host(record.ip, int(record.extra.get("ssh_port", 22)))
+        if self._api is not None:
+            self._api.close()
+        self._record, self._api = None, None
+        log.info("master %s: destroyed", record.id)
+        report("destroy", f"master {record.id} destroyed")
+
+    def _destroy_vm(self, record: MasterRecord, timeout: float, report: ProgressCallback) -> None:
+        """Delete the applications, then the VM (a VM already gone is only reported)."""
+        from micado.launcher.base import LaunchedVM
+
+        launcher = self._launcher_for(record)
+        if launcher.state(record.id) is None:
+            log.warning("master %s: its VM no longer exists; removing it locally", record.id)
+            report("destroy", f"VM {record.id} is already gone; cleaning up locally")
+        else:
+            if self._api is not None:
+                self._delete_applications(self._api, report)
+            report("destroy", f"deleting VM {record.id}")
+            log.info("master %s: deleting its VM", record.id)
+            launcher.delete(LaunchedVM.from_dict(record.extra), timeout=timeout, progress=report)
+
+    def cleanup(
+        self, *, dry_run: bool = False, progress: ProgressCallback | bool | None = None,
+        include_unowned: bool = False, min_age: float | str | timedelta = 7200.0,
+    ) -> builtins.list[CleanupItem]:  # (``list`` here is the method above)
+        """Find and remove what killed creates of this MiCADO dir left behind.
+
+        ``create`` records its intent (state ``creating``) before it touches the cloud,
+        and marks everything it makes with this MiCADO dir's store identity (a random id
+        kept in the dir, file ``store-id``) next to the launch token, so a create killed
+        at any point (SIGKILL included) can be cleaned up here:
+
+        * records stuck in ``creating`` whose process is gone, with the Ansible
+          processes still running for them and their working copies (which may hold
+          credentials); a create started on another host is never taken as gone;
+        * servers and floating IPs / Elastic IPs on the recorded clouds that carry this
+          store's identity but belong to no finished master and no create still running;
+        * working copies and ssh control folders nobody owns.
+
+        Finished masters and creates still running (in this or another process) are
+        never touched. Servers and addresses that carry **another** store's identity
+        (another MiCADO dir, user or machine on the same account), or none (made by
+        an earlier micado-client, or tagged by other tooling), are listed as not ours
+        (``item.ours`` is ``False``, ``item.left_alone`` says why) and left alone.
+
+        Args:
+            dry_run: only report what would be removed.
+            progress: a ``callback(stage, message)``, or ``True`` for console lines.
+            include_unowned: also remove servers and addresses that are not ours, but
+                only those whose marks say they were launched at least ``min_age`` ago
+                (one whose launch time is unknown is never removed).
+            min_age: with ``include_unowned``: seconds, a ``timedelta``, or text such as
+                ``"30m"``, ``"2h"`` (the default), ``"1d"``.
+
+        Returns:
+            What was found; ``item.removed`` says whether it went.
+
+        Raises:
+            InvalidArgument: ``include_unowned`` is not a bool, or ``min_age`` is not a duration.
+            CredentialsError: the cloud credentials file is missing or wrong.
+            LaunchError: a cloud could not be asked.
+            StoreError: the store cannot be read, or its identity cannot be read or made.
+        """
+        from micado import checks
+        from micado.master.cleanup import clean_up
+
+        if not isinstance(include_unowned, bool):
+            raise InvalidArgument(f"include_unowned must be True or False, not {include_unowned!r}")
+        if not isinstance(dry_run, bool):
+            raise InvalidArgument(f"dry_run must be True or False, not {dry_run!r}")
+        seconds = checks.duration("min_age", min_age)
+        records = self.store.list()
+        return clean_up(records, self._launcher_for, self._forget, dry_run=dry_run,
+                        report=as_callback(progress), store_id=self.store.identity(),
+                        include_unowned=include_unowned, min_age=seconds)
+
+    def _destroy_interrupted(self, record: MasterRecord, report: ProgressCallback) -> None:
+        """Remove a master whose create was killed: what carries its launch marks, then the record."""
+        from micado.master.cleanup import creator_running
+
+        if creator_running(record):
+            raise MicadoException(self._creating_message(record))
+        if record.launcher == "none":  # a deploy: nothing was made on a cloud
+            self._forget(record)
+            report("destroy", f"master {record.id} (its deploy was interrupted) removed")
+            return
+        launcher = self._launcher_for(record)
+        name = record.extra.get("launch_name") or record.name
+        token, store_id = record.extra.get("launch_token"), self.store.identity()
+        marked = [resource for resource in launcher.marked() if resource.name == name
+                  and resource.store in (store_id, None)  # never another MiCADO dir's
+                  and (resource.kind != "server" or not token or resource.token == token)]
+        for resource in sorted(marked, key=lambda resource: resource.kind != "server"):  # servers first
+            launcher.remove_marked(resource, progress=report)
+        self._forget(record)
+        report("destroy", f"master {record.id} (its create was interrupted) removed")
+
+    def _forget(self, record: MasterRecord) -> None:
+        """Remove a record with its certificate, host key and working copy."""
+        from micado.installer import ansible, ssh
+
+        server_id = record.extra.get("server_id") or record.id
+        ansible.cleanup_workdir(server_id)
+        if record.cert_path:
+            Path(record.cert_path).unlink(missing_ok=True)
+        if record.ip:
+            ssh.forget_host(record.ip, int(record.extra.get("ssh_port", 22)))
+        self.store.remove(record.id)
+
+    @staticmethod
+    def _creating_message(record: MasterRecord) -> str:
+        creator = (record.extra.get("creator") or {})
+        return (f"master {record.id} is being created (state 'creating', by process "
+                f"{str(creator.get('process', '?')).split('@')[0]} on {creator.get('host', '?')}); if that "
+                "process is gone, remove it with client.master.cleanup() (micado master cleanup)")
+
+    def _delete_applications(self, api: SubmitterClient, report: ProgressCallback) -> None:
+        """Force-delete every application; an API that fails is reported, and the VM goes anyway."""
+        try:
+            for app_id in api.list_applications():
+                report("destroy", f"deleting application {app_id}")
+                api.delete_application(app_id, force=True)
+        except (MicadoAPIError, MicadoConnectionError, MicadoTimeout) as error:
+            log.warning("master %s: applications not deleted (%s); deleting the VM anyway", self.id, error)
+            report("destroy", f"applications not deleted ({error}); deleting the VM anyway")
+
+    # -- helpers -----------------------------------------------------------------------
+
+    def _require_record(self) -> MasterRecord:
+        if self._record is None:
+            raise MicadoException("no master: call client.master.create(...) or client.master.attach(master_id)")
+        return self._record
+
+    def _openstack_cloud(self, name: str | None = None) -> OpenStackCloud | None:
+        """The login from openstacksdk's configuration, when it is the one to use.
+
+        That is: a cloud was named (``MicadoClient(cloud=...)`` or a record made with one),
+        or, for OpenStack without a credentials file, ``OS_CLOUD``/``OS_AUTH_URL`` is set.
+        """
+        import os
+
+        from micado.config import paths
+        from micado.config.openstack_config import load_cloud
+
+        name = name if name is not None else self.cloud
+        if name is not None:
+            return load_cloud(name)
+        if (self.launcher_name == "openstack" and not paths.credentials_file().exists()
+                and (os.environ.get("OS_CLOUD") or os.environ.get("OS_AUTH_URL"))):
+            return load_cloud(None)
+        return None
+
+    def _launcher_for(self, record: MasterRecord) -> Launcher:
+        """The launcher a record was made with, logged in with today's credentials (file or clouds.yaml)."""
+        from micado.config import paths
+        from micado.config.credentials import load_credentials
+        from micado.launcher import launcher_class
+        from micado.master.records import cloud_fields_of
+
+        cls = launcher_class(record.launcher)
+        # A cloud named to this client comes first, then the one the master was made with
+        # (unless a credentials file is there now).
+        os_cloud = record.extra.get("os_cloud")
+        if record.launcher == "openstack" and self.cloud is not None:
+            os_cloud = self.cloud
+        elif paths.credentials_file().exists():
+            os_cloud = None
+        if isinstance(os_cloud, str):
+            cloud = self._openstack_cloud(os_cloud)
+            assert cloud is not None
+            return cls.from_record(cloud.credentials, cloud_fields_of(record))
+        return cls.from_record(load_credentials(cls.credential_type), cloud_fields_of(record))
+
+    def _connect(self, record: MasterRecord) -> SubmitterClient:
+        from micado.api.client import SubmitterClient
+
+        options = {k: v for k, v in self._api_options.items() if k in ("timeout", "deploy_timeout") and v}
+        verify: bool | str = record.cert_path or True
+        if isinstance(verify, str) and not Path(verify).exists():
+            raise NotFound(f"the certificate of master {record.id} is missing: {verify}")
+        return SubmitterClient(record.endpoint, version=record.api_version or "v2.0", verify=verify,
+                               auth=(record.micado_user, record.micado_password), **options)
+
+    def __repr__(self) -> str:
+        if self._record is None:
+            return f"<MicadoMaster launcher={self.launcher_name!r}, none created or attached>"
+        return f"<MicadoMaster {self._record.id} at {self._record.endpoint}>"
+
+    def _repr_html_(self) -> str:
+        rows = "".join(
+            f"<tr><th>{html.escape(str(key))}</th><td>{html.escape(str(value))}</td></tr>"
+            for key, value in self.info().items() if not isinstance(value, dict)
+        )
+        return f"<b>MiCADO master</b><table>{rows}</table>" if rows else html.escape(repr(self))
+
+
+def _public(record: MasterRecord) -> dict[str, Any]:
+    fields = ("id", "name", "state", "ip", "endpoint", "api_version", "cert_path", "micado_user", "launcher",
+              "auth_url", "region_name", "project_id", "created")
+    return {field: getattr(record, field, None) for field in fields}
