@@ -12,7 +12,7 @@ import pytest
 
 from micado.config.credentials import OIDCAuth, OpenIDRefresh
 from micado.exceptions import CredentialsError, InvalidArgument, LaunchError
-from micado.launcher._openid_token import MAX_ANSWER_BYTES, fetch_access_token
+from micado.launcher.openstack.openid_token import MAX_ANSWER_BYTES, fetch_access_token
 from micado.launcher.base import LaunchSpec, cloud_init_user_data
 from micado.launcher.openstack import OpenStackLauncher
 from micado.testing.oidc import OIDCProvider

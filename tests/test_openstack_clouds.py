@@ -16,7 +16,7 @@ import pytest
 
 from micado import MicadoClient
 from micado.config.credentials import PasswordAuth, load_credentials
-from micado.config.openstack_config import load_cloud
+from micado.launcher.openstack.clouds_yaml import load_cloud
 from micado.exceptions import CredentialsError, InvalidArgument
 
 ADTS = Path(__file__).parent / "adts"
@@ -369,7 +369,7 @@ def test_http_to_keystone_beyond_loopback_is_warned_about(no_openstack_config, m
 @pytest.mark.parametrize("which", ["clouds.yaml", "secure.yaml"])
 def test_a_clouds_yaml_others_can_read_gets_the_credentials_file_warning(no_openstack_config, monkeypatch, caplog,
                                                                          which):
-    from micado.config.openstack_config import load_cloud
+    from micado.launcher.openstack.clouds_yaml import load_cloud
 
     clouds = no_openstack_config / "clouds.yaml"
     secure = no_openstack_config / "secure.yaml"

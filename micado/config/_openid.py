@@ -14,7 +14,7 @@ and lets the ``nova`` entry refer to it with a YAML alias::
 ``url`` is the provider's token endpoint, as MiCADO reads it on the master (its EGI
 token script posts the refresh token straight to it). ``access_token`` may instead
 hold a literal access token. Everything here is checked
-without a request; :mod:`micado.launcher._openid_token` does the exchange.
+without a request; :mod:`micado.launcher.openstack.openid_token` does the exchange.
 """
 
 from __future__ import annotations

@@ -32,7 +32,7 @@ if TYPE_CHECKING:
 
     from micado.api.client import SubmitterClient
     from micado.master.cleanup import CleanupItem
-    from micado.config.openstack_config import OpenStackCloud
+    from micado.launcher.openstack.clouds_yaml import OpenStackCloud
     from micado.config.store import MasterRecord, MasterStore
     from micado.launcher.base import Launcher
 
@@ -532,7 +532,7 @@ class MicadoMaster:
         import os
 
         from micado.config import paths
-        from micado.config.openstack_config import load_cloud
+        from micado.launcher.openstack.clouds_yaml import load_cloud
 
         name = name if name is not None else self.cloud
         if name is not None:

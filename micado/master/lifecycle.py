@@ -28,7 +28,7 @@ from micado.progress import ProgressCallback, wait_until
 
 if TYPE_CHECKING:
     from micado.api.client import SubmitterClient
-    from micado.config.openstack_config import OpenStackCloud
+    from micado.launcher.openstack.clouds_yaml import OpenStackCloud
     from micado.config.store import MasterRecord, MasterStore
     from micado.installer.playbooks import PlaybookTree
     from micado.installer.ssh import KeyPair
@@ -263,7 +263,7 @@ class Creation:
             yield paths.credentials_file()
             return
         from micado.config.files import write_private
-        from micado.config.openstack_config import micado_credentials_text
+        from micado.launcher.openstack.clouds_yaml import micado_credentials_text
 
         target = paths.derived_credentials_file(self.vm.server_id)
         paths.ensure_dir(target.parent.parent)  # work/, then work/<id>: each 0700

@@ -1,7 +1,7 @@
 """The OpenStack launcher's session: Keystone v3 login, the SDK clients, and errors translated.
 
 OpenID Connect credentials log in through Keystone federation: the refresh token is
-exchanged for an access token (:mod:`micado.launcher._openid_token`), which
+exchanged for an access token (:mod:`micado.launcher.openstack.openid_token`), which
 keystoneauth's ``OidcAccessToken`` plugin sends to
 ``/v3/OS-FEDERATION/identity_providers/<idp>/protocols/openid/auth`` for an unscoped
 token, then rescopes to the project. The access token lives in that plugin only.
@@ -117,7 +117,7 @@ class OpenStackSession:
         if creds.refresh is None:
             assert creds.access_token is not None
             return creds.access_token
-        from micado.launcher._openid_token import fetch_access_token
+        from micado.launcher.openstack.openid_token import fetch_access_token
 
         return fetch_access_token(creds, timeout=self.request_timeout, verify=self.verify)
 

@@ -41,7 +41,7 @@ from typing import TYPE_CHECKING, Any
 
 from micado import checks
 from micado.exceptions import InvalidArgument, LaunchError
-from micado.launcher._ec2_api import ClientSettings, EC2Api, require_boto3
+from micado.launcher.ec2.api import ClientSettings, EC2Api, require_boto3
 from micado.launcher.base import (
     CREATOR_TAG, LAUNCH_TAG, LAUNCHED_TAG, STORE_TAG, Launcher, LaunchedVM, LaunchSpec, MarkedResource, Removal,
     check_spec, launch_marks, pick,

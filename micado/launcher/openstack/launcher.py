@@ -24,8 +24,8 @@ from typing import TYPE_CHECKING, Any
 
 from micado import checks
 from micado.exceptions import InvalidArgument, LaunchError
-from micado.launcher._openstack_floating_ips import FLOATING_IP_MARK, FloatingIPs, read_floating_ip_description
-from micado.launcher._openstack_session import normalise_auth_url
+from micado.launcher.openstack.floating_ips import FLOATING_IP_MARK, FloatingIPs, read_floating_ip_description
+from micado.launcher.openstack.session import normalise_auth_url
 from micado.launcher.base import (
     CREATOR_TAG, LAUNCH_TAG, LAUNCHED_TAG, STORE_TAG, Launcher, LaunchedVM, LaunchSpec, MarkedResource, Removal,
     check_spec, launch_marks, pick_all,

@@ -14,7 +14,7 @@ from __future__ import annotations
 from typing import Any
 
 from micado.exceptions import LaunchError
-from micado.launcher._openstack_session import OpenStackSession
+from micado.launcher.openstack.session import OpenStackSession
 from micado.launcher.base import CREATOR_TAG, LAUNCH_TAG, LAUNCHED_TAG, STORE_TAG, Removal
 from micado.progress import ProgressCallback
 from micado.undo import UndoStack
