@@ -7,7 +7,7 @@ from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
 from micado.exceptions import InvalidArgument, MicadoException
-from micado.launcher import LAUNCHERS as _REGISTRY  # light: the registry names modules, imports none
+from micado.launcher.registry import BUILTIN_LAUNCHERS, DEFAULT_LAUNCHER, launcher_class, launcher_names
 
 if TYPE_CHECKING:
     from micado.api.client import SubmitterClient
@@ -16,8 +16,10 @@ if TYPE_CHECKING:
 
 __all__ = ["MicadoClient", "LAUNCHERS"]
 
-#: The cloud interfaces a master can be created on.
-LAUNCHERS = tuple(_REGISTRY)
+#: The built-in cloud interfaces a master can be created on (with those of installed
+#: packages and of :func:`~micado.launcher.registry.register_launcher`:
+#: :func:`~micado.launcher.registry.launcher_names`).
+LAUNCHERS = tuple(BUILTIN_LAUNCHERS)
 
 Verify = bool | str | os.PathLike[str]
 
@@ -83,13 +85,12 @@ class MicadoClient:
         if installer != "ansible":
             raise InvalidArgument(f"installer={installer!r} is not supported; the only installer is 'ansible' "
                                   "(ansible-micado's playbooks)")
-        if cloud is not None and (launcher != "openstack" or not isinstance(cloud, str) or not cloud.strip()):
-            raise InvalidArgument(f"cloud={cloud!r}: give the name of a cloud in clouds.yaml, with "
-                                  'launcher="openstack"')
-        if launcher is not None and launcher not in LAUNCHERS:
+        if launcher is not None and launcher not in BUILTIN_LAUNCHERS and launcher not in launcher_names():
             raise InvalidArgument(
-                f"launcher={launcher!r} is not supported; choose one of: {', '.join(LAUNCHERS)}"
+                f"launcher={launcher!r} is not supported; choose one of: {', '.join(launcher_names())}"
             )
+        if cloud is not None:
+            _check_cloud(cloud, launcher)
         if endpoint is None and launcher is None:
             raise InvalidArgument(
                 "give either endpoint= (an existing master's API) or launcher= (to create one)"
@@ -180,7 +181,7 @@ class MicadoClient:
             MicadoException: the client was built without ``launcher=``.
         """
         if self._launcher_name is None:
-            raise MicadoException('No launcher defined: use MicadoClient(launcher="openstack")')
+            raise MicadoException(f'No launcher defined: use MicadoClient(launcher="{DEFAULT_LAUNCHER}")')
         if self._master is None:
             from micado.master.facade import MicadoMaster
 
@@ -229,3 +230,17 @@ class MicadoClient:
         cells = "".join(f"<tr><th>{html.escape(name)}</th><td>{html.escape(str(value))}</td></tr>"
                         for name, value in rows if value is not None)
         return f"<b>MicadoClient</b><table>{cells}</table>"
+
+
+def _check_cloud(cloud: object, launcher: str | None) -> None:
+    """``cloud=`` names a login of the launcher's own configuration (OpenStack: ``clouds.yaml``).
+
+    Raises:
+        InvalidArgument: it is not a name, or the launcher reads no configuration of its own.
+    """
+    source = launcher_class(launcher).config_source if launcher is not None else ""
+    if source and isinstance(cloud, str) and cloud.strip():
+        return
+    readers = [cls for cls in map(launcher_class, BUILTIN_LAUNCHERS) if cls.config_source]
+    where = " or ".join(f'in {cls.config_source}, with launcher="{cls.name}"' for cls in readers)
+    raise InvalidArgument(f"cloud={cloud!r}: give the name of a cloud {where}")

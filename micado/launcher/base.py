@@ -26,12 +26,13 @@ import time
 from abc import ABC, abstractmethod
 from collections.abc import Iterable, Mapping
 from dataclasses import asdict, dataclass, field, fields
-from typing import TYPE_CHECKING, Any, ClassVar
+from typing import TYPE_CHECKING, Any, ClassVar, Protocol
 
 from micado.exceptions import InvalidArgument, LaunchError
 from micado.progress import ProgressCallback
 
 if TYPE_CHECKING:
+    from micado.arguments import Argument
     from micado.undo import UndoStack
 
 __all__ = [
@@ -51,6 +52,7 @@ __all__ = [
     "CREATOR_TAG",
     "launch_marks",
     "creator_mark",
+    "ConfiguredLogin",
 ]
 
 #: Every master server is called ``MiCADO-Master-<hex>``.
@@ -216,6 +218,24 @@ class Removal:
     warnings: list[str] = field(default_factory=list)
 
 
+class ConfiguredLogin(Protocol):
+    """A login read from the user's own configuration (:meth:`Launcher.configured_login`)."""
+
+    @property
+    def name(self) -> str:
+        """The name it was found under, recorded with the master (``MicadoClient(cloud=NAME)``)."""
+
+    @property
+    def credentials(self) -> Any:
+        """What :meth:`Launcher.from_arguments` takes as credentials."""
+
+    def create_defaults(self) -> dict[str, Any]:
+        """The ``create()`` arguments the configuration gives (explicit arguments override them)."""
+
+    def credentials_file_text(self) -> str:
+        """The login in MiCADO's ``credentials-cloud-api.yml`` format, for the master."""
+
+
 @dataclass(frozen=True, kw_only=True)
 class MarkedResource:
     """A server or address that a launch of micado-client made (it carries our marks).
@@ -251,6 +271,51 @@ class Launcher(ABC):
     connects. Implementations: :class:`micado.launcher.openstack.OpenStackLauncher`.
     """
 
+    #: The ``create()`` arguments of this cloud only (``auth_url``, ``endpoint_url``...),
+    #: beside those every cloud takes (:class:`~micado.master.spec.CreateSpec`); the
+    #: ``micado master create`` options and the class docstring are made from them.
+    options: ClassVar[tuple[Argument, ...]] = ()
+    #: The arguments every cloud takes that this one cannot do without, beyond ``image``
+    #: and ``flavor`` (OpenStack: ``network``, ``keypair``).
+    requires: ClassVar[tuple[str, ...]] = ()
+    #: The configuration of the user's own that this cloud's tools read, for
+    #: ``MicadoClient(cloud=NAME)`` (OpenStack: ``clouds.yaml``); ``""`` for none.
+    config_source: ClassVar[str] = ""
+
+    def __init_subclass__(cls, **kwargs: Any) -> None:
+        super().__init_subclass__(**kwargs)
+        own = cls.__dict__.get("options")
+        if own and cls.__doc__ and "create() arguments of this cloud" not in cls.__doc__:
+            listed = "".join(f"\n    * ``{option.name}``: {option.description}" for option in own)
+            cls.__doc__ = f"{cls.__doc__.rstrip()}\n\n    create() arguments of this cloud:\n{listed}\n"
+
+    @classmethod
+    def missing_hint(cls, missing: list[str]) -> str:
+        """What to add to the "missing argument" message when ``missing`` are not given."""
+        return ""
+
+    @classmethod
+    def configured_login(cls, name: str | None, *, credentials_file_exists: bool) -> ConfiguredLogin | None:
+        """The login from the user's own configuration (:attr:`config_source`), when it is the one to use.
+
+        Args:
+            name: the name given as ``MicadoClient(cloud=NAME)`` or recorded with the
+                master; ``None`` when none was named.
+            credentials_file_exists: whether the MiCADO credentials file exists (it then
+                comes first, unless a name was given).
+
+        Returns:
+            ``None`` to log in with the credentials file.
+
+        Raises:
+            InvalidArgument: a name was given, and this cloud reads no configuration of its own.
+            CredentialsError: the configuration is unusable.
+        """
+        if name is not None:
+            raise InvalidArgument(f"cloud={name!r}: the {cls.name} launcher reads no configuration of its own; "
+                                  "its login comes from the credentials file")
+        return None
+
     #: The launcher's name, stored in master records.
     name: ClassVar[str]
     #: The ``type`` of the credentials-file entry it logs in with (``"nova"``, ``"ec2"``).
@@ -264,8 +329,8 @@ class Launcher(ABC):
         Args:
             credentials: what :func:`micado.config.credentials.load_credentials`
                 returned for :attr:`credential_type`.
-            arguments: the cloud arguments (``auth_url``, ``region``...), see
-                :meth:`micado.master.spec.CreateSpec.cloud_arguments`.
+            arguments: its own arguments (:attr:`options`, those not for the launch spec)
+                and ``region``: :meth:`micado.master.spec.CreateSpec.login_arguments`.
 
         Raises:
             InvalidArgument: an argument is missing or malformed (no request is made).

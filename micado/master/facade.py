@@ -24,7 +24,8 @@ from micado.exceptions import (
     MicadoTimeout,
     NotFound,
 )
-from micado.master.spec import DEFAULT_REMOTE_CERT_PATH
+from micado.master.spec import ANY, DEFAULT_REMOTE_CERT_PATH, arguments_doc
+from micado.launcher.registry import DEFAULT_LAUNCHER
 from micado.progress import ProgressCallback, as_callback
 
 if TYPE_CHECKING:
@@ -32,9 +33,8 @@ if TYPE_CHECKING:
 
     from micado.api.client import SubmitterClient
     from micado.master.cleanup import CleanupItem
-    from micado.launcher.openstack.clouds_yaml import OpenStackCloud
     from micado.config.store import MasterRecord, MasterStore
-    from micado.launcher.base import Launcher
+    from micado.launcher.base import ConfiguredLogin, Launcher
 
 __all__ = ["MicadoMaster", "MasterCredentials", "DEFAULT_REMOTE_CERT_PATH"]
 
@@ -65,16 +65,16 @@ class MicadoMaster:
     API over TLS verified against the master's own certificate.
 
     Args:
-        launcher: the cloud interface, ``"openstack"``.
+        launcher: the cloud interface (a name of :func:`~micado.launcher.registry.launcher_names`).
         api_options: options for the API client (``version``, ``timeout``, ``deploy_timeout``).
         store: where master records are kept; the MiCADO dir's ``data.yml`` by default.
-        cloud: a cloud of openstacksdk's ``clouds.yaml`` to create on (see
+        cloud: a login of the cloud's own configuration, e.g. a cloud of ``clouds.yaml`` (see
             :class:`~micado.MicadoClient`).
     """
 
     def __init__(
         self,
-        launcher: str = "openstack",
+        launcher: str = DEFAULT_LAUNCHER,
         api_options: dict[str, Any] | None = None,
         store: MasterStore | None = None,
         cloud: str | None = None,
@@ -143,19 +143,13 @@ class MicadoMaster:
 
     def create(
         self,
-        auth_url: str | None = None,
-        project_id: str | None = None,
+        *,
         image: str | None = None,
         flavor: str | None = None,
         network: str | None = None,
         keypair: str | None = None,
         security_group: str = "all",
         region: str | None = None,
-        user_domain_name: str = "Default",
-        *,
-        floating_network: str | None = None,
-        endpoint_url: str | None = None,
-        address: str = "public",
         micado_user: str = "admin",
         micado_password: str | None = None,
         micado_version: str | None = None,
@@ -171,6 +165,7 @@ class MicadoMaster:
         install_timeout: float = 3600.0,
         api_timeout: float = 600.0,
         progress: ProgressCallback | bool | None = None,
+        **cloud_options: Any,
     ) -> str:
         """Create a MiCADO master: start a VM, deploy MiCADO on it, and remember it.
 
@@ -181,40 +176,12 @@ class MicadoMaster:
         ``api``, ``certificate``, ``store``).
 
         Args:
-            auth_url: Keystone v3 URL of the cloud.
-            project_id: the OpenStack project (required with password credentials).
-            image: image name or id for the master VM (e.g. Ubuntu 22.04).
-            flavor: flavor name or id (MiCADO needs 2 vCPU, 4 GB RAM at least).
-            network: private network name or id (EC2: a subnet id; default: the default VPC's).
-            keypair: the cloud's key pair name, for your own SSH access.
-            security_group: security group name or id.
-            region: the cloud region, if it has several.
-            user_domain_name: Keystone domain of the user.
-            floating_network: external network to allocate a floating IP from (OpenStack).
-            endpoint_url: the EC2 API URL of an EC2-compatible cloud (EC2).
-            address: ``"public"`` (the instance's public IP, or an Elastic IP allocated
-                for it) or ``"private"`` for a client inside the VPC (EC2).
-            micado_user: the MiCADO web user to create.
-            micado_password: its password; a strong random one when not given.
-            micado_version: the ansible-micado release tag to deploy (default: the newest,
-                v0.12.6).
-            playbook: a local tarball, directory or URL of ansible-micado instead.
-            settings: the release's own switches and settings, e.g.
-                ``{"enable_occopus": True, "web_session_timeout": 1200}``; names the
-                release does not define are refused. ``grafana_admin_pwd`` is set to a
-                random password (kept with the master's record) unless given here.
-            registry_credentials: a container-registry credentials file in the release's
-                format (``credentials-registries.yml``), handed to the master.
-            ssh_user: the VM image's login user.
-            ssh_port: the VM's SSH port.
-            api_port: the HTTPS port of the MiCADO API.
-            remote_cert_path: the master's certificate on the VM (relative paths are
-                resolved against the SSH login directory).
-            boot_timeout: seconds for the VM to become ACTIVE.
-            ssh_timeout: seconds for SSH to accept our key.
-            install_timeout: seconds for the Ansible deployment.
-            api_timeout: seconds for the API to answer after the deployment.
+@CREATE_ARGUMENTS@
             progress: a ``callback(stage, message)``, or ``True`` for console lines.
+            **cloud_options: the launcher's own arguments, declared by it
+                (:attr:`~micado.launcher.base.Launcher.options`); OpenStack: ``auth_url``
+                (required), ``project_id`` (required with password credentials),
+                ``user_domain_name``, ``floating_network``; EC2: ``endpoint_url``, ``address``.
 
         Returns:
             The master id (the cloud's server id).
@@ -226,39 +193,41 @@ class MicadoMaster:
             MicadoTimeout: a wait ran past its deadline.
             InstallError: SSH or the deployment failed (see ``error.log_path``).
         """
-        arguments = {name: value for name, value in locals().items() if name not in ("self", "progress")}
+        arguments = {name: value for name, value in locals().items()
+                     if name not in ("self", "progress", "cloud_options")}
+        from micado.launcher.registry import launcher_class
         from micado.master.lifecycle import Creation
         from micado.master.spec import CreateSpec
 
         if self._record is not None:
             raise MicadoException(f"this client already manages master {self.id}; use a new MicadoClient")
-        cloud = self._openstack_cloud()
-        if cloud is not None:  # the user's clouds.yaml / OS_* variables; create()'s arguments override them
-            for name, value in cloud.create_defaults().items():
-                if arguments.get(name) is None or (name == "user_domain_name" and arguments[name] == "Default"):
-                    arguments[name] = value
-        spec = CreateSpec.build(arguments).checked(self.launcher_name)
+        launcher = launcher_class(self.launcher_name)
+        login = self._configured_login()
+        spec = CreateSpec.build({**arguments, **cloud_options}, launcher,
+                                login.create_defaults() if login is not None else None).checked(launcher)
         creation = Creation(spec, launcher_name=self.launcher_name, store=self.store, connect=self._connect,
                             api_version=self._api_options.get("version") or "v2.0", report=as_callback(progress),
-                            ansible_args=self._ansible_args, cloud=cloud)
+                            ansible_args=self._ansible_args, cloud=login)
         self.timings = creation.timings
         self._record, self._api = creation.run()
         creation.report("done", f"master {self._record.id} ready at {self._record.endpoint}")
         return self._record.id
+
+    create.__doc__ = (create.__doc__ or "").replace("@CREATE_ARGUMENTS@", arguments_doc())
 
     def deploy(
         self,
         host: str,
         ssh_key: str | Path,
         *,
-        ssh_user: str = "ubuntu",
-        ssh_port: int = 22,
         micado_user: str = "admin",
         micado_password: str | None = None,
         micado_version: str | None = None,
         playbook: str | Path | None = None,
         settings: dict[str, Any] | None = None,
         registry_credentials: str | Path | None = None,
+        ssh_user: str = "ubuntu",
+        ssh_port: int = 22,
         api_port: int = 443,
         remote_cert_path: str = DEFAULT_REMOTE_CERT_PATH,
         ssh_timeout: float = 600.0,
@@ -279,19 +248,7 @@ class MicadoMaster:
         Args:
             host: the machine's address (IP or DNS name).
             ssh_key: your private key file authorised for ``ssh_user`` on it.
-            ssh_user: a sudoer on the machine.
-            ssh_port: its SSH port.
-            micado_user: the MiCADO web user to create.
-            micado_password: its password; a strong random one when not given.
-            micado_version: the ansible-micado release tag (default: the newest).
-            playbook: a local tarball, folder or URL of ansible-micado instead.
-            settings: the release's settings (see :meth:`create`).
-            registry_credentials: a container-registry credentials file (see :meth:`create`).
-            api_port: the HTTPS port of the MiCADO API.
-            remote_cert_path: the master's certificate on the machine.
-            ssh_timeout: seconds for SSH to accept the key.
-            install_timeout: seconds for the Ansible deployment.
-            api_timeout: seconds for the API to answer after the deployment.
+@DEPLOY_ARGUMENTS@
             progress: a ``callback(stage, message)``, or ``True`` for console lines.
 
         Returns:
@@ -313,17 +270,19 @@ class MicadoMaster:
         if self._record is not None:
             raise MicadoException(f"this client already manages master {self.id}; use a new MicadoClient")
         spec = CreateSpec.build(arguments)
-        found = check_host_arguments(host, ssh_key) + spec.problems("none")
+        found = check_host_arguments(host, ssh_key) + spec.problems(None)
         if found:
             raise InvalidArgument("; ".join(found))
         deployment = Deployment(spec, host=host.strip(), ssh_key=Path(ssh_key), store=self.store,
                                 connect=self._connect, api_version=self._api_options.get("version") or "v2.0",
                                 report=as_callback(progress), ansible_args=self._ansible_args,
-                                cloud=self._openstack_cloud())
+                                cloud=self._configured_login())
         self.timings = deployment.timings
         self._record, self._api = deployment.run()
         deployment.report("done", f"master {self._record.id} ready at {self._record.endpoint}")
         return self._record.id
+
+    deploy.__doc__ = (deploy.__doc__ or "").replace("@DEPLOY_ARGUMENTS@", arguments_doc(ANY))
 
     # -- attach / list / destroy --------------------------------------------------------
 
@@ -523,44 +482,38 @@ class MicadoMaster:
             raise MicadoException("no master: call client.master.create(...) or client.master.attach(master_id)")
         return self._record
 
-    def _openstack_cloud(self, name: str | None = None) -> OpenStackCloud | None:
-        """The login from openstacksdk's configuration, when it is the one to use.
+    def _configured_login(self, name: str | None = None) -> ConfiguredLogin | None:
+        """The login from the user's own configuration of the cloud, when it is the one to use.
 
-        That is: a cloud was named (``MicadoClient(cloud=...)`` or a record made with one),
-        or, for OpenStack without a credentials file, ``OS_CLOUD``/``OS_AUTH_URL`` is set.
+        That is: a cloud was named (``MicadoClient(cloud=...)``, or the record's), or the
+        launcher finds one of its own accord (OpenStack without a credentials file:
+        ``OS_CLOUD``/``OS_AUTH_URL``); see :meth:`~micado.launcher.base.Launcher.configured_login`.
         """
-        import os
-
         from micado.config import paths
-        from micado.launcher.openstack.clouds_yaml import load_cloud
+        from micado.launcher.registry import launcher_class
 
-        name = name if name is not None else self.cloud
-        if name is not None:
-            return load_cloud(name)
-        if (self.launcher_name == "openstack" and not paths.credentials_file().exists()
-                and (os.environ.get("OS_CLOUD") or os.environ.get("OS_AUTH_URL"))):
-            return load_cloud(None)
-        return None
+        return launcher_class(self.launcher_name).configured_login(
+            name if name is not None else self.cloud, credentials_file_exists=paths.credentials_file().exists())
 
     def _launcher_for(self, record: MasterRecord) -> Launcher:
-        """The launcher a record was made with, logged in with today's credentials (file or clouds.yaml)."""
+        """The launcher a record was made with, logged in with today's credentials (file or own configuration)."""
         from micado.config import paths
         from micado.config.credentials import load_credentials
-        from micado.launcher import launcher_class
+        from micado.launcher.registry import launcher_class
         from micado.master.records import cloud_fields_of
 
         cls = launcher_class(record.launcher)
         # A cloud named to this client comes first, then the one the master was made with
         # (unless a credentials file is there now).
-        os_cloud = record.extra.get("os_cloud")
-        if record.launcher == "openstack" and self.cloud is not None:
-            os_cloud = self.cloud
+        named = record.extra.get("os_cloud")
+        if self.cloud is not None and cls.config_source:
+            named = self.cloud
         elif paths.credentials_file().exists():
-            os_cloud = None
-        if isinstance(os_cloud, str):
-            cloud = self._openstack_cloud(os_cloud)
-            assert cloud is not None
-            return cls.from_record(cloud.credentials, cloud_fields_of(record))
+            named = None
+        if isinstance(named, str):
+            login = cls.configured_login(named, credentials_file_exists=paths.credentials_file().exists())
+            assert login is not None  # a name was given: the launcher found it, or raised
+            return cls.from_record(login.credentials, cloud_fields_of(record))
         return cls.from_record(load_credentials(cls.credential_type), cloud_fields_of(record))
 
     def _connect(self, record: MasterRecord) -> SubmitterClient:

@@ -28,11 +28,10 @@ from micado.progress import ProgressCallback, wait_until
 
 if TYPE_CHECKING:
     from micado.api.client import SubmitterClient
-    from micado.launcher.openstack.clouds_yaml import OpenStackCloud
     from micado.config.store import MasterRecord, MasterStore
     from micado.installer.playbooks import PlaybookTree
     from micado.installer.ssh import KeyPair
-    from micado.launcher.base import LaunchedVM, Launcher, LaunchSpec
+    from micado.launcher.base import ConfiguredLogin, LaunchedVM, Launcher, LaunchSpec
     from micado.master.spec import CreateSpec
 
 __all__ = ["Creation", "STEPS", "fetch_certificate", "wait_for_port"]
@@ -52,14 +51,15 @@ class Creation:
 
     Args:
         spec: the checked arguments.
-        launcher_name: ``"openstack"`` or ``"ec2"``.
+        launcher_name: the launcher's name (:func:`~micado.launcher.registry.launcher_names`).
         store: where the record goes.
         connect: builds the API client of a record (the master's own TLS settings).
         api_version: the TOSCA Submitter API version to record.
         report: the progress callback.
         ansible_args: more ``ansible-playbook`` arguments (a test seam: ``--check``).
-        cloud: the login from openstacksdk's configuration (``MicadoClient(cloud=...)``)
-            instead of the credentials file.
+        cloud: the login from the user's own configuration of the cloud
+            (:meth:`~micado.launcher.base.Launcher.configured_login`: a cloud of
+            ``clouds.yaml`` for OpenStack) instead of the credentials file.
     """
 
     #: The steps this kind of run takes, in order.
@@ -68,7 +68,7 @@ class Creation:
     def __init__(self, spec: CreateSpec, *, launcher_name: str, store: MasterStore,
                  connect: Callable[[MasterRecord], SubmitterClient], api_version: str,
                  report: ProgressCallback, ansible_args: tuple[str, ...] = (),
-                 cloud: OpenStackCloud | None = None) -> None:
+                 cloud: ConfiguredLogin | None = None) -> None:
         self.spec = spec
         self.cloud = cloud
         self.launcher_name = launcher_name
@@ -179,13 +179,13 @@ class Creation:
         cls = launcher_class(self.launcher_name)
         credentials = self.cloud.credentials if self.cloud is not None else load_credentials(cls.credential_type)
         self.store.list()  # a damaged store or a wrong key fails now, not after the VM exists
-        self.launcher = cls.from_arguments(credentials, spec.cloud_arguments(self.launcher_name))
+        self.launcher = cls.from_arguments(credentials, spec.login_arguments(cls))
         self.keys = ssh.ensure_keypair()
         self.launch_spec = LaunchSpec(
             image=spec.image, flavor=spec.flavor, network=spec.network if spec.network is not None else "",
             keypair=spec.keypair,
             security_group=spec.security_group, user_data=cloud_init_user_data(self.keys.public_key),
-            floating_network=spec.floating_network, store_id=self.store.identity(),
+            store_id=self.store.identity(), **spec.launch_arguments(cls),
         )
         self.launcher.validate(self.launch_spec)
         self._playbooks()
@@ -263,13 +263,12 @@ class Creation:
             yield paths.credentials_file()
             return
         from micado.config.files import write_private
-        from micado.launcher.openstack.clouds_yaml import micado_credentials_text
 
         target = paths.derived_credentials_file(self.vm.server_id)
         paths.ensure_dir(target.parent.parent)  # work/, then work/<id>: each 0700
         paths.ensure_dir(target.parent)
         try:
-            write_private(target, micado_credentials_text(self.cloud.credentials).encode())
+            write_private(target, self.cloud.credentials_file_text().encode())
             yield target
         finally:
             target.unlink(missing_ok=True)

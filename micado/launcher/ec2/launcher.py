@@ -40,6 +40,7 @@ from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
 from micado import checks
+from micado.arguments import Argument
 from micado.exceptions import InvalidArgument, LaunchError
 from micado.launcher.ec2.api import ClientSettings, EC2Api, require_boto3
 from micado.launcher.base import (
@@ -107,6 +108,14 @@ class EC2Launcher(Launcher):
             unknown address mode, a non-positive timeout, a missing CA bundle.
     """
 
+    options = (
+        Argument("endpoint_url", "EC2 API URL of an EC2-compatible cloud", kind="url",
+                 doc="the EC2 API URL of an EC2-compatible cloud."),
+        Argument("address", "which address of the instance to use: public or private", "public", kind="choice",
+                 choices=ADDRESS_MODES,
+                 doc='``"public"`` (the instance\'s public IP, or an Elastic IP allocated for it) or '
+                     '``"private"`` for a client inside the VPC.'),
+    )
     name = "ec2"
     credential_type = "ec2"
 

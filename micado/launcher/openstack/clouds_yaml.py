@@ -76,6 +76,10 @@ class OpenStackCloud:
                     "user_domain_name": self.user_domain_name}
         return {name: value for name, value in defaults.items() if value is not None}
 
+    def credentials_file_text(self) -> str:
+        """This cloud's login in MiCADO's credentials format (:func:`micado_credentials_text`)."""
+        return micado_credentials_text(self.credentials)
+
 
 def load_cloud(cloud: str | None = None) -> OpenStackCloud:
     """Read a cloud through openstacksdk's config loader.

@@ -23,6 +23,7 @@ from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
 from micado import checks
+from micado.arguments import Argument
 from micado.exceptions import InvalidArgument, LaunchError
 from micado.launcher.openstack.floating_ips import FLOATING_IP_MARK, FloatingIPs, read_floating_ip_description
 from micado.launcher.openstack.session import normalise_auth_url
@@ -35,6 +36,7 @@ from micado.undo import UndoStack
 
 if TYPE_CHECKING:
     from micado.config.credentials import ApplicationCredentialAuth, OIDCAuth, PasswordAuth
+    from micado.launcher.openstack.clouds_yaml import OpenStackCloud
 
 logger = logging.getLogger(__name__)
 
@@ -85,6 +87,17 @@ class OpenStackLauncher(FloatingIPs, Launcher):
     something else than OpenID Connect. Either comes before any server is made.
     """
 
+    options = (
+        Argument("auth_url", "Keystone v3 URL of the cloud", kind="url", required=True,
+                 doc="Keystone v3 URL of the cloud."),
+        Argument("project_id", "OpenStack project id (required with password credentials)",
+                 doc="the OpenStack project (required with password credentials)."),
+        Argument("user_domain_name", "Keystone domain of the user", "Default", doc="Keystone domain of the user."),
+        Argument("floating_network", "external network to allocate a floating IP from", launch=True,
+                 doc="external network to allocate a floating IP from."),
+    )
+    requires = ("network", "keypair")
+    config_source = "clouds.yaml"
     name = "openstack"
     credential_type = "nova"
 
@@ -144,6 +157,26 @@ class OpenStackLauncher(FloatingIPs, Launcher):
         self._session: Any = None
         self._sdk: Any = None
         self._nova: Any = None
+
+    @classmethod
+    def missing_hint(cls, missing: list[str]) -> str:
+        """Without a Keystone URL, the user may mean a cloud of their ``clouds.yaml``."""
+        if "auth_url" not in missing:
+            return ""
+        return (" (or log in as a cloud of your clouds.yaml: MicadoClient(cloud=NAME), micado master "
+                "create --cloud NAME)")
+
+    @classmethod
+    def configured_login(cls, name: str | None, *, credentials_file_exists: bool) -> OpenStackCloud | None:
+        """A cloud of openstacksdk's configuration: the one named, or, without a credentials
+        file, the one ``OS_CLOUD``/``OS_AUTH_URL`` describe (see :func:`.clouds_yaml.load_cloud`)."""
+        from micado.launcher.openstack.clouds_yaml import load_cloud
+
+        if name is not None:
+            return load_cloud(name)
+        if not credentials_file_exists and (os.environ.get("OS_CLOUD") or os.environ.get("OS_AUTH_URL")):
+            return load_cloud(None)
+        return None
 
     def __repr__(self) -> str:
         return (
