@@ -1,0 +1,88 @@
+"""The package's shape: every argument declared once, each cloud in its launcher, no import cycle."""
+
+from __future__ import annotations
+
+import ast
+import inspect
+import subprocess
+import sys
+from pathlib import Path
+
+from micado.launcher.registry import BUILTIN_LAUNCHERS, launcher_class
+from micado.master import spec
+from micado.master.facade import MicadoMaster
+
+ROOT = Path(__file__).resolve().parents[1]
+while not (ROOT / "micado").is_dir():  # the tests may sit one folder deeper
+    ROOT = ROOT.parent
+
+
+def _parameters(method, leave_out=("self", "progress", "cloud_options")):
+    return [(name, parameter.default) for name, parameter in inspect.signature(method).parameters.items()
+            if name not in leave_out]
+
+
+def test_create_takes_the_spec_arguments_with_the_spec_defaults():
+    declared = [(name, argument.default) for name, argument in spec.arguments()]
+    assert _parameters(MicadoMaster.create) == declared
+
+
+def test_deploy_takes_the_spec_arguments_for_a_host_with_the_spec_defaults():
+    declared = [(name, argument.default) for name, argument in spec.arguments(spec.ANY)]
+    assert _parameters(MicadoMaster.deploy, ("self", "progress", "host", "ssh_key")) == declared
+
+
+def test_the_docstrings_describe_each_argument_with_the_spec_text():
+    for method, scope in ((MicadoMaster.create, None), (MicadoMaster.deploy, spec.ANY)):
+        doc = inspect.getdoc(method) or ""
+        for name, argument in spec.arguments(scope):
+            assert f"{name}: {argument.description}" in " ".join(doc.split()), (method.__name__, name)
+
+
+def test_each_launcher_option_is_documented_on_its_class():
+    for name in BUILTIN_LAUNCHERS:
+        cls = launcher_class(name)
+        for option in cls.options:
+            assert f"``{option.name}``: {option.description}" in (cls.__doc__ or "")
+
+
+def test_the_create_options_are_every_launcher_argument_and_the_spec_ones_once():
+    names = [option.name for option in spec.options()]
+    assert len(names) == len(set(names))
+    own = {option.name for name in BUILTIN_LAUNCHERS for option in launcher_class(name).options if option.cli}
+    common = {name for name, argument in spec.arguments() if argument.cli}
+    assert set(names) == own | common
+    defaults = {option.name: option.default for option in spec.options()}
+    assert all(defaults[name] == argument.default for name, argument in spec.arguments() if argument.cli)
+
+
+def _string_constants(tree: ast.AST):
+    docstrings = {id(node.body[0].value) for node in ast.walk(tree)
+                  if isinstance(node, (ast.Module, ast.ClassDef, ast.FunctionDef, ast.AsyncFunctionDef))
+                  and node.body and isinstance(node.body[0], ast.Expr)
+                  and isinstance(node.body[0].value, ast.Constant)}
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Constant) and isinstance(node.value, str) and id(node) not in docstrings:
+            yield node
+
+
+def test_no_cloud_is_named_outside_its_launcher():
+    clouds = set()
+    for name in BUILTIN_LAUNCHERS:
+        cls = launcher_class(name)
+        clouds |= {cls.name.lower(), cls.credential_type.lower()}
+    allowed = (ROOT / "micado" / "launcher", ROOT / "micado" / "testing")
+    found = []
+    for path in sorted((ROOT / "micado").rglob("*.py")):
+        if any(path.is_relative_to(folder) for folder in allowed):
+            continue
+        for node in _string_constants(ast.parse(path.read_text())):
+            if node.value.strip().lower() in clouds:
+                found.append(f"{path.relative_to(ROOT)}:{node.lineno}: {node.value!r}")
+    assert not found, "\n".join(found)
+
+
+def test_the_import_graph_has_no_cycle_and_private_modules_stay_in_their_package():
+    result = subprocess.run([sys.executable, str(ROOT / "scripts" / "import_graph.py"), str(ROOT)],
+                            capture_output=True, text=True, timeout=60)
+    assert result.returncode == 0, result.stdout
