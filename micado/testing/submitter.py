@@ -40,7 +40,7 @@ from werkzeug.exceptions import ClientDisconnected
 from werkzeug.serving import ThreadedWSGIServer, WSGIRequestHandler
 from werkzeug.wsgi import LimitedStream
 
-from micado._argv import glue_values
+from micado.cli.argv import glue_values
 from micado.config._crypto import new_password
 from micado.testing._serving import Background
 from micado.testing.submitter_api import DEFAULT_ADAPTORS, SubmitterApp
