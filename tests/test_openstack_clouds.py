@@ -84,7 +84,7 @@ def test_os_variables_are_read_when_there_is_no_credentials_file(micado_stack, c
     cloud = load_cloud(None)
     assert (cloud.name, cloud.auth_url, cloud.project_id) == ("envvars", login["auth_url"], login["project_id"])
     assert login["password"] not in repr(cloud)
-    assert MicadoClient(launcher="openstack").master._openstack_cloud() == cloud
+    assert MicadoClient(launcher="openstack").master._configured_login() == cloud
 
 
 def test_an_unknown_cloud_lists_the_configured_ones(clouds_yaml):

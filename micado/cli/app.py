@@ -12,6 +12,7 @@ from micado import exceptions as errors
 from micado.cli.output import Out
 from micado.cli.parser import ENV_MASTER
 from micado.client import MicadoClient
+from micado.launcher.registry import DEFAULT_LAUNCHER
 
 if TYPE_CHECKING:
     from micado.models.application import Applications
@@ -53,7 +54,7 @@ def api_client(args: argparse.Namespace) -> tuple[MicadoClient, str]:
     if not master and not endpoint:
         master = _the_only_stored_master()
     if master:
-        client = MicadoClient(launcher="openstack")
+        client = MicadoClient(launcher=DEFAULT_LAUNCHER)  # attach reads the record, made by whichever launcher
         master = client.master.store.resolve(master)
         client.master.attach(master_id=master)
         return client, f"micado app --master {master}"
@@ -66,7 +67,9 @@ def _the_only_stored_master() -> str:
     Raises:
         InvalidArgument: none or several are stored (they are listed).
     """
-    stored: list[str] = [record["id"] for record in MicadoClient(launcher="openstack").master.list()]
+    from micado.config.store import MasterStore
+
+    stored: list[str] = [record.id for record in MasterStore().list()]
     if len(stored) != 1:
         known = f"stored masters: {', '.join(stored)}" if stored else "no master is stored"
         raise errors.InvalidArgument(

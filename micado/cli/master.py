@@ -12,8 +12,9 @@ from typing import Any
 
 from micado import exceptions as errors
 from micado.cli.output import Out, ProgressLine, confirm, table
-from micado.cli.parser import DEPLOY_OPTIONS
 from micado.client import MicadoClient
+from micado.launcher.registry import DEFAULT_LAUNCHER
+from micado.master.spec import ANY
 from micado.master.spec import options as create_options
 
 __all__ = ["master_command", "parse_settings", "read_kwargs_file", "resolve_master_id", "cleanup_options"]
@@ -127,7 +128,7 @@ def master_command(args: argparse.Namespace, out: Out) -> None:
     Raises:
         MicadoException: as the :class:`~micado.master.facade.MicadoMaster` method it calls.
     """
-    client = MicadoClient(launcher=getattr(args, "launcher", "openstack"), cloud=getattr(args, "cloud", None))
+    client = MicadoClient(launcher=getattr(args, "launcher", DEFAULT_LAUNCHER), cloud=getattr(args, "cloud", None))
     _COMMANDS[args.command](args, client, out)
 
 
@@ -155,9 +156,8 @@ def _create(args: argparse.Namespace, client: MicadoClient, out: Out) -> None:
 
 
 def _deploy(args: argparse.Namespace, client: MicadoClient, out: Out) -> None:
-    kwargs: dict[str, Any] = {name: getattr(args, name) for name in
-                              (flag.replace("-", "_") for flag, _, _ in DEPLOY_OPTIONS)
-                              if getattr(args, name) is not None}
+    kwargs: dict[str, Any] = {option.name: getattr(args, option.name) for option in create_options(ANY)
+                              if getattr(args, option.name) is not None}
     if args.settings:
         kwargs["settings"] = parse_settings(args.settings)
     progress = ProgressLine(sys.stderr)

@@ -7,30 +7,17 @@ from typing import Any, NoReturn
 
 from micado import exceptions as errors
 from micado._version import __version__
+from micado.launcher.registry import DEFAULT_LAUNCHER, launcher_names
+from micado.master.spec import ANY, Option
 from micado.master.spec import options as create_options
 
-__all__ = ["ENV_MASTER", "FILE", "DEPLOY_OPTIONS", "Parser", "UsageError", "build_parser"]
+__all__ = ["ENV_MASTER", "FILE", "Parser", "UsageError", "build_parser"]
 
 #: The environment variable naming the master of ``micado app`` when ``--master`` is not given.
 ENV_MASTER = "MICADO_MASTER"
 #: What shell completion offers for options that take a file: shtab.FILE for our two
 #: shells, written out so that every run does not import shtab.
 FILE = {"bash": "_shtab_compgen_files", "zsh": "_files"}
-
-#: ``master deploy`` options: (flag, type, help); the defaults are ``deploy()``'s own.
-DEPLOY_OPTIONS: tuple[tuple[str, type, str], ...] = (
-    ("ssh-user", str, "a sudoer on the host (default: ubuntu)"),
-    ("ssh-port", int, "the host's SSH port (default: 22)"),
-    ("micado-user", str, "MiCADO web user (default: admin); password: MICADO_PASSWORD, else random"),
-    ("micado-version", str, "ansible-micado release tag to deploy (default: the newest)"),
-    ("playbook", str, "ansible-micado source instead: tarball, folder or URL"),
-    ("registry-credentials", str, "container-registry credentials file"),
-    ("api-port", int, "HTTPS port of the MiCADO API (default: 443)"),
-    ("remote-cert-path", str, "the master's certificate on the host"),
-    ("ssh-timeout", float, "seconds for SSH to accept the key (default: 600)"),
-    ("install-timeout", float, "seconds for the Ansible deployment (default: 3600)"),
-    ("api-timeout", float, "seconds for the API to answer after the deployment (default: 600)"),
-)
 
 _MASTER_ID_HELP = "a stored master's id, or a prefix of it that only it has"
 
@@ -105,17 +92,23 @@ def _add_master_commands(commands: Any) -> None:
 
 def _add_create_command(commands: Any) -> None:
     """``master create``: its options are generated from :func:`micado.master.spec.options`."""
-    create = commands.add_parser("create", help="create a master on OpenStack (password: MICADO_PASSWORD)")
-    create.add_argument("--launcher", default="openstack", help="cloud interface (default: openstack)")
-    for option in create_options():  # declared once, in micado.master.spec.CreateSpec
-        default = "" if option.default in (None, "") else f" (default: {option.default})"
-        create.add_argument("--" + option.name.replace("_", "-"), dest=option.name, type=option.type,
-                            help=option.help + default)
+    create = commands.add_parser("create", help="create a master on a cloud (password: MICADO_PASSWORD)")
+    create.add_argument("--launcher", default=DEFAULT_LAUNCHER,
+                        help=f"cloud interface: {', '.join(launcher_names())} (default: {DEFAULT_LAUNCHER})")
+    _add_spec_options(create, create_options())
     create.add_argument("--set", action="append", default=[], dest="settings", metavar="KEY=VALUE",
                         help="a setting of the ansible-micado release, e.g. enable_occopus=true "
                              "(repeatable; values are typed like YAML: true, 600, text)")
     _add_file_option(create, "--kwargs-file", help="JSON file of create() keyword arguments (flags override it)")
     _add_cloud_option(create)
+
+
+def _add_spec_options(command: argparse.ArgumentParser, options: list[Option]) -> None:
+    """One option per argument of :func:`micado.master.spec.options`: help and default declared there."""
+    for option in options:
+        default = "" if option.default in (None, "") else f" (default: {option.default})"
+        command.add_argument("--" + option.name.replace("_", "-"), dest=option.name, type=option.type,
+                             help=option.help + default)
 
 
 def _add_cleanup_command(commands: Any) -> None:
@@ -134,11 +127,11 @@ def _add_cleanup_command(commands: Any) -> None:
 
 
 def _add_deploy_command(commands: Any) -> None:
-    deploy = commands.add_parser("deploy", help="install MiCADO on a host you already have (no cloud VM is made)")
+    deploy = commands.add_parser(
+        "deploy", help="install MiCADO on a host you already have (no cloud VM is made; password: MICADO_PASSWORD)")
     deploy.add_argument("--host", required=True, help="the host's address")
     deploy.add_argument("--ssh-key", required=True, help="your SSH private key for the host (read, never copied)")
-    for flag, value_type, text in DEPLOY_OPTIONS:
-        deploy.add_argument("--" + flag, dest=flag.replace("-", "_"), type=value_type, help=text)
+    _add_spec_options(deploy, create_options(ANY))
     deploy.add_argument("--set", action="append", default=[], dest="settings", metavar="KEY=VALUE",
                         help="a setting of the ansible-micado release (repeatable)")
     _add_cloud_option(deploy)

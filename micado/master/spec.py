@@ -85,11 +85,11 @@ class CreateSpec:
         doc="a container-registry credentials file in the release's format "
             "(``credentials-registries.yml``), handed to the master.")
     # -- reaching the VM
-    ssh_user: str = _arg("SSH user of the image", "ubuntu", kind="login",
+    ssh_user: str = _arg("SSH login user (an image's; on your own host, a sudoer)", "ubuntu", kind="login",
                          doc="the login user of the VM image (deploy: a sudoer on the machine).")
-    ssh_port: int = _arg("SSH port of the VM", 22, kind="port", doc="the machine's SSH port.")
+    ssh_port: int = _arg("SSH port of the machine", 22, kind="port", doc="the machine's SSH port.")
     api_port: int = _arg("HTTPS port of the MiCADO API", 443, kind="port", doc="the HTTPS port of the MiCADO API.")
-    remote_cert_path: str = _arg("the master's certificate on the VM", DEFAULT_REMOTE_CERT_PATH,
+    remote_cert_path: str = _arg("the master's certificate on the machine", DEFAULT_REMOTE_CERT_PATH,
                                  doc="the master's certificate on the machine (relative paths are "
                                      "resolved against the SSH login directory).")
     # -- how long to wait
