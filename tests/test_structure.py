@@ -86,3 +86,27 @@ def test_the_import_graph_has_no_cycle_and_private_modules_stay_in_their_package
     result = subprocess.run([sys.executable, str(ROOT / "scripts" / "import_graph.py"), str(ROOT)],
                             capture_output=True, text=True, timeout=60)
     assert result.returncode == 0, result.stdout
+
+
+def _subcommand(parser, *names):
+    import argparse
+
+    for name in names:
+        action = next(a for a in parser._actions if isinstance(a, argparse._SubParsersAction))
+        parser = action.choices[name]
+    return {action.dest: action for action in parser._actions}
+
+
+def test_the_create_and_deploy_commands_take_the_spec_options_with_its_help_and_defaults():
+    from micado.cli import build_parser
+
+    parser = build_parser()
+    for command, scope in (("create", None), ("deploy", spec.ANY)):
+        actions = _subcommand(parser, "master", command)
+        for option in spec.options(scope):
+            assert option.name in actions, (command, option.name)
+            assert actions[option.name].help.startswith(option.help), (command, option.name)
+            if option.default not in (None, ""):
+                assert f"(default: {option.default})" in actions[option.name].help
+        declared = {name for name, argument in spec.arguments(scope) if argument.cli}
+        assert declared <= set(actions)
