@@ -11,6 +11,7 @@ from __future__ import annotations
 import datetime
 import ipaddress
 import os
+from typing import Any
 from pathlib import Path
 
 __all__ = ["make_self_signed", "split_pem", "write_private_file"]
@@ -38,19 +39,12 @@ def make_self_signed(hosts: list[str], days: int = 365) -> tuple[bytes, bytes]:
     from cryptography import x509
     from cryptography.hazmat.primitives import hashes, serialization
     from cryptography.hazmat.primitives.asymmetric import ec
-    from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
+    from cryptography.x509.oid import NameOID
 
     if not hosts:
         raise ValueError("make_self_signed needs at least one host name or IP address")
     if days <= 0:
         raise ValueError(f"days must be positive, not {days!r}")
-
-    alt_names: list[x509.GeneralName] = []
-    for host in hosts:
-        try:
-            alt_names.append(x509.IPAddress(ipaddress.ip_address(host)))
-        except ValueError:
-            alt_names.append(x509.DNSName(host))
 
     key = ec.generate_private_key(ec.SECP256R1())
     name = x509.Name(
@@ -60,7 +54,7 @@ def make_self_signed(hosts: list[str], days: int = 365) -> tuple[bytes, bytes]:
         ]
     )
     now = datetime.datetime.now(datetime.UTC)
-    cert = (
+    builder = (
         x509.CertificateBuilder()
         .subject_name(name)
         .issuer_name(name)
@@ -68,32 +62,9 @@ def make_self_signed(hosts: list[str], days: int = 365) -> tuple[bytes, bytes]:
         .serial_number(x509.random_serial_number())
         .not_valid_before(now - datetime.timedelta(hours=1))
         .not_valid_after(now + datetime.timedelta(days=days))
-        .add_extension(x509.SubjectAlternativeName(alt_names), critical=False)
-        # A CA:TRUE self-signed certificate can be used directly as a trust anchor
-        # (``verify=cert.pem``) by OpenSSL, which is how clients pin a master's cert.
-        .add_extension(x509.BasicConstraints(ca=True, path_length=0), critical=True)
-        .add_extension(
-            x509.KeyUsage(
-                digital_signature=True,
-                content_commitment=False,
-                key_encipherment=False,
-                data_encipherment=False,
-                key_agreement=False,
-                key_cert_sign=True,
-                crl_sign=False,
-                encipher_only=False,
-                decipher_only=False,
-            ),
-            critical=True,
-        )
-        .add_extension(x509.ExtendedKeyUsage([ExtendedKeyUsageOID.SERVER_AUTH]), critical=False)
-        .add_extension(x509.SubjectKeyIdentifier.from_public_key(key.public_key()), critical=False)
-        # Python 3.13's default VERIFY_X509_STRICT wants the key identifiers present.
-        .add_extension(
-            x509.AuthorityKeyIdentifier.from_issuer_public_key(key.public_key()), critical=False
-        )
-        .sign(key, hashes.SHA256())
+        .add_extension(x509.SubjectAlternativeName(_alt_names(hosts)), critical=False)
     )
+    cert = _server_extensions(builder, key.public_key()).sign(key, hashes.SHA256())
     cert_pem = cert.public_bytes(serialization.Encoding.PEM)
     key_pem = key.private_bytes(
         serialization.Encoding.PEM,
@@ -101,6 +72,39 @@ def make_self_signed(hosts: list[str], days: int = 365) -> tuple[bytes, bytes]:
         serialization.NoEncryption(),
     )
     return cert_pem, key_pem
+
+
+def _alt_names(hosts: list[str]) -> list[Any]:
+    """The subjectAltName entries: ``IPAddress`` for addresses, ``DNSName`` for names."""
+    from cryptography import x509
+
+    alt_names: list[x509.GeneralName] = []
+    for host in hosts:
+        try:
+            alt_names.append(x509.IPAddress(ipaddress.ip_address(host)))
+        except ValueError:
+            alt_names.append(x509.DNSName(host))
+    return alt_names
+
+
+def _server_extensions(builder: Any, public_key: Any) -> Any:
+    """A self-signed TLS server certificate's extensions, usable as its own trust anchor."""
+    from cryptography import x509
+    from cryptography.x509.oid import ExtendedKeyUsageOID
+
+    usage = x509.KeyUsage(digital_signature=True, content_commitment=False, key_encipherment=False,
+                          data_encipherment=False, key_agreement=False, key_cert_sign=True, crl_sign=False,
+                          encipher_only=False, decipher_only=False)
+    return (
+        # A CA:TRUE self-signed certificate can be used directly as a trust anchor
+        # (``verify=cert.pem``) by OpenSSL, which is how clients pin a master's cert.
+        builder.add_extension(x509.BasicConstraints(ca=True, path_length=0), critical=True)
+        .add_extension(usage, critical=True)
+        .add_extension(x509.ExtendedKeyUsage([ExtendedKeyUsageOID.SERVER_AUTH]), critical=False)
+        .add_extension(x509.SubjectKeyIdentifier.from_public_key(public_key), critical=False)
+        # Python 3.13's default VERIFY_X509_STRICT wants the key identifiers present.
+        .add_extension(x509.AuthorityKeyIdentifier.from_issuer_public_key(public_key), critical=False)
+    )
 
 
 def split_pem(pem: bytes) -> tuple[bytes, bytes]:
