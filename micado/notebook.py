@@ -30,21 +30,24 @@ class NotebookProgress:
     """A ``callback(stage, message)`` that keeps one display line up to date.
 
     Args:
-        steps: the stages in order, for "step n of m" (``master.create``'s by default).
+        steps: the stages in order, for "step n of m". Without them the line shows the
+            stage alone, until the run that reports here names its steps
+            (:meth:`expect_steps`; ``master.create`` does).
         display: a function ``(html_text) -> None`` that replaces the line; by default
             an ipywidgets ``HTML`` widget, or an IPython display handle.
     """
 
     def __init__(self, steps: Sequence[str] | None = None,
                  display: Callable[[str], None] | None = None) -> None:
-        if steps is None:
-            from micado.master.lifecycle import STEPS
-
-            steps = STEPS
-        self.steps = tuple(steps)
+        self.steps = tuple(steps or ())
         self.start = time.monotonic()
         self.stage = ""
         self._display = display if display is not None else _default_display()
+
+    def expect_steps(self, steps: Sequence[str]) -> None:
+        """Count "step n of m" over ``steps``, the run's, unless steps were given when this was made."""
+        if not self.steps:
+            self.steps = tuple(steps)
 
     def __call__(self, stage: str, message: str) -> None:
         if stage in self.steps:

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import sys
 import time
-from collections.abc import Callable
-from typing import TypeVar
+from collections.abc import Callable, Sequence
+from typing import Protocol, TypeVar, runtime_checkable
 
 from micado.exceptions import MicadoTimeout
 
@@ -44,6 +44,29 @@ def as_callback(progress: ProgressCallback | bool | None) -> ProgressCallback:
 
         raise InvalidArgument(f"progress must be a callable, True or None, not {progress!r}")
     return progress
+
+
+@runtime_checkable
+class StepCounter(Protocol):
+    """A progress display that counts the steps of a run ("step n of m"), as the notebook line does."""
+
+    def expect_steps(self, steps: Sequence[str]) -> None:
+        """Take the names of the run's steps, in order."""
+
+
+def expect_steps(callback: ProgressCallback, steps: Sequence[str]) -> None:
+    """Name the steps of a run, in order, to the progress callback that will report it.
+
+    The run (``master.create``, ``master.deploy``) knows its steps; a display that
+    counts them (a :class:`StepCounter`, such as :class:`micado.notebook.NotebookProgress`)
+    takes them, every other callback is left alone.
+
+    Args:
+        callback: the run's progress callback.
+        steps: the stage names of its steps, in order.
+    """
+    if isinstance(callback, StepCounter):
+        callback.expect_steps(steps)
 
 
 def wait_until(

@@ -12,8 +12,9 @@ import pytest
 from micado import MicadoClient
 from micado.exceptions import InvalidArgument
 from micado.installer.runner import _Progress
+from micado.master.lifecycle import STEPS
 from micado.notebook import NotebookProgress, in_notebook
-from micado.progress import as_callback, console
+from micado.progress import as_callback, console, expect_steps
 
 
 class ZMQInteractiveShell:  # the class name Jupyter kernels use
@@ -59,6 +60,7 @@ def test_in_a_notebook_one_line_is_updated_in_place(fake_jupyter):
     assert in_notebook()
     progress = as_callback(True)
     assert isinstance(progress, NotebookProgress)
+    expect_steps(progress, STEPS)  # as master.create does
     progress("launch", "starting")
     progress("launch", "server <b>x</b> is BUILD")
     progress("ansible", "micado_master/start : (MiCADO) Start the TOSCA Submitter: changed")

@@ -357,32 +357,83 @@ def prepare_workdir(
             malformed, or the release reads no registry credentials but some were given.
         CredentialsError: a credentials file does not exist or is no YAML.
     """
-    from micado.installer import ssh
+    _check_master_id(master_id)
+    inputs = _read_inputs(
+        tree, micado_user=micado_user, micado_password=micado_password, cloud_credentials=cloud_credentials,
+        registry_credentials=registry_credentials, settings=settings,
+    )
+    key = Path(ssh_key) if ssh_key is not None else paths.ssh_private_key()
+    return _write_workdir(master_id, tree, inputs, host=host, ssh_user=ssh_user, ssh_port=ssh_port, key=key,
+                          become=become)
 
+
+def _check_master_id(master_id: str) -> None:
+    """Refuse a master id that cannot name a folder and a log file."""
     if not isinstance(master_id, str) or not _MASTER_ID_RE.match(master_id):
         raise InvalidArgument(f"master id {master_id!r} must be letters, digits, '.', '_' or '-'")
+
+
+@dataclass(frozen=True)
+class _Inputs:
+    """What a working copy is made of, read and checked before anything is written.
+
+    Attributes:
+        cloud_text: the cloud credentials as the release gets them.
+        registry_text: the registry credentials as the release gets them, or ``None``.
+        extra_vars: the settings and the release's ``security`` mapping.
+        redact: secrets to mask in the log.
+    """
+
+    cloud_text: str
+    registry_text: str | None
+    extra_vars: dict[str, Any]
+    redact: tuple[str, ...] = field(repr=False)
+
+
+def _read_inputs(
+    tree: PlaybookTree,
+    *,
+    micado_user: str,
+    micado_password: str,
+    cloud_credentials: Path | None,
+    registry_credentials: Path | None,
+    settings: Mapping[str, Any] | None,
+) -> _Inputs:
+    """Check the arguments of :func:`prepare_workdir` and read the files it copies (see there).
+
+    Every input is read here, before the earlier working copy (where the cloud
+    credentials may lie) is replaced.
+    """
     check_web_credentials(micado_user, micado_password)
     layout = tree.layout
     extra_vars = {**check_settings(layout, settings), "security": web_security(micado_user, micado_password)}
     cloud_file = Path(cloud_credentials) if cloud_credentials is not None else paths.credentials_file()
-    cloud_text = _read_credentials(cloud_file, "cloud credentials")
-    cloud_document = _parse_credentials(cloud_file, cloud_text)
-    cloud_text = _credentials_copy(tree, "cloud_cred_path", cloud_file, cloud_text, cloud_document)
-    secrets_to_mask = [micado_password, *_secret_values(cloud_document)]
+    cloud_text, cloud_secrets = _credentials_for(tree, "cloud_cred_path", cloud_file, "cloud credentials")
+    secrets_to_mask = [micado_password, *cloud_secrets]
     secrets_to_mask += _secret_values({name: value for name, value in extra_vars.items() if name != "security"})
     registry_text = None
     if registry_credentials is not None:
         if layout.registry_credentials is None:
             raise InvalidArgument(f"registry_credentials: these playbooks (MiCADO {layout.name}) read no "
                                   "container-registry credentials")
-        registry_file = Path(registry_credentials)
-        registry_text = _read_credentials(registry_file, "registry credentials")
-        registry_document = _parse_credentials(registry_file, registry_text)
-        registry_text = _credentials_copy(tree, layout.registry_variable or "", registry_file, registry_text,
-                                          registry_document)
-        secrets_to_mask += _secret_values(registry_document)
-    key = Path(ssh_key) if ssh_key is not None else paths.ssh_private_key()
+        registry_text, registry_secrets = _credentials_for(
+            tree, layout.registry_variable or "", Path(registry_credentials), "registry credentials")
+        secrets_to_mask += registry_secrets
+    return _Inputs(cloud_text=cloud_text, registry_text=registry_text, extra_vars=extra_vars,
+                   redact=tuple(secret for secret in secrets_to_mask if secret))
 
+
+def _credentials_for(tree: PlaybookTree, variable: str, path: Path, what: str) -> tuple[str, list[str]]:
+    """A credentials file's text as the release gets it (see :func:`_credentials_copy`), and its secrets."""
+    text = _read_credentials(path, what)
+    document = _parse_credentials(path, text)
+    return _credentials_copy(tree, variable, path, text, document), _secret_values(document)
+
+
+def _write_workdir(master_id: str, tree: PlaybookTree, inputs: _Inputs, *, host: str, ssh_user: str,
+                   ssh_port: int, key: Path, become: bool) -> WorkDir:
+    """Replace the master's working copy with a new one: the playbooks, rewritten, and our files."""
+    layout = tree.layout
     work = paths.work_dir(master_id)
     paths.ensure_dir(work.parent)
     if work.exists():
@@ -397,29 +448,17 @@ def prepare_workdir(
 
     cloud_copy = run_dir / layout.cloud_credentials
     secret_files = [cloud_copy]
-    write_private(cloud_copy, cloud_text)
-    if registry_text is not None and layout.registry_credentials is not None:
+    write_private(cloud_copy, inputs.cloud_text)
+    if inputs.registry_text is not None and layout.registry_credentials is not None:
         registry_copy = run_dir / layout.registry_credentials
-        write_private(registry_copy, registry_text)
+        write_private(registry_copy, inputs.registry_text)
         secret_files.append(registry_copy)
     extra_file = work / "extra-vars.yml"
-    write_private(extra_file, _dump_yaml(_variables(extra_vars)))
+    write_private(extra_file, _dump_yaml(_variables(inputs.extra_vars)))
     secret_files.append(extra_file)
 
-    ssh_args = ssh.ssh_options(port=ssh_port, key=key, strict=True)
-    host_vars = {
-        "ansible_host": host,
-        "ansible_port": ssh_port,
-        "ansible_user": ssh_user,
-        "ansible_connection": "ssh",
-        "ansible_ssh_private_key_file": str(key),
-        # Ansible splits this with shlex and adds it to every ssh, scp and sftp call.
-        "ansible_ssh_common_args": shlex.join(ssh_args),
-    }
     inventory = work / "inventory.yml"
-    # YAML, every string tagged as data: an INI inventory's values would be templates to Ansible.
-    write_private(inventory, _dump_yaml({"all": {"hosts": {layout.host: _variables(host_vars)}}}))
-
+    write_private(inventory, _inventory(layout.host, host=host, ssh_user=ssh_user, ssh_port=ssh_port, key=key))
     config = work / "ansible.cfg"
     write_private(config, _ansible_cfg(work, inventory, become))
     logger.info("prepared the MiCADO %s playbooks for master %s in %s (%d rewrites for ansible-core)",
@@ -435,8 +474,28 @@ def prepare_workdir(
         extra_vars=extra_file,
         cloud_credentials=cloud_copy,
         secret_files=tuple(secret_files),
-        redact=tuple(secret for secret in secrets_to_mask if secret),
+        redact=inputs.redact,
     )
+
+
+def _inventory(name: str, *, host: str, ssh_user: str, ssh_port: int, key: Path) -> str:
+    """The inventory: the one host ``name``, reached over SSH with our options (:func:`ssh.ssh_options`).
+
+    YAML, every string tagged as data: an INI inventory's values would be templates to Ansible.
+    """
+    from micado.installer import ssh
+
+    ssh_args = ssh.ssh_options(port=ssh_port, key=key, strict=True)
+    host_vars = {
+        "ansible_host": host,
+        "ansible_port": ssh_port,
+        "ansible_user": ssh_user,
+        "ansible_connection": "ssh",
+        "ansible_ssh_private_key_file": str(key),
+        # Ansible splits this with shlex and adds it to every ssh, scp and sftp call.
+        "ansible_ssh_common_args": shlex.join(ssh_args),
+    }
+    return _dump_yaml({"all": {"hosts": {name: _variables(host_vars)}}})
 
 
 def _credentials_copy(tree: PlaybookTree, variable: str, path: Path, text: str, document: object) -> str:
@@ -547,8 +606,7 @@ def cleanup_workdir(master_id: str) -> None:
     Raises:
         InvalidArgument: the master id is malformed.
     """
-    if not isinstance(master_id, str) or not _MASTER_ID_RE.match(master_id):
-        raise InvalidArgument(f"master id {master_id!r} must be letters, digits, '.', '_' or '-'")
+    _check_master_id(master_id)
     work = paths.work_dir(master_id)
     if work.exists():
         shutil.rmtree(work)

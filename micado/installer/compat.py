@@ -46,6 +46,9 @@ from pathlib import Path
 from typing import Any
 
 from micado.exceptions import InstallError
+# Which ansible-playbook runs is the runner's choice (with another one, nothing is planned here);
+# both names stay importable from here, where the API reference listed them before.
+from micado.installer.runner import ENV_ANSIBLE_PLAYBOOK, ansible_playbook_override
 
 __all__ = [
     "ENV_ANSIBLE_PLAYBOOK",
@@ -60,9 +63,6 @@ __all__ = [
 ]
 
 logger = logging.getLogger(__name__)
-
-#: Environment variable naming another ``ansible-playbook`` to run (an older Ansible).
-ENV_ANSIBLE_PLAYBOOK = "MICADO_ANSIBLE_PLAYBOOK"
 
 _INCLUDE_REMOVED = (2, 16)
 _STRICT_TEMPLATING = (2, 19)
@@ -91,28 +91,6 @@ _YAML11_NON_STRINGS = re.compile(
     r"^(?:y|Y|yes|Yes|YES|n|N|no|No|NO|true|True|TRUE|false|False|FALSE|on|On|ON|off|Off|OFF"
     r"|~|null|Null|NULL|[-+]?[0-9][0-9_.]*)$"
 )
-
-
-def ansible_playbook_override() -> Path | None:
-    """The ``ansible-playbook`` named by :data:`ENV_ANSIBLE_PLAYBOOK`, if set.
-
-    Returns:
-        Its absolute path, or ``None`` when the variable is unset or empty.
-
-    Raises:
-        InstallError: the variable names no executable file.
-    """
-    override = os.environ.get(ENV_ANSIBLE_PLAYBOOK)
-    if not override:
-        return None
-    path = Path(override).expanduser().absolute()
-    if not (path.is_file() and os.access(path, os.X_OK)):
-        raise InstallError(
-            f"{ENV_ANSIBLE_PLAYBOOK}={override!r} is not an executable file; set it to the path "
-            "of an ansible-playbook program, or unset it to use the Ansible installed with "
-            "micado-client"
-        )
-    return path
 
 
 def ansible_core_version() -> tuple[int, int]:
@@ -350,14 +328,14 @@ def plan_rewrites(
         known_booleans: names of the release's variables whose value is a boolean
             (they need no ``is truthy``).
         version: the ansible-core version to plan for; default: the installed one.
-            With :data:`ENV_ANSIBLE_PLAYBOOK` set, nothing is planned.
+            With :data:`~micado.installer.runner.ENV_ANSIBLE_PLAYBOOK` set, nothing is planned.
 
     Returns:
         The plan.
 
     Raises:
-        InstallError: ansible-core is not installed, or :data:`ENV_ANSIBLE_PLAYBOOK`
-            names no executable file.
+        InstallError: ansible-core is not installed, or
+            :data:`~micado.installer.runner.ENV_ANSIBLE_PLAYBOOK` names no executable file.
     """
     if version is None:
         if ansible_playbook_override() is not None:

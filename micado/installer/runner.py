@@ -28,19 +28,18 @@ import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, TextIO
+from typing import IO, TYPE_CHECKING, TextIO
 
 from micado._processes import descendants, marked_processes, terminate
 from micado.config import paths
 from micado.exceptions import InstallError, MicadoTimeout
-from micado.installer.compat import ansible_playbook_override
 from micado.progress import ProgressCallback, as_callback, wait_until
 
 if TYPE_CHECKING:
     from micado.installer.ansible import WorkDir
 
-__all__ = ["run_playbook", "ansible_playbook_command", "remove_secret_files", "make_control_dir",
-           "close_connections"]
+__all__ = ["ENV_ANSIBLE_PLAYBOOK", "run_playbook", "ansible_playbook_command", "ansible_playbook_override",
+           "remove_secret_files", "make_control_dir", "close_connections"]
 
 logger = logging.getLogger(__name__)
 
@@ -48,6 +47,8 @@ STAGE = "ansible"
 MASK = "********"
 #: Environment variable set in every process of a run (``<master id>/<random>``), to find them all.
 RUN_MARKER = "MICADO_ANSIBLE_RUN"
+#: Environment variable naming another ``ansible-playbook`` to run (an older Ansible).
+ENV_ANSIBLE_PLAYBOOK = "MICADO_ANSIBLE_PLAYBOOK"
 
 # Variables passed through from the caller's environment; everything else is dropped.
 _KEPT_ENV = ("PATH", "HOME", "USER", "LOGNAME", "LANG", "LC_ALL", "LC_CTYPE", "TMPDIR", "TZ", "VIRTUAL_ENV")
@@ -59,6 +60,28 @@ _RESULT_RE = re.compile(r"^(?P<result>ok|changed|skipping|fatal|failed|unreachab
 #: Ansible's word for a task's result -> the word progress reports.
 _RESULTS = {"ok": "ok", "changed": "changed", "skipping": "skipped", "unreachable": "unreachable"}
 _ERROR_RE = re.compile(r"^(?:ERROR! |\[ERROR\]: )(?P<message>.*)")
+
+
+def ansible_playbook_override() -> Path | None:
+    """The ``ansible-playbook`` named by :data:`ENV_ANSIBLE_PLAYBOOK`, if set.
+
+    Returns:
+        Its absolute path, or ``None`` when the variable is unset or empty.
+
+    Raises:
+        InstallError: the variable names no executable file.
+    """
+    override = os.environ.get(ENV_ANSIBLE_PLAYBOOK)
+    if not override:
+        return None
+    path = Path(override).expanduser().absolute()
+    if not (path.is_file() and os.access(path, os.X_OK)):
+        raise InstallError(
+            f"{ENV_ANSIBLE_PLAYBOOK}={override!r} is not an executable file; set it to the path "
+            "of an ansible-playbook program, or unset it to use the Ansible installed with "
+            "micado-client"
+        )
+    return path
 
 
 def ansible_playbook_command() -> list[str]:
@@ -171,7 +194,7 @@ def _masks(secrets: Sequence[str]) -> list[str]:
     return sorted(forms, key=len, reverse=True)  # longest first: no half-masked leftovers
 
 
-def _pump(stream: TextIO, log: TextIO, secrets: Sequence[str], events: queue.Queue[str | None]) -> None:
+def _pump(stream: IO[str], log: TextIO, secrets: Sequence[str], events: queue.Queue[str | None]) -> None:
     """Copy the child's output to the log, masked, and queue every line; ``None`` at EOF."""
     try:
         for line in stream:
@@ -298,92 +321,140 @@ def run_playbook(
     control_dir = make_control_dir() if control_dir is None else control_dir
     marker = f"{work.master_id}/{secrets.token_hex(6)}"
     env = _environment(work, control_dir, marker)
-    state = _Progress()
-    events: queue.Queue[str | None] = queue.Queue()
-    log_file.unlink(missing_ok=True)
-    fd = os.open(log_file, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-    started = time.monotonic()
-    report(STAGE, f"running {work.playbook} (MiCADO {work.layout.name} playbooks), log: {log_file}")
-    with os.fdopen(fd, "w", encoding="utf-8") as log:
+    with _create_log(log_file) as log:
+        started = time.monotonic()
+        report(STAGE, f"running {work.playbook} (MiCADO {work.layout.name} playbooks), log: {log_file}")
         log.write(f"# micado-client: {' '.join(command)}\n# in {work.run_dir}\n")
         log.flush()
         try:
-            process = subprocess.Popen(
-                command,
-                cwd=work.run_dir,
-                env=env,
-                stdin=subprocess.DEVNULL,
-                stdout=subprocess.PIPE,
-                stderr=subprocess.STDOUT,
-                text=True,
-                encoding="utf-8",
-                errors="replace",
-                start_new_session=True,  # its own process group, so a timeout kills it all
-            )
+            process = _start_playbook(command, work.run_dir, env)
         except OSError as exc:
             if own_control_dir:
                 shutil.rmtree(control_dir, ignore_errors=True)
             remove_secret_files(work)
             raise InstallError(f"could not start {command[0]}: {exc}", log_path=log_file) from exc
         assert process.stdout is not None
-        pump = threading.Thread(
-            target=_pump, args=(process.stdout, log, _masks(work.redact), events), name="ansible-output", daemon=True
-        )
-        pump.start()
-
-        def drain(announce: bool = True) -> None:
-            # Progress is reported from the caller's thread, never from the pump thread.
-            while True:
-                try:
-                    line = events.get_nowait()
-                except queue.Empty:
-                    return
-                messages = state.feed(line) if line is not None else state.flush()
-                for message in messages if announce else ():
-                    report(STAGE, message)
-
-        def finished() -> int | None:
-            drain()
-            return process.poll()
-
+        output = _Output(process.stdout, log, _masks(work.redact), report)
         try:
-            code = wait_until(
-                finished,
-                what=f"ansible-playbook {work.playbook} on master {work.master_id}",
-                timeout=timeout,
-                stage=STAGE,
-                progress=report,
-                interval=0.05,
-                max_interval=0.25,
-                report_every=60.0,
-            )
-        except MicadoTimeout as exc:
-            _stop_tree(process, marker)
-            pump.join(timeout=10)
-            drain(announce=False)
-            raise MicadoTimeout(
-                f"ansible-playbook ran past its deadline of {timeout:g} s"
-                f"{f' at task {state.task!r}' if state.task else ''} and was stopped; "
-                f"full output in {log_file}",
-                what=exc.what,
-                timeout=timeout,
-            ) from exc
-        except BaseException:
-            _stop_tree(process, marker)  # e.g. the progress callback raised, or Ctrl-C
-            raise
+            code = _wait_for_exit(process, output, work=work, timeout=timeout, marker=marker, log_file=log_file)
         finally:
-            pump.join(timeout=10)
+            output.join()
             if own_control_dir:
                 close_connections(control_dir)
             _stop_marked(process, marker)  # e.g. an ssh master that did not close
             remove_secret_files(work)
-        drain()  # the last lines, read after the process ended
+        output.drain()  # the last lines, read after the process ended
     elapsed = time.monotonic() - started
     if code != 0:
-        raise _failure(code, state, log_file)
+        raise _failure(code, output.state, log_file)
     logger.info("ansible-playbook finished for master %s in %.1f s", work.master_id, elapsed)
     report(STAGE, f"playbook finished in {elapsed:.0f} s")
     return log_file
+
+
+def _create_log(log_file: Path) -> TextIO:
+    """A new, empty log file of mode 0600 (an earlier one of the same name is replaced)."""
+    log_file.unlink(missing_ok=True)
+    fd = os.open(log_file, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    return os.fdopen(fd, "w", encoding="utf-8")
+
+
+def _start_playbook(command: Sequence[str], run_dir: Path, env: dict[str, str]) -> subprocess.Popen[str]:
+    """Start ``ansible-playbook`` in its own process group, standard output and error on one pipe.
+
+    Raises:
+        OSError: the program could not be started.
+    """
+    return subprocess.Popen(
+        command,
+        cwd=run_dir,
+        env=env,
+        stdin=subprocess.DEVNULL,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+        encoding="utf-8",
+        errors="replace",
+        start_new_session=True,  # its own process group, so a timeout kills it all
+    )
+
+
+class _Output:
+    """The output of a run: copied to the log by a thread of its own, digested in the caller's thread.
+
+    Args:
+        stream: the child's output pipe.
+        log: the log file it is copied to, masked.
+        masks: the forms of the secrets to mask (see :func:`_masks`).
+        report: receives the progress messages, from the caller's thread only.
+    """
+
+    def __init__(self, stream: IO[str], log: TextIO, masks: Sequence[str], report: ProgressCallback) -> None:
+        self.state = _Progress()
+        self.report = report
+        self._events: queue.Queue[str | None] = queue.Queue()
+        self._pump = threading.Thread(
+            target=_pump, args=(stream, log, masks, self._events), name="ansible-output", daemon=True
+        )
+        self._pump.start()
+
+    def drain(self, announce: bool = True) -> None:
+        """Digest the lines read so far, and report their progress messages unless ``announce`` is false."""
+        while True:
+            try:
+                line = self._events.get_nowait()
+            except queue.Empty:
+                return
+            messages = self.state.feed(line) if line is not None else self.state.flush()
+            for message in messages if announce else ():
+                self.report(STAGE, message)
+
+    def join(self) -> None:
+        """Wait (10 s at most) until the pump thread has copied the whole output."""
+        self._pump.join(timeout=10)
+
+
+def _wait_for_exit(process: subprocess.Popen[str], output: _Output, *, work: WorkDir, timeout: float,
+                   marker: str, log_file: Path) -> int:
+    """Wait for ``ansible-playbook`` to exit, reporting its output as it comes; return its exit code.
+
+    On a timeout, or anything raised meanwhile (the progress callback, Ctrl-C), the
+    whole run is stopped first.
+
+    Raises:
+        MicadoTimeout: the run went past ``timeout``; names the task it was at and the log.
+    """
+
+    def finished() -> int | None:
+        output.drain()
+        return process.poll()
+
+    try:
+        return wait_until(
+            finished,
+            what=f"ansible-playbook {work.playbook} on master {work.master_id}",
+            timeout=timeout,
+            stage=STAGE,
+            progress=output.report,
+            interval=0.05,
+            max_interval=0.25,
+            report_every=60.0,
+        )
+    except MicadoTimeout as exc:
+        _stop_tree(process, marker)
+        output.join()
+        output.drain(announce=False)
+        task = output.state.task
+        raise MicadoTimeout(
+            f"ansible-playbook ran past its deadline of {timeout:g} s"
+            f"{f' at task {task!r}' if task else ''} and was stopped; "
+            f"full output in {log_file}",
+            what=exc.what,
+            timeout=timeout,
+        ) from exc
+    except BaseException:
+        _stop_tree(process, marker)  # e.g. the progress callback raised, or Ctrl-C
+        raise
 
 
 def _failure(code: int, state: _Progress, log_file: Path) -> InstallError:

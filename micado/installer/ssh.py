@@ -442,68 +442,90 @@ def wait_for_ssh(
     checks.port("port", port)
     if not key.is_file():
         raise InstallError(f"the SSH private key {key} does not exist (see ensure_keypair())")
-    ssh_dir = paths.ensure_dir(paths.ssh_dir())
+    attempt = _SshAttempt(host=host, port=port, user=user, key=key, deadline=time.monotonic() + timeout,
+                          ssh_dir=paths.ensure_dir(paths.ssh_dir()), control_dir=control_dir)
     where = _where(host, port)
-    deadline = time.monotonic() + timeout
-    last_error = ["nothing tried yet"]
+    progress("ssh", f"waiting for the SSH port {where}")
+    wait_until(
+        attempt.port_open, what=f"SSH port {where}", timeout=timeout, stage="ssh", progress=progress,
+        on_timeout=lambda: f"the SSH port {where} did not accept connections within {timeout:g} s "
+                           f"(last error: {attempt.last_error})",
+    )
+    progress("ssh", f"port {where} open, logging in as {user}")
+    attempt.last_error = "nothing tried yet"
+    wait_until(
+        attempt.login,
+        what=f"SSH login as {user} to {where}",
+        timeout=max(attempt.deadline - time.monotonic(), 0.0),
+        stage="ssh",
+        progress=progress,
+        on_timeout=lambda: f"could not log in to {where} as {user} with the key {key} within {timeout:g} s "
+                           f"(the port is open; last ssh error: {attempt.last_error})",
+    )
+    progress("ssh", f"logged in to {where}; host key recorded")
 
-    def port_open() -> bool | None:
-        remaining = max(deadline - time.monotonic(), 0.05)
+
+@dataclass
+class _SshAttempt:
+    """The two checks :func:`wait_for_ssh` repeats until its deadline, and the last error they saw.
+
+    Each returns ``True`` on success and ``None`` for "not yet" (see :func:`wait_until`).
+    """
+
+    host: str
+    port: int
+    user: str
+    key: Path
+    deadline: float
+    ssh_dir: Path
+    control_dir: Path | None
+    last_error: str = "nothing tried yet"
+
+    def port_open(self) -> bool | None:
+        """Whether the SSH port accepts a TCP connection."""
+        remaining = max(self.deadline - time.monotonic(), 0.05)
         try:
-            with socket.create_connection((host, port), timeout=min(remaining, CONNECT_TIMEOUT)):
+            with socket.create_connection((self.host, self.port), timeout=min(remaining, CONNECT_TIMEOUT)):
                 return True
         except OSError as exc:
-            last_error[0] = str(exc) or type(exc).__name__
+            self.last_error = str(exc) or type(exc).__name__
             return None
 
-    def login() -> bool | None:
-        remaining = max(deadline - time.monotonic(), 0.5)
+    def login(self) -> bool | None:
+        """Log in running ``true``; on success record the host key the master presented.
+
+        Raises:
+            InstallError: ssh logged in but recorded no host key.
+        """
+        where = _where(self.host, self.port)
+        remaining = max(self.deadline - time.monotonic(), 0.5)
         # A fresh known_hosts per attempt: only the key of a successful login is trusted.
-        fd, name = tempfile.mkstemp(prefix=".known_hosts.", suffix=".attempt", dir=ssh_dir)
+        fd, name = tempfile.mkstemp(prefix=".known_hosts.", suffix=".attempt", dir=self.ssh_dir)
         os.close(fd)
         attempt_hosts = Path(name)
         try:
             argv = _ssh_argv(
-                host, "true", port=port, user=user, key=key,
-                known_hosts=attempt_hosts, checking="accept-new", control_dir=control_dir,
+                self.host, "true", port=self.port, user=self.user, key=self.key,
+                known_hosts=attempt_hosts, checking="accept-new", control_dir=self.control_dir,
             )
             try:
                 proc = subprocess.run(
                     argv, stdin=subprocess.DEVNULL, capture_output=True, timeout=remaining
                 )
             except subprocess.TimeoutExpired as exc:
-                last_error[0] = f"ssh did not finish within {remaining:.1f} s {_tail(exc.stderr)}"
+                self.last_error = f"ssh did not finish within {remaining:.1f} s {_tail(exc.stderr)}"
                 return None
             if proc.returncode != 0:
-                last_error[0] = _tail(proc.stderr) or f"ssh exited with code {proc.returncode}"
-                logger.debug("SSH login to %s not ready: %s", where, last_error[0])
+                self.last_error = _tail(proc.stderr) or f"ssh exited with code {proc.returncode}"
+                logger.debug("SSH login to %s not ready: %s", where, self.last_error)
                 return None
             seen = attempt_hosts.read_text(encoding="utf-8").strip()
         finally:
             attempt_hosts.unlink(missing_ok=True)
         if not seen:
             raise InstallError(f"ssh logged in to {where} but recorded no host key")
-        _record_host_key(host, port, seen)
+        _record_host_key(self.host, self.port, seen)
         return True
-
-    progress("ssh", f"waiting for the SSH port {where}")
-    wait_until(
-        port_open, what=f"SSH port {where}", timeout=timeout, stage="ssh", progress=progress,
-        on_timeout=lambda: f"the SSH port {where} did not accept connections within {timeout:g} s "
-                           f"(last error: {last_error[0]})",
-    )
-    progress("ssh", f"port {where} open, logging in as {user}")
-    last_error[0] = "nothing tried yet"
-    wait_until(
-        login,
-        what=f"SSH login as {user} to {where}",
-        timeout=max(deadline - time.monotonic(), 0.0),
-        stage="ssh",
-        progress=progress,
-        on_timeout=lambda: f"could not log in to {where} as {user} with the key {key} within {timeout:g} s "
-                           f"(the port is open; last ssh error: {last_error[0]})",
-    )
-    progress("ssh", f"logged in to {where}; host key recorded")
 
 
 def forget_host(host: str, port: int = 22) -> None:

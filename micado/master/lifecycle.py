@@ -24,7 +24,7 @@ from micado.config import paths
 from micado.config._crypto import new_password
 from micado.exceptions import InstallError, MicadoException
 from micado.undo import UndoStack
-from micado.progress import ProgressCallback, wait_until
+from micado.progress import ProgressCallback, expect_steps, wait_until
 
 if TYPE_CHECKING:
     from micado.api.client import SubmitterClient
@@ -76,6 +76,7 @@ class Creation:
         self.connect = connect
         self.api_version = api_version
         self.report = report
+        expect_steps(report, self.steps)  # for "step n of m" in a notebook
         self.ansible_args = ansible_args
         self.undo = UndoStack("master.create", report=lambda step: report("undo", step))
         #: Seconds spent in each step.
