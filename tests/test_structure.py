@@ -1,8 +1,10 @@
-"""The package's shape: every argument declared once, each cloud in its launcher, no import cycle."""
+"""The package's shape: every argument declared once, each cloud in its launcher, layers that import
+downwards only (no cycle, private modules kept in their package), short functions."""
 
 from __future__ import annotations
 
 import ast
+import importlib.util
 import inspect
 import subprocess
 import sys
@@ -110,3 +112,35 @@ def test_the_create_and_deploy_commands_take_the_spec_options_with_its_help_and_
                 assert f"(default: {option.default})" in actions[option.name].help
         declared = {name for name, argument in spec.arguments(scope) if argument.cli}
         assert declared <= set(actions)
+
+
+def _import_graph():
+    spec_ = importlib.util.spec_from_file_location("import_graph", ROOT / "scripts" / "import_graph.py")
+    module = importlib.util.module_from_spec(spec_)
+    spec_.loader.exec_module(module)
+    return module
+
+
+#: Code below the master's workflow: it reports progress and runs the installer, and knows nothing above it.
+LOWER_LAYERS = ("micado.installer", "micado.progress", "micado.notebook", "micado.config", "micado.launcher",
+                "micado.api", "micado.arguments", "micado.checks", "micado.exceptions")
+UPPER_LAYERS = ("micado.master", "micado.models", "micado.cli", "micado.client")
+
+
+def test_the_lower_layers_import_nothing_above_them():
+    graph = _import_graph()
+    modules = graph.module_names(ROOT)
+    found = [f"{name} imports {target}" for name, path in modules.items() if name.startswith(LOWER_LAYERS)
+             for target in sorted(graph.imports_of(name, path, modules)) if target.startswith(UPPER_LAYERS)]
+    assert found == []
+
+
+def test_no_function_is_longer_than_80_lines():
+    found = []
+    for path in sorted((ROOT / "micado").rglob("*.py")):
+        for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+            if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef)):
+                length = (node.end_lineno or node.lineno) - node.lineno + 1  # def line to the end, decorators not
+                if length > 80:
+                    found.append(f"{path.relative_to(ROOT)}:{node.lineno} {node.name} ({length} lines)")
+    assert found == []

@@ -142,30 +142,14 @@ class MicadoMaster:
     # -- create ----------------------------------------------------------------------------
 
     def create(
-        self,
-        *,
-        image: str | None = None,
-        flavor: str | None = None,
-        network: str | None = None,
-        keypair: str | None = None,
-        security_group: str = "all",
-        region: str | None = None,
-        micado_user: str = "admin",
-        micado_password: str | None = None,
-        micado_version: str | None = None,
-        playbook: str | Path | None = None,
-        settings: dict[str, Any] | None = None,
-        registry_credentials: str | Path | None = None,
-        ssh_user: str = "ubuntu",
-        ssh_port: int = 22,
-        api_port: int = 443,
-        remote_cert_path: str = DEFAULT_REMOTE_CERT_PATH,
-        boot_timeout: float = 900.0,
-        ssh_timeout: float = 600.0,
-        install_timeout: float = 3600.0,
-        api_timeout: float = 600.0,
-        progress: ProgressCallback | bool | None = None,
-        **cloud_options: Any,
+        self, *, image: str | None = None, flavor: str | None = None, network: str | None = None,
+        keypair: str | None = None, security_group: str = "all", region: str | None = None,
+        micado_user: str = "admin", micado_password: str | None = None, micado_version: str | None = None,
+        playbook: str | Path | None = None, settings: dict[str, Any] | None = None,
+        registry_credentials: str | Path | None = None, ssh_user: str = "ubuntu", ssh_port: int = 22,
+        api_port: int = 443, remote_cert_path: str = DEFAULT_REMOTE_CERT_PATH, boot_timeout: float = 900.0,
+        ssh_timeout: float = 600.0, install_timeout: float = 3600.0, api_timeout: float = 600.0,
+        progress: ProgressCallback | bool | None = None, **cloud_options: Any,
     ) -> str:
         """Create a MiCADO master: start a VM, deploy MiCADO on it, and remember it.
 
@@ -216,23 +200,12 @@ class MicadoMaster:
     create.__doc__ = (create.__doc__ or "").replace("@CREATE_ARGUMENTS@", arguments_doc())
 
     def deploy(
-        self,
-        host: str,
-        ssh_key: str | Path,
-        *,
-        micado_user: str = "admin",
-        micado_password: str | None = None,
-        micado_version: str | None = None,
-        playbook: str | Path | None = None,
-        settings: dict[str, Any] | None = None,
-        registry_credentials: str | Path | None = None,
-        ssh_user: str = "ubuntu",
-        ssh_port: int = 22,
-        api_port: int = 443,
-        remote_cert_path: str = DEFAULT_REMOTE_CERT_PATH,
-        ssh_timeout: float = 600.0,
-        install_timeout: float = 3600.0,
-        api_timeout: float = 600.0,
+        self, host: str, ssh_key: str | Path, *, micado_user: str = "admin", micado_password: str | None = None,
+        micado_version: str | None = None, playbook: str | Path | None = None,
+        settings: dict[str, Any] | None = None, registry_credentials: str | Path | None = None,
+        ssh_user: str = "ubuntu", ssh_port: int = 22, api_port: int = 443,
+        remote_cert_path: str = DEFAULT_REMOTE_CERT_PATH, ssh_timeout: float = 600.0,
+        install_timeout: float = 3600.0, api_timeout: float = 600.0,
         progress: ProgressCallback | bool | None = None,
     ) -> str:
         """Install MiCADO on a machine you already have (the official client's ``up``).
