@@ -7,8 +7,9 @@ import math
 from dataclasses import dataclass, field
 from typing import Any
 
-from micado.config._yaml import MAX_DEPTH, depth_of
+from micado.config.bounded_yaml import MAX_DEPTH, depth_of
 from micado.exceptions import InvalidArgument
+from micado.launcher.registry import DEFAULT_LAUNCHER
 
 __all__ = ["MasterRecord", "SEALED", "validate_record"]
 
@@ -57,7 +58,7 @@ class MasterRecord:
     cert_path: str | None
     micado_user: str
     micado_password: str = field(repr=False)
-    launcher: str = "openstack"
+    launcher: str = DEFAULT_LAUNCHER
     auth_url: str | None = None
     region_name: str | None = None
     project_id: str | None = None
