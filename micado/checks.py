@@ -5,6 +5,7 @@ They run before any request or cloud call, so bad input fails fast and locally.
 
 from __future__ import annotations
 
+import ipaddress
 import math
 import os
 import unicodedata
@@ -112,6 +113,26 @@ def http_url(name: str, value: object, what: str, *, userinfo: bool = True, quer
     if not query and (parts.query or parts.fragment):
         raise InvalidArgument(f"{name} {shown!r} must not have a query (?...) or fragment (#...)")
     return value
+
+
+def is_loopback_host(host: str | None) -> bool:
+    """Whether ``host`` is ``localhost`` or a loopback address (where plain http is tolerated).
+
+    Args:
+        host: a URL's host name.
+
+    Returns:
+        ``True`` for ``localhost``, ``127.0.0.0/8`` and ``::1``.
+    """
+    if not host:
+        return False
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
 
 def command_word_problem(value: str) -> str | None:
     """What makes ``value`` unsafe as one word of an ``ssh`` or Ansible command line, or ``None``.

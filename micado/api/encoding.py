@@ -166,7 +166,7 @@ def _check_yaml_part(part: tuple[str, bytes], file: object) -> None:
     Raises:
         InvalidArgument: ``file:line:column: the ADT is not valid YAML: <problem>``.
     """
-    from micado.config._yaml import Refused, YamlSyntaxError, safe_load
+    from micado.config.bounded_yaml import Refused, YamlSyntaxError, safe_load
 
     name, content = part
     if not name.lower().endswith(_YAML_SUFFIXES):

@@ -19,7 +19,7 @@ from collections.abc import Callable
 from typing import Any
 
 from micado.config import _crypto
-from micado.config._yaml import MAX_DEPTH, Refused, YamlSyntaxError, depth_of, safe_load
+from micado.config.bounded_yaml import MAX_DEPTH, Refused, YamlSyntaxError, depth_of, safe_load
 from micado.config.record import FIELDS, OPTIONAL_TEXT, REQUIRED_TEXT, SEALED, MasterRecord
 from micado.launcher.registry import DEFAULT_LAUNCHER
 
@@ -193,7 +193,7 @@ def _parse_legacy(masters: Any) -> list[MasterRecord]:
             raise Damaged(f"{where} must be a mapping of one master id to its fields (0.9 form)")
         master_id = next(iter(entry))
         values = {name: _legacy_text(fields.get(name)) for name in _LEGACY_FIELDS}
-        values.update(id=_legacy_text(master_id), launcher=DEFAULT_LAUNCHER)  # 0.9 knew one cloud
+        values.update(id=_legacy_text(master_id), launcher=DEFAULT_LAUNCHER)  # 0.9 had only OpenStack
         values["api_version"] = values["api_version"] or "v2.0"
         records.append(_record(values, f"{where}.{master_id}"))
     _check_unique(records)

@@ -7,7 +7,7 @@ import math
 from dataclasses import dataclass, field
 from typing import Any
 
-from micado.config._yaml import MAX_DEPTH, depth_of
+from micado.config.bounded_yaml import MAX_DEPTH, depth_of
 from micado.exceptions import InvalidArgument
 from micado.launcher.registry import DEFAULT_LAUNCHER
 

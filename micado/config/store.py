@@ -64,7 +64,7 @@ from pathlib import Path
 
 from micado.config.files import write_private
 from micado.config import _crypto, _store_format, paths
-from micado.config._yaml import Refused, read_limited
+from micado.config.bounded_yaml import Refused, read_limited
 from micado.config._store_format import STORE_FORMAT
 from micado.config.record import SEALED, MasterRecord, validate_record
 from micado.exceptions import InvalidArgument, MasterNotFound, MicadoTimeout, StoreError

@@ -28,10 +28,12 @@ from collections.abc import Iterable, Mapping
 from dataclasses import asdict, dataclass, field, fields
 from typing import TYPE_CHECKING, Any, ClassVar, Protocol
 
-from micado.exceptions import InvalidArgument, LaunchError
+from micado.exceptions import CredentialsError, InvalidArgument, LaunchError
 from micado.progress import ProgressCallback
 
 if TYPE_CHECKING:
+    from pathlib import Path
+
     from micado.arguments import Argument
     from micado.undo import UndoStack
 
@@ -320,6 +322,43 @@ class Launcher(ABC):
     name: ClassVar[str]
     #: The ``type`` of the credentials-file entry it logs in with (``"nova"``, ``"ec2"``).
     credential_type: ClassVar[str]
+    #: The template of that entry, as :func:`micado.config.credentials.credentials_template`
+    #: returns it: a whole file with just this entry, placeholders for the values, and
+    #: ``{path}`` (the file's path) in its first comment.
+    credentials_template: ClassVar[str]
+    #: The entry in the whole-file template ``micado init`` writes
+    #: (:func:`micado.config.credentials.credentials_file_template`): a comment, then the
+    #: ``- type: ...`` item of the ``resource`` list, values left blank; inserted as it is.
+    credentials_file_entry: ClassVar[str]
+    #: What that whole-file template shows of ``pre_authentication`` for this launcher
+    #: (commented-out YAML and its comments), if anything; the same block given by
+    #: several launchers is written once.
+    credentials_file_pre_authentication: ClassVar[str] = ""
+
+    @classmethod
+    def read_credentials(cls, auth_data: Mapping[str, Any], file: Path, where: str, document: Any) -> Any:
+        """Check the ``auth_data`` of this launcher's credentials-file entry and build its credentials.
+
+        :func:`micado.config.credentials.load_credentials` finds the one ``resource`` entry
+        of type :attr:`credential_type` and calls this; what it returns is what
+        :meth:`from_arguments` and :meth:`from_record` get as ``credentials``. The checks
+        of :mod:`micado.config.credentials.checks` help. Nothing may be sent anywhere.
+
+        Args:
+            auth_data: the entry's ``auth_data`` mapping.
+            file: the credentials file, for messages.
+            where: the key path of ``auth_data`` in the file (``resource[0].auth_data``).
+            document: the whole file (an entry may refer to its ``pre_authentication``).
+
+        Raises:
+            CredentialsError: the entry is not right; the message names ``file`` and the
+                key, never a secret value. By default: the launcher reads no entry.
+        """
+        raise CredentialsError(
+            f"{file}: {where}: launcher {cls.name!r} reads no credentials-file entry "
+            f"(its class {cls.__name__} does not define read_credentials)",
+            path=file, key=where,
+        )
 
     @classmethod
     @abstractmethod

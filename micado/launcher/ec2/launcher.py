@@ -42,6 +42,7 @@ from typing import TYPE_CHECKING, Any
 from micado import checks
 from micado.arguments import Argument
 from micado.exceptions import InvalidArgument, LaunchError
+import micado.launcher.ec2.credentials as credentials_entry
 from micado.launcher.ec2.api import ClientSettings, EC2Api, require_boto3
 from micado.launcher.base import (
     CREATOR_TAG, LAUNCH_TAG, LAUNCHED_TAG, STORE_TAG, Launcher, LaunchedVM, LaunchSpec, MarkedResource, Removal,
@@ -51,6 +52,8 @@ from micado.undo import UndoStack
 from micado.progress import ProgressCallback, as_callback, wait_until
 
 if TYPE_CHECKING:
+    from pathlib import Path
+
     from micado.config.credentials import EC2Auth
 
 __all__ = ["EC2Launcher", "LAUNCH_TAG", "STORE_TAG", "ALLOCATED_TAG", "ADDRESS_MODES"]
@@ -118,6 +121,13 @@ class EC2Launcher(Launcher):
     )
     name = "ec2"
     credential_type = "ec2"
+    credentials_template = credentials_entry.TEMPLATE
+    credentials_file_entry = credentials_entry.FILE_ENTRY
+
+    @classmethod
+    def read_credentials(cls, auth_data: Mapping[str, Any], file: Path, where: str, document: Any) -> EC2Auth:
+        """The access key of the ``ec2`` entry: see :mod:`micado.launcher.ec2.credentials`."""
+        return credentials_entry.read_entry(auth_data, file, where, document)
 
     def __init__(
         self,

@@ -27,9 +27,10 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
-from micado.config._openid import is_loopback_host
-from micado.config._yaml import MAX_YAML_BYTES, Refused, YamlSyntaxError, read_limited, safe_load
-from micado.config.credentials import ApplicationCredentialAuth, PasswordAuth, _warn_if_readable_by_others
+from micado.checks import is_loopback_host
+from micado.config.bounded_yaml import MAX_YAML_BYTES, Refused, YamlSyntaxError, read_limited, safe_load
+from micado.config.credentials import ApplicationCredentialAuth, PasswordAuth
+from micado.config.credentials.reading import warn_if_readable_by_others
 from micado.exceptions import CredentialsError
 
 __all__ = ["OpenStackCloud", "SUPPORTED_AUTH_TYPES", "load_cloud", "micado_credentials_text"]
@@ -202,7 +203,7 @@ def _config_file(variable: str, candidates: list[str]) -> tuple[Path | None, dic
     path = Path(found[0])
     clouds: dict[str, Any] = _read_config_file(path).get("clouds", {})
     if any(isinstance(entry.get("auth"), dict) and _SECRET_KEYS & set(entry["auth"]) for entry in clouds.values()):
-        _warn_if_readable_by_others(path)
+        warn_if_readable_by_others(path)
     return path, clouds
 
 

@@ -25,6 +25,7 @@ from typing import TYPE_CHECKING, Any
 from micado import checks
 from micado.arguments import Argument
 from micado.exceptions import InvalidArgument, LaunchError
+import micado.launcher.openstack.credentials as credentials_entry
 from micado.launcher.openstack.floating_ips import FLOATING_IP_MARK, FloatingIPs, read_floating_ip_description
 from micado.launcher.openstack.session import normalise_auth_url
 from micado.launcher.base import (
@@ -35,7 +36,10 @@ from micado.progress import ProgressCallback, as_callback, wait_until
 from micado.undo import UndoStack
 
 if TYPE_CHECKING:
+    from pathlib import Path
+
     from micado.config.credentials import ApplicationCredentialAuth, OIDCAuth, PasswordAuth
+    from micado.config.credentials.keystone import KeystoneAuth
     from micado.launcher.openstack.clouds_yaml import OpenStackCloud
 
 logger = logging.getLogger(__name__)
@@ -100,6 +104,14 @@ class OpenStackLauncher(FloatingIPs, Launcher):
     config_source = "clouds.yaml"
     name = "openstack"
     credential_type = "nova"
+    credentials_template = credentials_entry.TEMPLATE
+    credentials_file_entry = credentials_entry.FILE_ENTRY
+    credentials_file_pre_authentication = credentials_entry.FILE_PRE_AUTHENTICATION
+
+    @classmethod
+    def read_credentials(cls, auth_data: Mapping[str, Any], file: Path, where: str, document: Any) -> KeystoneAuth:
+        """The Keystone login of the ``nova`` entry: see :mod:`micado.launcher.openstack.credentials`."""
+        return credentials_entry.read_entry(auth_data, file, where, document)
 
     def __init__(
         self,

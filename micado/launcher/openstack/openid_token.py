@@ -39,7 +39,7 @@ from urllib.parse import urlsplit
 import requests
 
 from micado import transfer
-from micado.config._openid import is_loopback_host
+from micado.checks import is_loopback_host
 from micado.config.credentials import OIDCAuth, OpenIDRefresh
 from micado.exceptions import CredentialsError, LaunchError, server_text
 

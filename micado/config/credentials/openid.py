@@ -1,4 +1,4 @@
-"""The OpenID Connect part of the credentials file: a ``nova`` entry that logs in through federation.
+"""The ``openid`` block of ``pre_authentication``: where a Keystone entry gets its OpenID Connect tokens.
 
 MiCADO's format (ansible-micado's ``sample-credentials-cloud-api.yml``) puts the
 provider and the refresh token in a ``pre_authentication`` block of ``type: openid``
@@ -12,108 +12,74 @@ and lets the ``nova`` entry refer to it with a YAML alias::
       auth_data: {identity_provider: egi.eu, access_token: *OPENID, project_id: ...}
 
 ``url`` is the provider's token endpoint, as MiCADO reads it on the master (its EGI
-token script posts the refresh token straight to it). ``access_token`` may instead
-hold a literal access token. Everything here is checked
-without a request; :mod:`micado.launcher.openstack.openid_token` does the exchange.
+token script posts the refresh token straight to it). The entry itself is read by
+:mod:`micado.config.credentials.keystone`; this module reads the block it refers to,
+without a request (:mod:`micado.launcher.openstack.openid_token` does the exchange).
 """
 
 from __future__ import annotations
 
-import ipaddress
-import logging
+from collections.abc import Collection, Mapping
+from dataclasses import dataclass, field
 from pathlib import Path
-from collections.abc import Mapping
 from typing import Any
 from urllib.parse import urlsplit
 
-from micado.config.credentials import (
-    _NOVA_OPTIONAL,
-    _PLACEHOLDERS,
-    OIDCAuth,
-    OpenIDRefresh,
-    _check_unknown_keys,
-    _filled,
-    _text,
-)
+from micado.checks import is_loopback_host
+from micado.config.credentials.checks import check_unknown_keys, filled, text
 from micado.exceptions import CredentialsError
 
-__all__ = ["openid_credentials", "is_loopback_host"]
+__all__ = ["OpenIDRefresh", "PRE_AUTHENTICATION_TYPE", "openid_block"]
 
-logger = logging.getLogger("micado.config.credentials")
-
+#: The ``type`` of the ``pre_authentication`` entries read here.
+PRE_AUTHENTICATION_TYPE = "openid"
 #: Keys of an ``openid`` block: the two MiCADO uses, and those some providers need.
 _REQUIRED = ("url", "refresh_token")
 _OPTIONAL = ("client_id", "client_secret", "scope")
 
 
-def is_loopback_host(host: str | None) -> bool:
-    """Whether ``host`` is ``localhost`` or a loopback address (where plain http is tolerated).
+@dataclass(frozen=True)
+class OpenIDRefresh:
+    """How to get an access token from an OpenID Connect provider (MiCADO's ``openid`` block).
 
-    Args:
-        host: a URL's host name.
-
-    Returns:
-        ``True`` for ``localhost``, ``127.0.0.0/8`` and ``::1``.
+    Attributes:
+        url: the provider's token endpoint, where the refresh token is posted (as
+            MiCADO itself does with the same file on the master).
+        refresh_token: the long-lived refresh token (never shown in ``repr``).
+        client_id: the OAuth client to refresh as, for providers that need one
+            (EGI Check-in's token portal issues tokens for ``token-portal``).
+        client_secret: that client's secret, if it is a confidential client
+            (never shown in ``repr``).
+        scope: the scopes to ask for; ``None`` keeps those the refresh token was
+            issued with (RFC 6749, section 6).
+        key: where the block is in the file (``pre_authentication[0].auth_data``),
+            for error messages.
     """
-    if not host:
-        return False
-    if host == "localhost":
-        return True
-    try:
-        return ipaddress.ip_address(host).is_loopback
-    except ValueError:
-        return False
+
+    url: str
+    refresh_token: str = field(repr=False)
+    client_id: str | None = None
+    client_secret: str | None = field(default=None, repr=False)
+    scope: str | None = None
+    key: str = "pre_authentication[0].auth_data"
 
 
-def openid_credentials(auth_data: Mapping[str, Any], document: Any, file: Path, where: str) -> OIDCAuth:
-    """Build the :class:`~micado.config.credentials.OIDCAuth` of a ``nova`` entry that uses OpenID Connect.
+def openid_block(token: Mapping[str, Any], document: Any, file: Path, where: str,
+                 placeholders: Collection[str] = ()) -> OpenIDRefresh:
+    """The ``openid`` block of ``pre_authentication`` that an entry's ``access_token`` refers to, checked.
 
     Args:
-        auth_data: the entry's ``auth_data`` (``identity_provider`` and ``access_token`` filled in).
+        token: the mapping the entry's ``access_token`` holds (the alias ``*OPENID``).
         document: the whole file, for its ``pre_authentication`` list.
         file: the file, for messages.
-        where: the key path of ``auth_data`` (``resource[0].auth_data``).
-
-    Returns:
-        The credentials, with a literal access token or the ``openid`` block to refresh with.
+        where: the key path of the entry's ``auth_data`` (``resource[0].auth_data``).
+        placeholders: template placeholders that are no refresh token.
 
     Raises:
-        CredentialsError: see :func:`~micado.config.credentials.load_credentials`.
+        CredentialsError: ``token`` is no ``openid`` block of the file, or the block lacks
+            ``url`` or ``refresh_token``, has a ``url`` that is not https (http only on
+            loopback), a ``client_secret`` without ``client_id``, or unknown keys.
     """
-    identity_provider = _text(auth_data, "identity_provider", file, where).strip()
-    if identity_provider in _PLACEHOLDERS or "/" in identity_provider:
-        raise CredentialsError(
-            f"{file}: {where}.identity_provider must be the id of the identity provider in Keystone "
-            "(e.g. egi.eu), without slashes",
-            path=file, key=f"{where}.identity_provider",
-        )
-    project_id = _project_id(auth_data, file, where)
-    token = auth_data["access_token"]
-    if isinstance(token, dict):
-        refresh = _openid_block(token, document, file, where)
-        return OIDCAuth(identity_provider, refresh=refresh, project_id=project_id, path=file, key=where)
-    access_token = _text(auth_data, "access_token", file, where).strip()
-    if any(c.isspace() for c in access_token):
-        raise CredentialsError(
-            f"{file}: {where}.access_token contains white space; an access token has none "
-            "(or give the alias *OPENID of the pre_authentication openid block)",
-            path=file, key=f"{where}.access_token",
-        )
-    return OIDCAuth(identity_provider, access_token=access_token, project_id=project_id, path=file, key=where)
-
-
-def _project_id(auth_data: Mapping[str, Any], file: Path, where: str) -> str | None:
-    ignored = sorted(k for k in _NOVA_OPTIONAL if k != "project_id" and _filled(auth_data.get(k)))
-    if ignored:
-        logger.warning("%s: %s: %s not used with OpenID Connect (the identity provider says who the user is)",
-                       file, where, ", ".join(ignored))
-    if not _filled(auth_data.get("project_id")):
-        return None
-    return _text(auth_data, "project_id", file, where).strip()
-
-
-def _openid_block(token: Mapping[str, Any], document: Any, file: Path, where: str) -> OpenIDRefresh:
-    """The ``openid`` block of ``pre_authentication`` that ``access_token`` refers to, checked."""
     blocks = _openid_blocks(document, file)
     block_where = next((w for w, block in blocks if block is token or block == token), None)
     if block_where is None:
@@ -124,23 +90,23 @@ def _openid_block(token: Mapping[str, Any], document: Any, file: Path, where: st
             "`auth_data: &OPENID` on that block, or give a literal access token",
             path=file, key=f"{where}.access_token",
         )
-    _check_unknown_keys(token, set(_REQUIRED + _OPTIONAL), file, block_where)
+    check_unknown_keys(token, set(_REQUIRED + _OPTIONAL), file, block_where)
     for key in _REQUIRED:
-        if not _filled(token.get(key)):
+        if not filled(token.get(key)):
             problem = "is empty" if key in token else "is missing"
             raise CredentialsError(
                 f"{file}: {block_where}.{key} {problem}; OpenID Connect login needs the provider's token "
                 "endpoint as url, and a refresh_token",
                 path=file, key=f"{block_where}.{key}",
             )
-    url = _provider_url(_text(token, "url", file, block_where), file, block_where)
-    refresh_token = _text(token, "refresh_token", file, block_where).strip()
-    if refresh_token in _PLACEHOLDERS or any(c.isspace() for c in refresh_token):
+    url = _provider_url(text(token, "url", file, block_where), file, block_where)
+    refresh_token = text(token, "refresh_token", file, block_where).strip()
+    if refresh_token in placeholders or any(c.isspace() for c in refresh_token):
         raise CredentialsError(
             f"{file}: {block_where}.refresh_token is not a refresh token (a placeholder, or white space in it)",
             path=file, key=f"{block_where}.refresh_token",
         )
-    optional = {key: _text(token, key, file, block_where).strip() for key in _OPTIONAL if _filled(token.get(key))}
+    optional = {key: text(token, key, file, block_where).strip() for key in _OPTIONAL if filled(token.get(key))}
     if "client_secret" in optional and "client_id" not in optional:
         raise CredentialsError(
             f"{file}: {block_where}.client_secret is given without client_id; a client secret "
@@ -162,7 +128,7 @@ def _openid_blocks(document: Any, file: Path) -> list[tuple[str, Any]]:
         )
     blocks = []
     for index, entry in enumerate(entries):
-        if isinstance(entry, dict) and entry.get("type") == "openid":
+        if isinstance(entry, dict) and entry.get("type") == PRE_AUTHENTICATION_TYPE:
             auth_data = entry.get("auth_data")
             if not isinstance(auth_data, dict):
                 raise CredentialsError(
