@@ -174,7 +174,7 @@ def test_a_password_that_starts_with_a_dash_is_taken_as_the_value(password, mica
 
 
 def test_generated_passwords_never_start_with_a_dash():
-    from micado.config._crypto import new_password
+    from micado.config.crypto import new_password
 
     assert not any(new_password(1).startswith("-") for _ in range(2000))
 

@@ -26,7 +26,7 @@ def parse_settings(pairs: Sequence[str]) -> dict[str, Any]:
     The releases test their switches bare (``when: enable_occopus``), which ansible-core
     2.19 refuses for a string: ``true`` must arrive as a boolean, ``600`` as a number.
     """
-    from micado.config._yaml import YamlSyntaxError, safe_load
+    from micado.config.bounded_yaml import YamlSyntaxError, safe_load
 
     settings: dict[str, Any] = {}
     for pair in pairs:

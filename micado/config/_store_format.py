@@ -18,7 +18,7 @@ import json
 from collections.abc import Callable
 from typing import Any
 
-from micado.config import _crypto
+from micado.config import crypto
 from micado.config.bounded_yaml import MAX_DEPTH, Refused, YamlSyntaxError, depth_of, safe_load
 from micado.config.record import FIELDS, OPTIONAL_TEXT, REQUIRED_TEXT, SEALED, MasterRecord
 from micado.launcher.registry import DEFAULT_LAUNCHER
@@ -82,8 +82,8 @@ class Contents:
                 values[name] = value
                 continue
             try:
-                values[name] = _crypto.decrypt(self.key, value, _aad(record.id, name))
-            except _crypto.CiphertextError as exc:
+                values[name] = crypto.decrypt(self.key, value, _aad(record.id, name))
+            except crypto.CiphertextError as exc:
                 raise Damaged(f"{where}.{name} {exc}") from None
         return dataclasses.replace(record, **values)
 
@@ -150,10 +150,10 @@ def _parse_current(document: dict[str, Any], get_key: Callable[[], bytes | None]
         key = get_key()
         if key is None:
             raise KeyProblem("the key file is missing")
-        if document["key_id"] != _crypto.key_id(key):
+        if document["key_id"] != crypto.key_id(key):
             raise KeyProblem(
                 f"it was encrypted with another key (key id {document['key_id']}) than the "
-                f"one in use (key id {_crypto.key_id(key)})"
+                f"one in use (key id {crypto.key_id(key)})"
             )
     contents = Contents(key=key)
     for index, entry in enumerate(masters):
@@ -165,7 +165,7 @@ def _parse_current(document: dict[str, Any], get_key: Callable[[], bytes | None]
             raise Damaged(f"{where} has unknown field(s) {', '.join(unknown)}")
         record = _record(dict(entry), where)
         for name in SECRET_FIELDS:
-            if getattr(record, name) is not None and not _crypto.looks_encrypted(getattr(record, name)):
+            if getattr(record, name) is not None and not crypto.looks_encrypted(getattr(record, name)):
                 raise Damaged(f"{where}.{name} is not an encrypted value")
         _seal(contents, record, where)
         contents.records.append(record)
@@ -243,11 +243,11 @@ def dump(records: list[MasterRecord], key: bytes, read: Contents) -> bytes:
                 found = read.sealed.get((record.id, name))
                 if found is None:
                     raise Damaged(f"the master {record.id!r} has no stored {name} to keep")
-                entry[name] = _crypto.encrypt(key, found[0], _aad(record.id, name)) if read.legacy else found[0]
+                entry[name] = crypto.encrypt(key, found[0], _aad(record.id, name)) if read.legacy else found[0]
             elif entry[name] is not None:
-                entry[name] = _crypto.encrypt(key, entry[name], _aad(record.id, name))
+                entry[name] = crypto.encrypt(key, entry[name], _aad(record.id, name))
         masters.append(entry)
-    document = {_FORMAT_KEY: STORE_FORMAT, "key_id": _crypto.key_id(key), "masters": masters}
+    document = {_FORMAT_KEY: STORE_FORMAT, "key_id": crypto.key_id(key), "masters": masters}
     return (json.dumps(document, indent=2, ensure_ascii=True) + "\n").encode("ascii")
 
 

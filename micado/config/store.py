@@ -63,7 +63,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 from micado.config.files import write_private
-from micado.config import _crypto, _store_format, paths
+from micado.config import _store_format, crypto, paths
 from micado.config.bounded_yaml import Refused, read_limited
 from micado.config._store_format import STORE_FORMAT
 from micado.config.record import SEALED, MasterRecord, validate_record
@@ -410,7 +410,7 @@ class MasterStore:
         """Return the store key (the environment first, then the key file), or ``None`` if neither."""
         value = os.environ.get(ENV_KEY)
         if value:
-            return _crypto.decode_key(value, f"the environment variable {ENV_KEY}")
+            return crypto.decode_key(value, f"the environment variable {ENV_KEY}")
         return self._read_key_file()
 
     def _read_key_file(self) -> bytes | None:
@@ -422,11 +422,11 @@ class MasterStore:
             if self.key_path.stat().st_mode & 0o077:
                 logger.warning("the store key %s can be read by others; run: chmod 600 %s",
                                self.key_path, self.key_path)
-        return _crypto.decode_key(text, f"the key file {self.key_path}")
+        return crypto.decode_key(text, f"the key file {self.key_path}")
 
     def _create_key_file(self) -> bytes:
         # link() fails if the name exists, so the complete key appears at once or not at all.
-        key = _crypto.new_key()
+        key = crypto.new_key()
         try:
             fd, temp = tempfile.mkstemp(
                 prefix=f".{self.key_path.name}.", suffix=".tmp", dir=self.key_path.parent
@@ -435,7 +435,7 @@ class MasterStore:
             raise StoreError(f"cannot create the key file {self.key_path}: {_reason(exc)}") from None
         try:
             with os.fdopen(fd, "w", encoding="ascii") as file:
-                file.write(_crypto.encode_key(key) + "\n")
+                file.write(crypto.encode_key(key) + "\n")
                 file.flush()
                 os.fsync(file.fileno())
             os.link(temp, self.key_path)

@@ -253,7 +253,7 @@ def _secret_values(document: object, secret: bool = False) -> list[str]:
 
 def _parse_credentials(path: Path, text: str) -> object:
     """The YAML document of a credentials file (checked before anything is written)."""
-    from micado.config._yaml import YamlSyntaxError, safe_load
+    from micado.config.bounded_yaml import YamlSyntaxError, safe_load
 
     try:
         return safe_load(text)

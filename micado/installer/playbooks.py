@@ -248,7 +248,7 @@ _MAX_PLAYBOOK_BYTES = 1 << 20
 
 
 def _load_yaml(text: str) -> Any:
-    from micado.config._yaml import YamlSyntaxError, safe_load
+    from micado.config.bounded_yaml import YamlSyntaxError, safe_load
 
     try:
         return safe_load(text)

@@ -21,7 +21,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from micado.config import paths
-from micado.config._crypto import new_password
+from micado.config.crypto import new_password
 from micado.exceptions import InstallError, MicadoException
 from micado.undo import UndoStack
 from micado.progress import ProgressCallback, expect_steps, wait_until

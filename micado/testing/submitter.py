@@ -41,7 +41,7 @@ from werkzeug.serving import ThreadedWSGIServer, WSGIRequestHandler
 from werkzeug.wsgi import LimitedStream
 
 from micado.cli.argv import glue_values
-from micado.config._crypto import new_password
+from micado.config.crypto import new_password
 from micado.testing._serving import Background
 from micado.testing.submitter_api import DEFAULT_ADAPTORS, SubmitterApp
 from micado.testing.tls import make_self_signed, split_pem, write_private_file
