@@ -3,18 +3,17 @@
 from __future__ import annotations
 
 import argparse
-import inspect
 import json
 import os
 import sys
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from typing import Any
 
 from micado import exceptions as errors
 from micado.cli.output import Out, ProgressLine, confirm, table
 from micado.client import MicadoClient
 from micado.launcher.registry import DEFAULT_LAUNCHER
-from micado.master.spec import ANY
+from micado.master.spec import ANY, arguments
 from micado.master.spec import options as create_options
 
 __all__ = ["master_command", "parse_settings", "read_kwargs_file", "resolve_master_id", "cleanup_options"]
@@ -40,20 +39,19 @@ def parse_settings(pairs: Sequence[str]) -> dict[str, Any]:
     return settings
 
 
-def read_kwargs_file(path: str, create: Callable[..., Any]) -> dict[str, Any]:
-    """The keyword arguments for ``create`` in the JSON file of ``--kwargs-file``.
+def read_kwargs_file(path: str, valid: Iterable[str]) -> dict[str, Any]:
+    """The keyword arguments of ``create()`` in the JSON file of ``--kwargs-file``.
 
     Args:
         path: the file.
-        create: the function they are for; its parameters are the valid keys
-            (``progress`` excepted: the command passes its own).
+        valid: the keys it may have (:func:`create_argument_names`).
 
     Returns:
         The arguments.
 
     Raises:
         InvalidArgument: the file cannot be read, is not JSON, does not hold a JSON
-            object, or has a key ``create`` does not take (the valid keys are listed).
+            object, or has a key ``create()`` does not take (the valid keys are listed).
     """
     where = f"--kwargs-file {path}"
     try:
@@ -67,13 +65,20 @@ def read_kwargs_file(path: str, create: Callable[..., Any]) -> dict[str, Any]:
         raise errors.InvalidArgument(
             f"{where} must hold a JSON object of keyword arguments, not a {type(data).__name__}"
         )
-    valid = set(inspect.signature(create).parameters) - {"progress"}
+    valid = set(valid)
     unknown = sorted(set(data) - valid)
     if unknown:
         raise errors.InvalidArgument(
             f"{where} has unknown key(s) {', '.join(unknown)}; valid keys: {', '.join(sorted(valid))}"
         )
     return data
+
+
+def create_argument_names() -> set[str]:
+    """Every keyword ``create()`` takes: the spec's arguments and those of each registered launcher."""
+    from micado.launcher.registry import launcher_classes
+
+    return {name for name, _ in arguments()} | {option.name for cls in launcher_classes() for option in cls.options}
 
 
 def resolve_master_id(client: MicadoClient, given: str) -> str:
@@ -142,7 +147,7 @@ def _with_password(kwargs: dict[str, Any]) -> dict[str, Any]:
 def _create(args: argparse.Namespace, client: MicadoClient, out: Out) -> None:
     kwargs: dict[str, Any] = {}
     if args.kwargs_file:
-        kwargs.update(read_kwargs_file(args.kwargs_file, client.master.create))
+        kwargs.update(read_kwargs_file(args.kwargs_file, create_argument_names()))
     kwargs.update({option.name: getattr(args, option.name) for option in create_options()
                    if getattr(args, option.name) is not None})
     if args.settings:
