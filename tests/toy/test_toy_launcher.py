@@ -18,7 +18,7 @@ import pytest
 from micado import MicadoClient
 from micado.config.store import MasterStore
 from micado.exceptions import CredentialsError, InvalidArgument
-from micado.launcher.base import LaunchSpec, cloud_init_user_data
+from micado.launcher.base import CREATOR_TAG, LaunchSpec, cloud_init_user_data
 from micado.launcher.registry import launcher_names, register_launcher, unregister_launcher
 from micado.testing.vm import random_loopback_address
 
@@ -72,6 +72,9 @@ def test_cleanup_removes_what_a_killed_toy_create_left_and_never_another_dirs(to
                                       store_id=MasterStore().identity()))
     theirs = launcher.launch(LaunchSpec(image="i", flavor="f", network="", user_data=cloud_init_user_data(key),
                                         store_id="another-dir"))
+    killed = subprocess.run([sys.executable, "-c", "from micado.launcher.base import creator_mark; "
+                             "print(creator_mark())"], capture_output=True, text=True, timeout=60).stdout.strip()
+    cloud.servers[ours.server_id]["marks"][CREATOR_TAG] = killed  # launched by a create that was killed
     client.master.create(**kwargs)  # a record on the toy cloud: cleanup looks there
     found = {item.id: item for item in client.master.cleanup()}
     assert found[ours.server_id].removed
