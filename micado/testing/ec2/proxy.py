@@ -22,7 +22,6 @@ from __future__ import annotations
 
 import http.client
 import http.server
-import logging
 import threading
 import time
 from collections.abc import Callable
@@ -32,8 +31,6 @@ from micado.testing.ec2.models import EC2Faults, ProxyState
 from micado.testing.ec2.responses import action_of, error_document, instance_ids, refusal, report_pending
 
 __all__ = ["EC2Faults", "FaultProxy", "error_document"]
-
-logger = logging.getLogger(__name__)
 
 _UPSTREAM_TIMEOUT = 60.0
 _HOP_HEADERS = frozenset({"connection", "keep-alive", "transfer-encoding", "content-length", "server", "date"})

@@ -6,7 +6,6 @@ moto runs in a process of its own (``python -m moto.server``) on a free port of
 
 from __future__ import annotations
 
-import logging
 import os
 import secrets
 import shutil
@@ -25,8 +24,6 @@ from micado.testing.ec2.proxy import FaultProxy
 from micado.testing.vm import VMPool, free_port
 
 __all__ = ["EC2Emulator", "EC2Faults", "LOOPBACK_VPC_CIDR"]
-
-logger = logging.getLogger(__name__)
 
 _START_TIMEOUT = 30.0
 _STOP_TIMEOUT = 10.0

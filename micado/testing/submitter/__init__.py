@@ -26,7 +26,6 @@ the HTTPS server and :mod:`.server` the emulator and its command line.
 
 from __future__ import annotations
 
-import importlib
 from typing import TYPE_CHECKING, Any
 
 from micado.testing.submitter.adt import (
@@ -69,20 +68,18 @@ __all__ = [
     "check_tosca",
 ]
 
-# Names of the HTTP front end, imported when first asked for: importing the state
-# (this package's models) must not load werkzeug.
-_LAZY = {
-    "ENV_PASSWORD": "micado.testing.submitter.server",
-    "SubmitterEmulator": "micado.testing.submitter.server",
-    "main": "micado.testing.submitter.server",
-    "SubmitterApp": "micado.testing.submitter.wsgi",
-}
-
 
 def __getattr__(name: str) -> Any:
-    """The server's and the application's names, imported when first asked for."""
-    if name in _LAZY:
-        return getattr(importlib.import_module(_LAZY[name]), name)
+    """The server's and the application's names, imported when first asked for:
+    importing the state (this package's models) must not load werkzeug."""
+    if name in ("ENV_PASSWORD", "SubmitterEmulator", "main"):
+        from micado.testing.submitter import server
+
+        return getattr(server, name)
+    if name == "SubmitterApp":
+        from micado.testing.submitter import wsgi
+
+        return wsgi.SubmitterApp
     raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 

@@ -271,9 +271,11 @@ class SubmitterState:
         try:
             if url:
                 return load_adt_url(url, self.url_timeout)
-            if isinstance(adt, dict):
+            if isinstance(adt, Mapping):
                 return check_tosca(copy.deepcopy(adt), name)
-            return load_adt_bytes(adt.read(), adt.filename)  # type: ignore[union-attr, arg-type]
+            if adt is None:  # never: _require_adt refuses a request without url or adt
+                raise ValueError("No ADT data was included in the request")
+            return load_adt_bytes(adt.read(), adt.filename or "")
         except Exception as error:  # the server reports every validation failure this way
             raise SubmitterError(500, f"Error while validating: {error}") from None
 

@@ -15,7 +15,7 @@ import ssl
 import sys
 import tempfile
 import threading
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from pathlib import Path
 from types import TracebackType
 from typing import Any
@@ -94,6 +94,10 @@ class SubmitterEmulator(SubmitterState):
     def __repr__(self) -> str:
         state = f"listening on {self.endpoint}" if self._server else "stopped"
         return f"<SubmitterEmulator user={self.user!r} {state}>"
+
+    def __call__(self, environ: dict[str, Any], start_response: Callable[..., Any]) -> Iterable[bytes]:
+        """Answer one WSGI request with :attr:`app` (to serve the emulator in-process)."""
+        return self.app(environ, start_response)
 
     # -- lifecycle ----------------------------------------------------------------------
 
