@@ -26,7 +26,7 @@ import pytest
 
 from micado import MicadoClient
 from micado.exceptions import InvalidArgument
-from micado.testing.ec2_stack import EC2Stack
+from micado.testing.ec2.stack import EC2Stack
 
 pytestmark = pytest.mark.stack
 

@@ -136,7 +136,7 @@ def test_readme_use_case_1(micado_stack, workdir):
 
 
 def test_readme_use_case_1_on_ec2(tmp_path, workdir, monkeypatch):
-    from micado.testing.ec2_stack import EC2Stack
+    from micado.testing.ec2.stack import EC2Stack
 
     with EC2Stack(tmp_path / "ec2") as stack:
         for name, value in stack.environment.items():

@@ -21,7 +21,7 @@ import pytest
 
 from micado import MicadoClient
 from micado.exceptions import InstallError, InvalidArgument, LaunchError
-from micado.testing.ec2_stack import EC2Stack
+from micado.testing.ec2.stack import EC2Stack
 
 ADTS = Path(__file__).parent / "adts"
 NOTHING = {"instances": [], "addresses": []}

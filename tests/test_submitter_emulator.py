@@ -30,7 +30,7 @@ from ruamel.yaml import YAML
 
 from micado.progress import wait_until
 from micado.testing.submitter import ENV_PASSWORD, SubmitterEmulator
-from micado.testing.submitter_api import DEFAULT_ADAPTORS, generate_app_id
+from micado.testing.submitter import DEFAULT_ADAPTORS, generate_app_id
 from micado.testing.tls import make_self_signed, split_pem
 
 from loopback import FileServer

@@ -40,7 +40,7 @@ if TYPE_CHECKING:
 
     from micado.config.credentials import ApplicationCredentialAuth, OIDCAuth, PasswordAuth
     from micado.config.credentials.keystone import KeystoneAuth
-    from micado.launcher.openstack.clouds_yaml import OpenStackCloud
+    from micado.launcher.openstack import clouds_yaml
 
 logger = logging.getLogger(__name__)
 
@@ -179,7 +179,7 @@ class OpenStackLauncher(FloatingIPs, Launcher):
                 "create --cloud NAME)")
 
     @classmethod
-    def configured_login(cls, name: str | None, *, credentials_file_exists: bool) -> OpenStackCloud | None:
+    def configured_login(cls, name: str | None, *, credentials_file_exists: bool) -> clouds_yaml.OpenStackCloud | None:
         """A cloud of openstacksdk's configuration: the one named, or, without a credentials
         file, the one ``OS_CLOUD``/``OS_AUTH_URL`` describe (see :func:`.clouds_yaml.load_cloud`)."""
         from micado.launcher.openstack.clouds_yaml import load_cloud

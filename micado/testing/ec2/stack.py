@@ -13,7 +13,7 @@ from __future__ import annotations
 import os
 from typing import Any
 
-from micado.testing.ec2 import EC2Emulator
+from micado.testing.ec2.server import EC2Emulator
 from micado.testing.stack import LocalStack
 
 __all__ = ["EC2Stack"]
