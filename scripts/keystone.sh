@@ -1,6 +1,6 @@
 #!/bin/sh
 # Install a real OpenStack Keystone (the PyPI package "keystone") into a virtualenv of its own,
-# .keystone-venv (or $MICADO_KEYSTONE_VENV), for tests/test_real_keystone.py: the OpenStack
+# .keystone-venv (or $MICADO_KEYSTONE_VENV), for tests/emulators/test_real_keystone.py: the OpenStack
 # emulator is tested behind it. Kept apart from .venv because Keystone pins its own versions of
 # the OpenStack libraries. Nothing runs as a service: the tests start Keystone themselves, on
 # 127.0.0.1 with an sqlite database in a temporary folder. Safe to run again.

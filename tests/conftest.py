@@ -1,5 +1,17 @@
-"""The suite's pytest setup: the local MiCADO stack's fixtures (an opt-in plugin for users too),
-and the ``stack`` mark on the end-to-end tests, so ``pytest -m "not stack"`` is the fast loop."""
+"""The suite's pytest setup: the local MiCADO stack's fixtures (an opt-in plugin for users
+too) and the marks, given by the folder a test lives in:
+
+* ``tests/unit``: the library's own code, through real protocols against in-process
+  loopback servers (mark ``unit``);
+* ``tests/emulators``: the emulators' contracts, the ones users test against (``emulators``);
+* ``tests/e2e``: whole workflows on the local stack: sshd, ansible-playbook, the CLI, the
+  documentation and its examples (``e2e``).
+
+Every e2e test, and any test that uses a fixture starting VMs, moto or a whole stack, is
+also marked ``stack`` (as is a module that declares ``pytestmark = pytest.mark.stack``
+because it starts such processes itself), so ``pytest -m "not stack"`` is the fast loop.
+Helpers live in ``tests/support`` (on ``sys.path``, see ``pytest.ini``).
+"""
 
 from __future__ import annotations
 
@@ -11,21 +23,20 @@ from micado.installer import ssh
 
 pytest_plugins = ["micado.testing.pytest_plugin"]
 
-#: Modules whose tests run the whole local stack (real sshd, ansible-playbook, the CLI, moto,
-#: Keystone): about four fifths of the suite's time.
-STACK_MODULES = {
-    "test_master", "test_master_ec2", "test_master_openid", "test_interrupted", "test_real_releases",
-    "test_real_keystone", "test_doc_examples", "test_demo", "test_stack", "test_cli", "test_cli_messages",
-    "test_launcher_ec2", "test_ec2_vms", "test_docs",
-}
+#: The folders of the suite and the mark each gives its tests.
+FOLDER_MARKS = {"unit": pytest.mark.unit, "emulators": pytest.mark.emulators, "e2e": pytest.mark.e2e}
 #: Fixtures that start a VM, a stack, moto or ansible: any test using one is end to end too.
 STACK_FIXTURES = {"micado_stack", "vm_pool", "ec2_cloud", "ec2_stack"}
+TESTS = Path(__file__).resolve().parent
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
     for item in items:
-        module = item.module.__name__.rpartition(".")[2] if item.module else ""
-        if module in STACK_MODULES or STACK_FIXTURES & set(getattr(item, "fixturenames", ())):
+        folder = Path(str(item.path)).resolve().relative_to(TESTS).parts[0]
+        if folder not in FOLDER_MARKS:
+            raise pytest.UsageError(f"{item.nodeid}: a test lives in one of tests/{{{','.join(FOLDER_MARKS)}}}")
+        item.add_marker(FOLDER_MARKS[folder])
+        if folder == "e2e" or STACK_FIXTURES & set(getattr(item, "fixturenames", ())):
             item.add_marker(pytest.mark.stack)
 
 

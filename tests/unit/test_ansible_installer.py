@@ -53,6 +53,10 @@ resource:
 """
 
 
+#: A test that runs the real ansible-playbook (a few seconds each): out of the fast loop.
+RUNS_ANSIBLE = pytest.mark.stack
+
+
 @pytest.fixture
 def micado_dir(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     """A fresh MiCADO dir with a cloud credentials file, and a HOME of its own."""
@@ -490,6 +494,7 @@ def test_a_statement_inside_a_conditional_is_not_rewritten() -> None:
         rewrite_condition("{% if x %}true{% endif %}")
 
 
+@RUNS_ANSIBLE
 @pytest.mark.parametrize("layout", ["0.9", "0.10", "0.12"])
 def test_removed_constructs_are_rewritten_in_the_copy_and_logged(
     micado_dir: Path, tmp_path: Path, layout: str, caplog: pytest.LogCaptureFixture
@@ -535,6 +540,7 @@ def test_what_no_rewrite_covers_is_refused_naming_file_and_line(
     assert "playbook=" in message
 
 
+@RUNS_ANSIBLE
 def test_another_ansible_playbook_can_be_named(
     micado_dir: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -560,6 +566,7 @@ def test_another_ansible_playbook_can_be_named(
     assert paths.log_file("srv-old").read_text().startswith(f"# micado-client: {wrapper} ")
 
 
+@RUNS_ANSIBLE
 @pytest.mark.parametrize("layout", ["0.9", "0.10", "0.12"])
 def test_a_failing_play_names_the_task_and_the_log(
     micado_dir: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, layout: str
@@ -592,6 +599,7 @@ def test_a_failing_play_names_the_task_and_the_log(
     assert not (home / ".ansible").exists()  # ANSIBLE_HOME is the working copy's
 
 
+@RUNS_ANSIBLE
 def test_an_unreachable_master_is_named_as_such(micado_dir: Path, tmp_path: Path) -> None:
     from micado.testing.vm import free_port
 
@@ -616,6 +624,7 @@ def _custom_play(tmp_path: Path, tasks: str) -> Path:
     return tree
 
 
+@RUNS_ANSIBLE
 def test_secrets_are_masked_in_the_log_even_if_a_task_prints_them(micado_dir: Path, tmp_path: Path) -> None:
     tree = _custom_play(tmp_path, """\
     - name: Load the cloud credentials
@@ -640,6 +649,7 @@ def test_secrets_are_masked_in_the_log_even_if_a_task_prints_them(micado_dir: Pa
     assert CLOUD_SECRET not in text
 
 
+@RUNS_ANSIBLE
 def test_a_play_past_its_deadline_is_killed(micado_dir: Path, tmp_path: Path) -> None:
     tree = _custom_play(tmp_path, """\
     - name: Take a long time
@@ -655,6 +665,7 @@ def test_a_play_past_its_deadline_is_killed(micado_dir: Path, tmp_path: Path) ->
     assert processes_mentioning(str(work.inventory)) == []
 
 
+@RUNS_ANSIBLE
 def test_ignored_failures_are_not_blamed(micado_dir: Path, tmp_path: Path) -> None:
     tree = _custom_play(tmp_path, """\
     - name: Allowed to fail
@@ -673,6 +684,7 @@ def test_ignored_failures_are_not_blamed(micado_dir: Path, tmp_path: Path) -> No
     assert "this one counts" in str(caught.value)
 
 
+@RUNS_ANSIBLE
 def test_a_progress_callback_that_raises_stops_the_play(micado_dir: Path, tmp_path: Path) -> None:
     tree = _custom_play(tmp_path, """\
     - name: Take a long time

@@ -8,7 +8,6 @@ import os
 import signal
 import subprocess
 import sys
-from pathlib import Path
 
 import pytest
 import requests
@@ -18,8 +17,8 @@ from micado.launcher.base import LaunchSpec
 from micado.launcher.openstack import OpenStackLauncher
 from micado.progress import wait_until
 from micado.testing.openstack import OpenStackEmulator
+from paths import ROOT
 
-ROOT = Path(__file__).resolve().parent.parent
 
 
 def password_body(login: dict, password: str | None = None) -> dict:

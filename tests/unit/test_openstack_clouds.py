@@ -18,8 +18,8 @@ from micado import MicadoClient
 from micado.config.credentials import PasswordAuth, load_credentials
 from micado.launcher.openstack.clouds_yaml import load_cloud
 from micado.exceptions import CredentialsError, InvalidArgument
+from paths import ADTS
 
-ADTS = Path(__file__).parent / "adts"
 
 
 @pytest.fixture

@@ -1,6 +1,6 @@
 """A third-party launcher, registered without editing micado/: the whole lifecycle on its cloud.
 
-The toy cloud (``toy_cloud.py``, beside this file) boots local VMs; registered with
+The toy cloud (``tests/support/toy_cloud.py``) boots local VMs; registered with
 ``register_launcher`` it gets ``create``/``attach``/``destroy``/``cleanup``, its
 credentials entry and its error messages, and as an installed package's entry point
 (a ``.dist-info`` folder on the path) its ``micado master create`` options.
@@ -22,9 +22,8 @@ from micado.launcher.base import CREATOR_TAG, LaunchSpec, cloud_init_user_data
 from micado.launcher.registry import launcher_names, register_launcher, unregister_launcher
 from micado.testing.vm import random_loopback_address
 
-HERE = Path(__file__).resolve().parent
-sys.path.insert(0, str(HERE))
-from toy_cloud import ZONES, ToyAuth, ToyCloud, ToyLauncher  # noqa: E402
+from paths import SUPPORT
+from toy_cloud import ZONES, ToyAuth, ToyCloud, ToyLauncher
 
 TOKEN = "toy-secret-token"
 
@@ -108,7 +107,7 @@ def _installed_as_a_package(tmp_path: Path) -> dict[str, str]:
     info.mkdir(parents=True)
     (info / "METADATA").write_text("Metadata-Version: 2.1\nName: micado-toy\nVersion: 0.1\n")
     (info / "entry_points.txt").write_text("[micado.launchers]\ntoy = toy_cloud:ToyLauncher\n")
-    path = os.pathsep.join([str(site), str(HERE), os.environ.get("PYTHONPATH", "")])
+    path = os.pathsep.join([str(site), str(SUPPORT), os.environ.get("PYTHONPATH", "")])
     return {**os.environ, "PYTHONPATH": path, "MICADO_CLI_DIR": str(tmp_path / "micado-cli")}
 
 

@@ -22,8 +22,8 @@ import pytest
 from micado import MicadoClient
 from micado.exceptions import InstallError, InvalidArgument, LaunchError
 from micado.testing.ec2.stack import EC2Stack
+from paths import ADTS
 
-ADTS = Path(__file__).parent / "adts"
 NOTHING = {"instances": [], "addresses": []}
 
 pytestmark = pytest.mark.stack

@@ -31,8 +31,8 @@ from micado.exceptions import (
 from micado.testing.stack import LocalStack
 
 from loopback import directory_server
+from paths import ADTS
 
-ADTS = Path(__file__).parent / "adts"
 CLEAN = {"servers": [], "attached_floating_ips": [], "allocated_floating_ips": []}
 
 

@@ -2,7 +2,7 @@
 
 Hypothesis draws hostile caller input (ids, params, ADT sources) and hostile answers
 (garbage status lines, wrong framing, broken chunking and encodings, deep or odd JSON,
-HTML), served by a raw loopback server (tests/loopback.py).
+HTML), served by a raw loopback server (tests/support/loopback.py).
 """
 
 from __future__ import annotations

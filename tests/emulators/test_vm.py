@@ -23,6 +23,8 @@ from micado.progress import wait_until
 from micado.testing.cloudinit import authorized_keys_from_user_data
 from micado.testing.vm import LocalVM, VMPool, random_loopback_address
 
+pytestmark = pytest.mark.stack  # every test starts real sshd VMs, some outside the vm_pool fixture
+
 #: The folder of this interpreter's scripts (ansible, ansible-playbook).
 BIN = Path(sys.executable).parent
 KEY_A = "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIA== a@example"

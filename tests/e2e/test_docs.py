@@ -4,9 +4,8 @@ from __future__ import annotations
 
 import subprocess
 import sys
-from pathlib import Path
+from paths import DOCS
 
-DOCS = Path(__file__).resolve().parent.parent / "docs"
 
 
 def test_docs_build_with_warnings_as_errors(tmp_path):

@@ -141,6 +141,7 @@ def test_jinja_in_every_value_of_a_create_is_data(micado_stack: LocalStack, trap
     assert traps.sprung() == []
 
 
+@pytest.mark.stack  # stack_09 is a whole local stack of its own
 def test_the_09_shape_reads_registry_credentials_as_variables_and_gets_them_as_data(
         stack_09: LocalStack, traps: Traps, tmp_path: Path) -> None:
     registry = {"DOCKER_REPO": traps.value("https://"), "DOCKER_USER": traps.value("u-"),

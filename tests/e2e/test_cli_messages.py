@@ -17,8 +17,8 @@ from micado.config.record import MasterRecord
 from micado.config.store import MasterStore
 
 from test_cli import closed_port, micado
+from paths import ADTS
 
-ADTS = Path(__file__).parent / "adts"
 
 
 def one_line(text: str) -> str:

@@ -25,9 +25,12 @@ from micado.testing.stack import LocalStack
 
 CLEAN = {"servers": [], "attached_floating_ips": [], "allocated_floating_ips": []}
 
-pytestmark = pytest.mark.skipif(
-    not real_keystone.installed(),
-    reason=f"no Keystone at {real_keystone.VENV}: run 'sh scripts/keystone.sh' to test behind a real one")
+pytestmark = [
+    pytest.mark.stack,  # a Keystone server in a process of its own
+    pytest.mark.skipif(
+        not real_keystone.installed(),
+        reason=f"no Keystone at {real_keystone.VENV}: run 'sh scripts/keystone.sh' to test behind a real one"),
+]
 
 
 @pytest.fixture(scope="module")

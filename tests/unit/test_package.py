@@ -10,6 +10,8 @@ import sys
 import micado
 from micado.exceptions import MicadoAPIError, MicadoException, api_error_class
 
+from paths import ROOT
+
 HEAVY = ("openstack", "novaclient", "keystoneauth1", "ansible", "Crypto", "werkzeug", "requests", "ruamel",
          "boto3", "botocore", "moto")
 
@@ -89,12 +91,17 @@ def test_the_ec2_launcher_imports_boto3_only_when_it_talks_to_the_cloud() -> Non
 
 
 def test_the_package_builds_without_setuptools_warnings_and_ships_its_data(tmp_path) -> None:
+    import shutil
     import zipfile
-    from pathlib import Path
 
-    root = Path(__file__).resolve().parent.parent
+    # built from a copy: setuptools writes build/ and *.egg-info next to setup.py
+    root = tmp_path / "source"
+    shutil.copytree(ROOT, root, ignore=shutil.ignore_patterns(
+        ".git", ".venv", ".keystone-venv", "build", "dist", "*.egg-info", "_build", "__pycache__", ".*_cache"))
+    built_before = (ROOT / "build").exists()
     result = subprocess.run([sys.executable, "-m", "pip", "wheel", str(root), "--no-deps", "-q", "-w", str(tmp_path)],
                             capture_output=True, text=True, timeout=300)
+    assert (ROOT / "build").exists() == built_before
     assert result.returncode == 0, result.stderr
     # pip's own notes about this machine's local package folders are not the build's
     warnings = [line for line in (result.stdout + result.stderr).splitlines()

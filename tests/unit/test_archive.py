@@ -22,11 +22,11 @@ import pytest
 from micado.exceptions import InstallError
 from micado.installer import archive
 from micado.installer.archive import safe_extract
+from paths import RELEASES
 
 MIB = 1 << 20
 ZEROS_MIB_GZ = gzip.compress(bytes(MIB), compresslevel=9)  # about 1 KB
 #: The real ansible-micado releases, when this checkout has them next to it.
-RELEASES = Path(os.environ.get("MICADO_RELEASE_TARBALLS", Path(__file__).resolve().parents[2] / "shared" / "ansible-micado"))
 
 
 def gzip_bomb(path: Path, members: list[tarfile.TarInfo], *, zeros: int | None = None) -> Path:

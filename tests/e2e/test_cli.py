@@ -11,8 +11,8 @@ import sys
 from pathlib import Path
 
 import pytest
+from paths import ADTS
 
-ADTS = Path(__file__).parent / "adts"
 
 
 def micado(*args: str, env: dict[str, str] | None = None, timeout: float = 300) -> subprocess.CompletedProcess:

@@ -1,6 +1,6 @@
 """Bounded in time and memory, every failure typed: hostile servers and hostile caller input.
 
-The servers are raw loopback sockets (tests/loopback.py) that say exactly the bytes each
+The servers are raw loopback sockets (tests/support/loopback.py) that say exactly the bytes each
 case needs: one byte at a time, endlessly, or far too much.
 """
 
@@ -13,7 +13,6 @@ import sys
 import textwrap
 import threading
 from collections.abc import Iterator
-from pathlib import Path
 
 import pytest
 
@@ -29,8 +28,9 @@ from micado.exceptions import (
 from micado.installer.archive import download
 
 from loopback import drip, raw_server, stream, timed
+from paths import ADTS
 
-ADT = Path(__file__).parent / "adts" / "stressng_nova.yaml"
+ADT = ADTS / "stressng_nova.yaml"
 TIMEOUT = 1.0  # the deadline given to the client in the timing tests
 INTERVAL = 0.05  # between two dripped bytes: far shorter than any per-read timeout
 

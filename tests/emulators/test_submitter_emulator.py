@@ -34,10 +34,9 @@ from micado.testing.submitter import DEFAULT_ADAPTORS, generate_app_id
 from micado.testing.tls import make_self_signed, split_pem
 
 from loopback import FileServer
+from paths import ADTS, ROOT
 
-ADTS = Path(__file__).parent / "adts"
 ALL_ADTS = sorted(ADTS.glob("*.yaml"))
-ROOT = Path(__file__).resolve().parent.parent
 TIMEOUT = 10
 
 

@@ -21,6 +21,7 @@ from micado.launcher.base import CREATOR_TAG, LAUNCHED_TAG, LaunchedVM, LaunchSp
 from micado.launcher.ec2 import ALLOCATED_TAG, LAUNCH_TAG, STORE_TAG, EC2Launcher
 from micado.testing.ec2 import EC2Emulator
 from micado.testing.vm import free_port, require_loopback
+from paths import DOCS
 
 USER_DATA = "#cloud-config\nssh_authorized_keys:\n  - \"ecdsa-sha2-nistp256 AAAAE2VjZHNh test\"\n"
 
@@ -385,9 +386,8 @@ def test_delete_leaves_an_elastic_ip_it_did_not_allocate(ec2_cloud: EC2Emulator)
 
 def test_the_ec2_page_s_example_runs_against_the_emulator(
         ec2_cloud: EC2Emulator, tmp_path, monkeypatch: pytest.MonkeyPatch) -> None:
-    from pathlib import Path
 
-    page = (Path(__file__).resolve().parent.parent / "docs" / "ec2.rst").read_text()
+    page = (DOCS / "ec2.rst").read_text()
     code = page.split("Using the launcher directly::\n", 1)[1].split("\nCredentials\n", 1)[0]
     code = "\n".join(line[4:] for line in code.splitlines())
     seeded = ec2_cloud.seeded

@@ -15,8 +15,8 @@ import pytest
 from micado import MicadoClient
 from micado.exceptions import InvalidArgument, MicadoException
 from micado.testing.vm import random_loopback_address
+from paths import ADTS
 
-ADTS = Path(__file__).parent / "adts"
 
 
 def micado(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess:

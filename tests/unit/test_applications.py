@@ -10,7 +10,6 @@ import time
 import warnings
 import zipfile
 from collections.abc import Iterator
-from pathlib import Path
 
 import certifi
 import pytest
@@ -33,8 +32,8 @@ from micado.exceptions import (
 from micado.progress import wait_until
 
 from loopback import directory_server, raw_server
+from paths import ADTS
 
-ADTS = Path(__file__).parent / "adts"
 NOVA_ADTS = sorted(ADTS.glob("*_nova.yaml"))
 
 
@@ -51,7 +50,7 @@ def client(submitter) -> Iterator[MicadoClient]:
 
 @pytest.fixture
 def adt_server() -> Iterator[str]:
-    """A plain HTTP server on loopback that serves tests/adts/."""
+    """A plain HTTP server on loopback that serves tests/support/adts/."""
     with directory_server(ADTS) as url:
         yield url + "/"
 

@@ -1,6 +1,6 @@
 """The published ansible-micado releases, deployed by ``master.create`` with the Ansible we ship.
 
-The releases are taken from ``$MICADO_RELEASES_DIR``, else ``../shared/ansible-micado/``
+The releases are taken from ``$MICADO_RELEASES``, else ``../shared/ansible-micado/``
 beside the project (reference data, not part of the repository); these tests are
 skipped where neither holds them.
 
@@ -31,11 +31,8 @@ from pathlib import Path
 import pytest
 
 from micado.installer.playbooks import PlaybookSource
+from paths import RELEASES
 
-#: Where the release tarballs (ansible-micado-<version>.tar.gz, as GitHub serves them) are:
-#: $MICADO_RELEASES_DIR, else the reference folder kept beside the project.
-RELEASES_DIR = Path(os.environ.get("MICADO_RELEASES_DIR")
-                    or Path(__file__).resolve().parents[1].parent / "shared" / "ansible-micado")
 
 #: release -> (Ubuntu it supports, the task ansible-core 2.15 stops at in --check mode, its number)
 DEPTH = {
@@ -91,10 +88,10 @@ def _releases() -> list[str]:
 
 
 def _tarball(release: str) -> Path:
-    path = RELEASES_DIR / f"ansible-micado-{release}.tar.gz"
+    path = RELEASES / f"ansible-micado-{release}.tar.gz"
     if not path.is_file():
         pytest.skip(f"{path} is absent: put the real ansible-micado release tarballs in a folder and name it "
-                    "in MICADO_RELEASES_DIR (they are not part of a clone)")
+                    "in MICADO_RELEASES (they are not part of a clone)")
     return path
 
 

@@ -8,13 +8,12 @@ import importlib.util
 import inspect
 import subprocess
 import sys
-from pathlib import Path
 
 from micado.launcher.registry import BUILTIN_LAUNCHERS, launcher_class
 from micado.master import spec
 from micado.master.facade import MicadoMaster
+from paths import ROOT
 
-ROOT = Path(__file__).resolve().parents[1]
 while not (ROOT / "micado").is_dir():  # the tests may sit one folder deeper
     ROOT = ROOT.parent
 

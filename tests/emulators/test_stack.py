@@ -11,7 +11,11 @@ import subprocess
 import sys
 import time
 
+import pytest
+
 from micado import MicadoClient
+
+pytestmark = pytest.mark.stack  # the stack program in a process of its own
 
 
 def listening(host: str, port: int) -> bool:

@@ -14,6 +14,8 @@ from micado.progress import wait_until
 from micado.testing.ec2 import EC2Emulator
 from micado.testing.vm import VMPool, free_port, require_loopback
 
+pytestmark = pytest.mark.stack  # moto and sshd VMs, started by the tests themselves
+
 
 def start(tmp_path: Path, address: str) -> tuple[EC2Emulator, VMPool]:
     pool = VMPool(tmp_path / "vms", ssh_port=free_port(), api_port=free_port())

@@ -20,8 +20,8 @@ from types import TracebackType
 from typing import Any
 
 import requests
+from paths import ROOT
 
-ROOT = Path(__file__).resolve().parent.parent
 #: Where scripts/keystone.sh installs Keystone.
 VENV = Path(os.environ.get("MICADO_KEYSTONE_VENV", ROOT / ".keystone-venv"))
 REGION = "RegionOne"
