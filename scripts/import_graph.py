@@ -1,8 +1,8 @@
 """Check the package's import structure; exit 1 listing what breaks it.
 
 * no cycle among the modules of ``micado``, counting every import statement
-  (module level and inside functions; only ``if TYPE_CHECKING:`` blocks are left out,
-  since they never run);
+  (module level, inside functions and under ``if TYPE_CHECKING:``: a cycle of type
+  names is still a cycle for whoever reads or moves the code);
 * a private module (``_name``) is imported only by modules of its own package.
 
 Run: ``python scripts/import_graph.py [SOURCE_ROOT]`` (default: the checkout's root).
@@ -26,24 +26,12 @@ def module_names(root: Path) -> dict[str, Path]:
     return found
 
 
-def _type_checking_lines(tree: ast.AST) -> set[int]:
-    lines: set[int] = set()
-    for node in ast.walk(tree):
-        if isinstance(node, ast.If) and "TYPE_CHECKING" in ast.unparse(node.test):
-            for child in node.body:
-                lines.update(range(child.lineno, (child.end_lineno or child.lineno) + 1))
-    return lines
-
-
 def imports_of(name: str, path: Path, modules: dict[str, Path]) -> set[str]:
     """The modules of the package that module ``name`` imports (at any level)."""
     tree = ast.parse(path.read_text(encoding="utf-8"))
-    skipped = _type_checking_lines(tree)
     package = name if path.name == "__init__.py" else name.rpartition(".")[0]
     found: set[str] = set()
     for node in ast.walk(tree):
-        if getattr(node, "lineno", None) in skipped:
-            continue
         if isinstance(node, ast.Import):
             targets = [alias.name for alias in node.names]
         elif isinstance(node, ast.ImportFrom):

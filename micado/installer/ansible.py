@@ -48,7 +48,7 @@ from micado.installer.playbooks import (
     file_reads,
     resolve_source,
 )
-from micado.installer.runner import run_playbook
+from micado.installer.runner import WorkDir, run_playbook
 from micado.progress import ProgressCallback
 
 __all__ = [
@@ -71,40 +71,6 @@ __all__ = [
 logger = logging.getLogger(__name__)
 
 _MASTER_ID_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]*$")
-
-
-@dataclass(frozen=True)
-class WorkDir:
-    """The per-master working copy made by :func:`prepare_workdir`.
-
-    Attributes:
-        master_id: the master it belongs to.
-        path: the working folder (mode 0700).
-        layout: the playbook layout.
-        run_dir: the folder ``ansible-playbook`` runs in.
-        playbook: the main playbook, relative to ``run_dir``.
-        inventory: the inventory file.
-        config: our ``ansible.cfg`` (``ANSIBLE_CONFIG``).
-        extra_vars: the extra-vars file (mode 0600): the web login as the release's
-            ``security`` mapping, and the settings.
-        cloud_credentials: the copy of ``credentials-cloud-api.yml`` where the release
-            reads it (mode 0600).
-        secret_files: the files holding secrets; :func:`run_playbook` removes them when
-            the play ends, whatever the outcome.
-        redact: secrets to mask in the log (never shown in ``repr``).
-    """
-
-    master_id: str
-    path: Path
-    layout: Layout
-    run_dir: Path
-    playbook: str
-    inventory: Path
-    config: Path
-    extra_vars: Path
-    cloud_credentials: Path
-    secret_files: tuple[Path, ...] = ()
-    redact: tuple[str, ...] = field(default=(), repr=False)
 
 
 class _Data(str):

@@ -48,7 +48,7 @@ from typing import Any
 from micado.exceptions import InstallError
 # Which ansible-playbook runs is the runner's choice (with another one, nothing is planned here);
 # both names stay importable from here, where the API reference listed them before.
-from micado.installer.runner import ENV_ANSIBLE_PLAYBOOK, ansible_playbook_override
+from micado.installer.executable import ENV_ANSIBLE_PLAYBOOK, ansible_playbook_override
 
 __all__ = [
     "ENV_ANSIBLE_PLAYBOOK",
@@ -328,14 +328,14 @@ def plan_rewrites(
         known_booleans: names of the release's variables whose value is a boolean
             (they need no ``is truthy``).
         version: the ansible-core version to plan for; default: the installed one.
-            With :data:`~micado.installer.runner.ENV_ANSIBLE_PLAYBOOK` set, nothing is planned.
+            With :data:`~micado.installer.executable.ENV_ANSIBLE_PLAYBOOK` set, nothing is planned.
 
     Returns:
         The plan.
 
     Raises:
         InstallError: ansible-core is not installed, or
-            :data:`~micado.installer.runner.ENV_ANSIBLE_PLAYBOOK` names no executable file.
+            :data:`~micado.installer.executable.ENV_ANSIBLE_PLAYBOOK` names no executable file.
     """
     if version is None:
         if ansible_playbook_override() is not None:

@@ -21,7 +21,6 @@ import secrets
 import shutil
 import signal
 import subprocess
-import sys
 import tempfile
 import threading
 import time
@@ -34,11 +33,12 @@ from micado._processes import descendants, marked_processes, terminate
 from micado.config import paths
 from micado.exceptions import InstallError, MicadoTimeout
 from micado.progress import ProgressCallback, as_callback, wait_until
+from micado.installer.executable import ENV_ANSIBLE_PLAYBOOK, ansible_playbook_command, ansible_playbook_override
 
 if TYPE_CHECKING:
-    from micado.installer.ansible import WorkDir
+    from micado.installer.playbooks import Layout
 
-__all__ = ["ENV_ANSIBLE_PLAYBOOK", "run_playbook", "ansible_playbook_command", "ansible_playbook_override",
+__all__ = ["ENV_ANSIBLE_PLAYBOOK", "WorkDir", "run_playbook", "ansible_playbook_command", "ansible_playbook_override",
            "remove_secret_files", "make_control_dir", "close_connections"]
 
 logger = logging.getLogger(__name__)
@@ -47,8 +47,6 @@ STAGE = "ansible"
 MASK = "********"
 #: Environment variable set in every process of a run (``<master id>/<random>``), to find them all.
 RUN_MARKER = "MICADO_ANSIBLE_RUN"
-#: Environment variable naming another ``ansible-playbook`` to run (an older Ansible).
-ENV_ANSIBLE_PLAYBOOK = "MICADO_ANSIBLE_PLAYBOOK"
 
 # Variables passed through from the caller's environment; everything else is dropped.
 _KEPT_ENV = ("PATH", "HOME", "USER", "LOGNAME", "LANG", "LC_ALL", "LC_CTYPE", "TMPDIR", "TZ", "VIRTUAL_ENV")
@@ -62,50 +60,38 @@ _RESULTS = {"ok": "ok", "changed": "changed", "skipping": "skipped", "unreachabl
 _ERROR_RE = re.compile(r"^(?:ERROR! |\[ERROR\]: )(?P<message>.*)")
 
 
-def ansible_playbook_override() -> Path | None:
-    """The ``ansible-playbook`` named by :data:`ENV_ANSIBLE_PLAYBOOK`, if set.
+@dataclass(frozen=True)
+class WorkDir:
+    """The per-master working copy made by :func:`prepare_workdir`.
 
-    Returns:
-        Its absolute path, or ``None`` when the variable is unset or empty.
-
-    Raises:
-        InstallError: the variable names no executable file.
+    Attributes:
+        master_id: the master it belongs to.
+        path: the working folder (mode 0700).
+        layout: the playbook layout.
+        run_dir: the folder ``ansible-playbook`` runs in.
+        playbook: the main playbook, relative to ``run_dir``.
+        inventory: the inventory file.
+        config: our ``ansible.cfg`` (``ANSIBLE_CONFIG``).
+        extra_vars: the extra-vars file (mode 0600): the web login as the release's
+            ``security`` mapping, and the settings.
+        cloud_credentials: the copy of ``credentials-cloud-api.yml`` where the release
+            reads it (mode 0600).
+        secret_files: the files holding secrets; :func:`run_playbook` removes them when
+            the play ends, whatever the outcome.
+        redact: secrets to mask in the log (never shown in ``repr``).
     """
-    override = os.environ.get(ENV_ANSIBLE_PLAYBOOK)
-    if not override:
-        return None
-    path = Path(override).expanduser().absolute()
-    if not (path.is_file() and os.access(path, os.X_OK)):
-        raise InstallError(
-            f"{ENV_ANSIBLE_PLAYBOOK}={override!r} is not an executable file; set it to the path "
-            "of an ansible-playbook program, or unset it to use the Ansible installed with "
-            "micado-client"
-        )
-    return path
 
-
-def ansible_playbook_command() -> list[str]:
-    """The ``ansible-playbook`` of the environment the library runs in.
-
-    The console script next to ``sys.executable`` when there is one (a virtualenv's
-    ``bin``), else the same module run by this interpreter. Never a different
-    Ansible found first on ``PATH``. The one exception is explicit:
-    :envvar:`MICADO_ANSIBLE_PLAYBOOK` may name another ``ansible-playbook`` (an older
-    Ansible for playbooks the installed ansible-core no longer accepts).
-
-    Returns:
-        The command as an argument list.
-
-    Raises:
-        InstallError: ``MICADO_ANSIBLE_PLAYBOOK`` names no executable file.
-    """
-    override = ansible_playbook_override()
-    if override is not None:
-        return [str(override)]
-    script = Path(sys.executable).parent / "ansible-playbook"
-    if script.is_file() and os.access(script, os.X_OK):
-        return [str(script)]
-    return [sys.executable, "-m", "ansible.cli.playbook"]
+    master_id: str
+    path: Path
+    layout: Layout
+    run_dir: Path
+    playbook: str
+    inventory: Path
+    config: Path
+    extra_vars: Path
+    cloud_credentials: Path
+    secret_files: tuple[Path, ...] = ()
+    redact: tuple[str, ...] = field(default=(), repr=False)
 
 
 def _environment(work: WorkDir, control_dir: Path, marker: str) -> dict[str, str]:
