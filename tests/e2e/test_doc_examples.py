@@ -28,9 +28,8 @@ from micado import MicadoClient
 from micado.master.spec import options as create_options
 
 from loopback import directory_server
-from paths import ROOT
+from paths import ADTS, ROOT
 
-ADTS = ROOT / "tests" / "adts"
 CLEAN = {"servers": [], "attached_floating_ips": [], "allocated_floating_ips": []}
 
 
