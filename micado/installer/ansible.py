@@ -58,6 +58,7 @@ __all__ = [
     "PlaybookTree",
     "PlaybookSource",
     "WorkDir",
+    "InventoryHost",
     "detect_layout",
     "resolve_source",
     "check_web_credentials",
@@ -271,6 +272,25 @@ def web_security(micado_user: str, micado_password: str) -> dict[str, Any]:
     }
 
 
+@dataclass(frozen=True)
+class InventoryHost:
+    """A host the play reaches besides the master: an agent of the release's ``agents`` group.
+
+    Attributes:
+        name: its inventory name (the release names the node after it).
+        host: its address.
+        user: the sudoer account on it.
+        key: the private key authorised for ``user``.
+        port: its SSH port.
+    """
+
+    name: str
+    host: str
+    user: str
+    key: Path
+    port: int = 22
+
+
 def prepare_workdir(
     master_id: str,
     tree: PlaybookTree,
@@ -285,6 +305,9 @@ def prepare_workdir(
     ssh_port: int = 22,
     ssh_key: Path | None = None,
     become: bool = True,
+    playbook: str | None = None,
+    agents: tuple[InventoryHost, ...] = (),
+    needs_cloud_credentials: bool = True,
 ) -> WorkDir:
     """Make the working copy of the playbooks for one master.
 
@@ -314,6 +337,11 @@ def prepare_workdir(
         ssh_port: the master's SSH port.
         ssh_key: the client's private key; default :func:`micado.config.paths.ssh_private_key`.
         become: run the play as root through sudo, as ansible-micado requires.
+        playbook: the playbook to run, relative to the release's run folder; default
+            the master playbook (another one, e.g. ``agent.yml``, for a day-2 play).
+        agents: hosts of the inventory's ``agents`` group (the release's "Join agents").
+        needs_cloud_credentials: ``False`` for a play that reads no cloud credentials
+            (``agent.yml``): none are read or written.
 
     Returns:
         The working copy.
@@ -324,13 +352,17 @@ def prepare_workdir(
         CredentialsError: a credentials file does not exist or is no YAML.
     """
     _check_master_id(master_id)
+    if playbook is not None and not (tree.run_dir / playbook).is_file():
+        raise InvalidArgument(f"these playbooks (MiCADO {tree.layout.name}) have no {playbook}")
     inputs = _read_inputs(
-        tree, micado_user=micado_user, micado_password=micado_password, cloud_credentials=cloud_credentials,
-        registry_credentials=registry_credentials, settings=settings,
+        tree, micado_user=micado_user, micado_password=micado_password,
+        cloud_credentials=cloud_credentials if needs_cloud_credentials else None,
+        registry_credentials=registry_credentials, settings=settings, needs_cloud=needs_cloud_credentials,
     )
-    key = Path(ssh_key) if ssh_key is not None else paths.ssh_private_key()
-    return _write_workdir(master_id, tree, inputs, host=host, ssh_user=ssh_user, ssh_port=ssh_port, key=key,
-                          become=become)
+    master = InventoryHost(tree.layout.host, host, ssh_user,
+                           Path(ssh_key) if ssh_key is not None else paths.ssh_private_key(), ssh_port)
+    return _write_workdir(master_id, tree, inputs, master=master, agents=agents, become=become,
+                          playbook=playbook or tree.layout.playbook)
 
 
 def _check_master_id(master_id: str) -> None:
@@ -344,13 +376,13 @@ class _Inputs:
     """What a working copy is made of, read and checked before anything is written.
 
     Attributes:
-        cloud_text: the cloud credentials as the release gets them.
+        cloud_text: the cloud credentials as the release gets them (``None``: the play reads none).
         registry_text: the registry credentials as the release gets them, or ``None``.
         extra_vars: the settings and the release's ``security`` mapping.
         redact: secrets to mask in the log.
     """
 
-    cloud_text: str
+    cloud_text: str | None
     registry_text: str | None
     extra_vars: dict[str, Any]
     redact: tuple[str, ...] = field(repr=False)
@@ -364,6 +396,7 @@ def _read_inputs(
     cloud_credentials: Path | None,
     registry_credentials: Path | None,
     settings: Mapping[str, Any] | None,
+    needs_cloud: bool = True,
 ) -> _Inputs:
     """Check the arguments of :func:`prepare_workdir` and read the files it copies (see there).
 
@@ -373,8 +406,10 @@ def _read_inputs(
     check_web_credentials(micado_user, micado_password)
     layout = tree.layout
     extra_vars = {**check_settings(layout, settings), "security": web_security(micado_user, micado_password)}
-    cloud_file = Path(cloud_credentials) if cloud_credentials is not None else paths.credentials_file()
-    cloud_text, cloud_secrets = _credentials_for(tree, "cloud_cred_path", cloud_file, "cloud credentials")
+    cloud_text, cloud_secrets = None, []
+    if needs_cloud:
+        cloud_file = Path(cloud_credentials) if cloud_credentials is not None else paths.credentials_file()
+        cloud_text, cloud_secrets = _credentials_for(tree, "cloud_cred_path", cloud_file, "cloud credentials")
     secrets_to_mask = [micado_password, *cloud_secrets]
     secrets_to_mask += _secret_values({name: value for name, value in extra_vars.items() if name != "security"})
     registry_text = None
@@ -396,8 +431,8 @@ def _credentials_for(tree: PlaybookTree, variable: str, path: Path, what: str) -
     return _credentials_copy(tree, variable, path, text, document), _secret_values(document)
 
 
-def _write_workdir(master_id: str, tree: PlaybookTree, inputs: _Inputs, *, host: str, ssh_user: str,
-                   ssh_port: int, key: Path, become: bool) -> WorkDir:
+def _write_workdir(master_id: str, tree: PlaybookTree, inputs: _Inputs, *, master: InventoryHost,
+                   agents: tuple[InventoryHost, ...], become: bool, playbook: str) -> WorkDir:
     """Replace the master's working copy with a new one: the playbooks, rewritten, and our files."""
     layout = tree.layout
     work = paths.work_dir(master_id)
@@ -414,7 +449,8 @@ def _write_workdir(master_id: str, tree: PlaybookTree, inputs: _Inputs, *, host:
 
     cloud_copy = run_dir / layout.cloud_credentials
     secret_files = [cloud_copy]
-    write_private(cloud_copy, inputs.cloud_text)
+    if inputs.cloud_text is not None:
+        write_private(cloud_copy, inputs.cloud_text)
     if inputs.registry_text is not None and layout.registry_credentials is not None:
         registry_copy = run_dir / layout.registry_credentials
         write_private(registry_copy, inputs.registry_text)
@@ -424,7 +460,7 @@ def _write_workdir(master_id: str, tree: PlaybookTree, inputs: _Inputs, *, host:
     secret_files.append(extra_file)
 
     inventory = work / "inventory.yml"
-    write_private(inventory, _inventory(layout.host, host=host, ssh_user=ssh_user, ssh_port=ssh_port, key=key))
+    write_private(inventory, _inventory(master, agents))
     config = work / "ansible.cfg"
     write_private(config, _ansible_cfg(work, inventory, become))
     logger.info("prepared the MiCADO %s playbooks for master %s in %s (%d rewrites for ansible-core)",
@@ -434,7 +470,7 @@ def _write_workdir(master_id: str, tree: PlaybookTree, inputs: _Inputs, *, host:
         path=work,
         layout=layout,
         run_dir=run_dir,
-        playbook=layout.playbook,
+        playbook=playbook,
         inventory=inventory,
         config=config,
         extra_vars=extra_file,
@@ -444,24 +480,31 @@ def _write_workdir(master_id: str, tree: PlaybookTree, inputs: _Inputs, *, host:
     )
 
 
-def _inventory(name: str, *, host: str, ssh_user: str, ssh_port: int, key: Path) -> str:
-    """The inventory: the one host ``name``, reached over SSH with our options (:func:`ssh.ssh_options`).
+def _inventory(master: InventoryHost, agents: tuple[InventoryHost, ...] = ()) -> str:
+    """The inventory: the master host, and the ``agents`` group if any, each reached over SSH with
+    our options (:func:`ssh.ssh_options`).
 
     YAML, every string tagged as data: an INI inventory's values would be templates to Ansible.
     """
+    document: dict[str, Any] = {"all": {"hosts": {master.name: _host_vars(master)}}}
+    if agents:
+        document["all"]["children"] = {"agents": {"hosts": {agent.name: _host_vars(agent) for agent in agents}}}
+    return _dump_yaml(document)
+
+
+def _host_vars(host: InventoryHost) -> dict[str, Any]:
     from micado.installer import ssh
 
-    ssh_args = ssh.ssh_options(port=ssh_port, key=key, strict=True)
-    host_vars = {
-        "ansible_host": host,
-        "ansible_port": ssh_port,
-        "ansible_user": ssh_user,
+    ssh_args = ssh.ssh_options(port=host.port, key=host.key, strict=True)
+    return _variables({
+        "ansible_host": host.host,
+        "ansible_port": host.port,
+        "ansible_user": host.user,
         "ansible_connection": "ssh",
-        "ansible_ssh_private_key_file": str(key),
+        "ansible_ssh_private_key_file": str(host.key),
         # Ansible splits this with shlex and adds it to every ssh, scp and sftp call.
         "ansible_ssh_common_args": shlex.join(ssh_args),
-    }
-    return _dump_yaml({"all": {"hosts": {name: _variables(host_vars)}}})
+    })
 
 
 def _credentials_copy(tree: PlaybookTree, variable: str, path: Path, text: str, document: object) -> str:

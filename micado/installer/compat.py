@@ -59,6 +59,7 @@ __all__ = [
     "check_playbooks",
     "plan_rewrites",
     "playbook_files",
+    "read_task_file",
     "rewrite_condition",
 ]
 
@@ -424,14 +425,19 @@ _TRIGGERS = ("include", "vars", "when", "that", "until", "sudo", "always_run")
 _MAX_TASK_FILE_BYTES = 1 << 20
 
 
-def _read(path: Path) -> str | None:
+def read_task_file(path: Path) -> str | None:
+    """The text of a playbook or task file, or ``None`` if it is unreadable or larger than any task file is."""
     try:
         if path.stat().st_size > _MAX_TASK_FILE_BYTES:
             return None  # no task file is that large; ansible-playbook will judge it
-        text = path.read_text(encoding="utf-8")
+        return path.read_text(encoding="utf-8")
     except (OSError, UnicodeDecodeError):
         return None
-    return text if any(word in text for word in _TRIGGERS) else None
+
+
+def _read(path: Path) -> str | None:
+    text = read_task_file(path)
+    return text if text is not None and any(word in text for word in _TRIGGERS) else None
 
 
 class _Scanner:

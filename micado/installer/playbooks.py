@@ -47,6 +47,9 @@ __all__ = [
     "MANAGED_VARIABLES",
     "check_tree",
     "detect_layout",
+    "release_digest",
+    "release_tags",
+    "playbook_tags",
     "file_reads",
     "resolve_source",
 ]
@@ -397,6 +400,62 @@ def file_reads(run_dir: Path, variable: str) -> frozenset[str]:
             if document is None:
                 found.add("other:unreadable task file")  # cannot tell: counted as a use that templates
             walk(document)
+    return frozenset(found)
+
+
+def release_digest(root: Path) -> str:
+    """A checksum of a release tree: the SHA-256 of every file's path and bytes, in path order.
+
+    It names the release a master was made with whatever it came from (a tag, a
+    tarball, a folder or a URL), so that a later play on that master can make sure it
+    runs the same playbooks. Symbolic links count by their target's text.
+
+    Raises:
+        InstallError: a file of the tree cannot be read.
+    """
+    digest = hashlib.sha256()
+    try:
+        for folder, subfolders, files in os.walk(root):
+            subfolders.sort()
+            for name in sorted(files):
+                path = Path(folder) / name
+                relative = path.relative_to(root).as_posix().encode()
+                digest.update(len(relative).to_bytes(4, "big") + relative)
+                data = os.readlink(path).encode() if path.is_symlink() else path.read_bytes()
+                digest.update(len(data).to_bytes(8, "big") + data)
+    except OSError as exc:
+        raise InstallError(f"cannot read the playbooks in {root}: {exc.strerror or exc}") from None
+    return "sha256:" + digest.hexdigest()
+
+
+def playbook_tags(path: Path) -> frozenset[str]:
+    """The tags named anywhere in one playbook or task file (plays, roles, blocks, tasks)."""
+    found: set[str] = set()
+
+    def walk(node: Any) -> None:
+        if isinstance(node, dict):
+            tags = node.get("tags")
+            if isinstance(tags, str):
+                found.update(tag.strip() for tag in tags.split(","))
+            elif isinstance(tags, list):
+                found.update(tag for tag in tags if isinstance(tag, str))
+            for value in node.values():
+                walk(value)
+        elif isinstance(node, list):
+            for item in node:
+                walk(item)
+
+    text = compat.read_task_file(path)
+    if text is not None:
+        walk(_load_yaml(text))
+    return frozenset(found)
+
+
+def release_tags(tree: PlaybookTree) -> frozenset[str]:
+    """Every tag the release's plays and tasks name (``update-auth``, ``edge-files``...)."""
+    found: set[str] = set()
+    for path in compat.playbook_files(tree.run_dir):
+        found |= playbook_tags(path)
     return frozenset(found)
 
 
