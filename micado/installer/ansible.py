@@ -406,7 +406,8 @@ def _read_inputs(
     check_web_credentials(micado_user, micado_password)
     layout = tree.layout
     extra_vars = {**check_settings(layout, settings), "security": web_security(micado_user, micado_password)}
-    cloud_text, cloud_secrets = None, []
+    cloud_text: str | None = None
+    cloud_secrets: list[str] = []
     if needs_cloud:
         cloud_file = Path(cloud_credentials) if cloud_credentials is not None else paths.credentials_file()
         cloud_text, cloud_secrets = _credentials_for(tree, "cloud_cred_path", cloud_file, "cloud credentials")
