@@ -30,7 +30,7 @@ STORE_FORMAT = 2
 
 _FORMAT_KEY = "micado_client_store"
 #: The fields kept encrypted on disk.
-SECRET_FIELDS = ("micado_password", "grafana_password")
+SECRET_FIELDS = ("micado_password", "grafana_password", "secret_settings")
 # What micado-client 0.9 wrote for each master (under its id), all of it kept.
 _LEGACY_FIELDS = (
     "api_version", "cert_path", "endpoint", "ip", "micado_user", "micado_password",

@@ -47,6 +47,9 @@ class MasterRecord:
             launch marks, the creating process and the working copy).
         grafana_password: the Grafana admin password the deployment set, if any
             (encrypted at rest, hidden in ``repr``).
+        secret_settings: the settings given whose names look secret (``*password*``,
+            ``*token*``...), as JSON text (encrypted at rest, hidden in ``repr``); the
+            others are in ``extra["settings"]``.
         extra: launcher and installer details (``floating_ip_id``, ``ssh_user``,
             ``ssh_port``, ``api_port``, ``micado_version``...), plain JSON values only.
     """
@@ -66,6 +69,7 @@ class MasterRecord:
     name: str | None = None
     created: str | None = None
     grafana_password: str | None = field(default=None, repr=False)
+    secret_settings: str | None = field(default=None, repr=False)
     state: str = "ready"
     extra: dict[str, Any] = field(default_factory=dict)
 
@@ -77,7 +81,7 @@ REQUIRED_TEXT = (
 STATES = ("creating", "ready")
 OPTIONAL_TEXT = (
     "cert_path", "auth_url", "region_name", "project_id", "user_domain_name", "name", "created",
-    "grafana_password",
+    "grafana_password", "secret_settings",
 )
 FIELDS = tuple(f.name for f in dataclasses.fields(MasterRecord))
 #: Levels of nesting ``extra`` may have: the store holds it three levels down

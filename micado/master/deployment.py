@@ -108,6 +108,10 @@ class Deployment(Creation):
         """No cloud: the record keeps no login."""
         return {}
 
+    def _access(self) -> dict[str, Any]:
+        """The user's own key: its path (the key is never copied)."""
+        return {"ssh_key": str(self.ssh_key)}
+
     def _record_base(self, *, extra: dict[str, Any], **fields: Any) -> MasterRecord:
         """A record of this deploy: marked ``deployed``, so that ``destroy`` never touches the host."""
         return super()._record_base(extra={**extra, "deployed": True}, **fields)

@@ -87,6 +87,7 @@ class Creation:
         self.keys: KeyPair
         self.launch_spec: LaunchSpec
         self.source: PlaybookTree
+        self.release: dict[str, Any] = {}
         self.settings: dict[str, Any] = {}
         self.password = spec.micado_password or new_password()
         self.intent: MasterRecord
@@ -205,7 +206,10 @@ class Creation:
         from micado.installer import ansible, playbooks
 
         spec = self.spec
+        from micado.master.release import release_facts
+
         self.source = playbooks.resolve_source(spec.playbook, spec.micado_version, progress=self.report)
+        self.release = release_facts(spec.playbook, spec.micado_version, self.source)
         self.settings = ansible.check_settings(self.source.layout, spec.settings)
         if "grafana_admin_pwd" in self.source.layout.variables and "grafana_admin_pwd" not in self.settings:
             self.settings["grafana_admin_pwd"] = new_password()
@@ -238,10 +242,13 @@ class Creation:
 
     def _ansible(self) -> None:
         from micado.installer import ansible
+        from micado.master.plays import master_credentials_file
 
         vm, spec = self.vm, self.spec
         self.undo.push("remove the working copy", lambda: ansible.cleanup_workdir(vm.server_id))
-        with self._cloud_credentials_file() as cloud_credentials:
+        # The user's file, or one derived from the cloud's own configuration (openstacksdk's
+        # clouds.yaml) in the master's working copy, which the undo and cleanup() remove.
+        with master_credentials_file(self.cloud, vm.server_id) as cloud_credentials:
             ansible.install(
                 self.source, master_id=vm.server_id, host=vm.ip, port=spec.ssh_port, user=spec.ssh_user,
                 key=self.keys.private_key, micado_user=spec.micado_user, micado_password=self.password,
@@ -250,29 +257,6 @@ class Creation:
                 extra_args=self.ansible_args, control_dir=self.control_dir,
             )
         log.info("master %s: ansible-playbook done", vm.server_id)
-
-    @contextmanager
-    def _cloud_credentials_file(self) -> Iterator[Path]:
-        """The credentials file for the master: the user's, or one derived from openstacksdk's config.
-
-        The derived one (0600) is written into the master's working copy in the MiCADO
-        dir (:func:`~micado.config.paths.derived_credentials_file`), which the installer
-        reads before it replaces the copy, and which the undo and ``cleanup()`` remove:
-        a create killed at any point leaves the password nowhere else.
-        """
-        if self.cloud is None or paths.credentials_file().is_file():
-            yield paths.credentials_file()
-            return
-        from micado.config.files import write_private
-
-        target = paths.derived_credentials_file(self.vm.server_id)
-        paths.ensure_dir(target.parent.parent)  # work/, then work/<id>: each 0700
-        paths.ensure_dir(target.parent)
-        try:
-            write_private(target, self.cloud.credentials_file_text().encode())
-            yield target
-        finally:
-            target.unlink(missing_ok=True)
 
     def _api(self) -> None:
         wait_for_port(self.vm.ip, self.spec.api_port, timeout=self.spec.api_timeout, progress=self.report)
@@ -287,18 +271,21 @@ class Creation:
 
     def _store(self) -> None:
         from micado.installer import playbooks
+        from micado.master.release import GRAFANA_SETTING, split_settings
 
         vm, spec = self.vm, self.spec
         host = f"{vm.ip}:{spec.api_port}" if spec.api_port != 443 else vm.ip
-        grafana = self.settings.get("grafana_admin_pwd")
+        grafana = self.settings.get(GRAFANA_SETTING)
+        settings, secret_settings = split_settings(self.settings)
         record = self._record_base(
             id=vm.server_id, ip=vm.ip, endpoint=f"https://{host}/toscasubmitter/", cert_path=self.cert_path,
             name=vm.name, created=datetime.now(UTC).isoformat(timespec="seconds"),
-            grafana_password=grafana if isinstance(grafana, str) else None,
+            grafana_password=grafana if isinstance(grafana, str) else None, secret_settings=secret_settings,
             extra={
                 "ssh_user": spec.ssh_user, "ssh_port": spec.ssh_port, "api_port": spec.api_port,
                 "micado_version": spec.micado_version or playbooks.DEFAULT_MICADO_VERSION,
-                "micado_layout": self.source.layout.name, **vm.to_dict(),
+                "micado_layout": self.source.layout.name, "release": self.release, "settings": settings,
+                "remote_cert_path": spec.remote_cert_path, **self._access(), **vm.to_dict(),
             },
         )
         self.api = self.connect(record)
@@ -307,6 +294,10 @@ class Creation:
         log.info("master %s: stored, endpoint %s", record.id, record.endpoint)
 
     # -- records ---------------------------------------------------------------------------
+
+    def _access(self) -> dict[str, Any]:
+        """How a later program logs in to the master, beyond user and port: our own key (none to record)."""
+        return {}
 
     def _cloud_fields(self) -> dict[str, Any]:
         """What the record keeps to find the master's cloud again (the launcher's login fields)."""
