@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-__all__ = ["glue_values"]
+__all__ = ["glue_values", "split_remote_command"]
 
 
 def glue_values(argv: Sequence[str], options: Sequence[str]) -> list[str]:
@@ -28,3 +28,19 @@ def glue_values(argv: Sequence[str], options: Sequence[str]) -> list[str]:
         value = next(words, None) if word in options else None
         glued.append(word if value is None else f"{word}={value}")
     return glued
+
+
+def split_remote_command(argv: Sequence[str]) -> tuple[list[str], list[str] | None]:
+    """``(words before, remote command)`` for ``micado master ssh [ID] -- COMMAND...``.
+
+    The words after the first ``--`` that follows ``master ssh`` are the command to run
+    on the master, whatever they look like; any other command line is returned whole
+    (with ``None``), ``--`` included.
+    """
+    words = list(argv)
+    if "--" not in words:
+        return words, None
+    head = words[:words.index("--")]
+    if "master" in head and "ssh" in head[head.index("master") + 1:]:
+        return head, words[len(head) + 1:]
+    return words, None

@@ -10,7 +10,7 @@ from collections.abc import Callable, Sequence
 
 from micado import exceptions as errors
 from micado.cli.app import app_command
-from micado.cli.argv import glue_values
+from micado.cli.argv import glue_values, split_remote_command
 from micado.cli.errors import EXIT_OK, EXIT_USAGE, report, show_warnings_as_lines
 from micado.cli.master import master_command
 from micado.cli.output import Out, printer
@@ -39,7 +39,7 @@ def completion_command(args: argparse.Namespace, out: Out) -> None:
 
 
 #: The command of each group (``micado GROUP ...``).
-COMMANDS: dict[str, Callable[[argparse.Namespace, Out], None]] = {
+COMMANDS: dict[str, Callable[[argparse.Namespace, Out], int | None]] = {
     "init": init_command,
     "master": master_command,
     "app": app_command,
@@ -80,8 +80,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     show_warnings_as_lines()
     for signum in (signal.SIGTERM, signal.SIGHUP):
         signal.signal(signum, _raise_terminated)
+    argv, remote_command = split_remote_command(argv)
     try:
         args = build_parser().parse_args(glue_values(argv, ("--password",)))
+        if remote_command is not None and (args.group, getattr(args, "command", None)) != ("master", "ssh"):
+            raise UsageError(build_parser(), "'-- COMMAND...' is only for 'micado master ssh'")
     except UsageError as error:
         if "--json" in argv:  # the global flags come first; the parse stopped before it could say
             return report(error, as_json=True, debug=False)
@@ -90,10 +93,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         return EXIT_USAGE
     if args.debug:
         logging.basicConfig(level=logging.DEBUG, format="%(levelname)s %(name)s: %(message)s")
+    args.remote_command = remote_command
     try:
-        COMMANDS[args.group](args, printer(as_json=args.json))
+        code = COMMANDS[args.group](args, printer(as_json=args.json))
     except errors.MicadoException as error:
         return report(error, as_json=args.json, debug=args.debug)
     except KeyboardInterrupt as interrupt:
         return _interrupted(interrupt)
-    return EXIT_OK
+    return EXIT_OK if code is None else code

@@ -1,4 +1,5 @@
-"""The ``micado master`` commands: create, deploy, attach, info, list, destroy and cleanup."""
+"""The ``micado master`` commands: create, deploy, attach, info, list, destroy, cleanup, and those on a
+running master: update-auth, reconfigure, edge, add-node, status, ssh, kubeconfig."""
 
 from __future__ import annotations
 
@@ -127,14 +128,20 @@ def cleanup_options(args: argparse.Namespace) -> dict[str, Any]:
     return {"include_unowned": True, "min_age": min_age}
 
 
-def master_command(args: argparse.Namespace, out: Out) -> None:
+def master_command(args: argparse.Namespace, out: Out) -> int | None:
     """Run ``micado master COMMAND``, printing the result with ``out``.
+
+    Returns:
+        The exit code, for the commands that have their own (``ssh``, ``status``).
 
     Raises:
         MicadoException: as the :class:`~micado.master.facade.MicadoMaster` method it calls.
     """
     client = MicadoClient(launcher=getattr(args, "launcher", DEFAULT_LAUNCHER), cloud=getattr(args, "cloud", None))
+    if args.command in _DAY2_COMMANDS:
+        return _DAY2_COMMANDS[args.command](args, client, out)
     _COMMANDS[args.command](args, client, out)
+    return None
 
 
 def _with_password(kwargs: dict[str, Any]) -> dict[str, Any]:
@@ -184,17 +191,28 @@ def _attach(args: argparse.Namespace, client: MicadoClient, out: Out) -> None:
 
 def _info(args: argparse.Namespace, client: MicadoClient, out: Out) -> None:
     client.master.attach(master_id=resolve_master_id(client, args.master_id))
-    data = client.master.info()
+    data = {**client.master.info(), "urls": client.master.urls()}
     if args.show_password:
         login = client.master.credentials()
         data = {**data, "micado_password": login.password, "grafana_password": login.grafana_password}
-    out(data, "\n".join(f"{key}: {'-' if value is None else value}" for key, value in data.items()))
+    lines = [f"{key}: {'-' if value is None else value}" for key, value in data.items() if key != "urls"]
+    lines += [f"{name} url: {url}" for name, url in data["urls"].items()]
+    out(data, "\n".join(lines))
 
 
 def _list(args: argparse.Namespace, client: MicadoClient, out: Out) -> None:
     records = client.master.list()
-    rows = [(r["id"], r["state"], r["ip"] or "-", r["endpoint"] or "-", r.get("created") or "-") for r in records]
-    out(records, table(rows, ("ID", "STATE", "IP", "ENDPOINT", "CREATED")) if rows else "no masters")
+    rows = [[r["id"], r["state"], r["ip"] or "-", r["endpoint"] or "-", r.get("created") or "-"] for r in records]
+    headers = ["ID", "STATE", "IP", "ENDPOINT", "CREATED"]
+    if args.status:
+        ready = [r["id"] for r in records if r["state"] == "ready"]
+        found = dict(zip(ready, client.master.status_of(ready), strict=True))
+        for record, row in zip(records, rows, strict=True):
+            status = found.get(record["id"])
+            record["status"] = status.as_dict() if status is not None else None
+            row.append("-" if status is None else status.summary())
+        headers.append("LIVE")
+    out(records, table(rows, headers) if rows else "no masters")
 
 
 def _destroy(args: argparse.Namespace, client: MicadoClient, out: Out) -> None:
@@ -213,6 +231,122 @@ def _cleanup(args: argparse.Namespace, client: MicadoClient, out: Out) -> None:
     if any(item.error for item in items):
         raise errors.MicadoException("some of what was found could not be removed (see above)")
 
+
+def _chosen_master(client: MicadoClient, given: str | None) -> str:
+    """The master a day-2 command acts on: the id (or prefix) given, ``$MICADO_MASTER``, or the only stored one.
+
+    Raises:
+        InvalidArgument: none of these names one (the stored masters are listed).
+    """
+    from micado.cli.parser import ENV_MASTER
+
+    chosen = given if given is not None else os.environ.get(ENV_MASTER)
+    if chosen is None:
+        stored = [record["id"] for record in client.master.list()]
+        if len(stored) != 1:
+            known = f"stored masters: {', '.join(stored)}" if stored else "no master is stored"
+            raise errors.InvalidArgument(f"which master? give its id (or set {ENV_MASTER}); {known}")
+        chosen = stored[0]
+    master_id = resolve_master_id(client, chosen)
+    client.master.attach(master_id=master_id)
+    return master_id
+
+
+def _update_auth(args: argparse.Namespace, client: MicadoClient, out: Out) -> None:
+    master_id = _chosen_master(client, args.master_id)
+    progress = ProgressLine(sys.stderr)
+    try:
+        log = client.master.update_auth(args.credentials_file, args.registry_credentials, progress=progress)
+    finally:
+        progress.done()
+    out({"id": master_id, "updated": True, "log": str(log)}, f"master {master_id}: credentials updated (log: {log})")
+
+
+def _reconfigure(args: argparse.Namespace, client: MicadoClient, out: Out) -> None:
+    master_id = _chosen_master(client, args.master_id)
+    progress = ProgressLine(sys.stderr)
+    try:
+        settings = client.master.reconfigure(parse_settings(args.settings), progress=progress)
+    finally:
+        progress.done()
+    shown = ", ".join(f"{key}={json.dumps(value)}" for key, value in settings.items()) or "the release's defaults"
+    out({"id": master_id, "settings": settings}, f"master {master_id} reconfigured: {shown}")
+
+
+def _edge(args: argparse.Namespace, client: MicadoClient, out: Out) -> None:
+    master_id = _chosen_master(client, args.master_id)
+    progress = ProgressLine(sys.stderr)
+    try:
+        written = client.master.edge_files(args.output, progress=progress)
+    finally:
+        progress.done()
+    files = {name: str(path) for name, path in written.items()}
+    out({"id": master_id, "files": files},
+        "\n".join([f"wrote {path}" for path in files.values()]
+                  + [f"on the edge device: fill in YOUR_UNIQUE_EDGE_HOSTNAME and YOUR_EDGE_PUBLIC_IP in "
+                     f"{files.get('connect_edge.sh', 'connect_edge.sh')}, then run it there (it holds the join "
+                     "token: keep it private)"]))
+
+
+def _add_node(args: argparse.Namespace, client: MicadoClient, out: Out) -> None:
+    master_id = _chosen_master(client, args.master_id)
+    progress = ProgressLine(sys.stderr)
+    try:
+        client.master.add_agent(args.host, args.ssh_key, ssh_user=args.ssh_user, ssh_port=args.ssh_port,
+                                name=args.name, progress=progress)
+    finally:
+        progress.done()
+    agents = client.master.info().get("agents") or []
+    out({"id": master_id, "agents": agents}, f"master {master_id}: {args.host} joined as an agent")
+
+
+def _status(args: argparse.Namespace, client: MicadoClient, out: Out) -> int:
+    if args.all and args.master_ids:
+        raise errors.InvalidArgument("give master ids or --all, not both")
+    if args.all:
+        ids = [record["id"] for record in client.master.list() if record["state"] == "ready"]
+    elif args.master_ids:
+        ids = [resolve_master_id(client, given) for given in args.master_ids]
+    else:
+        ids = [_chosen_master(client, None)]
+    results = client.master.status_of(ids, timeout=args.timeout)
+    lines = []
+    for status in results:
+        lines.append(f"{status.master_id}: {status.summary()}")
+        lines += [f"  {check.name}: {'ok' if check.ok else 'FAILED'} ({check.detail}, {check.seconds:.2f} s)"
+                  for check in status.checks]
+    out([status.as_dict() for status in results], "\n".join(lines) or "no masters")
+    return 0 if all(status.ok for status in results) else 1
+
+
+def _ssh(args: argparse.Namespace, client: MicadoClient, out: Out) -> int:
+    import subprocess
+
+    _chosen_master(client, args.master_id)
+    argv = client.master.ssh_command(list(getattr(args, "remote_command", None) or []))
+    try:
+        return subprocess.run(argv, check=False).returncode
+    except OSError as exc:
+        raise errors.MicadoException(f"could not run ssh: {exc.strerror or exc}") from None
+
+
+def _kubeconfig(args: argparse.Namespace, client: MicadoClient, out: Out) -> None:
+    master_id = _chosen_master(client, args.master_id)
+    result = client.master.kubeconfig(args.output)
+    text = f"wrote {result.path} (mode 0600; server {result.server}): kubectl --kubeconfig {result.path} get nodes"
+    out({"id": master_id, "path": str(result.path), "server": result.server, "reachable": result.reachable,
+         "hint": result.hint}, text + (f"\n{result.hint}" if result.hint else ""))
+
+
+_DAY2_COMMANDS: dict[str, Callable[[argparse.Namespace, MicadoClient, Out], int | None]] = {
+    "update-auth": _update_auth,
+    "reconfigure": _reconfigure,
+    "edge": _edge,
+    "add-node": _add_node,
+    "status": _status,
+    "ssh": _ssh,
+    "kubeconfig": _kubeconfig,
+}
 
 _COMMANDS: dict[str, Callable[[argparse.Namespace, MicadoClient, Out], None]] = {
     "create": _create,

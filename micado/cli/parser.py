@@ -83,11 +83,15 @@ def _add_master_commands(commands: Any) -> None:
         "--yes", "-y", action="store_true", help="do not ask for confirmation (it is asked only on a terminal)")
     commands.add_parser("list", help="list the masters this client created")
     _add_cleanup_command(commands)
-    info = commands.add_parser("info", help="show a stored master (passwords only with --show-password)")
+    info = commands.add_parser("info", help="show a stored master and its web addresses (passwords only with "
+                                            "--show-password)")
     info.add_argument("master_id", help=_MASTER_ID_HELP)
     info.add_argument("--show-password", action="store_true",
                       help="also print the MiCADO web password and the Grafana admin password")
+    commands.choices["list"].add_argument("--status", action="store_true",
+                                          help="add a live column: whether each master answers (see master status)")
     _add_deploy_command(commands)
+    _add_day2_commands(commands)
 
 
 def _add_create_command(commands: Any) -> None:
@@ -135,6 +139,48 @@ def _add_deploy_command(commands: Any) -> None:
     deploy.add_argument("--set", action="append", default=[], dest="settings", metavar="KEY=VALUE",
                         help="a setting of the ansible-micado release (repeatable)")
     _add_cloud_option(deploy)
+
+
+_WHICH_MASTER = f"{_MASTER_ID_HELP} (default: ${ENV_MASTER}, or the only stored master)"
+
+
+def _add_day2_commands(commands: Any) -> None:
+    """The commands on a running master: update-auth, reconfigure, edge, add-node, status, ssh, kubeconfig."""
+    update = commands.add_parser("update-auth", help="hand the master your current cloud (and registry) credentials "
+                                                     "(the release's update-auth tag)")
+    update.add_argument("master_id", nargs="?", help=_WHICH_MASTER)
+    _add_file_option(update, "--credentials-file", help="a cloud credentials file instead of the MiCADO dir's")
+    _add_file_option(update, "--registry-credentials", help="a container-registry credentials file (release format)")
+    _add_cloud_option(update)
+    reconfigure = commands.add_parser("reconfigure", help="run the master's release again with changed settings")
+    reconfigure.add_argument("master_id", nargs="?", help=_WHICH_MASTER)
+    reconfigure.add_argument("--set", action="append", required=True, dest="settings", metavar="KEY=VALUE",
+                             help="a setting of the release, e.g. enable_occopus=true (repeatable; values "
+                                  "are typed like YAML; KEY=null puts the release's default back)")
+    _add_cloud_option(reconfigure)
+    edge = commands.add_parser("edge", help="write connect_edge.sh and registries.yaml for an edge device "
+                                            "(ansible-micado 0.12.6+; the script holds the join token)")
+    edge.add_argument("master_id", nargs="?", help=_WHICH_MASTER)
+    edge.add_argument("--output", "-o", required=True, metavar="DIR", help="the folder to write them into (0700)")
+    node = commands.add_parser("add-node", help="join a machine you have to the master's cluster as an agent "
+                                                "(ansible-micado 0.12.6+)")
+    node.add_argument("master_id", nargs="?", help=_WHICH_MASTER)
+    node.add_argument("--host", required=True, help="the machine's address")
+    _add_file_option(node, "--ssh-key", required=True, help="your SSH private key for it (read, never copied)")
+    node.add_argument("--ssh-user", default="ubuntu", help="a sudoer on it (default: ubuntu)")
+    node.add_argument("--ssh-port", type=int, default=22, help="its SSH port (default: 22)")
+    node.add_argument("--name", help="the node name (default: agent-<address>)")
+    status = commands.add_parser("status", help="check masters live: TLS and certificate, API login, dashboards, SSH")
+    status.add_argument("master_ids", nargs="*", metavar="master_id", help=_MASTER_ID_HELP)
+    status.add_argument("--all", action="store_true", help="every stored master")
+    status.add_argument("--timeout", type=float, default=5.0, help="seconds for each check (default: 5)")
+    ssh = commands.add_parser("ssh", help="ssh into the master with its recorded key and host key "
+                                          "(never ~/.ssh); `-- COMMAND...` runs a command")
+    ssh.add_argument("master_id", nargs="?", help=_WHICH_MASTER)
+    kubeconfig = commands.add_parser("kubeconfig", help="fetch the cluster's admin kubeconfig (0600) for kubectl")
+    kubeconfig.add_argument("master_id", nargs="?", help=_WHICH_MASTER)
+    _add_file_option(kubeconfig, "--output", "-o", metavar="FILE",
+                     help="where to write it (default: <MiCADO dir>/kube/<id>.yaml)")
 
 
 def _add_app_commands(app: argparse.ArgumentParser) -> None:

@@ -130,6 +130,11 @@ def work_dir(master_id: str) -> Path:
     return micado_dir() / "work" / master_id
 
 
+def kubeconfig_file(master_id: str) -> Path:
+    """Where ``master.kubeconfig()`` writes a master's admin kubeconfig by default (mode 0600)."""
+    return micado_dir() / "kube" / f"{master_id}.yaml"
+
+
 def derived_credentials_file(master_id: str) -> Path:
     """The cloud credentials derived from ``clouds.yaml`` for one master's play (mode 0600).
 

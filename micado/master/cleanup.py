@@ -30,6 +30,7 @@ import os
 import shutil
 import socket
 import tempfile
+import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -315,11 +316,31 @@ def _folder_leftovers(live: list[MasterRecord]) -> Iterator[_Leftover]:
     work_root = paths.micado_dir() / "work"
     owned_work = {r.extra.get("server_id") or r.id for r in live if r.state == "creating"}
     for folder in sorted(work_root.iterdir()) if work_root.is_dir() else []:
-        if folder.name not in owned_work:
-            yield CleanupItem("working copy", str(folder), "no create running for it"), partial(_remove_tree, folder)
+        if folder.name in owned_work or day2_copy_in_use(folder):
+            continue
+        why = "no day-2 command running for it" if "." in folder.name else "no create running for it"
+        yield CleanupItem("working copy", str(folder), why), partial(_remove_tree, folder)
     for folder in _control_folders():
         yield (CleanupItem("control folder", str(folder), "ssh sockets of a program that has ended"),
                partial(_remove_tree, folder))
+
+
+#: Seconds a day-2 working copy may lack its owner file (it is written right after the copy is made).
+_OWNERLESS_GRACE = 120.0
+
+
+def day2_copy_in_use(folder: Path) -> bool:
+    """Whether a day-2 working copy (``<id>.<operation>-<hex>``) belongs to a command still running."""
+    from micado.master.plays import OWNER_FILE, work_owner_running
+
+    if "." not in folder.name:
+        return False
+    if (folder / OWNER_FILE).exists():
+        return work_owner_running(folder)
+    try:
+        return time.time() - folder.stat().st_mtime < _OWNERLESS_GRACE
+    except OSError:
+        return False
 
 
 def _remove_tree(folder: Path) -> None:

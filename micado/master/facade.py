@@ -24,6 +24,7 @@ from micado.exceptions import (
     MicadoTimeout,
     NotFound,
 )
+from micado.config.record import SEALED
 from micado.master.spec import ANY, DEFAULT_REMOTE_CERT_PATH, arguments_doc
 from micado.launcher.registry import DEFAULT_LAUNCHER
 from micado.progress import ProgressCallback, as_callback
@@ -35,6 +36,8 @@ if TYPE_CHECKING:
     from micado.master.cleanup import CleanupItem
     from micado.config.store import MasterRecord, MasterStore
     from micado.launcher.base import ConfiguredLogin, Launcher
+    from micado.master.operations import Kubeconfig, PlayOptions
+    from micado.master.status import MasterStatus
 
 __all__ = ["MicadoMaster", "MasterCredentials", "DEFAULT_REMOTE_CERT_PATH"]
 
@@ -138,6 +141,217 @@ class MicadoMaster:
         """
         record = self._require_record()
         return MasterCredentials(record.micado_user, record.micado_password, record.grafana_password)
+
+    # -- life after create ---------------------------------------------------------------
+
+    def update_auth(self, credentials_file: str | Path | None = None, registry_credentials: str | Path | None = None,
+                    *, timeout: float = 1800.0, progress: ProgressCallback | bool | None = None) -> Path:
+        """Hand the master your current cloud (and registry) credentials: the release's ``update-auth`` tag.
+
+        Use it when your cloud password, application credential or OpenID Connect
+        token changed. The credentials come as at create: ``credentials_file``, else the
+        MiCADO dir's ``credentials-cloud-api.yml``, else derived from the cloud of your
+        ``clouds.yaml`` the master was made with. The file is checked, and the master's
+        release (the one it was made with: same tag or source, same checksum) is looked
+        for the ``update-auth`` tag, before anything runs.
+
+        Args:
+            credentials_file: a cloud credentials file to use instead of the MiCADO dir's.
+            registry_credentials: a container-registry credentials file in the release's format.
+            timeout: seconds for the play.
+            progress: a ``callback(stage, message)``, or ``True`` for console lines.
+
+        Returns:
+            The play's log file (secrets masked).
+
+        Raises:
+            MicadoException: no master is created or attached, or its release has no ``update-auth`` tag.
+            CredentialsError: a credentials file is missing or wrong (nothing ran).
+            InstallError: the play failed (see ``error.log_path``).
+            MicadoTimeout: the play ran past ``timeout``.
+        """
+        from micado.master import operations
+
+        record = self._current_record()
+        cls, login = self._login_for(record)
+        return operations.update_auth(record, self._play_options(timeout, progress), login=login,
+                                      credential_type=None if record.extra.get("deployed") else cls.credential_type,
+                                      credentials_file=credentials_file, registry_credentials=registry_credentials)
+
+    def reconfigure(self, settings: dict[str, Any], *, timeout: float = 3600.0,
+                    progress: ProgressCallback | bool | None = None) -> dict[str, Any]:
+        """Run the master's release again with changed settings, e.g. ``{"enable_occopus": True}``.
+
+        The settings are checked against the release's variables (as at create) before
+        anything runs; the others stay as recorded. ``None`` puts a setting back to the
+        release's default. On success the new settings are recorded; if the play fails
+        (or is interrupted) the record stays as it was.
+
+        Args:
+            settings: variable name -> new value.
+            timeout: seconds for the play.
+            progress: a ``callback(stage, message)``, or ``True`` for console lines.
+
+        Returns:
+            The master's settings now (secret-looking values masked).
+
+        Raises:
+            InvalidArgument: a name the release does not define, or a value that is not plain data.
+            InstallError: the play failed (see ``error.log_path``).
+            MicadoTimeout: the play ran past ``timeout``.
+        """
+        from micado.master import operations
+
+        record = self._current_record()
+        _, login = self._login_for(record)
+        self._record = operations.reconfigure(record, self.store, self._play_options(timeout, progress),
+                                              settings=settings, login=login)
+        return self.settings()
+
+    def settings(self) -> dict[str, Any]:
+        """The settings the master was made (or last reconfigured) with; secret-looking values masked."""
+        record = self._require_record()
+        shown = dict(record.extra.get("settings") or {})
+        if record.secret_settings:
+            import json
+
+            shown.update(dict.fromkeys(json.loads(record.secret_settings) if record.secret_settings != SEALED
+                                       else {}, "********"))
+        return shown
+
+    def edge_files(self, dest: str | Path, *, timeout: float = 600.0,
+                   progress: ProgressCallback | bool | None = None) -> dict[str, Path]:
+        """Write the files an edge device needs to join the master: ``agent.yml --tags edge-files``.
+
+        ``connect_edge.sh`` holds the k3s agent install line with the cluster's join
+        token (a secret: written 0700 in a 0700 folder, never logged);
+        ``registries.yaml`` (0600) the master's registry mirrors, when it has some. Needs
+        a release with ``agent.yml`` (ansible-micado v0.12.6 and later).
+
+        Args:
+            dest: the folder to write them into (made 0700 if missing).
+            timeout: seconds for the play.
+            progress: a ``callback(stage, message)``, or ``True`` for console lines.
+
+        Returns:
+            File name -> path written.
+
+        Raises:
+            MicadoException: no master, or its release has no ``agent.yml``.
+            InvalidArgument: ``dest`` is not a folder.
+            InstallError: the play failed.
+        """
+        from micado.master import operations
+
+        return operations.edge_files(self._current_record(), dest, self._play_options(timeout, progress))
+
+    def add_agent(self, host: str, ssh_key: str | Path, *, ssh_user: str = "ubuntu", ssh_port: int = 22,
+                  name: str | None = None, timeout: float = 1800.0,
+                  progress: ProgressCallback | bool | None = None) -> None:
+        """Join a machine you have to the master's cluster as a worker (the release's "Join agents").
+
+        SSH logs in with your key (read, never copied; the host key is kept in
+        micado-client's own known_hosts). Needs a release with ``agent.yml``
+        (ansible-micado v0.12.6 and later). The agent is listed in ``info()["agents"]``.
+
+        Args:
+            host: the machine's address.
+            ssh_key: your private key authorised for ``ssh_user`` there.
+            ssh_user: a sudoer on the machine.
+            ssh_port: its SSH port.
+            name: the node name (default ``agent-<address>``).
+            timeout: seconds for the play.
+            progress: a ``callback(stage, message)``, or ``True`` for console lines.
+
+        Raises:
+            InvalidArgument: a malformed argument (nothing ran).
+            MicadoException: no master, or its release has no ``agent.yml``.
+            InstallError: SSH or the play failed.
+        """
+        from micado.master import operations
+
+        self._record = operations.add_agent(
+            self._current_record(), self.store, self._play_options(timeout, progress), host=host, ssh_user=ssh_user,
+            ssh_key=ssh_key, ssh_port=ssh_port, name=name)
+
+    def status(self, *, timeout: float = 5.0) -> MasterStatus:
+        """Check the master live: TLS and its certificate, the TOSCA Submitter login, the dashboards, SSH.
+
+        Every check has its own deadline and they run concurrently; a master that is
+        down gives failed checks, not an exception.
+
+        Args:
+            timeout: seconds each check may take.
+
+        Returns:
+            The checks (``status.ok`` is whether all passed).
+        """
+        from micado.master.status import check_master
+
+        return check_master(self._require_record(), timeout=timeout)
+
+    def status_of(self, master_ids: builtins.list[str], *, timeout: float = 5.0) -> builtins.list[MasterStatus]:
+        """Check several stored masters live, concurrently (see :meth:`status`), in the order given.
+
+        Args:
+            master_ids: stored masters' ids.
+            timeout: seconds each check may take.
+
+        Raises:
+            MasterNotFound: an id is not stored.
+        """
+        from micado.master.status import check_masters
+
+        return check_masters([self.store.get(master_id) for master_id in master_ids], timeout=timeout)
+
+    def urls(self) -> dict[str, str]:
+        """The master's web addresses: ``dashboard``, ``grafana``, ``prometheus``, ``kubernetes``, ``submitter``."""
+        from micado.master.status import master_urls
+
+        return master_urls(self._require_record())
+
+    def kubeconfig(self, path: str | Path | None = None, *, timeout: float = 60.0) -> Kubeconfig:
+        """Fetch the cluster's admin kubeconfig over SSH and write it (mode 0600) for ``kubectl``.
+
+        It points at the master's address (port 6443); when that port does not answer
+        from here, ``result.hint`` says how to tunnel it over SSH.
+
+        Args:
+            path: where to write it; default ``<MiCADO dir>/kube/<id>.yaml``.
+            timeout: seconds for the SSH copy.
+
+        Returns:
+            The file, its server, whether the server answered, and the hint.
+
+        Raises:
+            InstallError: SSH failed, or the master has no kubeconfig.
+        """
+        from micado.master import operations
+
+        return operations.fetch_kubeconfig(self._current_record(), path, timeout=timeout)
+
+    def ssh_command(self, command: builtins.list[str] | None = None) -> builtins.list[str]:
+        """The ``ssh`` command line that logs in to the master (recorded key, user and host key; never ``~/.ssh``).
+
+        Args:
+            command: the remote command's words; none for a login shell.
+        """
+        from micado.master import operations
+
+        return operations.ssh_argv(self._require_record(), list(command or []), tty=not command)
+
+    def _current_record(self) -> MasterRecord:
+        """The current master's record as stored now (another program may have changed it)."""
+        record = self._require_record()
+        self._record = self.store.get(record.id)
+        return self._record
+
+    @staticmethod
+    def _play_options(timeout: float, progress: ProgressCallback | bool | None) -> PlayOptions:
+        from micado import checks
+        from micado.master.operations import PlayOptions
+
+        return PlayOptions(as_callback(progress), checks.duration("timeout", timeout))
 
     # -- create ----------------------------------------------------------------------------
 
@@ -322,6 +536,7 @@ class MicadoMaster:
         if record.cert_path:
             Path(record.cert_path).unlink(missing_ok=True)
         ssh.forget_host(record.ip, int(record.extra.get("ssh_port", 22)))
+        _forget_day2(record)
         if self._api is not None:
             self._api.close()
         self._record, self._api = None, None
@@ -468,26 +683,36 @@ class MicadoMaster:
         return launcher_class(self.launcher_name).configured_login(
             name if name is not None else self.cloud, credentials_file_exists=paths.credentials_file().exists())
 
-    def _launcher_for(self, record: MasterRecord) -> Launcher:
-        """The launcher a record was made with, logged in with today's credentials (file or own configuration)."""
-        from micado.config import paths
-        from micado.config.credentials import load_credentials
-        from micado.launcher.registry import launcher_class
-        from micado.master.records import cloud_fields_of
+    def _login_for(self, record: MasterRecord) -> tuple[type[Launcher], ConfiguredLogin | None]:
+        """The launcher a record was made with (a deployed host: this client's), and the login from the
+        user's own configuration of its cloud when that is the one to use (else: the credentials file).
 
-        cls = launcher_class(record.launcher)
-        # A cloud named to this client comes first, then the one the master was made with
-        # (unless a credentials file is there now).
+        A cloud named to this client comes first, then the one the master was made with
+        (unless a credentials file is there now).
+        """
+        from micado.config import paths
+        from micado.launcher.registry import launcher_class
+        from micado.master.deployment import DEPLOYED_LAUNCHER
+
+        cls = launcher_class(self.launcher_name if record.launcher == DEPLOYED_LAUNCHER else record.launcher)
         named = record.extra.get("os_cloud")
         if self.cloud is not None and cls.config_source:
             named = self.cloud
         elif paths.credentials_file().exists():
             named = None
-        if isinstance(named, str):
-            login = cls.configured_login(named, credentials_file_exists=paths.credentials_file().exists())
-            assert login is not None  # a name was given: the launcher found it, or raised
-            return cls.from_record(login.credentials, cloud_fields_of(record))
-        return cls.from_record(load_credentials(cls.credential_type), cloud_fields_of(record))
+        name = named if isinstance(named, str) else None
+        login = cls.configured_login(name, credentials_file_exists=paths.credentials_file().exists())
+        assert name is None or login is not None  # a name was given: the launcher found it, or raised
+        return cls, login
+
+    def _launcher_for(self, record: MasterRecord) -> Launcher:
+        """The launcher a record was made with, logged in with today's credentials (file or own configuration)."""
+        from micado.config.credentials import load_credentials
+        from micado.master.records import cloud_fields_of
+
+        cls, login = self._login_for(record)
+        credentials = login.credentials if login is not None else load_credentials(cls.credential_type)
+        return cls.from_record(credentials, cloud_fields_of(record))
 
     def _connect(self, record: MasterRecord) -> SubmitterClient:
         from micado.api.client import SubmitterClient
@@ -507,12 +732,42 @@ class MicadoMaster:
     def _repr_html_(self) -> str:
         rows = "".join(
             f"<tr><th>{html.escape(str(key))}</th><td>{html.escape(str(value))}</td></tr>"
-            for key, value in self.info().items() if not isinstance(value, dict)
+            for key, value in self.info().items() if not isinstance(value, (dict, builtins.list))
         )
-        return f"<b>MiCADO master</b><table>{rows}</table>" if rows else html.escape(repr(self))
+        if not rows:
+            return html.escape(repr(self))
+        links = " | ".join(f'<a href="{html.escape(url, quote=True)}" target="_blank">{html.escape(name)}</a>'
+                           for name, url in self.urls().items())
+        return f"<b>MiCADO master</b><table>{rows}</table><p>{links}</p>"
+
+
+def _forget_day2(record: MasterRecord) -> None:
+    """Remove what day-2 commands left of a master: idle working copies, its default kubeconfig, its
+    agents' host keys. Edge files are the user's (written where asked) and stay."""
+    import shutil
+
+    from micado.config import paths
+    from micado.installer import ssh
+    from micado.master.cleanup import day2_copy_in_use
+
+    server_id = record.extra.get("server_id") or record.id
+    work_root = paths.micado_dir() / "work"
+    for folder in work_root.glob(f"{server_id}.*") if work_root.is_dir() else []:
+        if not day2_copy_in_use(folder):
+            shutil.rmtree(folder, ignore_errors=True)
+    paths.kubeconfig_file(record.id).unlink(missing_ok=True)
+    for agent in record.extra.get("agents") or []:
+        if isinstance(agent, dict) and isinstance(agent.get("host"), str):
+            ssh.forget_host(agent["host"], int(agent.get("ssh_port", 22)))
 
 
 def _public(record: MasterRecord) -> dict[str, Any]:
     fields = ("id", "name", "state", "ip", "endpoint", "api_version", "cert_path", "micado_user", "launcher",
               "auth_url", "region_name", "project_id", "created")
-    return {field: getattr(record, field, None) for field in fields}
+    public = {field: getattr(record, field, None) for field in fields}
+    release = record.extra.get("release")
+    if isinstance(release, dict):
+        public["release"] = release.get("version") or release.get("source")
+    if record.extra.get("agents"):
+        public["agents"] = [agent.get("name") for agent in record.extra["agents"] if isinstance(agent, dict)]
+    return public

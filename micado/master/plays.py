@@ -29,6 +29,7 @@ if TYPE_CHECKING:
     from micado.config.store import MasterRecord
     from micado.installer.ansible import InventoryHost
     from micado.installer.playbooks import PlaybookTree
+    from micado.installer.runner import WorkDir
     from micado.launcher.base import ConfiguredLogin
 
 __all__ = ["MasterPlay", "OWNER_FILE", "master_credentials_file", "require_tag", "ssh_key_of", "work_owner_running"]
@@ -136,8 +137,8 @@ class MasterPlay:
     def run(self, tree: PlaybookTree, *, settings: dict[str, Any], timeout: float, playbook: str | None = None,
             tags: Sequence[str] = (), cloud_credentials: Path | None = None,
             registry_credentials: Path | None = None, agents: tuple[InventoryHost, ...] = (),
-            needs_cloud_credentials: bool = True) -> Path:
-        """Make the working copy and run the play; returns the log file.
+            needs_cloud_credentials: bool = True) -> WorkDir:
+        """Make the working copy and run the play; returns the working copy (its log: ``paths.log_file(work_id)``).
 
         Raises:
             InvalidArgument, CredentialsError: see :func:`~micado.installer.ansible.prepare_workdir`.
@@ -161,7 +162,7 @@ class MasterPlay:
         arguments = (*(("--tags", ",".join(tags)) if tags else ()), *self.extra_args)
         control_dir = make_control_dir()
         try:
-            return run_playbook(work, timeout=timeout, progress=self.report, extra_args=arguments,
-                                control_dir=control_dir)
+            run_playbook(work, timeout=timeout, progress=self.report, extra_args=arguments, control_dir=control_dir)
         finally:
             close_connections(control_dir)
+        return work
