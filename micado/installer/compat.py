@@ -61,6 +61,7 @@ __all__ = [
     "playbook_files",
     "read_task_file",
     "rewrite_condition",
+    "tag_included_tasks",
 ]
 
 logger = logging.getLogger(__name__)
@@ -614,3 +615,66 @@ def _mapping(node: Any) -> list[tuple[Any, Any]] | None:
 def _keys(node: Any) -> dict[str, tuple[Any, Any]]:
     """A mapping node's scalar keys: ``name -> (key node, value node)``."""
     return {key.value: (key, value) for key, value in _mapping(node) or [] if _is_scalar(key)}
+
+
+_DYNAMIC_INCLUDES = ("include_tasks", "ansible.builtin.include_tasks")
+
+
+def tag_included_tasks(run_dir: Path, tag: str) -> list[str]:
+    """Let a tag given to ``include_tasks`` reach the included tasks, in a working copy.
+
+    ``--tags X`` runs an ``include_tasks`` tagged X but none of the tasks it includes
+    unless they carry X too (tags of a dynamic include are not inherited). ansible-micado
+    0.12.6 includes its credential push that way (``load-auth.yml``, tag ``update-auth``),
+    so ``--tags update-auth`` would only check the files. Each such include gets
+    ``apply: {tags: [X]}``, Ansible's own way of handing the tag down; every change is
+    logged with its file and line.
+
+    Args:
+        run_dir: the working copy's run folder (never the cached release).
+        tag: the tag the play is run with.
+
+    Returns:
+        What was changed, one ``file:line`` each.
+    """
+    changed = []
+    for path in playbook_files(run_dir):
+        text = read_task_file(path)
+        if text is None or tag not in text:
+            continue
+        scanner = _Scanner(text, (0, 0), frozenset(), handlers=False)
+        edits = [edit for node in _all_nodes(scanner.compose()) for edit in _include_edit(node, tag)]
+        if not edits:
+            continue
+        scanner.edits = edits
+        path.write_text(scanner.apply(), encoding="utf-8")
+        for edit in edits:
+            where = f"{path.relative_to(run_dir)}:{edit.line}"
+            logger.info("tag %s handed to the tasks of the include at %s", tag, where)
+            changed.append(where)
+    return changed
+
+
+def _all_nodes(node: Any) -> Iterator[Any]:
+    if node is None:
+        return
+    yield node
+    for item in _sequence(node) or []:
+        yield from _all_nodes(item)
+    for _key, value in _mapping(node) or []:
+        yield from _all_nodes(value)
+
+
+def _include_edit(node: Any, tag: str) -> list[_Edit]:
+    keys = _keys(node)
+    include = next((keys[name][1] for name in _DYNAMIC_INCLUDES if name in keys), None)
+    tags = keys.get("tags", (None, None))[1]
+    if include is None or tags is None or not _is_scalar(include) or "apply" in keys:
+        return []
+    named = [item.value for item in _sequence(tags) or [] if _is_scalar(item)] if _sequence(tags) is not None \
+        else [part.strip() for part in str(tags.value).split(",")] if _is_scalar(tags) else []
+    if tag not in named:
+        return []
+    replacement = "{file: " + json.dumps(include.value) + ", apply: {tags: [" + json.dumps(tag) + "]}}"
+    return [_Edit(include.start_mark.index, include.end_mark.index, replacement, include.start_mark.line + 1,
+                  f"hand the tag {tag} to the included tasks")]

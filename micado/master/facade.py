@@ -90,7 +90,7 @@ class MicadoMaster:
         self._api: SubmitterClient | None = None
         #: Seconds spent in each step of the last :meth:`create` (``launch``, ``ssh``, ``ansible``...).
         self.timings: dict[str, float] = {}
-        # A test seam: more ansible-playbook arguments for create (the tests' --check runs).
+        # A test seam: more ansible-playbook arguments for create and day-2 plays (the tests' --check runs).
         self._ansible_args: tuple[str, ...] = ()
 
     # -- state ---------------------------------------------------------------------------
@@ -346,12 +346,11 @@ class MicadoMaster:
         self._record = self.store.get(record.id)
         return self._record
 
-    @staticmethod
-    def _play_options(timeout: float, progress: ProgressCallback | bool | None) -> PlayOptions:
+    def _play_options(self, timeout: float, progress: ProgressCallback | bool | None) -> PlayOptions:
         from micado import checks
         from micado.master.operations import PlayOptions
 
-        return PlayOptions(as_callback(progress), checks.duration("timeout", timeout))
+        return PlayOptions(as_callback(progress), checks.duration("timeout", timeout), self._ansible_args)
 
     # -- create ----------------------------------------------------------------------------
 

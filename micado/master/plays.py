@@ -146,6 +146,7 @@ class MasterPlay:
             MicadoTimeout: the play ran past ``timeout``.
         """
         from micado.installer import ansible
+        from micado.installer.compat import tag_included_tasks
         from micado.installer.runner import close_connections, make_control_dir, run_playbook
         from micado.master.cleanup import creator_identity
 
@@ -159,6 +160,8 @@ class MasterPlay:
             needs_cloud_credentials=needs_cloud_credentials,
         )
         (work.path / OWNER_FILE).write_text(json.dumps(creator_identity()), encoding="utf-8")
+        for tag in tags:  # a tag must reach the tasks the release includes under it (0.12.6's update-auth)
+            tag_included_tasks(work.run_dir, tag)
         arguments = (*(("--tags", ",".join(tags)) if tags else ()), *self.extra_args)
         control_dir = make_control_dir()
         try:

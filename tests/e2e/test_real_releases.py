@@ -83,6 +83,53 @@ CREATE_IN_CHECK_MODE = textwrap.dedent("""
 """)
 
 
+# Runs inside the namespace: a master of the local stack (made by the stand-in release), recorded as if
+# the real release had made it, then one day-2 play of that release on it, in --check mode.
+DAY2_IN_CHECK_MODE = textwrap.dedent("""
+    import json, os, re, sys, tempfile
+    from pathlib import Path
+    from micado import MicadoClient
+    from micado.exceptions import MicadoException
+    from micado.installer.playbooks import PlaybookSource, release_digest
+    from micado.testing.stack import LocalStack
+
+    tarball, operation = sys.argv[1], sys.argv[2]
+    with tempfile.TemporaryDirectory(prefix="micado-release-") as base, LocalStack(Path(base)) as stack:
+        os.environ.update(stack.environment)
+        client = MicadoClient(launcher="openstack")
+        master_id = client.master.create(**stack.create_kwargs)
+        record = client.master.store.get(master_id)
+        tree = PlaybookSource(tarball).resolve()
+        record.extra["release"] = {"source": str(Path(tarball).resolve()), "layout": tree.layout.name,
+                                   "digest": release_digest(tree.root)}
+        record.extra["settings"] = {"enable_occopus": True}  # 0.12.6 pushes credentials only for an orchestrator
+        client.master.store.update(record)
+        other = MicadoClient(launcher="openstack")  # another program, attached
+        other.master.attach(master_id)
+        other.master._ansible_args = ("--check",)  # the test seam
+        tasks = []
+        progress = lambda stage, message: tasks.append(message) if stage == "ansible" else None
+        result = {}
+        try:
+            if operation == "update-auth":
+                other.master.update_auth(progress=progress)
+            else:
+                other.master.edge_files(Path(base) / "edge", progress=progress)
+        except MicadoException as error:
+            result = {"error": type(error).__name__, "message": str(error), "task": getattr(error, "task", None)}
+        logs = sorted((stack.micado_cli_dir / "logs").glob(f"*.{operation}-*.log"))
+        results = re.compile(r": (ok|changed|skipped|failed|failed \\(ignored\\)|unreachable)$")
+        starts = [task for task in tasks if not results.search(task) and not task.startswith(("running ", "playbook "))]
+        result.update(log=logs[0].read_text() if logs else "", tasks=starts,
+                      password=stack.cloud.login["password"],
+                      work=[p.name for p in (stack.micado_cli_dir / "work").glob("*")]
+                      if (stack.micado_cli_dir / "work").exists() else [])
+        other.master.destroy()
+        result["leftovers"] = stack.cloud.leftovers()
+        print(json.dumps(result))
+""")
+
+
 def _releases() -> list[str]:
     return sorted(DEPTH, reverse=True)
 
@@ -162,6 +209,48 @@ def test_the_web_user_given_to_create_is_the_one_the_release_renders(tmp_path: P
     assert '"********"' in rendered
     assert '"admin"' not in rendered
     assert "Chosen-Pa55word" not in log
+
+
+def _day2_in_check_mode(tmp_path: Path, release: str, operation: str) -> dict:
+    tarball = _tarball(release)
+    os_release = tmp_path / "os-release"
+    os_release.write_text(OS_RELEASE.format(version=DEPTH[release][0]))
+    command = [*_namespace_prefix(os_release), sys.executable, "-c", DAY2_IN_CHECK_MODE, str(tarball), operation]
+    env = {**os.environ, "MICADO_CLI_DIR": str(tmp_path / "unused")}
+    env.pop("MICADO_ANSIBLE_PLAYBOOK", None)
+    done = subprocess.run(command, capture_output=True, text=True, timeout=900, env=env)
+    assert done.returncode == 0, done.stderr[-3000:]
+    result = json.loads(done.stdout.strip().splitlines()[-1])
+    assert result["work"] == []  # the day-2 working copy is gone, whatever happened
+    assert result["leftovers"] == {"servers": [], "attached_floating_ips": [], "allocated_floating_ips": []}
+    assert result["password"] not in result["log"]
+    return result
+
+
+#: release -> the task its update-auth tag stops at here: the first that needs Kubernetes (its Python
+#: library and a cluster), after the credentials were read from the working copy.
+UPDATE_AUTH_DEPTH = {
+    "0.12.6": "micado_master/start : (Kubernetes) Store general cloud credentials in secret",
+    "0.12.0": "micado_master/start : (Kubernetes) Store general cloud credentials in secret",
+    "0.9.1-rev1": "micado_master/start : (Kubernetes) Ensure micado-system namespace exists",
+}
+
+
+@pytest.mark.parametrize("release", _releases())
+def test_update_auth_of_each_release_reads_the_credentials_and_reaches_kubernetes(tmp_path: Path,
+                                                                                 release: str) -> None:
+    result = _day2_in_check_mode(tmp_path, release, "update-auth")
+    assert result.get("error") == "InstallError", json.dumps({k: result.get(k) for k in ("tasks", "message")})
+    assert result["task"] == UPDATE_AUTH_DEPTH[release], result["message"]
+    assert "micado_master/start : (Ansible) Load the cloud credentials from the playbook" in result["tasks"]
+    assert "Failed to import the required Python library (kubernetes)" in result["message"]
+
+
+def test_edge_files_of_0_12_6_run_agent_yml_to_its_kubernetes_check(tmp_path: Path) -> None:
+    result = _day2_in_check_mode(tmp_path, "0.12.6", "edge-files")
+    assert result["tasks"] == ["Gathering Facts", "(MiCADO) Check target is a micado-control plane"], result
+    assert result["task"] == "(MiCADO) Check target is a micado-control plane"
+    assert "Failed to import the required Python library (kubernetes)" in result["message"]
 
 
 @pytest.fixture
