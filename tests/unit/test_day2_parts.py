@@ -80,7 +80,7 @@ def test_the_ssh_command_line_uses_only_our_key_and_known_hosts(tmp_path: Path, 
     assert "-F" in argv and "/dev/null" in argv
     assert f"UserKnownHostsFile={tmp_path / 'micado' / 'ssh' / 'known_hosts'}" in argv
     assert "StrictHostKeyChecking=yes" in argv and "Port=2222" in argv
-    assert ["-l", "ubuntu"] == argv[argv.index("-l"):argv.index("-l") + 2]
+    assert argv[argv.index("-l"):argv.index("-l") + 2] == ["-l", "ubuntu"]
 
 
 def test_a_kubeconfig_server_is_pointed_at_the_master() -> None:
