@@ -8,7 +8,8 @@ shape detection, inputs and rewrites are exercised for each:
   pre-tasks, the web credentials loaded with ``include_vars`` when the file exists;
 * ``v0.10/``: ``micado.yml`` at the top with ``host_vars/micado.yml``,
   ``group_vars/all.yaml`` and ``credentials/`` beside it;
-* ``v0.12/``: the same under ``playbook/project/``, with ``playbook/inventory/``.
+* ``v0.12/``: the same under ``playbook/project/``, with ``playbook/inventory/``, and
+  :data:`AGENT_PLAYBOOK` (``agent.yml``) with its role ``micado_agent`` beside it.
 
 The constructs of the real releases that matter to the client are reproduced in our
 own words: ``security`` read as *text* through ``lookup("file", ...)`` (its users fall
@@ -21,16 +22,52 @@ certificate at the master's path.
 The shared ``roles/`` and ``pre-task/`` folders are copied in by :func:`build_tree`.
 Run by real ``ansible-playbook`` over SSH against a VM of :mod:`micado.testing.vm`, the
 play reads ``MICADO_VM_ROOT``, ``MICADO_VM_PYTHON`` and ``MICADO_VM_API_PORT`` from the
-VM's environment, writes a self-signed certificate for the VM's address to
-``<root>/var/lib/micado/zorp/config/ssl.pem``, records the settings it got in
-``<root>/var/lib/micado/settings.json`` and ``more-settings.json`` (and the Grafana
-password, 0600), what it got as the cloud credentials (``auth_data.yaml``: the YAML of
-what ``include_vars`` read, as the releases store it for the master), the registry
-credentials (0.12: ``etc/rancher/k3s/registries.yaml``, copied as it is; 0.9/0.10:
-``docker-registry.json``, from ``include_vars`` of ``DOCKER_REPO/USER/PASS``) and the web
-login written through a template (``web-login.json``), all 0600, starts
-``python -m micado.testing.submitter`` detached with the web user and password of
-``security``, and waits for its ready file ``<root>/var/lib/micado/submitter.json``.
+VM's environment (pre-tasks tagged ``always``: they run whatever ``--tags`` says). A
+full run writes, under that root: a self-signed certificate for the VM's address
+(:data:`CERT_FILE`), the settings it got (:data:`SETTINGS_FILE`,
+:data:`MORE_SETTINGS_FILE`, the Grafana password in :data:`GRAFANA_PASSWORD_FILE`),
+the cloud credentials (:data:`CLOUD_CREDENTIALS_FILE`: the YAML of what
+``include_vars`` read, as the releases store it for the master), the registry
+credentials (0.12: :data:`REGISTRIES_FILE`, copied as it is; 0.9/0.10:
+:data:`DOCKER_REGISTRY_FILE`, from ``include_vars`` of ``DOCKER_REPO/USER/PASS``), the
+web login written through a template (:data:`WEB_LOGIN_FILE`), and what Kubernetes
+leaves on a master (:mod:`micado.testing.playbook.cluster`): the admin's kubeconfig
+(:data:`KUBECONFIG_FILES`: K3s's :data:`K3S_KUBECONFIG_FILE` with the API on
+``https://127.0.0.1:6443`` for 0.12, kubeadm's :data:`KUBEADM_KUBECONFIG_FILE` with the
+API on ``https://<ansible_host>:6443`` for 0.9/0.10; the master's certificate as its
+certificate authority, a random bearer token) and, 0.12 only, the K3s join token
+(:data:`NODE_TOKEN_FILE`, kept across runs). All of these are 0600 but the settings.
+It then starts ``python -m micado.testing.submitter`` detached with the web user and
+password of ``security``, and waits for its ready file (:data:`READY_FILE`).
+
+Day-2 operations, shaped as the releases have them:
+
+* ``--tags update-auth``: the pre-tasks that look for the credential files on the
+  controller are tagged ``start`` and ``update-auth`` (0.9: in the play's
+  ``pre_tasks``; 0.10/0.12: ``pre-task/25-check-credentials.yml``) and the role
+  includes ``load-auth.yml`` tagged ``update-auth``, so such a run reads the cloud
+  credentials file again, rewrites :data:`CLOUD_CREDENTIALS_FILE` and runs nothing else
+  of the role. The registry credentials are not pushed again: no release does that
+  under ``update-auth``. As in 0.11 and later, the credentials are pushed only with a
+  cloud orchestrator enabled (``enable_occopus`` or ``enable_terraform``). Every push
+  (full run or not) appends one JSON line to :data:`UPDATE_AUTH_LOG`: ``time`` (UTC),
+  ``tags`` (``ansible_run_tags``: ``["all"]`` for a full run) and ``files`` (the
+  credential files pushed, as the release names them; never their content).
+* ``agent.yml`` (0.12), run in the same folder with an inventory that adds an
+  ``agents`` group: play *Gather server info* (host ``micado``, every tag) checks that
+  the master runs (its ready file and API port) and reads the join token and, if
+  there, the master's registries file; play *Write edge registry and script to
+  localhost* (only with ``--tags edge-files``) writes :data:`EDGE_SCRIPT_FILE` (0755: a
+  bash script with the K3s agent install line, ``--server "https://<master
+  ansible_host>:6443"``, ``--token "<token>"`` and the ``YOUR_UNIQUE_EDGE_HOSTNAME`` /
+  ``YOUR_EDGE_PUBLIC_IP`` placeholders) and :data:`EDGE_REGISTRIES_FILE` (0600, when the
+  master has a registries file) to ``../../../`` of the run folder, as the release
+  does (in the installer's working copy, ``<work>/ansible-micado/playbook/project``,
+  that is ``<work>/``); play *Join agents* (hosts ``agents``) writes on each agent VM
+  :data:`AGENT_FILE` (0600: ``server``, ``node_name`` = the inventory name in lower
+  case, ``token``, ``external_ip`` = its ``ansible_host``) and a copy of the master's
+  registries file at :data:`REGISTRIES_FILE`. Tasks handling the token have
+  ``no_log``.
 
 :func:`build_tarball` packs a tree like a release tarball (top folder
 ``ansible-micado-<version>/``) for the stack, the demo and the tests.
@@ -45,7 +82,9 @@ from pathlib import Path
 
 __all__ = ["LAYOUTS", "VERSIONS", "READY_FILE", "CERT_FILE", "SETTINGS_FILE", "MORE_SETTINGS_FILE",
            "GRAFANA_PASSWORD_FILE", "CLOUD_CREDENTIALS_FILE", "REGISTRIES_FILE", "DOCKER_REGISTRY_FILE",
-           "WEB_LOGIN_FILE", "build_tree", "build_tarball"]
+           "WEB_LOGIN_FILE", "UPDATE_AUTH_LOG", "NODE_TOKEN_FILE", "K3S_KUBECONFIG_FILE", "KUBEADM_KUBECONFIG_FILE",
+           "KUBECONFIG_FILES", "AGENT_PLAYBOOK", "AGENT_FILE", "EDGE_SCRIPT_FILE", "EDGE_REGISTRIES_FILE",
+           "build_tree", "build_tarball"]
 
 HERE = Path(__file__).parent
 
@@ -69,6 +108,22 @@ WEB_LOGIN_FILE = "var/lib/micado/web-login.json"
 #: Where the play leaves the emulator's ready file and the certificate, under the VM root.
 READY_FILE = "var/lib/micado/submitter.json"
 CERT_FILE = "var/lib/micado/zorp/config/ssl.pem"
+#: One JSON line per credentials push (full run or ``--tags update-auth``), under the VM root.
+UPDATE_AUTH_LOG = "var/lib/micado/update-auth.log"
+#: The K3s join token (0.12 layout), under the VM root.
+NODE_TOKEN_FILE = "var/lib/rancher/k3s/server/node-token"
+#: The cluster admin's kubeconfig, under the VM root: K3s's (0.12), kubeadm's (0.9, 0.10).
+K3S_KUBECONFIG_FILE = "etc/rancher/k3s/k3s.yaml"
+KUBEADM_KUBECONFIG_FILE = "etc/kubernetes/admin.conf"
+KUBECONFIG_FILES: dict[str, str] = {"0.9": KUBEADM_KUBECONFIG_FILE, "0.10": KUBEADM_KUBECONFIG_FILE,
+                                    "0.12": K3S_KUBECONFIG_FILE}
+#: The 0.12 layout's agent playbook, beside ``micado.yml``.
+AGENT_PLAYBOOK = "agent.yml"
+#: What ``agent.yml`` records on each agent VM, under its root.
+AGENT_FILE = "var/lib/micado/agent.json"
+#: What ``agent.yml --tags edge-files`` writes three folders above its run folder.
+EDGE_SCRIPT_FILE = "connect_edge.sh"
+EDGE_REGISTRIES_FILE = "registries.yaml"
 
 _FAIL_DEFAULTS = "micado_master/start/defaults/main.yml"
 
@@ -99,7 +154,8 @@ def build_tree(layout: str, dest: Path, *, fail: bool = False) -> Path:
     source, project = _check_layout(layout)
     dest = Path(dest)
     shutil.copytree(HERE / source, dest)
-    shutil.copytree(HERE / "roles", dest / project / "roles")
+    # A layout may bring roles of its own (0.12: micado_agent); the shared ones join them.
+    shutil.copytree(HERE / "roles", dest / project / "roles", dirs_exist_ok=True)
     shutil.copytree(HERE / "pre-task", dest / project / "pre-task")
     if fail:
         defaults = dest / project / "roles" / _FAIL_DEFAULTS
