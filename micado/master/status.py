@@ -18,8 +18,11 @@ and a cap on the bytes it reads, so a master that is down costs about one deadli
 master is down: a failed check says what failed (``connection refused``, ``timed out
 after 5 s``...), and never shows the password.
 
+    >>> from micado.config.store import MasterStore
     >>> from micado.master.status import check_masters
-    >>> for status in check_masters(store.list_full()):  # doctest: +SKIP
+    >>> store = MasterStore()  # doctest: +SKIP
+    >>> records = [store.get(record.id) for record in store.list() if record.state == "ready"]  # doctest: +SKIP
+    >>> for status in check_masters(records):  # doctest: +SKIP
     ...     print(status.master_id, "ok" if status.ok else "FAILING", status.as_dict())
 """
 
