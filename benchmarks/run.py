@@ -1,6 +1,6 @@
 """Benchmarks of micado-client against its budgets (listed with each figure).
 
-Run: ``.venv/bin/python benchmarks/run.py [--only import,get,create,cold,store]``. Prints one
+Run: ``.venv/bin/python benchmarks/run.py [--only import,get,create,cold,store,status]``. Prints one
 line per figure with its budget; figures are measured here, never asserted by tests.
 """
 
@@ -15,6 +15,7 @@ import sys
 import tempfile
 import time
 from pathlib import Path
+from typing import Any
 
 HERE = Path(__file__).resolve().parent
 ADT = HERE.parent / "tests" / "adts" / "stressng_nova.yaml"
@@ -260,8 +261,139 @@ def bench_store(records: int = 1000, rounds: int = 15) -> None:
                    "decrypts 1 / 0 records")
 
 
+SERVE_MASTERS = """
+import json, socket, sys, threading
+from micado.testing.submitter import SubmitterEmulator
+
+args = json.loads(sys.argv[1])
+emulators = [SubmitterEmulator(password=f"bench-Password-{n}").start() for n in range(args["up"])]
+emulators[-1].response_delay = args["delay"]  # the slow one
+banner = socket.create_server(("127.0.0.1", 0))
+
+def serve():
+    while True:
+        conn, _ = banner.accept()
+        conn.sendall(b"SSH-2.0-bench\\r\\n")
+        conn.close()
+
+threading.Thread(target=serve, daemon=True).start()
+print(json.dumps({"ssh_port": banner.getsockname()[1], "masters": [
+    {"endpoint": e.endpoint, "cert": str(e.cert_path), "user": e.user, "password": e.password} for e in emulators]}),
+    flush=True)
+sys.stdin.read()  # serve until the benchmark closes our standard input
+for emulator in emulators:
+    emulator.stop()
+"""
+
+
+def _closed_port() -> int:
+    import socket
+
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return int(probe.getsockname()[1])
+
+
+def _status_records(served: dict[str, Any], down: int) -> list[Any]:
+    """Records of the served masters (the slow one last: the worst case for the worker pool) and of ``down``
+    masters whose ports are closed."""
+    from micado.config.record import MasterRecord
+
+    records = [MasterRecord(f"down-{n}", "127.0.0.1", f"https://127.0.0.1:{_closed_port()}/toscasubmitter/", "v2.0",
+                            None, "admin", "bench", extra={"ssh_port": _closed_port()}) for n in range(down)]
+    for n, master in enumerate(served["masters"]):
+        records.append(MasterRecord(f"up-{n}", "127.0.0.1", master["endpoint"], "v2.0", master["cert"],
+                                    master["user"], master["password"], extra={"ssh_port": served["ssh_port"]}))
+    return records
+
+
+def _plain_round_trips(record: Any) -> None:
+    """What check_master does on the web, done plainly and serially: the API's list, then each dashboard."""
+    import requests
+
+    from micado.api.client import SubmitterClient
+    from micado.master.status import DASHBOARDS, master_urls
+
+    client = SubmitterClient(record.endpoint, verify=record.cert_path, auth=(record.micado_user,
+                                                                              record.micado_password))
+    client.list_applications()
+    client.close()
+    urls = master_urls(record)
+    with requests.Session() as http:
+        for name in DASHBOARDS:
+            http.get(urls[name], auth=(record.micado_user, record.micado_password), verify=record.cert_path,
+                     timeout=5).raise_for_status()
+
+
+def bench_status(masters: int = 20, down: int = 3, delay: float = 1.0) -> None:
+    """``check_masters`` of 20 masters (some down, one slow) against the slowest single ``check_master``;
+    one healthy master's ``check_master`` against the same calls made plainly and serially.
+
+    The emulators run in a child process, so their serving does not share this process's GIL.
+    """
+    from micado.master.status import check_masters
+
+    child = subprocess.Popen([sys.executable, "-c", SERVE_MASTERS, json.dumps({"up": masters - down, "delay": delay})],
+                             stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
+    try:
+        assert child.stdout is not None
+        records = _status_records(json.loads(child.stdout.readline()), down)
+        check_masters(records)  # warm: imports, the first TLS contexts
+        _bench_many_masters(records, down, delay)
+        _bench_one_master(records[down])
+    finally:
+        if child.stdin is not None:
+            child.stdin.close()
+        child.wait(timeout=30)
+
+
+def _bench_many_masters(records: list[Any], down: int, delay: float, rounds: int = 5) -> None:
+    from micado.master.status import check_master, check_masters
+
+    expected = [not record.id.startswith("down") for record in records]
+    walls, slowest = [], []
+    for _ in range(rounds):
+        start = time.perf_counter()
+        statuses = check_masters(records)
+        walls.append(time.perf_counter() - start)
+        if [status.ok for status in statuses] != expected:
+            raise SystemExit(f"unexpected statuses: {[status.as_dict() for status in statuses]}")
+        singles = []
+        for record, ok in zip(records, expected, strict=True):
+            start = time.perf_counter()
+            if check_master(record).ok != ok:
+                raise SystemExit(f"unexpected status of {record.id}")
+            singles.append(time.perf_counter() - start)
+        slowest.append(max(singles))
+    wall, slow = statistics.median(walls), statistics.median(slowest)
+    report(f"check_masters, {len(records)} masters ({down} down, 1 slow by {delay:g} s)", f"{wall:.3f} s", "")
+    report("slowest single check_master of them", f"{slow:.3f} s", "")
+    report(f"ratio (median of {rounds} rounds)", f"{wall / slow:.2f}x", "≤ 1.5x")
+
+
+def _bench_one_master(healthy: Any, pairs: int = 15) -> None:
+    from micado.master.status import check_master
+
+    differences, ours, plain = [], [], []
+    for index in range(pairs):
+        took = {}
+        for kind in ("ours", "plain") if index % 2 == 0 else ("plain", "ours"):  # neither side always first
+            start = time.perf_counter()
+            if kind == "ours":
+                check_master(healthy)
+            else:
+                _plain_round_trips(healthy)
+            took[kind] = time.perf_counter() - start
+        ours.append(took["ours"])
+        plain.append(took["plain"])
+        differences.append(took["ours"] - took["plain"])
+    report("one healthy master: check_master", f"{statistics.median(ours) * 1000:.1f} ms", "")
+    report("... the plain calls (list + 4 dashboard GETs, serially)", f"{statistics.median(plain) * 1000:.1f} ms", "")
+    report(f"check_master over the plain calls (median of {pairs} pairs)",
+           f"{statistics.median(differences) * 1000:+.1f} ms", "≤ +300 ms")
+
 BENCHES = {"import": bench_import, "get": bench_get, "create": bench_create, "cold": bench_cold,
-           "store": bench_store}
+           "store": bench_store, "status": bench_status}
 
 
 def main() -> None:

@@ -137,9 +137,11 @@ def _visible(match: re.Match[str]) -> str:
 
 
 def _secret_forms(secret: str) -> set[str]:
-    """The ways a secret may come back: as is, form- or URL-encoded, JSON- or HTML-escaped, in a bytes repr."""
+    """The ways a secret may come back: as is, form- or URL-encoded, JSON- or HTML-escaped, in a bytes repr,
+    or its UTF-8 read as Latin-1 (how ``http.client`` decodes a status line or header that echoes it)."""
+    utf8 = secret.encode("utf-8", "replace")
     forms = {secret, quote(secret, safe=""), quote_plus(secret), json.dumps(secret)[1:-1], html.escape(secret),
-             repr(secret.encode("utf-8", "replace"))[2:-1]}
+             repr(utf8)[2:-1], utf8.decode("latin-1")}
     return {form for form in forms if form}
 
 

@@ -16,6 +16,12 @@ It also runs as a program, as the test playbook starts it on a "master"::
 The ready file (JSON: endpoint, cert, user, password, pid; mode 0600) appears once
 the server listens; SIGTERM or SIGINT stop it cleanly (exit status 0).
 
+Like the MiCADO proxy, it also serves the master's dashboards on the same port
+(``/dashboard``, ``/grafana``, ``/prometheus``, ``/kubernetes``: a small page each,
+behind the same login); ``--dashboards grafana,prometheus`` (or the ``dashboards``
+field) chooses which exist, the others answer 404, and ``--response-delay 2`` (or
+``response_delay``) makes every answer wait, like a slow master.
+
 Layout, as moto lays out its emulators and like :mod:`micado.testing.openstack`:
 :mod:`.models` holds the state and the server's checks (it never imports HTTP
 code), :mod:`.adt` reads ADTs as the server does, :mod:`.responses` turns
@@ -38,6 +44,7 @@ from micado.testing.submitter.adt import (
     load_adt_url,
 )
 from micado.testing.submitter.models import (
+    DASHBOARD_NAMES,
     DEFAULT_ADAPTORS,
     RequestLog,
     SubmitterError,
@@ -52,6 +59,7 @@ if TYPE_CHECKING:
 __all__ = [
     "ENV_PASSWORD",
     "DEFAULT_ADAPTORS",
+    "DASHBOARD_NAMES",
     "SubmitterEmulator",
     "main",
     "SubmitterApp",

@@ -16,12 +16,21 @@ import secrets
 import string
 import threading
 import time
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from typing import Any, Protocol
 
 from micado.testing.submitter.adt import check_tosca, load_adt_bytes, load_adt_url
 
-__all__ = ["DEFAULT_ADAPTORS", "RequestLog", "SubmitterError", "SubmitterState", "Upload", "generate_app_id"]
+__all__ = [
+    "DASHBOARD_NAMES",
+    "DEFAULT_ADAPTORS",
+    "RequestLog",
+    "SubmitterError",
+    "SubmitterState",
+    "Upload",
+    "check_dashboards",
+    "generate_app_id",
+]
 
 #: Adaptor names and statuses a freshly deployed application reports on a MiCADO
 #: master (they vary between masters and versions: clients must not rely on them).
@@ -32,6 +41,10 @@ DEFAULT_ADAPTORS: dict[str, str] = {
     "PkAdaptor": "Executed",
     "SecurityPolicyManagerAdaptor": "Executed",
 }
+
+#: The dashboards the MiCADO proxy serves beside the submitter, on the same host and
+#: port, each under ``/<name>`` (the proxy's URL mapping on a master).
+DASHBOARD_NAMES: tuple[str, ...] = ("dashboard", "grafana", "prometheus", "kubernetes")
 
 _ID_CHARS = string.ascii_uppercase + string.digits
 
@@ -96,6 +109,19 @@ def generate_app_id() -> str:
     return "".join(secrets.choice(_ID_CHARS) for _ in range(8))
 
 
+def check_dashboards(names: Iterable[str]) -> set[str]:
+    """``names`` as a set of dashboard names, each one of :data:`DASHBOARD_NAMES`.
+
+    Raises:
+        ValueError: a name is not a dashboard's.
+    """
+    chosen = {names} if isinstance(names, str) else set(names)
+    unknown = sorted(chosen - set(DASHBOARD_NAMES))
+    if unknown:
+        raise ValueError(f"unknown dashboard(s) {', '.join(unknown)}: choose among {', '.join(DASHBOARD_NAMES)}")
+    return chosen
+
+
 def literal_params(params: Any) -> dict[str, Any]:
     """The server's handling of ``params``: a mapping, or JSON text of one.
 
@@ -142,6 +168,11 @@ class SubmitterState:
             ``500 Error while deleting: <text>``.
         delay: seconds create, update and delete take (the real server deploys
             synchronously, for minutes), to test client timeouts.
+        response_delay: seconds every request waits before it is answered (the proxy's
+            refusals and the dashboards included), to emulate a slow or distant master.
+        dashboards: the names (of :data:`DASHBOARD_NAMES`) of the dashboards the proxy
+            serves; the others answer 404. Configuration, like ``adaptors``: ``reset()``
+            keeps it.
         url_timeout: seconds the server waits for an ADT ``url``.
         deletions: ``(app_id, force)`` of every delete of an existing application, in
             order (``force`` as the server parsed it), to check what a client sent.
@@ -154,6 +185,7 @@ class SubmitterState:
         password: str,
         prefix: str = "/toscasubmitter",
         adaptors: Mapping[str, str] | None = None,
+        dashboards: Iterable[str] | None = None,
     ) -> None:
         """Create the state with no deployed applications.
 
@@ -162,17 +194,24 @@ class SubmitterState:
             password: the basic-auth password.
             prefix: the path prefix of the proxy in front (``/toscasubmitter``), or "".
             adaptors: adaptor name -> status for ``get``; :data:`DEFAULT_ADAPTORS` if None.
+            dashboards: the dashboards served (names of :data:`DASHBOARD_NAMES`); all of
+                them if None.
+
+        Raises:
+            ValueError: a dashboard name is not one of :data:`DASHBOARD_NAMES`.
         """
         self._user = user
         self._password = password
         self.prefix = "/" + prefix.strip("/") if prefix.strip("/") else ""
         self.adaptors: dict[str, str] = dict(DEFAULT_ADAPTORS if adaptors is None else adaptors)
+        self.dashboards: set[str] = check_dashboards(DASHBOARD_NAMES if dashboards is None else dashboards)
         self.login_page = False
         self.html_auth_pages = False
         self.deploy_error: str | None = None
         self.update_error: str | None = None
         self.delete_error: str | None = None
         self.delay = 0.0
+        self.response_delay = 0.0
         self.url_timeout = 10.0
         self._apps: dict[str, dict[str, Any]] = {}
         self._requests = RequestLog()
@@ -235,7 +274,7 @@ class SubmitterState:
         self._requests.clear()
         self.login_page = self.html_auth_pages = False
         self.deploy_error = self.update_error = self.delete_error = None
-        self.delay = 0.0
+        self.delay = self.response_delay = 0.0
 
     def credentials_match(self, user: str, password: str) -> bool:
         """Tell whether a basic-auth login is this server's, in constant time.

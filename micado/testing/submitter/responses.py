@@ -20,7 +20,7 @@ from werkzeug.wrappers import Request, Response
 
 from micado.testing.submitter.models import SubmitterError, SubmitterState
 
-__all__ = ["SubmitterResponses", "json_response", "error_message", "login_page", "unauthorized"]
+__all__ = ["SubmitterResponses", "json_response", "error_message", "login_page", "unauthorized", "dashboard_page"]
 
 # marshmallow's Boolean field: what it accepts as true and as false.
 _TRUTHY = frozenset({"t", "T", "true", "True", "TRUE", "on", "On", "ON", "y", "Y", "yes", "Yes", "YES", "1", 1})
@@ -37,6 +37,7 @@ _LOGIN_FORM = """<!DOCTYPE html>
 <body>
 <h1>MiCADO Dashboard</h1>
 {error}<form method="post" action="/login">
+<input type="hidden" name="redirect_location" value="">
 <label>Username <input type="text" name="username"></label>
 <label>Password <input type="password" name="password"></label>
 <button type="submit">Login</button>
@@ -47,6 +48,20 @@ _LOGIN_FORM = """<!DOCTYPE html>
 #: The MiCADO proxy's web login page, and the page it shows after wrong credentials.
 _LOGIN_PAGE = _LOGIN_FORM.format(error="")
 _AUTH_FAILED_PAGE = _LOGIN_FORM.format(error='<p class="error">Authentication failed</p>\n')
+
+#: What each dashboard's page is titled.
+_DASHBOARD_TITLES = {
+    "dashboard": "MiCADO Dashboard",
+    "grafana": "Grafana",
+    "prometheus": "Prometheus",
+    "kubernetes": "Kubernetes Dashboard",
+}
+_DASHBOARD_PAGE = """<!DOCTYPE html>
+<html lang="en">
+<head><meta charset="utf-8"><title>{title}</title></head>
+<body><h1>{title}</h1><p>The {name} dashboard of the emulated MiCADO master.</p></body>
+</html>
+"""
 
 
 def json_response(body: Mapping[str, Any], status: int, headers: dict[str, str] | None = None) -> Response:
@@ -75,6 +90,15 @@ def login_page(failed: bool = False) -> Response:
         failed: show "Authentication failed".
     """
     return Response(_AUTH_FAILED_PAGE if failed else _LOGIN_PAGE, status=200, mimetype="text/html")
+
+
+def dashboard_page(name: str) -> Response:
+    """A dashboard's page (status 200), a small HTML document naming it.
+
+    Args:
+        name: the dashboard, one of :data:`~.models.DASHBOARD_NAMES`.
+    """
+    return Response(_DASHBOARD_PAGE.format(title=_DASHBOARD_TITLES[name], name=name), status=200, mimetype="text/html")
 
 
 def unauthorized() -> Response:

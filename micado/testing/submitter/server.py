@@ -23,7 +23,7 @@ from typing import Any
 from micado.cli.argv import glue_values
 from micado.config.crypto import new_password
 from micado.testing._serving import Background
-from micado.testing.submitter.models import SubmitterState
+from micado.testing.submitter.models import DASHBOARD_NAMES, SubmitterState, check_dashboards
 from micado.testing.submitter.tls_server import TLSServer
 from micado.testing.submitter.wsgi import SubmitterApp
 from micado.testing.tls import make_self_signed, split_pem, write_private_file
@@ -40,8 +40,9 @@ class SubmitterEmulator(SubmitterState):
     """The TOSCA Submitter REST API on an HTTPS loopback server, with inspectable state.
 
     The state and switches (``applications``, ``requests``, ``login_page``,
-    ``html_auth_pages``, ``adaptors``, ``deploy_error``, ``update_error``, ``delete_error``, ``delay``,
-    ``add_application()``, ``reset()``) are those of :class:`~.models.SubmitterState`.
+    ``html_auth_pages``, ``adaptors``, ``dashboards``, ``deploy_error``, ``update_error``,
+    ``delete_error``, ``delay``, ``response_delay``, ``add_application()``, ``reset()``) are
+    those of :class:`~.models.SubmitterState`.
 
     Attributes:
         app: the WSGI application it serves (:class:`~.wsgi.SubmitterApp` over this state).
@@ -58,6 +59,7 @@ class SubmitterEmulator(SubmitterState):
         tls_pem: str | os.PathLike[str] | None = None,
         cert_out: str | os.PathLike[str] | None = None,
         adaptors: Mapping[str, str] | None = None,
+        dashboards: Iterable[str] | None = None,
     ) -> None:
         """Prepare an emulator; :meth:`start` makes it listen.
 
@@ -74,12 +76,18 @@ class SubmitterEmulator(SubmitterState):
                 directory removed by :meth:`stop`.
             adaptors: adaptor name -> status reported for applications; defaults to
                 :data:`~.models.DEFAULT_ADAPTORS`.
+            dashboards: the dashboards the proxy serves (names of
+                :data:`~.models.DASHBOARD_NAMES`); all of them if None.
+
+        Raises:
+            ValueError: a dashboard name is unknown.
         """
         super().__init__(
             user=user,
             password=password if password is not None else new_password(),
             prefix=prefix,
             adaptors=adaptors,
+            dashboards=dashboards,
         )
         self.app = SubmitterApp(self)
         self.host = host
@@ -239,8 +247,24 @@ def _parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     parser.add_argument(
         "--adaptors", help='JSON mapping of adaptor name to status, e.g. \'{"KubernetesAdaptor": "Executed"}\''
     )
+    parser.add_argument(
+        "--dashboards",
+        default=",".join(DASHBOARD_NAMES),
+        help=f"comma-separated dashboards to serve, the others answer 404 (default {','.join(DASHBOARD_NAMES)}; "
+        '"" for none)',
+    )
+    parser.add_argument(
+        "--response-delay", type=float, default=0.0, metavar="SECONDS",
+        help="seconds every request waits before its answer (default 0)",
+    )
     parser.add_argument("--verbose", action="store_true", help="log every request to standard error")
     args = parser.parse_args(argv)
+    try:
+        args.dashboards = check_dashboards(name.strip() for name in args.dashboards.split(",") if name.strip())
+    except ValueError as error:
+        parser.error(f"--dashboards: {error}")
+    if not 0 <= args.response_delay < 3600:
+        parser.error(f"--response-delay must be 0 or more seconds (under an hour), not {args.response_delay:g}")
     if args.adaptors is not None:
         try:
             args.adaptors = json.loads(args.adaptors)
@@ -286,7 +310,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         tls_pem=args.tls_pem,
         cert_out=args.cert_out,
         adaptors=args.adaptors,
+        dashboards=args.dashboards,
     )
+    emulator.response_delay = args.response_delay
     with emulator:
         if args.ready_file is not None:
             ready = {

@@ -1,6 +1,7 @@
-"""The TOSCA Submitter's routes: ``<prefix>/v2.0/applications/`` and ``.../applications/<id>/``.
+"""The TOSCA Submitter's routes: ``<prefix>/v2.0/applications/`` and ``.../applications/<id>/``;
+and the dashboards the MiCADO proxy serves beside it, ``/<dashboard>`` and anything under it.
 
-A path without its trailing slash answers 308 (``strict_slashes``), as Flask's do.
+A submitter path without its trailing slash answers 308 (``strict_slashes``), as Flask's do.
 """
 
 from __future__ import annotations
@@ -11,9 +12,10 @@ from typing import Any
 from werkzeug.routing import Map, Rule
 from werkzeug.wrappers import Request
 
+from micado.testing.submitter.models import DASHBOARD_NAMES
 from micado.testing.submitter.responses import SubmitterResponses
 
-__all__ = ["url_map", "handler"]
+__all__ = ["url_map", "handler", "dashboard_of"]
 
 #: A handler: the request and the ``<app_id>`` of the path (None on the collection) to the answer's body.
 Handler = Callable[[Request, str | None], dict[str, Any]]
@@ -54,3 +56,20 @@ def handler(responses: SubmitterResponses, method: str) -> Handler:
         "DELETE": responses.delete,
     }
     return handlers[method]
+
+
+def dashboard_of(path: str) -> str | None:
+    """The dashboard a request path is under (``/grafana``, ``/grafana/d/x``...), if any.
+
+    The proxy maps these paths to their services whatever the submitter's prefix.
+
+    Args:
+        path: the request path, decoded.
+
+    Returns:
+        The dashboard's name (one of :data:`~.models.DASHBOARD_NAMES`), or None.
+    """
+    for name in DASHBOARD_NAMES:
+        if path == f"/{name}" or path.startswith(f"/{name}/"):
+            return name
+    return None

@@ -5,7 +5,11 @@ Submitter API" page):
 
 - the proxy part: HTTP basic auth on every path (401 JSON), or, when
   :attr:`~.models.SubmitterState.login_page` is set, the proxy's HTML login page
-  (200) for every request;
+  (200) for every request; every answer after
+  :attr:`~.models.SubmitterState.response_delay` seconds;
+- the dashboards the proxy serves beside the submitter (``/dashboard``, ``/grafana``,
+  ``/prometheus``, ``/kubernetes`` and what is under them): a small HTML page for
+  those in :attr:`~.models.SubmitterState.dashboards`, 404 for the others;
 - routing (:mod:`.urls`): a path without its trailing slash answers 308, unknown
   paths and methods get the framework's HTML 404/405 (the server's JSON error
   handlers do not see them), OPTIONS gets Flask's automatic answer;
@@ -16,11 +20,12 @@ Submitter API" page):
 from __future__ import annotations
 
 import logging
+import time
 import urllib.parse
 from collections.abc import Callable, Iterable, Mapping
 from typing import Any
 
-from werkzeug.exceptions import HTTPException
+from werkzeug.exceptions import HTTPException, MethodNotAllowed, NotFound
 from werkzeug.routing import RequestRedirect
 from werkzeug.wrappers import Request, Response
 
@@ -28,12 +33,13 @@ from micado.testing.submitter.adt import MAX_ADT_BYTES
 from micado.testing.submitter.models import SubmitterError, SubmitterState
 from micado.testing.submitter.responses import (
     SubmitterResponses,
+    dashboard_page,
     error_message,
     json_response,
     login_page,
     unauthorized,
 )
-from micado.testing.submitter.urls import handler, url_map
+from micado.testing.submitter.urls import dashboard_of, handler, url_map
 
 __all__ = ["SubmitterApp"]
 
@@ -91,10 +97,23 @@ class SubmitterApp:
             return login_page(failed=request.authorization is not None)
         return unauthorized()
 
+    def _dashboard(self, request: Request, name: str) -> Response:
+        """A dashboard's answer: its page if the state serves it, else the proxy's 404."""
+        if name not in self.state.dashboards:
+            return NotFound().get_response(request.environ)
+        if request.method not in ("GET", "HEAD"):
+            return MethodNotAllowed(valid_methods=["GET", "HEAD"]).get_response(request.environ)
+        return dashboard_page(name)
+
     def _respond(self, request: Request) -> Response:
+        if self.state.response_delay > 0:
+            time.sleep(self.state.response_delay)
         refusal = self._proxy_refusal(request)
         if refusal is not None:
             return refusal
+        dashboard = dashboard_of(request.path)
+        if dashboard is not None:
+            return self._dashboard(request, dashboard)
         adapter = self._url_map.bind_to_environ(request.environ)
         try:
             _, args = adapter.match()
