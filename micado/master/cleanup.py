@@ -325,18 +325,30 @@ def _folder_leftovers(live: list[MasterRecord]) -> Iterator[_Leftover]:
                partial(_remove_tree, folder))
 
 
+#: The file of a day-2 working copy naming the process that owns it (:mod:`micado.master.plays`).
+OWNER_FILE = ".owner"
 #: Seconds a day-2 working copy may lack its owner file (it is written right after the copy is made).
 _OWNERLESS_GRACE = 120.0
 
 
 def day2_copy_in_use(folder: Path) -> bool:
-    """Whether a day-2 working copy (``<id>.<operation>-<hex>``) belongs to a command still running."""
-    from micado.master.plays import OWNER_FILE, work_owner_running
+    """Whether a day-2 working copy (``<id>.<operation>-<hex>``) belongs to a command still running.
 
+    Its owner file names the process (:func:`creator_identity`); a copy without one yet is
+    taken as in use for a short while (the file is written right after the copy is made).
+    """
     if "." not in folder.name:
         return False
     if (folder / OWNER_FILE).exists():
-        return work_owner_running(folder)
+        try:
+            owner = json.loads((folder / OWNER_FILE).read_text(encoding="utf-8"))
+        except (OSError, ValueError):
+            return False
+        if not isinstance(owner, dict):
+            return False
+        if owner.get("host") != socket.gethostname():
+            return True  # only that host can tell
+        return still_running(owner.get("process"))
     try:
         return time.time() - folder.stat().st_mtime < _OWNERLESS_GRACE
     except OSError:

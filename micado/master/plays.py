@@ -32,13 +32,9 @@ if TYPE_CHECKING:
     from micado.installer.runner import WorkDir
     from micado.launcher.base import ConfiguredLogin
 
-__all__ = ["MasterPlay", "OWNER_FILE", "master_credentials_file", "require_tag", "ssh_key_of", "work_owner_running"]
+__all__ = ["MasterPlay", "master_credentials_file", "require_tag", "ssh_key_of"]
 
 log = logging.getLogger(__name__)
-
-#: The file naming the process that owns a day-2 working copy.
-OWNER_FILE = ".owner"
-
 
 def ssh_key_of(record: MasterRecord) -> Path:
     """The private key that logs in to the master: the user's own for a deployed host, else ours."""
@@ -63,22 +59,6 @@ def require_tag(tree: PlaybookTree, tag: str, what: str, playbook: str | None = 
         where = f"{playbook} with " if playbook else ""
         raise MicadoException(f"{what} needs {where}the '{tag}' tag, which the release of this master "
                               f"(ansible-micado, layout {tree.layout.name}, in {tree.root.name}) does not have")
-
-
-def work_owner_running(folder: Path) -> bool:
-    """Whether the process named in a day-2 working copy's owner file still runs (on this host)."""
-    from micado.master.cleanup import creator_running
-    from micado.config.store import MasterRecord
-
-    try:
-        owner = json.loads((folder / OWNER_FILE).read_text(encoding="utf-8"))
-    except (OSError, ValueError):
-        return False
-    if not isinstance(owner, dict):
-        return False
-    probe = MasterRecord(id="-", ip="", endpoint="", api_version="", cert_path=None, micado_user="",
-                         micado_password="", extra={"creator": owner})
-    return creator_running(probe)
 
 
 @contextmanager
@@ -148,7 +128,7 @@ class MasterPlay:
         from micado.installer import ansible
         from micado.installer.compat import tag_included_tasks
         from micado.installer.runner import close_connections, make_control_dir, run_playbook
-        from micado.master.cleanup import creator_identity
+        from micado.master.cleanup import OWNER_FILE, creator_identity
 
         record = self.record
         work = ansible.prepare_workdir(

@@ -147,6 +147,11 @@ class MasterStatus:
         raise KeyError(f"no check {name!r} in the status of {self.master_id}; there are "
                        f"{', '.join(check.name for check in self.checks)}")
 
+    def summary(self) -> str:
+        """One line: ``ok``, or the names of the failed checks."""
+        failed = [check.name for check in self.checks if not check.ok]
+        return "ok" if self.ok else "FAILED: " + (", ".join(failed) or "no checks")
+
     def as_dict(self) -> dict[str, Any]:
         """The status as plain data (JSON-ready): ``master_id``, ``ok`` and the list of ``checks``."""
         return {"master_id": self.master_id, "ok": self.ok, "checks": [check.as_dict() for check in self.checks]}
