@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import Any
 
 HERE = Path(__file__).resolve().parent
-ADT = HERE.parent / "tests" / "adts" / "stressng_nova.yaml"
+ADT = HERE.parent / "tests" / "support" / "adts" / "stressng_nova.yaml"
 
 
 def report(name: str, value: str, budget: str) -> None:
