@@ -9,7 +9,8 @@ download therefore go through two helpers here:
   to one watchdog thread, which shuts them down when the deadline passes, wherever the
   request is blocked: connecting, sending, or reading the status line, headers or body.
   The request then fails as a broken connection, and :attr:`Watch.expired` tells the
-  caller it was the deadline. Only sessions from :func:`session` register their sockets.
+  caller it was the deadline. Sessions from :func:`session` register their sockets; a
+  socket opened by other means is registered with :func:`watch_socket`.
 * :func:`bounded_chunks` reads a streamed answer in chunks and stops at a size limit,
   before reading when the ``Content-Length`` already says it is too large.
 """
@@ -37,7 +38,7 @@ from urllib3.connection import HTTPConnection, HTTPSConnection
 
 _log = logging.getLogger(__name__)  # one DEBUG record per HTTP exchange
 
-__all__ = ["Watch", "deadline", "session", "bounded_chunks", "CHUNK_SIZE"]
+__all__ = ["Watch", "deadline", "watch_socket", "session", "bounded_chunks", "CHUNK_SIZE"]
 
 #: Bytes read at a time from an answer.
 CHUNK_SIZE = 1 << 16
@@ -190,6 +191,18 @@ def _attach(sock: socket.socket | None) -> None:
     if current is not None and sock is not None:
         watchdog, watch = current
         watchdog.attach(watch, sock)
+
+
+def watch_socket(sock: socket.socket) -> None:
+    """Put a socket the caller opened itself under the calling thread's current :func:`deadline`.
+
+    When the deadline passes, the socket is shut down, wherever a thread is blocked on it
+    (a TLS handshake, a read); outside a :func:`deadline` block this does nothing.
+
+    Args:
+        sock: the connected socket (plain; a TLS socket made from it later is covered too).
+    """
+    _attach(sock)
 
 
 class _WatchedConnection(HTTPConnection):

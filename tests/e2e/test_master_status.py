@@ -17,7 +17,7 @@ from micado.config.record import MasterRecord
 from micado.master.status import GRACE, MasterStatus, check_master, check_masters
 from micado.testing.submitter import SubmitterEmulator
 
-from loopback import raw_server
+from loopback import drip, raw_server
 
 PASSWORD = "pass-Wörd:with=odd&chars"
 TIMEOUT = 1.0
@@ -26,12 +26,22 @@ ALL_CHECKS = ["tls", "submitter", *DASHBOARD_CHECKS, "ssh"]
 
 
 @contextmanager
-def ssh_like(banner: bytes | None) -> Iterator[int]:
-    """A TCP server on 127.0.0.1 that writes ``banner`` to each connection (None: nothing), then holds it."""
+def ssh_like(banner: bytes | None, interval: float = 0.0) -> Iterator[int]:
+    """A TCP server on 127.0.0.1 that writes ``banner`` to each connection (None: nothing), one byte
+    every ``interval`` seconds if given, then holds it."""
     listener = socket.create_server(("127.0.0.1", 0))
     listener.settimeout(0.05)
     stop = threading.Event()
     held: list[socket.socket] = []
+
+    def say(conn: socket.socket, data: bytes) -> None:
+        with suppress(OSError):
+            if not interval:
+                conn.sendall(data)
+            for index in range(len(data) if interval else 0):
+                if stop.wait(interval):
+                    return
+                conn.sendall(data[index:index + 1])
 
     def serve() -> None:
         while not stop.is_set():
@@ -41,8 +51,7 @@ def ssh_like(banner: bytes | None) -> Iterator[int]:
                 continue
             held.append(conn)
             if banner is not None:
-                with suppress(OSError):
-                    conn.sendall(banner)
+                threading.Thread(target=say, args=(conn, banner), daemon=True).start()
 
     thread = threading.Thread(target=serve, daemon=True)
     thread.start()
@@ -201,6 +210,19 @@ def test_ssh_banners() -> None:
     assert results["wrong"][0][1] == f"timed out after {TIMEOUT:g} s"
     assert results["mute"][0] == (False, f"timed out after {TIMEOUT:g} s")
     assert TIMEOUT <= results["mute"][1] < TIMEOUT + GRACE
+
+
+def test_servers_that_drip_bytes_are_cut_off_at_the_deadline() -> None:
+    # A byte every 50 ms: no read ever waits long enough to time out; only a total deadline ends it.
+    answer = b"HTTP/1.1 200 OK\r\nContent-Type: text/html\r\n" + b"X-Pad: " + b"x" * 200 + b"\r\n\r\n"
+    with raw_server("http", drip(answer, 0.05)) as url, ssh_like(b"SSH-2.0-" + b"x" * 200 + b"\r\n", 0.05) as port:
+        record = MasterRecord("drip", "127.0.0.1", url, "v2.0", None, "admin", PASSWORD, extra={"ssh_port": port})
+        started = time.monotonic()
+        found = details(check_master(record, timeout=TIMEOUT))
+        elapsed = time.monotonic() - started
+    for name in (*DASHBOARD_CHECKS, "submitter", "ssh"):
+        assert found[name] == (False, f"timed out after {TIMEOUT:g} s"), name
+    assert TIMEOUT <= elapsed < TIMEOUT + GRACE
 
 
 def test_a_hostile_server_cannot_show_the_password() -> None:
