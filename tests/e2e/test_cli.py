@@ -5,22 +5,14 @@ from __future__ import annotations
 import json
 import re
 import os
-import socket
 import subprocess
 import sys
 from pathlib import Path
 
 import pytest
+from cli_run import closed_port, micado
 from paths import ADTS
 
-
-
-def micado(*args: str, env: dict[str, str] | None = None, timeout: float = 300) -> subprocess.CompletedProcess:
-    return subprocess.run(
-        [sys.executable, "-m", "micado", *args],
-        env={**os.environ, **(env or {})}, capture_output=True, text=True, timeout=timeout,
-        stdin=subprocess.DEVNULL,  # not a terminal: nothing is asked
-    )
 
 
 def test_master_and_app_commands_on_the_local_stack(micado_stack, tmp_path):
@@ -124,12 +116,6 @@ def on_a_terminal(answer: str, *args: str) -> subprocess.CompletedProcess:
     finally:
         os.close(controller)
         os.close(terminal)
-
-
-def closed_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
 
 
 @pytest.mark.parametrize(

@@ -16,17 +16,9 @@ import pytest
 from micado.config.record import MasterRecord
 from micado.config.store import MasterStore
 
-from test_cli import closed_port, micado
+from cli_run import closed_port, micado, one_line
 from paths import ADTS
 
-
-
-def one_line(text: str) -> str:
-    """The one line of ``text`` that is not a progress line (``[mm:ss] stage: ...``)."""
-    lines = [line for line in text.splitlines() if not re.match(r"\[\d\d:\d\d\] ", line)]
-    assert len(lines) == 1 and text.endswith("\n"), text
-    assert "Traceback" not in text
-    return lines[0]
 
 
 @pytest.fixture

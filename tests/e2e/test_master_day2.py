@@ -23,12 +23,9 @@ from micado.exceptions import CredentialsError, InstallError, InvalidArgument, M
 from micado.testing import playbook as standin
 from micado.testing.vm import random_loopback_address
 
+from cli_run import micado
+
 CLEAN = {"servers": [], "attached_floating_ips": [], "allocated_floating_ips": []}
-
-
-def micado(*args: str, timeout: float = 300) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([sys.executable, "-m", "micado", *args], env=dict(os.environ), stdin=subprocess.DEVNULL,
-                          capture_output=True, text=True, timeout=timeout)
 
 
 def mode(path: Path) -> int:

@@ -23,7 +23,7 @@ from micado import MicadoClient
 from micado.exceptions import CredentialsError, LaunchError, MicadoAPIError, server_text
 
 from loopback import EchoServer
-from test_cli import micado
+from cli_run import micado
 
 #: What a hostile server wraps its echo in: a window title, clear screen, a C1 CSI, a bidi override.
 ESCAPES = "\x1b]0;pwned\x07\x1b[2J\x9b31m\u202e\x00\r\n"

@@ -93,7 +93,7 @@ def test_an_unknown_cloud_lists_the_configured_ones(clouds_yaml):
 
 
 def test_the_cli_logs_in_through_clouds_yaml_for_create_and_destroy(micado_stack, clouds_yaml, tmp_path):
-    from test_cli import micado
+    from cli_run import micado
 
     kwargs = {k: v for k, v in micado_stack.create_kwargs.items()
               if k not in ("auth_url", "project_id", "region", "user_domain_name")}
@@ -122,7 +122,7 @@ def test_deploy_on_a_host_hands_the_master_a_credentials_file_derived_from_cloud
         micado_stack, clouds_yaml, tmp_path, monkeypatch):
     from micado.installer import ansible
     from micado.testing.vm import random_loopback_address
-    from test_cli import micado
+    from cli_run import micado
 
     key = tmp_path / "id_ed25519"
     subprocess.run(["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-f", str(key)], check=True)
@@ -329,7 +329,7 @@ def test_a_broken_clouds_yaml_is_a_credentials_error_naming_the_file(no_openstac
 
 @pytest.mark.parametrize("case", BROKEN)
 def test_a_broken_clouds_yaml_is_one_line_with_exit_code_2(no_openstack_config, case):
-    from test_cli_messages import one_line
+    from cli_run import one_line
 
     env, says, names = _broken_file(case, no_openstack_config)
     env = {name: value for name, value in os.environ.items() if not name.startswith("OS_")} | env
@@ -409,7 +409,7 @@ def test_the_cli_warns_about_a_clouds_yaml_others_can_read(no_openstack_config):
 def test_destroy_with_a_broken_clouds_yaml_is_one_line_and_keeps_the_record(no_openstack_config, case):
     from micado.config.record import MasterRecord
     from micado.config.store import MasterStore
-    from test_cli_messages import one_line
+    from cli_run import one_line
 
     cli_dir = no_openstack_config.parent / "micado-cli"
     cli_dir.mkdir(mode=0o700)
