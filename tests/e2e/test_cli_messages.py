@@ -135,7 +135,8 @@ def test_json_errors_are_json_on_stderr(micado_dir):
     assert json.loads(usage.stderr) == {
         "error": "UsageError", "exit_code": 2,
         "message": "argument command: invalid choice: 'nothing' (choose from 'create', 'attach', 'destroy', "
-                   "'list', 'cleanup', 'info', 'deploy')"}
+                   "'list', 'cleanup', 'info', 'deploy', 'update-auth', 'reconfigure', 'edge', "
+                   "'add-node', 'status', 'ssh', 'kubeconfig')"}
 
     unreachable = micado("--json", "app", "--endpoint", f"https://127.0.0.1:{closed_port()}/toscasubmitter/",
                          "--insecure", "list", env=micado_dir)
