@@ -15,6 +15,7 @@ Helpers live in ``tests/support`` (on ``sys.path``, see ``pytest.ini``).
 
 from __future__ import annotations
 
+import subprocess
 from pathlib import Path
 
 import pytest
@@ -38,6 +39,15 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
         item.add_marker(FOLDER_MARKS[folder])
         if folder == "e2e" or STACK_FIXTURES & set(getattr(item, "fixturenames", ())):
             item.add_marker(pytest.mark.stack)
+
+
+@pytest.fixture
+def user_key(tmp_path: Path) -> Path:
+    """The user's own key pair, as ssh-keygen makes it."""
+    key = tmp_path / "user-keys" / "id_ed25519"
+    key.parent.mkdir()
+    subprocess.run(["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-C", "me@laptop", "-f", str(key)], check=True)
+    return key
 
 
 @pytest.fixture

@@ -23,6 +23,7 @@ from pathlib import Path
 from typing import Any
 
 __all__ = [
+    "safe_dump",
     "MAX_YAML_BYTES", "MAX_NODES", "MAX_DEPTH", "MAX_ALIAS_NODES", "YamlSyntaxError", "Refused", "read_limited",
     "safe_load", "depth_of",
 ]
@@ -185,6 +186,19 @@ def safe_load(text: str) -> Any:
             "a value cannot be converted (e.g. a number of thousands of digits, or a date that "
             "does not exist)"
         ) from None
+
+
+def safe_dump(data: Any) -> str:
+    """Plain data as block-style YAML (the safe dumper: no Python tags)."""
+    import io
+
+    from ruamel.yaml import YAML
+
+    yaml = YAML(typ="safe", pure=True)
+    yaml.default_flow_style = False
+    out = io.StringIO()
+    yaml.dump(data, out)
+    return out.getvalue()
 
 
 def depth_of(value: Any) -> int:

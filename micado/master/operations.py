@@ -263,7 +263,7 @@ def fetch_kubeconfig(record: MasterRecord, path: str | Path | None = None, *, ti
     Raises:
         InstallError: SSH failed, or the master has no kubeconfig, or it is not one.
     """
-    from micado.config.bounded_yaml import YamlSyntaxError, safe_load
+    from micado.config.bounded_yaml import YamlSyntaxError, safe_dump, safe_load
     from micado.installer import ssh
 
     target = Path(path).expanduser().absolute() if path is not None else paths.kubeconfig_file(record.id)
@@ -288,7 +288,7 @@ def fetch_kubeconfig(record: MasterRecord, path: str | Path | None = None, *, ti
                 cluster.setdefault("tls-server-name", "kubernetes")
             server = server or cluster["server"]
     paths.ensure_dir(target.parent) if not target.parent.exists() else None
-    write_private(target, _dump(config))
+    write_private(target, safe_dump(config))
     reachable = _port_open(record.ip, KUBE_API_PORT)
     hint = "" if reachable else _tunnel_hint(record, target)
     return Kubeconfig(target, server, reachable, hint)
@@ -301,18 +301,6 @@ def _pointed_at(server: str, address: str) -> tuple[str, bool]:
     netloc = f"{host}:{parts.port or KUBE_API_PORT}"
     return urlunsplit((parts.scheme or "https", netloc, parts.path, parts.query, parts.fragment)), \
         parts.hostname != address
-
-
-def _dump(config: dict[str, Any]) -> str:
-    import io
-
-    from ruamel.yaml import YAML
-
-    yaml = YAML(typ="safe", pure=True)
-    yaml.default_flow_style = False
-    out = io.StringIO()
-    yaml.dump(config, out)
-    return out.getvalue()
 
 
 def _port_open(host: str, port: int, timeout: float = 3.0) -> bool:

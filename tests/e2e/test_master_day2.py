@@ -46,14 +46,6 @@ def logs_text(stack) -> str:
     return "".join(path.read_text(errors="replace") for path in logs.glob("*.log")) if logs.is_dir() else ""
 
 
-@pytest.fixture
-def user_key(tmp_path: Path) -> Path:
-    key = tmp_path / "user-keys" / "id_ed25519"
-    key.parent.mkdir()
-    subprocess.run(["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-C", "me@laptop", "-f", str(key)], check=True)
-    return key
-
-
 def boot_host(stack, name: str, key: Path) -> str:
     """A machine of the user's: a local VM authorising ``key``; returns its address."""
     stack.vms.boot({"id": name, "user_data": "#cloud-config\nssh_authorized_keys:\n  - "

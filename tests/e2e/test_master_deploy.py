@@ -25,15 +25,6 @@ def micado(*args: str, env: dict[str, str] | None = None) -> subprocess.Complete
 
 
 @pytest.fixture
-def user_key(tmp_path: Path) -> Path:
-    """The user's own key pair, as ssh-keygen makes it."""
-    key = tmp_path / "user-keys" / "id_ed25519"
-    key.parent.mkdir()
-    subprocess.run(["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-C", "me@laptop", "-f", str(key)], check=True)
-    return key
-
-
-@pytest.fixture
 def host(micado_stack, user_key: Path):
     """A machine of the user's: a local VM authorising the user's key, at a loopback address."""
     server_id = "my-own-host"

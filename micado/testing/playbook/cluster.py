@@ -21,12 +21,12 @@ from __future__ import annotations
 import argparse
 import base64
 import hashlib
-import io
 import secrets
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
+from micado.config.bounded_yaml import safe_dump
 from micado.config.files import write_private
 from micado.testing.tls import split_pem
 
@@ -74,16 +74,6 @@ def node_token(ca_pem: bytes) -> str:
     return f"K10{hashlib.sha256(ca_pem).hexdigest()}::server:{secrets.token_hex(16)}"
 
 
-def _yaml(data: dict[str, Any]) -> str:
-    from ruamel.yaml import YAML
-
-    yaml = YAML(typ="safe", pure=True)
-    yaml.default_flow_style = False
-    out = io.StringIO()
-    yaml.dump(data, out)
-    return out.getvalue()
-
-
 def write_cluster_files(*, distribution: str, ca_file: Path, kubeconfig_file: Path, server: str,
                         node_token_file: Path | None = None) -> None:
     """Write the kubeconfig (always) and the join token (when asked and not there yet), mode 0600.
@@ -103,7 +93,7 @@ def write_cluster_files(*, distribution: str, ca_file: Path, kubeconfig_file: Pa
     ca_pem, _key = split_pem(Path(ca_file).read_bytes())
     config = kubeconfig(distribution, server, ca_pem, secrets.token_hex(32))
     Path(kubeconfig_file).parent.mkdir(mode=0o755, parents=True, exist_ok=True)
-    write_private(kubeconfig_file, _yaml(config))
+    write_private(kubeconfig_file, safe_dump(config))
     if node_token_file is not None:
         Path(node_token_file).parent.mkdir(mode=0o755, parents=True, exist_ok=True)
         write_private(node_token_file, node_token(ca_pem) + "\n", exclusive=True)
