@@ -172,10 +172,12 @@ def edge_files(record: MasterRecord, dest: str | Path, options: PlayOptions) -> 
             raise InstallError(f"the edge-files play wrote no connect_edge.sh (log: {paths.log_file(work.master_id)})")
         contents = {name: path.read_bytes() for name, path in found.items()}
     _mask_token(contents.get("connect_edge.sh", b""), paths.log_file(work.master_id))
-    paths.ensure_dir(target) if not target.exists() else None
-    for name, data in contents.items():
-        write_private(target / name, data)
-        (target / name).chmod(EDGE_FILES[name])
+    try:
+        paths.ensure_dir(target) if not target.exists() else None
+        for name, data in contents.items():
+            write_private(target / name, data, mode=EDGE_FILES[name])
+    except OSError as exc:
+        raise InvalidArgument(f"dest {target}: cannot write the edge files there: {exc.strerror or exc}") from None
     return {name: target / name for name in contents}
 
 
@@ -287,8 +289,11 @@ def fetch_kubeconfig(record: MasterRecord, path: str | Path | None = None, *, ti
             if renamed:
                 cluster.setdefault("tls-server-name", "kubernetes")
             server = server or cluster["server"]
-    paths.ensure_dir(target.parent) if not target.parent.exists() else None
-    write_private(target, safe_dump(config))
+    try:
+        paths.ensure_dir(target.parent) if not target.parent.exists() else None
+        write_private(target, safe_dump(config))
+    except OSError as exc:
+        raise InvalidArgument(f"path {target}: cannot write the kubeconfig there: {exc.strerror or exc}") from None
     reachable = _port_open(record.ip, KUBE_API_PORT)
     hint = "" if reachable else _tunnel_hint(record, target)
     return Kubeconfig(target, server, reachable, hint)
