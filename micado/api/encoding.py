@@ -12,6 +12,7 @@ from typing import IO, Any
 from urllib.parse import quote
 
 from micado import checks
+from micado.demos import refuse_unfilled
 from micado.exceptions import InvalidArgument
 
 AdtSource = Mapping[str, Any] | str | None
@@ -66,7 +67,9 @@ def encode_body(
             a mapping holding values JSON cannot carry (dates, sets, NaN...) or text
             that is not valid Unicode, or a file that is missing, a directory,
             unreadable or larger than :data:`MAX_UPLOAD` bytes, or a YAML file
-            (``.yaml``/``.yml``) that does not parse (the message names file, line and column).
+            (``.yaml``/``.yml``) that does not parse (the message names file, line and column),
+            or an ADT that still holds a demo's placeholder values (:mod:`micado.demos`;
+            the message names the fields).
     """
     given = [name for name, value in (("adt", adt), ("url", url), ("file", file)) if value is not None]
     if len(given) != 1:
@@ -87,6 +90,7 @@ def encode_body(
             body["dryrun"] = dryrun
         if isinstance(adt, Mapping):
             _json_text(body["adt"], "adt", "pass the ADT as YAML text or file= instead")
+            refuse_unfilled(body["adt"], "adt")
         if params is not None:
             _json_text(body["params"], "params", _PARAMS_HINT)
         return {"json_body": body}
@@ -94,6 +98,7 @@ def encode_body(
         if not adt.strip():
             raise InvalidArgument("adt is an empty string; give YAML text, a mapping, url= or file=")
         part: tuple[str, IO[bytes] | bytes] = ("adt.yaml", checks.sendable("adt", adt).encode("utf-8"))
+        _refuse_unfilled_yaml(adt, "adt")
     elif adt is not None:
         raise InvalidArgument(f"adt must be a mapping or YAML text, not {type(adt).__name__}")
     else:
@@ -173,12 +178,24 @@ def _check_yaml_part(part: tuple[str, bytes], file: object) -> None:
         return
     shown = str(file) if isinstance(file, (str, os.PathLike)) else getattr(file, "name", None) or "file"
     try:
-        safe_load(content.decode("utf-8"))
+        document = safe_load(content.decode("utf-8"))
     except (UnicodeDecodeError, Refused):  # UTF-16, or over the limits: the server's to judge
         return
     except YamlSyntaxError as error:
         where = f"{shown}:{error.line}:{error.column}" if error.line is not None else shown
         raise InvalidArgument(f"{where}: the ADT is not valid YAML: {error.problem}") from None
+    refuse_unfilled(document, shown)
+
+
+def _refuse_unfilled_yaml(text: str, shown: str) -> None:
+    """Refuse YAML text that still holds a demo's placeholders; text that does not parse is the server's to judge."""
+    from micado.config.bounded_yaml import Refused, YamlSyntaxError, safe_load
+
+    try:
+        document = safe_load(text)
+    except (Refused, YamlSyntaxError):
+        return
+    refuse_unfilled(document, shown)
 
 
 def _read_bounded(read: Any, shown: str) -> bytes:

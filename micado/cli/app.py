@@ -101,6 +101,11 @@ def app_command(args: argparse.Namespace, out: Out) -> None:
     Raises:
         MicadoException: as the :class:`~micado.models.application.Applications` method it calls.
     """
+    if args.command == "demo":
+        from micado.cli.demo import demo_command
+
+        demo_command(args, out)
+        return
     client, command = api_client(args)
     with client:
         apps = client.applications

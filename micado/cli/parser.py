@@ -210,3 +210,15 @@ def _add_app_commands(app: argparse.ArgumentParser) -> None:
     delete = commands.add_parser("delete", help="delete an application")
     delete.add_argument("app_id")
     delete.add_argument("--force", action="store_true", help="delete even if an adaptor fails")
+    demo = commands.add_parser("demo", help="list the demo ADTs of the master's release (or the default one), "
+                                            "or write one to fill in")
+    demo.add_argument("name", nargs="?", help="the demo (stressng, nginx, wordpress, cqueue...); none to list them")
+    demo.add_argument("--cloud", help="the cloud it is for, as the release names it (nova, ec2, gce, azure...; "
+                                      "default: the master's)")
+    _add_file_option(demo, "--output", help="where to write it (default ./NAME_CLOUD.yaml; - for stdout)")
+    demo.add_argument("--set", action="append", default=[], metavar="FIELD=VALUE", dest="fill",
+                      help="fill a placeholder, by its key (image_id) or key path")
+    demo.add_argument("--force", action="store_true", help="overwrite the output file")
+    release = demo.add_mutually_exclusive_group()
+    _add_file_option(release, "--playbook", help="the demos of this release tarball, folder or URL")
+    release.add_argument("--micado-version", help="the demos of this ansible-micado release tag")

@@ -316,6 +316,7 @@ def run(
     user: str = "ubuntu",
     key: Path,
     timeout: float = 60.0,
+    control_dir: Path | None = None,
 ) -> str:
     """Run a shell command on a master whose host key is recorded, and return its output.
 
@@ -329,6 +330,7 @@ def run(
         user: the login user.
         key: the private key file.
         timeout: seconds before ``ssh`` is stopped.
+        control_dir: use (or open) the shared connection there (see :func:`ssh_options`).
 
     Returns:
         The command's standard output (UTF-8, undecodable bytes replaced).
@@ -340,7 +342,7 @@ def run(
     """
     argv = _ssh_argv(
         host, command, port=port, user=user, key=Path(key),
-        known_hosts=paths.known_hosts_file(), checking="yes",
+        known_hosts=paths.known_hosts_file(), checking="yes", control_dir=control_dir,
     )
     proc = _execute(argv, timeout=timeout, host=host, port=port, command=command)
     if proc.returncode != 0:

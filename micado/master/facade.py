@@ -33,6 +33,7 @@ if TYPE_CHECKING:
     from datetime import timedelta
 
     from micado.api.client import SubmitterClient
+    from micado.demos import Demo
     from micado.master.cleanup import CleanupItem
     from micado.config.store import MasterRecord, MasterStore
     from micado.launcher.base import ConfiguredLogin, Launcher
@@ -339,6 +340,18 @@ class MicadoMaster:
         from micado.master import operations
 
         return operations.ssh_argv(self._require_record(), list(command or []), tty=not command)
+
+    def demos(self, *, progress: ProgressCallback | bool | None = None) -> builtins.list[Demo]:
+        """The demo ADTs of the release this master runs (:mod:`micado.demos`), to fill in and deploy.
+
+        Raises:
+            MicadoException: the record does not say which release made the master.
+            InstallError: the release cannot be had again, or is no longer the one it was made with.
+        """
+        from micado.demos import find_demos
+        from micado.master.release import recorded_release
+
+        return find_demos(recorded_release(self._require_record(), progress=as_callback(progress)).root)
 
     def _current_record(self) -> MasterRecord:
         """The current master's record as stored now (another program may have changed it)."""

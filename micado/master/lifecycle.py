@@ -239,6 +239,8 @@ class Creation:
         self.undo.push("forget the host key", lambda: ssh.forget_host(vm.ip, spec.ssh_port))
         ssh.wait_for_ssh(vm.ip, port=spec.ssh_port, user=spec.ssh_user, key=self.keys.private_key,
                          timeout=spec.ssh_timeout, progress=self.report, control_dir=self.control_dir)
+        check_python(vm.ip, port=spec.ssh_port, user=spec.ssh_user, key=self.keys.private_key,
+                     control_dir=self.control_dir, progress=self.report)
 
     def _ansible(self) -> None:
         from micado.installer import ansible
@@ -330,6 +332,23 @@ class Creation:
 
 def _path(value: Any) -> Path | None:
     return None if value is None else Path(value).expanduser().absolute()
+
+
+def check_python(host: str, *, port: int, user: str, key: Path, control_dir: Path | None,
+                 progress: ProgressCallback) -> None:
+    """Refuse a master whose Python the shipped ansible-core cannot use, before the play
+    (:mod:`micado.installer.target`); another ``ansible-playbook`` named by the user decides for itself.
+
+    Raises:
+        InvalidArgument: the image's Python is missing or too old (named with the images that work).
+    """
+    from micado.installer import target
+    from micado.installer.executable import ansible_playbook_override
+
+    if ansible_playbook_override() is not None:
+        return
+    version = target.check_target_python(host, port=port, user=user, key=key, control_dir=control_dir)
+    progress("ssh", f"the master's Python is {version}")
 
 
 def fetch_certificate(ssh: Any, host: str, port: int, user: str, key: Path, remote_path: str, master_id: str,

@@ -167,7 +167,9 @@ class Applications(Collection[Application]):
 
         Raises:
             InvalidArgument: the arguments are wrong, or a YAML ``file`` does not
-                parse (``file:line:column: ...``); nothing was sent.
+                parse (``file:line:column: ...``), or the ADT still holds a demo's
+                placeholder values (``ADD_YOUR_ID_HERE``..., named by key path); nothing
+                was sent.
             BadRequest: the id exists, or the master already runs an application.
             ServerError: the ADT did not validate (e.g. invalid YAML) or deploy.
         """
@@ -200,7 +202,9 @@ class Applications(Collection[Application]):
 
         Raises:
             InvalidArgument: the arguments are wrong, or a YAML ``file`` does not
-                parse (``file:line:column: ...``); nothing was sent.
+                parse (``file:line:column: ...``), or the ADT still holds a demo's
+                placeholder values (``ADD_YOUR_ID_HERE``..., named by key path); nothing
+                was sent.
             ApplicationNotFound: no application with that id.
             ServerError: the new ADT did not validate or deploy; the old one stays.
         """

@@ -2,7 +2,8 @@
 
 ``python -m micado.testing.demo`` starts the local stack (an OpenStack emulator
 whose servers are local sshd "VMs"), then, through the public API only: creates a
-MiCADO master (use-case 1), deploys a real ADT from the bundled examples, shows it,
+MiCADO master (use-case 1), fills in a real demo ADT of the master's release (its
+placeholders refused while unfilled) and deploys it, shows it,
 updates it, deletes it, destroys the master, and prints how long each stage took.
 Everything lives in a temporary folder that is removed at the end.
 """
@@ -15,10 +16,11 @@ import sys
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from pathlib import Path
 from typing import Any
 
-EXAMPLES = Path(__file__).parent / "examples"
+from micado.demos import short_field
+from micado.exceptions import InvalidArgument
+from micado.testing.adts import EXAMPLES, filled
 
 
 class Demo:
@@ -65,14 +67,22 @@ class Demo:
         self.summary()
 
     def lifecycle(self, client: Any) -> None:
-        with self.stage("deploy stressng_nova.yaml (client.applications.create)"):
-            app = client.applications.create(app_id="stressng", file=EXAMPLES / "stressng_nova.yaml")
+        with self.stage("fill in the stressng demo of the master's release (client.master.demos)"):
+            demo = next(d for d in client.master.demos() if d.name == "stressng" and d.cloud == "nova")
+            self.out(f"   {demo.file_name}: fill in {', '.join(short_field(f) for f in demo.fields_to_fill())}")
+            try:
+                client.applications.create(app_id="stressng", adt=demo.text())
+            except InvalidArgument as refused:
+                self.out(f"   unfilled, it is refused before anything is sent: {str(refused)[:90]}...")
+            adt = filled(demo.path)
+        with self.stage("deploy it (client.applications.create)"):
+            app = client.applications.create(app_id="stressng", adt=adt)
         with self.stage("show it (client.applications.list / get)"):
             self.out(f"   applications: {[a.id for a in client.applications.list()]}")
             for adaptor, status in client.applications.get(app.id).adaptors.items():
                 self.out(f"   {adaptor:<32} {status}")
         with self.stage("update it to the v0.12-style ADT (app.update)"):
-            app.update(file=EXAMPLES / "stressng_ec2_latest.yaml")
+            app.update(adt=filled(EXAMPLES / "stressng_ec2_latest.yaml"))
             app.reload()
             self.out(f"   adaptors now: {app.adaptors}")
         with self.stage("delete it (app.delete)"):

@@ -133,6 +133,8 @@ class LocalVM:
 
 
 _VM_PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
+#: The VM's own programs folder (under its root), first on its sessions' PATH.
+IMAGE_PROGRAMS_DIR = "usr/local/bin"
 
 
 def random_loopback_address() -> str:
@@ -245,6 +247,10 @@ class VMPool:
         #: Marks every session process of this pool's VMs, for the watchdog.
         self.marker = {"MICADO_VM_POOL": f"{os.getpid()}-{secrets.token_hex(8)}"}
         self._watchdog: subprocess.Popen[bytes] | None = None
+        #: Programs (name -> script text) that VMs booted from now on have in their own
+        #: ``usr/local/bin``, first on their sessions' PATH: what an image brings, e.g. a
+        #: ``python3.13`` that answers as an old image's Python does.
+        self.image_programs: dict[str, str] = {}
 
     # -- hooks --
 
@@ -286,12 +292,24 @@ class VMPool:
                 (vm.root / "tmp").chmod(0o1777)  # mkdir applies the umask
                 self._generate_host_key(vm)
                 (vm.ssh_dir / "authorized_keys").write_text("\n".join(keys) + "\n")
+                self._install_image_programs(vm)
             except BaseException:
                 shutil.rmtree(vm.root, ignore_errors=True)
                 raise
             self._vms[server_id] = vm
         logger.info("booted local VM %s in %s with %d key(s)", server_id, vm.root, len(keys))
         return dataclasses.replace(vm)
+
+    def _install_image_programs(self, vm: LocalVM) -> None:
+        """Put :attr:`image_programs` in the VM's ``usr/local/bin``, which its sessions find first."""
+        if not self.image_programs:
+            return
+        folder = vm.root / IMAGE_PROGRAMS_DIR
+        folder.mkdir(mode=0o755, parents=True, exist_ok=True)
+        for name, text in self.image_programs.items():
+            program = folder / name
+            program.write_text(text)
+            program.chmod(0o755)
 
     def set_address(self, server_id: str, address: str | None) -> None:
         """The ``on_address`` hook: serve SSH on ``address`` (or stop, for ``None``).
@@ -454,7 +472,7 @@ class VMPool:
             "TMPDIR": str(vm.root / "tmp"),
             # A fresh Ubuntu's PATH: the caller's own tools (pyenv shims, virtualenvs) are
             # not on the "VM", so Ansible discovers the system Python as on a real machine.
-            "PATH": _VM_PATH,
+            "PATH": f"{vm.root / IMAGE_PROGRAMS_DIR}:{_VM_PATH}",
         }
         lines = ["#!/bin/sh", "# Every SSH session of this VM starts here (micado.testing.vm)"]
         lines += [f"export {name}={shlex.quote(value)}" for name, value in exports.items()]

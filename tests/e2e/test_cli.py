@@ -10,7 +10,7 @@ import sys
 from pathlib import Path
 
 import pytest
-from cli_run import closed_port, micado
+from cli_run import closed_port, micado, one_line
 from paths import ADTS
 
 
@@ -37,6 +37,25 @@ def test_master_and_app_commands_on_the_local_stack(micado_stack, tmp_path):
     listed = micado("--json", "master", "list")
     assert [m["id"] for m in json.loads(listed.stdout)] == [master_id]
     assert "password" not in listed.stdout
+
+    # the demos of the master's release (the only stored master; its cloud, nova, by default)
+    listed_demos = micado("app", "demo")
+    assert listed_demos.returncode == 0, listed_demos.stderr
+    assert "stressng: ec2, nova" in listed_demos.stdout and "master " + master_id in listed_demos.stdout
+    unfilled = tmp_path / "stressng.yaml"
+    wrote = micado("app", "demo", "stressng", "--output", str(unfilled))
+    assert wrote.returncode == 0, wrote.stderr
+    assert "fill in worker-node.properties.image_id, " in one_line(wrote.stdout)
+    refused = micado("app", "create", "s", "--file", str(unfilled))
+    assert refused.returncode == 2 and "worker-node.properties.image_id" in one_line(refused.stderr)
+    assert micado("app", "demo", "stressng", "--output", str(unfilled)).returncode == 2  # it exists
+    values = [f"{name}=x" for name in ("image_id", "flavor_name", "project_id", "network_id", "key_name",
+                                       "security_groups", "endpoint")]
+    ready = micado("--json", "app", "demo", "stressng", "--force", "--output", str(unfilled),
+                   *[word for value in values for word in ("--set", value)])
+    assert json.loads(ready.stdout)["fill"] == [], ready.stderr
+    assert micado("app", "create", "s", "--file", str(unfilled), "--dry-run").returncode == 0
+    assert micado("app", "delete", "s").returncode == 0
 
     app = ("app", "--master", master_id)
     made = micado("--json", *app, "create", "stressng", "--file", str(ADTS / "stressng_nova.yaml"), "--param", "n=2")

@@ -16,6 +16,6 @@ def test_the_demo_runs_to_the_end(tmp_path):
     assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
     assert "Summary (seconds)" in result.stdout
     assert "left on the cloud: {'servers': [], 'attached_floating_ips': [], 'allocated_floating_ips': []}" in result.stdout
-    for stage in ("create a MiCADO master", "deploy stressng_nova.yaml", "update it", "delete it", "destroy the master"):
+    for stage in ("create a MiCADO master", "fill in the stressng demo", "unfilled, it is refused", "deploy it", "update it", "delete it", "destroy the master"):
         assert stage in result.stdout
     assert list(tmp_path.iterdir()) == []  # HOME and TMPDIR: nothing left, no SDK caches

@@ -349,3 +349,33 @@ def test_destroy_removes_the_vm_even_when_the_api_refuses(micado_stack):
     client.master.destroy(progress=lambda stage, message: events.append((stage, message)))
     assert any("applications not deleted" in message for _, message in events)
     assert_nothing_left(micado_stack, client)
+
+
+OLD_PYTHON = "#!/bin/sh\necho /usr/bin/python3.7 3 7 17\n"  # what an Ubuntu 18.04-era image answers
+
+
+def test_an_image_whose_python_ansible_cannot_use_is_refused_before_the_play(micado_stack):
+    from micado.installer import target
+
+    micado_stack.vms.image_programs = {"python3.13": OLD_PYTHON}  # found first, as Ansible's discovery does
+    client = MicadoClient(launcher="openstack")
+    stages: list[str] = []
+    with pytest.raises(InvalidArgument) as refused:
+        client.master.create(**micado_stack.create_kwargs, progress=lambda stage, _: stages.append(stage))
+    message = str(refused.value)
+    assert "ansible" not in stages and "ssh" in stages  # found over SSH, before the play
+    need = target.required_target_python(target.ansible_core_version())
+    assert "has Python 3.7.17 (/usr/bin/python3.7)" in message and "\n" not in message
+    assert f"ansible-core installed here ({target.ansible_core_version()}) needs Python {need[0]}.{need[1]}" in message
+    assert "Ubuntu 22.04" in message
+    assert micado_stack.cloud.leftovers() == CLEAN  # the VM it was found on is gone
+    assert client.master.list() == []
+
+
+def test_the_python_each_ansible_core_needs_on_the_master():
+    from micado.installer.target import required_target_python
+
+    assert required_target_python("2.19.14") == (3, 8)
+    assert required_target_python("2.21.5") == (3, 9)
+    assert required_target_python("2.20.0rc1") == (3, 9)
+    assert required_target_python("2.30.1") == (3, 9)  # newer than known: as the newest known

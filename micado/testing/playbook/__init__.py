@@ -69,6 +69,9 @@ Day-2 operations, shaped as the releases have them:
   registries file at :data:`REGISTRIES_FILE`. Tasks handling the token have
   ``no_log``.
 
+Each tree also carries the bundled example ADTs (``micado/testing/examples/``) as a
+release keeps its demos, ``demos/<name>/<name>_<cloud>.yaml`` (:mod:`micado.demos`).
+
 :func:`build_tarball` packs a tree like a release tarball (top folder
 ``ansible-micado-<version>/``) for the stack, the demo and the tests.
 """
@@ -87,6 +90,8 @@ __all__ = ["LAYOUTS", "VERSIONS", "READY_FILE", "CERT_FILE", "SETTINGS_FILE", "M
            "build_tree", "build_tarball"]
 
 HERE = Path(__file__).parent
+#: The example ADTs, which each stand-in release carries as its demos (``demos/``).
+EXAMPLES = HERE.parent / "examples"
 
 #: Source folder and the folder the shared ``roles/`` and ``pre-task/`` go to, per layout.
 LAYOUTS: dict[str, tuple[str, str]] = {
@@ -157,11 +162,20 @@ def build_tree(layout: str, dest: Path, *, fail: bool = False) -> Path:
     # A layout may bring roles of its own (0.12: micado_agent); the shared ones join them.
     shutil.copytree(HERE / "roles", dest / project / "roles", dirs_exist_ok=True)
     shutil.copytree(HERE / "pre-task", dest / project / "pre-task")
+    _add_demos(dest / "demos")
     if fail:
         defaults = dest / project / "roles" / _FAIL_DEFAULTS
         text = defaults.read_text(encoding="utf-8")
         defaults.write_text(text.replace("micado_emulator_fail: false", "micado_emulator_fail: true"))
     return dest
+
+
+def _add_demos(folder: Path) -> None:
+    """The bundled example ADTs as a release keeps its demos: ``demos/<name>/<name>_<cloud>.yaml``."""
+    for example in sorted(EXAMPLES.glob("*.yaml")):
+        name, cloud = example.stem.split("_")[:2]  # stressng_nova.yaml, nginx_ec2_latest.yaml
+        (folder / name).mkdir(parents=True, exist_ok=True)
+        shutil.copyfile(example, folder / name / f"{name}_{cloud}.yaml")
 
 
 def build_tarball(layout: str, dest: Path, *, version: str | None = None, fail: bool = False) -> Path:
