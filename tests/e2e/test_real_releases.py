@@ -1,4 +1,7 @@
-"""The published ansible-micado releases, deployed by ``master.create`` with the Ansible we ship.
+"""The published ansible-micado releases, deployed by ``master.create`` with the Ansible we ship
+(ansible-core 2.19 on Python 3.11) and with the newest one allowed (ansible-core 2.21, on
+Python 3.13 in the Debian trixie root that ``scripts/newest-ansible.sh`` makes: chrooted into
+inside the same namespace, the checkout first on its path).
 
 The releases are taken from ``$MICADO_RELEASES``, else ``../shared/ansible-micado/``
 beside the project (reference data, not part of the repository); these tests are
@@ -31,7 +34,7 @@ from pathlib import Path
 import pytest
 
 from micado.installer.playbooks import PlaybookSource
-from paths import RELEASES
+from paths import NEWEST_ANSIBLE_ROOT, RELEASES, ROOT
 
 
 #: release -> (Ubuntu it supports, the task ansible-core 2.15 stops at in --check mode, its number)
@@ -40,6 +43,10 @@ DEPTH = {
     "0.12.0": ("22.04", "micado_master/build : Get Service Status", 26),
     "0.9.1-rev1": ("20.04", "micado_master/build : (Docker) Adding APT key", 16),
 }
+
+#: Which Ansible runs the releases: ours (ansible-core 2.19 on Python 3.11) and the newest one
+#: allowed (ansible-core 2.21 on Python 3.12+), in the Debian trixie root of scripts/newest-ansible.sh.
+ANSIBLES = ["shipped", "newest"]
 
 OS_RELEASE = """\
 PRETTY_NAME="Ubuntu {version} LTS"
@@ -159,11 +166,35 @@ def _namespace_prefix(os_release: Path) -> list[str]:
     return prefix
 
 
-def _create_in_check_mode(tmp_path: Path, release: str, user: str, password: str, *args: str) -> dict:
+def _python_in_namespace(os_release: Path, ansible: str) -> list[str]:
+    """The Python that runs ``create()`` in the loopback-only namespace, with the Ansible named:
+    ``shipped`` (this interpreter's) or ``newest`` (the Debian trixie root of
+    ``scripts/newest-ansible.sh``: Python 3.13, ansible-core 2.21), the checkout first on its path."""
+    if ansible == "shipped":
+        return [*_namespace_prefix(os_release), sys.executable]
+    root = NEWEST_ANSIBLE_ROOT
+    if not (root / "opt" / "venv" / "bin" / "python").is_file():
+        pytest.skip(f"no root with the newest Ansible at {root}: run `sh scripts/newest-ansible.sh` (as root) "
+                    "to make it")
+    views = [ROOT, RELEASES.resolve()]  # the checkout and the releases, at the same paths inside
+    for view in views:
+        (root / view.relative_to("/")).mkdir(parents=True, exist_ok=True)
+    binds = " && ".join(f"mount --bind {view} {root}{view}" for view in views)
+    inside = (f"mount --bind {root} {root} && mount --rbind /dev {root}/dev && mount -t proc proc {root}/proc && "
+              f"{binds} && mount --bind {os_release} {root}/etc/os-release && exec chroot {root} env -i "
+              f"HOME=/root LANG=C.UTF-8 PATH=/opt/venv/bin:/usr/sbin:/usr/bin:/sbin:/bin PYTHONPATH={ROOT} "
+              '"$@"')
+    prefix = _namespace_prefix(os_release)
+    return [*prefix[:-3], "sh", "-c", prefix[-2].replace('exec "$@"', inside), "micado-netns",
+            "/opt/venv/bin/python"]
+
+
+def _create_in_check_mode(tmp_path: Path, release: str, user: str, password: str, *args: str,
+                          ansible: str = "shipped") -> dict:
     tarball = _tarball(release)
     os_release = tmp_path / "os-release"
     os_release.write_text(OS_RELEASE.format(version=DEPTH[release][0]))
-    command = [*_namespace_prefix(os_release), sys.executable, "-c", CREATE_IN_CHECK_MODE,
+    command = [*_python_in_namespace(os_release, ansible), "-c", CREATE_IN_CHECK_MODE,
                str(tarball), user, password, *args]
     env = {**os.environ, "MICADO_CLI_DIR": str(tmp_path / "unused")}
     env.pop("MICADO_ANSIBLE_PLAYBOOK", None)  # the Ansible we ship
@@ -188,10 +219,11 @@ def test_each_release_is_accepted_before_launch_with_its_rewrites(micado_dir_for
         assert name in tree.layout.settings
 
 
+@pytest.mark.parametrize("ansible", ANSIBLES)
 @pytest.mark.parametrize("release", _releases())
-def test_a_check_run_reaches_the_depth_of_ansible_core_2_15(tmp_path: Path, release: str) -> None:
+def test_a_check_run_reaches_the_depth_of_ansible_core_2_15(tmp_path: Path, release: str, ansible: str) -> None:
     _os, stop_task, number = DEPTH[release]
-    result = _create_in_check_mode(tmp_path, release, "webuser", "Web-Pa55-word!", "--check")
+    result = _create_in_check_mode(tmp_path, release, "webuser", "Web-Pa55-word!", "--check", ansible=ansible)
     assert result["step"] == "ansible", result.get("message")
     assert result["task"] == stop_task, result["message"]
     assert result["tasks"][:number][-1] == stop_task
@@ -199,10 +231,11 @@ def test_a_check_run_reaches_the_depth_of_ansible_core_2_15(tmp_path: Path, rele
     assert "Web-Pa55-word!" not in result["log"]
 
 
-@pytest.mark.parametrize("release", ["0.12.6", "0.12.0"])
-def test_the_web_user_given_to_create_is_the_one_the_release_renders(tmp_path: Path, release: str) -> None:
+@pytest.mark.parametrize(("release", "ansible"), [("0.12.6", "shipped"), ("0.12.0", "shipped"), ("0.12.6", "newest")])
+def test_the_web_user_given_to_create_is_the_one_the_release_renders(tmp_path: Path, release: str,
+                                                                      ansible: str) -> None:
     result = _create_in_check_mode(tmp_path, release, "researcher-7", "Chosen-Pa55word", "--check", "--diff",
-                                   "--tags", "start")
+                                   "--tags", "start", ansible=ansible)
     log = result["log"]
     rendered = log[log.index("provisioning.csv") - 400: log.index("provisioning.csv")]
     assert '+"researcher-7","' in rendered
@@ -211,11 +244,11 @@ def test_the_web_user_given_to_create_is_the_one_the_release_renders(tmp_path: P
     assert "Chosen-Pa55word" not in log
 
 
-def _day2_in_check_mode(tmp_path: Path, release: str, operation: str) -> dict:
+def _day2_in_check_mode(tmp_path: Path, release: str, operation: str, ansible: str = "shipped") -> dict:
     tarball = _tarball(release)
     os_release = tmp_path / "os-release"
     os_release.write_text(OS_RELEASE.format(version=DEPTH[release][0]))
-    command = [*_namespace_prefix(os_release), sys.executable, "-c", DAY2_IN_CHECK_MODE, str(tarball), operation]
+    command = [*_python_in_namespace(os_release, ansible), "-c", DAY2_IN_CHECK_MODE, str(tarball), operation]
     env = {**os.environ, "MICADO_CLI_DIR": str(tmp_path / "unused")}
     env.pop("MICADO_ANSIBLE_PLAYBOOK", None)
     done = subprocess.run(command, capture_output=True, text=True, timeout=900, env=env)
@@ -236,10 +269,11 @@ UPDATE_AUTH_DEPTH = {
 }
 
 
+@pytest.mark.parametrize("ansible", ANSIBLES)
 @pytest.mark.parametrize("release", _releases())
-def test_update_auth_of_each_release_reads_the_credentials_and_reaches_kubernetes(tmp_path: Path,
-                                                                                 release: str) -> None:
-    result = _day2_in_check_mode(tmp_path, release, "update-auth")
+def test_update_auth_of_each_release_reads_the_credentials_and_reaches_kubernetes(tmp_path: Path, release: str,
+                                                                                 ansible: str) -> None:
+    result = _day2_in_check_mode(tmp_path, release, "update-auth", ansible)
     assert result.get("error") == "InstallError", json.dumps({k: result.get(k) for k in ("tasks", "message")})
     assert result["task"] == UPDATE_AUTH_DEPTH[release], result["message"]
     assert "micado_master/start : (Ansible) Load the cloud credentials from the playbook" in result["tasks"]

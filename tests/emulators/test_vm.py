@@ -6,9 +6,11 @@ import base64
 import json
 import os
 import shlex
+import shutil
 import socket
 import subprocess
 import sys
+import tempfile
 import textwrap
 import threading
 import time
@@ -303,12 +305,18 @@ def test_ansible_playbook_runs_through_the_vm_with_our_ssh_options(
               args:
                 chdir: "{{ lookup('ansible.builtin.env', 'VM_ROOT') }}"
         """))
-    env = {**os.environ, "VM_ROOT": str(vm.root), "ANSIBLE_NOCOLOR": "1"}
+    # Ansible's own connection socket goes under $HOME/.ansible/cp by default; a short folder
+    # keeps it under the 108 bytes of a Unix socket path whatever the test's HOME is.
+    control = tempfile.mkdtemp(prefix="cp-", dir="/tmp")
+    env = {**os.environ, "VM_ROOT": str(vm.root), "ANSIBLE_NOCOLOR": "1", "ANSIBLE_SSH_CONTROL_PATH_DIR": control}
     (vm.root / "var/lib/micado").mkdir(parents=True)
-    proc = subprocess.run(
-        [str(BIN / "ansible-playbook"), "-i", str(inventory), str(playbook)],
-        cwd=tmp_path, env=env, capture_output=True, text=True, timeout=120,
-    )
+    try:
+        proc = subprocess.run(
+            [str(BIN / "ansible-playbook"), "-i", str(inventory), str(playbook)],
+            cwd=tmp_path, env=env, capture_output=True, text=True, timeout=120,
+        )
+    finally:
+        shutil.rmtree(control, ignore_errors=True)
     assert proc.returncode == 0, proc.stdout + proc.stderr
     assert "ok=3" in proc.stdout
     assert "failed=0" in proc.stdout

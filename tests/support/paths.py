@@ -40,3 +40,7 @@ ADTS = _filled_adts()
 #: need them skip without.
 RELEASES = Path(os.environ.get("MICADO_RELEASES_DIR") or os.environ.get("MICADO_RELEASE_TARBALLS")
                 or ROOT.parent / "shared" / "ansible-micado")
+#: The Debian trixie root (Python 3.13) with the newest Ansible allowed (ansible-core 2.21), made by
+#: scripts/newest-ansible.sh; the real-release tests run the releases there too, or skip.
+NEWEST_ANSIBLE_ROOT = Path(os.environ.get("MICADO_NEWEST_ANSIBLE_ROOT")
+                           or Path.home() / ".cache" / "micado-client" / "trixie")
