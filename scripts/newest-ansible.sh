@@ -36,10 +36,18 @@ chroot "$ROOT" python3 -m venv /opt/venv
 # requirements and extras); the tests put the checkout itself first on the path.
 tar -C "$PWD" --exclude=./.git --exclude=./.venv --exclude=./.keystone-venv --exclude='*.egg-info' -cf - . \
     | tar -C "$ROOT/tmp/micado-client" -xf -
-chroot "$ROOT" env PIP_CERT="$CERT" sh -c '/opt/venv/bin/python -m pip install -q --upgrade pip \
-    && /opt/venv/bin/python -m pip install -q -r /tmp/micado-client/requirements.txt \
-    && /opt/venv/bin/python -m pip install -q "/tmp/micado-client[testing]"'
+# (pip settings pointing at folders of this machine mean nothing inside)
+chroot "$ROOT" env -u PIP_FIND_LINKS PIP_CERT="$CERT" sh -c '/opt/venv/bin/python -m pip install -qq --upgrade pip \
+    && /opt/venv/bin/python -m pip install -qq -r /tmp/micado-client/requirements.txt \
+    && /opt/venv/bin/python -m pip install -qq "/tmp/micado-client[testing]"'
 rm -rf "$ROOT/tmp/micado-client"
+# Ubuntu's images have software-properties-common, which Debian trixie no longer packages; the
+# 0.9 release installs it (apt, state present), so an empty package of that name makes this
+# root's apt answer as an Ubuntu image's does.
+mkdir -p "$ROOT/tmp/spc/DEBIAN"
+printf 'Package: software-properties-common\nVersion: 0.0-micado\nArchitecture: all\nMaintainer: micado-client tests <root@localhost>\nDescription: empty stand-in for the Ubuntu package\n' \
+    > "$ROOT/tmp/spc/DEBIAN/control"
+chroot "$ROOT" sh -c 'dpkg-deb --build /tmp/spc /tmp/spc.deb >/dev/null && dpkg -i /tmp/spc.deb >/dev/null && rm -rf /tmp/spc /tmp/spc.deb'
 chroot "$ROOT" /opt/venv/bin/python -c "import ansible.release, sys; print('newest-ansible: Python', sys.version.split()[0], 'ansible-core', ansible.release.__version__)"
 echo "$MARKER" > "$ROOT/.micado-ready"
 echo "newest-ansible: ready ($ROOT)"

@@ -185,7 +185,7 @@ def _python_in_namespace(os_release: Path, ansible: str) -> list[str]:
               f"HOME=/root LANG=C.UTF-8 PATH=/opt/venv/bin:/usr/sbin:/usr/bin:/sbin:/bin PYTHONPATH={ROOT} "
               '"$@"')
     prefix = _namespace_prefix(os_release)
-    return [*prefix[:-3], "sh", "-c", prefix[-2].replace('exec "$@"', inside), "micado-netns",
+    return [*prefix[:-4], "sh", "-c", prefix[-2].replace('exec "$@"', inside), "micado-netns",
             "/opt/venv/bin/python"]
 
 
