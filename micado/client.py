@@ -91,11 +91,12 @@ class MicadoClient:
         if installer != "ansible":
             raise InvalidArgument(f"installer={installer!r} is not supported; the only installer is 'ansible' "
                                   "(ansible-micado's playbooks)")
+        given = launcher
         if isinstance(launcher, str):
             launcher = canonical_name(launcher)
         if launcher is not None and launcher not in BUILTIN_LAUNCHERS and launcher not in launcher_names():
             raise InvalidArgument(
-                f"launcher={launcher!r} is not supported; choose one of: {', '.join(launcher_names())}"
+                f"launcher={given!r} is not supported; choose one of: {', '.join(launcher_names())}"
             )
         if cloud is not None:
             _check_cloud(cloud, launcher)

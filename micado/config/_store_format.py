@@ -262,7 +262,7 @@ def _parse_official(masters: Any, contents: Contents) -> list[MasterRecord]:
         values.update(
             id=master_id, state=IMPORTED,
             # The official client had OpenStack and CloudBroker; only its CloudBroker entries have deployment_id.
-            launcher="cloudbroker" if "deployment_id" in fields else "openstack",
+            launcher="cloudbroker" if "deployment_id" in fields else DEFAULT_LAUNCHER,
             endpoint=values["endpoint"] or f"https://{values['ip']}/toscasubmitter",
             api_version=values["api_version"] or "v2.0",
             micado_user=values["micado_user"] or "",  # absent until the official deploy finished

@@ -484,25 +484,33 @@ class MicadoMaster:
 
     # -- attach / list / destroy --------------------------------------------------------
 
-    def attach(self, master_id: str) -> None:
+    def attach(self, master_id: str | None = None, *, micado_id: str | None = None) -> None:
         """Work with a master created earlier, possibly by another program.
 
         Args:
             master_id: the id :meth:`create` returned, whole (the command line's
                 beginnings of ids are turned into ids by
                 :meth:`~micado.config.store.MasterStore.resolve`).
+            micado_id: the same, by the name the official micado-client 0.12 uses
+                (``client.micado.attach(micado_id=...)``); give one of the two.
 
         A master of the official micado-client 0.12 (state ``imported``, from its
         ``micados:`` entries in the same ``data.yml``) is attached with the endpoint, web
         login and certificate that client recorded, for its applications.
 
         Raises:
-            InvalidArgument: ``master_id`` is not text, or is empty or blank.
+            InvalidArgument: ``master_id`` is not text, or is empty or blank; or both or
+                neither of ``master_id`` and ``micado_id`` are given.
             MasterNotFound: no master with that id is recorded (the message lists the known ids).
             MicadoException: the master is still being created, or it is an imported one the
                 official client did not finish deploying (no web login recorded).
         """
-        record = self.store.get(master_id)
+        if (master_id is None) == (micado_id is None):
+            raise InvalidArgument("give the master's id: attach(master_id) (or micado_id=, the 0.12 name), "
+                                  "one of the two")
+        chosen = master_id if master_id is not None else micado_id
+        assert chosen is not None
+        record = self.store.get(chosen)
         if record.state == "creating":
             raise MicadoException(self._creating_message(record))
         if record.state == IMPORTED and not (record.micado_user and record.micado_password):

@@ -59,8 +59,12 @@ def get(path: Path, server_id: str) -> dict[str, Any]:
 
 
 def official_master(path: Path, server_id: str, ip: str, *, cert_path: str, password: str,
-                    user: str = "admin", auth_url: str = "https://keystone.example:5000/v3") -> None:
-    """An official 0.12 create on OpenStack, as it leaves ``data.yml``: the launch, then the deploy."""
+                    user: str = "admin", auth_url: str = "https://keystone.example:5000/v3",
+                    endpoint: str | None = None) -> None:
+    """An official 0.12 create on OpenStack, as it leaves ``data.yml``: the launch, then the deploy.
+
+    ``endpoint``: default ``https://<ip>/toscasubmitter``, what 0.12 records (an emulator's has a port).
+    """
     persist(path, server_id, ip=ip, auth_url=auth_url, region_name=None, project_id="0123abcd",
-            user_domain_name="Default", endpoint=f"https://{ip}/toscasubmitter")
+            user_domain_name="Default", endpoint=endpoint or f"https://{ip}/toscasubmitter")
     update(path, server_id, api_version="v2.0", micado_user=user, micado_password=password, cert_path=cert_path)
