@@ -7,7 +7,13 @@ from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
 from micado.exceptions import InvalidArgument, MicadoException
-from micado.launcher.registry import BUILTIN_LAUNCHERS, DEFAULT_LAUNCHER, launcher_class, launcher_names
+from micado.launcher.registry import (
+    BUILTIN_LAUNCHERS,
+    DEFAULT_LAUNCHER,
+    canonical_name,
+    launcher_class,
+    launcher_names,
+)
 
 if TYPE_CHECKING:
     from micado.api.client import SubmitterClient
@@ -54,7 +60,7 @@ class MicadoClient:
             check it (a warning is issued once).
         auth: ``(user, password)`` of the MiCADO web user (HTTP basic auth).
         launcher: the cloud interface for ``client.master``: ``"openstack"`` or ``"ec2"``
-            (the ``ec2`` extra: boto3).
+            (the ``ec2`` extra: boto3), in any case (``"OpenStack"``).
         timeout: seconds for quick calls (list, get); ``None`` keeps the default.
         deploy_timeout: seconds for calls that deploy (create, update, delete);
             ``None`` keeps the default.
@@ -85,9 +91,12 @@ class MicadoClient:
         if installer != "ansible":
             raise InvalidArgument(f"installer={installer!r} is not supported; the only installer is 'ansible' "
                                   "(ansible-micado's playbooks)")
+        given = launcher
+        if isinstance(launcher, str):
+            launcher = canonical_name(launcher)
         if launcher is not None and launcher not in BUILTIN_LAUNCHERS and launcher not in launcher_names():
             raise InvalidArgument(
-                f"launcher={launcher!r} is not supported; choose one of: {', '.join(launcher_names())}"
+                f"launcher={given!r} is not supported; choose one of: {', '.join(launcher_names())}"
             )
         if cloud is not None:
             _check_cloud(cloud, launcher)
@@ -154,6 +163,51 @@ class MicadoClient:
             verify=verify,
             auth=(user, password) if user is not None and password is not None else None,
         )
+
+    @classmethod
+    def from_existing(
+        cls,
+        endpoint: str,
+        version: str = "v2.0",
+        username: str = "admin",
+        password: str = "admin",
+        cert: Verify | None = None,
+        *,
+        verify: Verify | None = None,
+        timeout: float | None = None,
+        deploy_timeout: float | None = None,
+    ) -> MicadoClient:
+        """A client for an existing master, as the official micado-client 0.12 builds it.
+
+        ``MicadoClient.from_existing(endpoint, version, username, password, cert)`` is the
+        official client's call (0.12.6 and later); ``verify=`` is accepted as the name this
+        library uses. Unlike 0.12, the certificate is checked unless you say otherwise:
+        pass the master's certificate (``cert=`` or ``verify=`` its path), or ``False`` to
+        not check it. A self-signed master refuses the default with a
+        :class:`~micado.exceptions.TLSError` that says so.
+
+        Args:
+            endpoint: base URL of the TOSCA Submitter, e.g. ``https://<ip>/toscasubmitter/``.
+            version: API version (``v2.0``).
+            username: the MiCADO web user (0.12's default ``admin``).
+            password: its password (0.12's default ``admin``).
+            cert: the official client's name for ``verify``.
+            verify: ``True`` (the default: the system CAs), a certificate or CA bundle path, or ``False``.
+            timeout: seconds for quick calls; ``None`` keeps the default.
+            deploy_timeout: seconds for calls that deploy; ``None`` keeps the default.
+
+        Raises:
+            InvalidArgument: both ``cert`` and ``verify`` are given, or an argument is malformed.
+        """
+        if cert is not None and verify is not None:
+            raise InvalidArgument("give cert= (the official client's name) or verify=, not both")
+        chosen: Verify = True
+        if cert is not None:
+            chosen = cert
+        elif verify is not None:
+            chosen = verify
+        return cls(endpoint=endpoint, version=version, verify=chosen, auth=(username, password),
+                   timeout=timeout, deploy_timeout=deploy_timeout)
 
     @property
     def applications(self) -> Applications:

@@ -11,7 +11,7 @@ from micado.config.bounded_yaml import MAX_DEPTH, depth_of
 from micado.exceptions import InvalidArgument
 from micado.launcher.registry import DEFAULT_LAUNCHER
 
-__all__ = ["MasterRecord", "SEALED", "validate_record"]
+__all__ = ["MasterRecord", "SEALED", "IMPORTED", "validate_record"]
 
 #: What a secret field (``micado_password``, ``grafana_password``) holds in a record
 #: returned by :meth:`~micado.config.store.MasterStore.list`: the value is still
@@ -19,6 +19,10 @@ __all__ = ["MasterRecord", "SEALED", "validate_record"]
 #: record's secrets, not every record's). A record holding it can be given back to
 #: ``update``, which keeps the stored secret.
 SEALED = "\0sealed: MasterStore.get(id) decrypts it"
+#: The state of a master the official micado-client 0.12 recorded (``micados:`` in
+#: ``data.yml``): listed and attachable for its applications, never changed or destroyed
+#: here (the official client owns its entry).
+IMPORTED = "imported"
 
 
 @dataclass
@@ -44,7 +48,10 @@ class MasterRecord:
         state: ``"ready"``, or ``"creating"`` while :meth:`MicadoMaster.create` runs
             (recorded before the cloud is touched, so that a create killed on the way
             is seen by ``list`` and removed by ``cleanup``; its ``extra`` holds the
-            launch marks, the creating process and the working copy).
+            launch marks, the creating process and the working copy), or
+            :data:`IMPORTED` for a master of the official micado-client 0.12 (read only;
+            its ``micado_user``/``micado_password`` are ``""`` until that client
+            finished deploying it).
         grafana_password: the Grafana admin password the deployment set, if any
             (encrypted at rest, hidden in ``repr``).
         secret_settings: the settings given whose names look secret (``*password*``,

@@ -13,6 +13,14 @@ On disk:
   Files written by micado-client 0.9 (``masters: [{<id>: {...}}]``, password in
   plaintext) are read as they are, and rewritten in the new form (password
   encrypted) by the next change to the store.
+* **Shared with the official micado-client 0.12**, whose masters are under
+  ``micados: [{<id>: {...}}]`` (password in plaintext): they are listed as *imported*
+  (state :data:`~micado.config.record.IMPORTED`) and can be attached for their
+  applications, but micado-client never changes them: a write keeps the ``micados:``
+  entry (and any other top-level key it does not own) byte for byte, before its own
+  keys, and the whole file is then YAML. The official client keeps our keys when it
+  adds a master to such a file, but drops them from a file without ``micados:`` (see
+  the changes page); ``MICADO_CLI_DIR`` keeps the two clients apart.
 * **Secrets** (the MiCADO web password) are encrypted with AES-256-GCM, a fresh
   random nonce per value, the record id and field name bound in as associated data
   (a value cannot be moved to another record). The key is 32 random bytes, taken from
@@ -118,11 +126,14 @@ class MasterStore:
 
         The passwords of these records are :data:`~micado.config.record.SEALED`:
         listing decrypts nothing; :meth:`get` decrypts the one record asked for.
+        The official micado-client's masters (state
+        :data:`~micado.config.record.IMPORTED`) come after this library's.
 
         Raises:
             StoreError: the file is damaged, or its key is missing or wrong.
         """
-        return self._read().records
+        contents = self._read()
+        return contents.records + contents.imported
 
     def get(self, master_id: str) -> MasterRecord:
         """Return the record of one master, its secrets decrypted.
@@ -137,7 +148,8 @@ class MasterStore:
                 integrity check, say), or its key is missing or wrong.
         """
         contents = self._read()
-        return self._unseal(contents, contents.records[self._index(contents.records, master_id)])
+        every = contents.records + contents.imported
+        return self._unseal(contents, every[self._index(every, master_id)])
 
     def identity(self) -> str:
         """This store's identity: 32 random hex digits kept in ``store-id`` (0600) beside the store.
@@ -235,8 +247,8 @@ class MasterStore:
             record = dataclasses.replace(record, created=_now())
         stored = dataclasses.replace(record, extra=json.loads(json.dumps(record.extra)))
 
-        def change(records: builtins.list[MasterRecord], _: _store_format.Contents) -> None:
-            if any(r.id == stored.id for r in records):
+        def change(records: builtins.list[MasterRecord], contents: _store_format.Contents) -> None:
+            if any(r.id == stored.id for r in records + contents.imported):
                 raise StoreError(
                     f"a master with id {stored.id!r} is already recorded in {self.path}; "
                     "use update() to change it or remove() it first"
@@ -265,8 +277,8 @@ class MasterStore:
         validate_record(record)
         result: builtins.list[MasterRecord] = []
 
-        def change(records: builtins.list[MasterRecord], _: _store_format.Contents) -> None:
-            index = self._index(records, record.id)
+        def change(records: builtins.list[MasterRecord], contents: _store_format.Contents) -> None:
+            index = self._index(records, record.id, contents)
             created = record.created if record.created is not None else records[index].created
             records[index] = dataclasses.replace(
                 record, created=created, extra=json.loads(json.dumps(record.extra))
@@ -302,8 +314,9 @@ class MasterStore:
         stored = dataclasses.replace(record, extra=json.loads(json.dumps(record.extra)))
 
         def change(records: builtins.list[MasterRecord], contents: _store_format.Contents) -> None:
-            index = self._index(records, old_id)
-            if any(r.id == stored.id for i, r in enumerate(records) if i != index):
+            index = self._index(records, old_id, contents)
+            if any(r.id == stored.id for i, r in enumerate(records) if i != index) or any(
+                    r.id == stored.id for r in contents.imported):
                 raise StoreError(f"a master with id {stored.id!r} is already recorded in {self.path}")
             old = self._unseal(contents, records[index])  # a secret kept under a new id is encrypted anew
             records[index] = dataclasses.replace(stored, **{
@@ -328,16 +341,27 @@ class MasterStore:
             StoreError: the store cannot be read or written.
         """
         removed: builtins.list[MasterRecord] = []
-        self._modify(lambda records, _: removed.append(records.pop(self._index(records, master_id))))
+        self._modify(lambda records, contents: removed.append(records.pop(self._index(records, master_id, contents))))
         return removed[0]
 
     # --- internals -------------------------------------------------------------------------
 
-    def _index(self, records: builtins.list[MasterRecord], master_id: str) -> int:
+    def _index(self, records: builtins.list[MasterRecord], master_id: str,
+               writing: _store_format.Contents | None = None) -> int:
+        """The index of ``master_id`` in ``records``; ``writing``: the contents being changed
+        (an imported master is then refused: micado-client never changes the official client's entries)."""
         _check_id(master_id)
         for index, record in enumerate(records):
             if record.id == master_id:
                 return index
+        if writing is not None and any(r.id == master_id for r in writing.imported):
+            raise InvalidArgument(
+                f"master {master_id!r} was recorded by the official micado-client (under "
+                f"'{_store_format.OFFICIAL_KEY}:' in {self.path}); micado-client reads that entry but never "
+                "changes or removes it: use the official client for that master"
+            )
+        if writing is not None:
+            records = records + writing.imported
         known = ", ".join(r.id for r in records) if records else "none, the store is empty"
         raise MasterNotFound(f"no master with id {master_id!r} in {self.path}; known ids: {known}")
 

@@ -37,6 +37,8 @@ from micado.progress import ProgressCallback, as_callback
 
 __all__ = [
     "DEFAULT_MICADO_VERSION",
+    "ENV_MICADO_VERSION",
+    "default_micado_version",
     "RELEASE_URL",
     "ENV_RELEASE_URL",
     "release_url",
@@ -56,6 +58,17 @@ __all__ = [
 
 #: The newest ansible-micado release (see the project's tags and changelog).
 DEFAULT_MICADO_VERSION = "v0.12.6"
+#: Environment variable with the release to deploy when ``micado_version=`` is not given
+#: (the name the official micado-client 0.12 reads).
+ENV_MICADO_VERSION = "MICADO_VERS"
+
+
+def default_micado_version() -> str:
+    """The release deployed when neither ``micado_version=`` nor ``playbook=`` is given.
+
+    :envvar:`MICADO_VERS` when it is set (and not blank), else :data:`DEFAULT_MICADO_VERSION`.
+    """
+    return os.environ.get(ENV_MICADO_VERSION, "").strip() or DEFAULT_MICADO_VERSION
 
 #: GitHub's source tarball of a tag; it unpacks to ``ansible-micado-<version without v>/``.
 RELEASE_URL = "https://github.com/micado-scale/ansible-micado/archive/refs/tags/{version}.tar.gz"
@@ -489,7 +502,7 @@ class PlaybookSource:
     """Where the ansible-micado playbooks come from.
 
     Exactly one of the two arguments may be given; with neither, the release
-    :data:`DEFAULT_MICADO_VERSION` is used.
+    :func:`default_micado_version` (:envvar:`MICADO_VERS`, else :data:`DEFAULT_MICADO_VERSION`) is used.
 
     Args:
         playbook: a local tarball, a local folder, or an ``http(s)://`` URL of a tarball.
@@ -508,10 +521,11 @@ class PlaybookSource:
         self.url: str | None = None
         self.path: Path | None = None
         if playbook is None:
-            version = micado_version or DEFAULT_MICADO_VERSION
+            version = micado_version or default_micado_version()
             if not isinstance(version, str) or not _VERSION_RE.match(version):
+                given = "micado_version" if micado_version else ENV_MICADO_VERSION
                 raise InvalidArgument(
-                    f"micado_version={version!r} is not a release tag like {DEFAULT_MICADO_VERSION!r}"
+                    f"{given}={version!r} is not a release tag like {DEFAULT_MICADO_VERSION!r}"
                 )
             self.version = version if version.startswith("v") else f"v{version}"
             self.url = release_url(self.version)
@@ -621,7 +635,7 @@ def resolve_source(
 
     Args:
         playbook: a local tarball, a local folder or an http(s) URL; or ``None``.
-        micado_version: an ansible-micado release tag; default :data:`DEFAULT_MICADO_VERSION`.
+        micado_version: an ansible-micado release tag; default :func:`default_micado_version`.
         timeout: seconds allowed for a download.
         progress: receives ``("playbook", message)`` events.
 

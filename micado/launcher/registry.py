@@ -27,7 +27,7 @@ if TYPE_CHECKING:
     from micado.launcher.base import Launcher
 
 __all__ = ["ENTRY_POINT_GROUP", "DEFAULT_LAUNCHER", "BUILTIN_LAUNCHERS", "register_launcher", "unregister_launcher",
-           "launcher_names", "launcher_class", "launcher_classes", "launcher_for_credentials"]
+           "launcher_names", "launcher_class", "launcher_classes", "launcher_for_credentials", "canonical_name"]
 
 log = logging.getLogger(__name__)
 
@@ -92,6 +92,12 @@ def _all() -> dict[str, type[Launcher] | str]:
     return {**BUILTIN_LAUNCHERS, **_installed(), **_registered}
 
 
+def canonical_name(name: str) -> str:
+    """A launcher name as registered: names are lower case, and may be given in any case
+    (``"OpenStack"``, as code for the official micado-client 0.12 writes it)."""
+    return name.lower()
+
+
 def launcher_names() -> tuple[str, ...]:
     """The names of every launcher: built-in first, then installed, then registered by code."""
     return tuple(_all())
@@ -105,6 +111,7 @@ def launcher_class(name: str) -> type[Launcher]:
             module cannot be imported or does not hold a launcher.
     """
     known = _all()
+    name = canonical_name(name) if isinstance(name, str) else name
     if not isinstance(name, str) or name not in known:
         raise InvalidArgument(f"launcher {name!r} is not supported; choose one of: {', '.join(known)}")
     target = known[name]

@@ -24,7 +24,7 @@ from micado.exceptions import (
     MicadoTimeout,
     NotFound,
 )
-from micado.config.record import SEALED
+from micado.config.record import IMPORTED, SEALED
 from micado.master.spec import ANY, DEFAULT_REMOTE_CERT_PATH, arguments_doc
 from micado.launcher.registry import DEFAULT_LAUNCHER
 from micado.progress import ProgressCallback, as_callback
@@ -114,6 +114,16 @@ class MicadoMaster:
     def ip(self) -> str | None:
         """The master's public IP, or ``None`` before create/attach."""
         return self._record.ip if self._record else None
+
+    @property
+    def micado_id(self) -> str | None:
+        """The same as :attr:`id` (read only): the name the official micado-client 0.12 uses."""
+        return self.id
+
+    @property
+    def micado_ip(self) -> str | None:
+        """The same as :attr:`ip` (read only): the name the official micado-client 0.12 uses."""
+        return self.ip
 
     @property
     def endpoint(self) -> str | None:
@@ -357,6 +367,8 @@ class MicadoMaster:
         """The current master's record as stored now (another program may have changed it)."""
         record = self._require_record()
         self._record = self.store.get(record.id)
+        if self._record.state == IMPORTED:
+            raise MicadoException(self._imported_message(self._record, "changes it"))
         return self._record
 
     def _play_options(self, timeout: float, progress: ProgressCallback | bool | None) -> PlayOptions:
@@ -485,21 +497,40 @@ class MicadoMaster:
 
     # -- attach / list / destroy --------------------------------------------------------
 
-    def attach(self, master_id: str) -> None:
+    def attach(self, master_id: str | None = None, *, micado_id: str | None = None) -> None:
         """Work with a master created earlier, possibly by another program.
 
         Args:
             master_id: the id :meth:`create` returned, whole (the command line's
                 beginnings of ids are turned into ids by
                 :meth:`~micado.config.store.MasterStore.resolve`).
+            micado_id: the same, by the name the official micado-client 0.12 uses
+                (``client.micado.attach(micado_id=...)``); give one of the two.
+
+        A master of the official micado-client 0.12 (state ``imported``, from its
+        ``micados:`` entries in the same ``data.yml``) is attached with the endpoint, web
+        login and certificate that client recorded, for its applications.
 
         Raises:
-            InvalidArgument: ``master_id`` is not text, or is empty or blank.
+            InvalidArgument: ``master_id`` is not text, or is empty or blank; or both or
+                neither of ``master_id`` and ``micado_id`` are given.
             MasterNotFound: no master with that id is recorded (the message lists the known ids).
+            MicadoException: the master is still being created, or it is an imported one the
+                official client did not finish deploying (no web login recorded).
         """
-        record = self.store.get(master_id)
+        if (master_id is None) == (micado_id is None):
+            raise InvalidArgument("give the master's id: attach(master_id) (or micado_id=, the 0.12 name), "
+                                  "one of the two")
+        chosen = master_id if master_id is not None else micado_id
+        assert chosen is not None
+        record = self.store.get(chosen)
         if record.state == "creating":
             raise MicadoException(self._creating_message(record))
+        if record.state == IMPORTED and not (record.micado_user and record.micado_password):
+            raise MicadoException(
+                f"master {record.id} was recorded by the official micado-client, which did not finish "
+                "deploying it (its entry has no micado_user/micado_password): finish or destroy it with that client"
+            )
         self._api = self._connect(record)
         self._record = record
 
@@ -521,8 +552,9 @@ class MicadoMaster:
             progress: a ``callback(stage, message)``, or ``True`` for console lines.
 
         Raises:
-            MicadoException: no master was created or attached, or the master is still
-                being created by a running process.
+            MicadoException: no master was created or attached, the master is still
+                being created by a running process, or it is one of the official
+                micado-client's (state ``imported``: destroy it with that client).
             InvalidArgument: ``master_id`` is given but is not text, or is empty or blank
                 (never taken as "every master").
             MasterNotFound: ``master_id`` is not recorded.
@@ -536,8 +568,12 @@ class MicadoMaster:
             if stored.state == "creating":
                 self._destroy_interrupted(stored, report)
                 return
+            if stored.state == IMPORTED:
+                raise MicadoException(self._imported_message(stored, "destroys it"))
             self.attach(master_id)
         record = self._require_record()
+        if record.state == IMPORTED:
+            raise MicadoException(self._imported_message(record, "destroys it"))
         if record.extra.get("deployed"):  # a host the user had: never touched
             if self._api is not None:
                 self._delete_applications(self._api, report)
@@ -620,7 +656,7 @@ class MicadoMaster:
         if not isinstance(dry_run, bool):
             raise InvalidArgument(f"dry_run must be True or False, not {dry_run!r}")
         seconds = checks.duration("min_age", min_age)
-        records = self.store.list()
+        records = [record for record in self.store.list() if record.state != IMPORTED]  # not ours to clean
         return clean_up(records, self._launcher_for, self._forget, dry_run=dry_run,
                         report=as_callback(progress), store_id=self.store.identity(),
                         include_unowned=include_unowned, min_age=seconds)
@@ -657,6 +693,11 @@ class MicadoMaster:
         if record.ip:
             ssh.forget_host(record.ip, int(record.extra.get("ssh_port", 22)))
         self.store.remove(record.id)
+
+    def _imported_message(self, record: MasterRecord, what: str) -> str:
+        return (f"master {record.id} was recorded by the official micado-client (state 'imported', its entry "
+                f"under 'micados:' in {self.store.path}); micado-client uses it for applications only and never "
+                f"{what}: use the official client for that")
 
     @staticmethod
     def _creating_message(record: MasterRecord) -> str:

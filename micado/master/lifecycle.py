@@ -285,7 +285,7 @@ class Creation:
             grafana_password=grafana if isinstance(grafana, str) else None, secret_settings=secret_settings,
             extra={
                 "ssh_user": spec.ssh_user, "ssh_port": spec.ssh_port, "api_port": spec.api_port,
-                "micado_version": spec.micado_version or playbooks.DEFAULT_MICADO_VERSION,
+                "micado_version": spec.micado_version or playbooks.default_micado_version(),
                 "micado_layout": self.source.layout.name, "release": self.release, "settings": settings,
                 "remote_cert_path": spec.remote_cert_path, **self._access(), **vm.to_dict(),
             },

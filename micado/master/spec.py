@@ -70,7 +70,7 @@ class CreateSpec:
     micado_password: str | None = _arg("MiCADO web password (CLI: MICADO_PASSWORD); random if not given",
                                        cli=False, kind="secret",
                                        doc="its password; a strong random one when not given.")
-    micado_version: str | None = _arg("ansible-micado release tag to deploy (default: the newest)",
+    micado_version: str | None = _arg("ansible-micado release tag to deploy (default: $MICADO_VERS, else the newest)",
                                       doc="the ansible-micado release tag to deploy (default: the newest, v0.12.6).")
     playbook: str | os.PathLike[str] | None = _arg("ansible-micado source instead: tarball, folder or URL",
                                                    kind="source",

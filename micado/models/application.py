@@ -44,6 +44,20 @@ class Application(Model):
             self.reload()
         return dict(self.attrs["adaptors"])
 
+    @property
+    def info(self) -> dict[str, Any]:
+        """The server's answer about this application, e.g. ``{"adaptors": {...}, "message": "..."}``.
+
+        The name and value the official micado-client 0.12 gives (its ``Application.info``);
+        read from the server the first time it is used, like :attr:`adaptors`. A copy:
+        changing it changes nothing.
+        """
+        if self.attrs.get("adaptors") is None:
+            self.reload()
+        details = {name: value for name, value in self.attrs.items() if name != "id"}
+        details["adaptors"] = dict(details["adaptors"])
+        return details
+
     def reload(self) -> None:
         """Read the application's details from the server.
 
