@@ -79,18 +79,24 @@ def find_demos(release_root: Path) -> list[Demo]:
     """The demos of the release unpacked at ``release_root``, by name then cloud.
 
     A demo is ``demos/<name>/<name>_<cloud>.yaml``; other files there (scripts,
-    ``manual-*.yaml``, ``nginx-firewall/nginx_*.yaml``) are not.
+    ``manual-*.yaml``, ``nginx-firewall/nginx_*.yaml``) are not, nor are symbolic links.
+
+    Raises:
+        InvalidArgument: the folder cannot be read.
     """
     folder = Path(release_root) / DEMOS_FOLDER
     found = []
-    for directory in sorted(folder.iterdir()) if folder.is_dir() else []:
-        if not directory.is_dir() or directory.is_symlink():
-            continue
-        prefix = f"{directory.name}_"
-        for file in sorted(directory.glob(f"{prefix}*.yaml")):
-            cloud = file.name[len(prefix):-len(".yaml")]
-            if cloud and file.is_file() and not file.is_symlink():
-                found.append(Demo(directory.name, cloud, file))
+    try:
+        for directory in sorted(folder.iterdir()) if folder.is_dir() else []:
+            if not directory.is_dir() or directory.is_symlink():
+                continue
+            prefix = f"{directory.name}_"
+            for file in sorted(directory.glob(f"{prefix}*.yaml")):
+                cloud = file.name[len(prefix):-len(".yaml")]
+                if cloud and file.is_file() and not file.is_symlink():
+                    found.append(Demo(directory.name, cloud, file))
+    except OSError as error:
+        raise InvalidArgument(f"the demos of {release_root} cannot be read: {error.strerror or error}") from None
     return found
 
 
