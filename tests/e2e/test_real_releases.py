@@ -269,8 +269,9 @@ UPDATE_AUTH_DEPTH = {
 }
 
 
-@pytest.mark.parametrize("ansible", ANSIBLES)
-@pytest.mark.parametrize("release", _releases())
+# The newest Ansible runs the day-2 rewrite (the tag handed down) on the release that needs it.
+@pytest.mark.parametrize(("release", "ansible"), [(release, "shipped") for release in _releases()]
+                         + [("0.12.6", "newest")])
 def test_update_auth_of_each_release_reads_the_credentials_and_reaches_kubernetes(tmp_path: Path, release: str,
                                                                                  ansible: str) -> None:
     result = _day2_in_check_mode(tmp_path, release, "update-auth", ansible)
