@@ -145,7 +145,8 @@ class MicadoMaster:
     # -- life after create ---------------------------------------------------------------
 
     def update_auth(self, credentials_file: str | Path | None = None, registry_credentials: str | Path | None = None,
-                    *, timeout: float = 1800.0, progress: ProgressCallback | bool | None = None) -> Path:
+                    *, vault_password: str | None = None, gce_credentials: str | Path | None = None,
+                    timeout: float = 1800.0, progress: ProgressCallback | bool | None = None) -> Path:
         """Hand the master your current cloud (and registry) credentials: the release's ``update-auth`` tag.
 
         Use it when your cloud password, application credential or OpenID Connect
@@ -158,6 +159,10 @@ class MicadoMaster:
         Args:
             credentials_file: a cloud credentials file to use instead of the MiCADO dir's.
             registry_credentials: a container-registry credentials file in the release's format.
+            vault_password: the password of files encrypted with ``ansible-vault`` (default:
+                the content of the file ``MICADO_VAULT_PASSWORD_FILE`` names); never recorded.
+            gce_credentials: a Google service-account JSON for GCE worker nodes; default:
+                the one the master was made with, if that file is still there.
             timeout: seconds for the play.
             progress: a ``callback(stage, message)``, or ``True`` for console lines.
 
@@ -176,9 +181,10 @@ class MicadoMaster:
         cls, login = self._login_for(record)
         return operations.update_auth(record, self._play_options(timeout, progress), login=login,
                                       credential_type=None if record.extra.get("deployed") else cls.credential_type,
-                                      credentials_file=credentials_file, registry_credentials=registry_credentials)
+                                      credentials_file=credentials_file, registry_credentials=registry_credentials,
+                                      vault_password=vault_password, gce_credentials=gce_credentials)
 
-    def reconfigure(self, settings: dict[str, Any], *, timeout: float = 3600.0,
+    def reconfigure(self, settings: dict[str, Any], *, vault_password: str | None = None, timeout: float = 3600.0,
                     progress: ProgressCallback | bool | None = None) -> dict[str, Any]:
         """Run the master's release again with changed settings, e.g. ``{"enable_occopus": True}``.
 
@@ -189,14 +195,19 @@ class MicadoMaster:
 
         Args:
             settings: variable name -> new value.
+            vault_password: the password of vaulted credentials files (as :meth:`update_auth`).
             timeout: seconds for the play.
             progress: a ``callback(stage, message)``, or ``True`` for console lines.
 
         Returns:
             The master's settings now (secret-looking values masked).
 
+        A master made with your own TLS certificate (``tls_cert``/``tls_key``) is handed
+        the same files again (read from where they were at create), so the play keeps it.
+
         Raises:
             InvalidArgument: a name the release does not define, or a value that is not plain data.
+            CredentialsError: a credentials file is wrong, or the recorded TLS files are gone (nothing ran).
             InstallError: the play failed (see ``error.log_path``).
             MicadoTimeout: the play ran past ``timeout``.
         """
@@ -205,7 +216,7 @@ class MicadoMaster:
         record = self._current_record()
         _, login = self._login_for(record)
         self._record = operations.reconfigure(record, self.store, self._play_options(timeout, progress),
-                                              settings=settings, login=login)
+                                              settings=settings, login=login, vault_password=vault_password)
         return self.settings()
 
     def settings(self) -> dict[str, Any]:
@@ -359,7 +370,9 @@ class MicadoMaster:
         keypair: str | None = None, security_group: str = "all", region: str | None = None,
         micado_user: str = "admin", micado_password: str | None = None, micado_version: str | None = None,
         playbook: str | Path | None = None, settings: dict[str, Any] | None = None,
-        registry_credentials: str | Path | None = None, ssh_user: str = "ubuntu", ssh_port: int = 22,
+        registry_credentials: str | Path | None = None, vault_password: str | None = None,
+        gce_credentials: str | Path | None = None, tls_cert: str | Path | None = None,
+        tls_key: str | Path | None = None, ssh_user: str = "ubuntu", ssh_port: int = 22,
         api_port: int = 443, remote_cert_path: str = DEFAULT_REMOTE_CERT_PATH, boot_timeout: float = 900.0,
         ssh_timeout: float = 600.0, install_timeout: float = 3600.0, api_timeout: float = 600.0,
         progress: ProgressCallback | bool | None = None, **cloud_options: Any,
@@ -416,6 +429,8 @@ class MicadoMaster:
         self, host: str, ssh_key: str | Path, *, micado_user: str = "admin", micado_password: str | None = None,
         micado_version: str | None = None, playbook: str | Path | None = None,
         settings: dict[str, Any] | None = None, registry_credentials: str | Path | None = None,
+        vault_password: str | None = None, gce_credentials: str | Path | None = None,
+        tls_cert: str | Path | None = None, tls_key: str | Path | None = None,
         ssh_user: str = "ubuntu", ssh_port: int = 22, api_port: int = 443,
         remote_cert_path: str = DEFAULT_REMOTE_CERT_PATH, ssh_timeout: float = 600.0,
         install_timeout: float = 3600.0, api_timeout: float = 600.0,

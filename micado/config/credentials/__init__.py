@@ -219,7 +219,8 @@ def write_credentials_template(path: Path | str | None = None) -> Path:
     return file
 
 
-def load_credentials(kind: str | None = None, path: Path | str | None = None) -> CloudCredentials:
+def load_credentials(kind: str | None = None, path: Path | str | None = None, *,
+                     vault_password: str | None = None) -> CloudCredentials:
     """Read the cloud credentials file and return the checked credentials of one cloud type.
 
     The entry is found here and read by the launcher whose
@@ -249,12 +250,13 @@ def load_credentials(kind: str | None = None, path: Path | str | None = None) ->
             of ``pre_authentication``, or that block lacks ``url`` or
             ``refresh_token``, has a ``url`` that is not https (http only on
             loopback), a ``client_secret`` without ``client_id``, or unknown keys.
-            ``.path`` and ``.key`` say where. Nothing is sent anywhere.
+            A vaulted file without a password, or with a wrong one. ``.path`` and
+            ``.key`` say where. Nothing is sent anywhere.
     """
     file = Path(path).expanduser() if path is not None else paths.credentials_file()
     launcher = _launcher_reading(kind, file)
     template = _entry_template(launcher, file)
-    document = read_document(file, template)
+    document = read_document(file, template, vault_password)
     auth_data, where = find_entry(document, file, launcher.credential_type, template)
     warn_if_readable_by_others(file)
     credentials: CloudCredentials = launcher.read_credentials(auth_data, file, where, document)
