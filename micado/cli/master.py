@@ -255,12 +255,13 @@ def _destroy(args: argparse.Namespace, client: MicadoClient, out: Out) -> None:
     if record is not None:  # an unknown id goes on to the library's error, which lists the known ones
         confirm(f"Destroy master {master_id} ({record['ip'] or 'no address'}), its VM and its applications?",
                 assume_yes=args.yes)
-    client.master.destroy(master_id, progress=ProgressLine(sys.stderr))
+    client.master.destroy(master_id, progress=ProgressLine(sys.stderr), **_with_vault_password(args, {}))
     out({"id": master_id, "destroyed": True}, f"destroyed master {master_id}")
 
 
 def _cleanup(args: argparse.Namespace, client: MicadoClient, out: Out) -> None:
-    items = client.master.cleanup(dry_run=args.dry_run, progress=ProgressLine(sys.stderr), **cleanup_options(args))
+    items = client.master.cleanup(dry_run=args.dry_run, progress=ProgressLine(sys.stderr), **cleanup_options(args),
+                                  **_with_vault_password(args, {}))
     out([vars(item) for item in items], "\n".join(map(str, items)) or "nothing to clean up")
     if any(item.error for item in items):
         raise errors.MicadoException("some of what was found could not be removed (see above)")

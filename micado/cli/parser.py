@@ -89,6 +89,7 @@ def _add_master_commands(commands: Any) -> None:
         _add_cloud_option(command)
     commands.choices["destroy"].add_argument(
         "--yes", "-y", action="store_true", help="do not ask for confirmation (it is asked only on a terminal)")
+    _add_vault_option(commands.choices["destroy"])
     commands.add_parser("list", help="list the masters this client created")
     _add_cleanup_command(commands)
     info = commands.add_parser("info", help="show a stored master and its web addresses (passwords only with "
@@ -136,6 +137,7 @@ def _add_cleanup_command(commands: Any) -> None:
                               "seconds (default: 2h)")
     cleanup.add_argument("--yes", "-y", action="store_true",
                          help="do not ask before --include-unowned removes (needed when not on a terminal)")
+    _add_vault_option(cleanup)
     _add_cloud_option(cleanup)
 
 

@@ -328,9 +328,7 @@ def prepare_workdir(
     playbook: str | None = None,
     agents: tuple[InventoryHost, ...] = (),
     needs_cloud_credentials: bool = True,
-    vault_password: str | None = None,
-    gce_credentials: Path | None = None,
-    tls: TlsPair | None = None,
+    vault_password: str | None = None, gce_credentials: Path | None = None, tls: TlsPair | None = None,
 ) -> WorkDir:
     """Make the working copy of the playbooks for one master.
 
@@ -365,15 +363,10 @@ def prepare_workdir(
         agents: hosts of the inventory's ``agents`` group (the release's "Join agents").
         needs_cloud_credentials: ``False`` for a play that reads no cloud credentials
             (``agent.yml``): none are read or written.
-        vault_password: the password of credentials files encrypted with
-            ``ansible-vault`` (default: :envvar:`MICADO_VAULT_PASSWORD_FILE`'s). They are
-            checked decrypted, copied still encrypted, and the password reaches
-            ``ansible-playbook`` through a pipe (:func:`run_playbook`).
-        gce_credentials: a Google service-account key file (JSON), checked
-            (:func:`~micado.config.credentials.gce.check_gce_credentials`) and copied 0600
-            where the release's ``gce_cred_path`` says, which is set to it.
-        tls: the user's certificate and key for the master (the release's
-            ``user-supplied`` TLS), from :func:`~micado.config.tls.read_tls_pair`.
+        vault_password: the password of files encrypted with ``ansible-vault``: copied
+            still encrypted, the password goes through a pipe (:func:`run_playbook`).
+        gce_credentials: a Google service-account key (JSON), copied 0600 where ``gce_cred_path`` says.
+        tls: the user's certificate and key (:func:`~micado.config.tls.read_tls_pair`).
 
     Returns:
         The working copy.

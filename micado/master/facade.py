@@ -92,6 +92,9 @@ class MicadoMaster:
         self.timings: dict[str, float] = {}
         # A test seam: more ansible-playbook arguments for create and day-2 plays (the tests' --check runs).
         self._ansible_args: tuple[str, ...] = ()
+        # The vault password last given to this object (create, a day-2 play, destroy, cleanup): in memory
+        # only, for the cloud logins that read a vaulted credentials file later (destroy, cleanup).
+        self._vault_password: str | None = None
 
     # -- state ---------------------------------------------------------------------------
 
@@ -177,6 +180,7 @@ class MicadoMaster:
         """
         from micado.master import operations
 
+        self._remember_vault_password(vault_password)
         record = self._current_record()
         cls, login = self._login_for(record)
         return operations.update_auth(record, self._play_options(timeout, progress), login=login,
@@ -213,6 +217,7 @@ class MicadoMaster:
         """
         from micado.master import operations
 
+        self._remember_vault_password(vault_password)
         record = self._current_record()
         _, login = self._login_for(record)
         self._record = operations.reconfigure(record, self.store, self._play_options(timeout, progress),
@@ -405,6 +410,7 @@ class MicadoMaster:
         """
         arguments = {name: value for name, value in locals().items()
                      if name not in ("self", "progress", "cloud_options")}
+        self._remember_vault_password(vault_password)
         from micado.launcher.registry import launcher_class
         from micado.master.lifecycle import Creation
         from micado.master.spec import CreateSpec
@@ -465,6 +471,7 @@ class MicadoMaster:
         """
         arguments = {name: value for name, value in locals().items()
                      if name not in ("self", "progress", "host", "ssh_key")}
+        self._remember_vault_password(vault_password)
         from micado.master.deployment import Deployment, check_host_arguments
         from micado.master.spec import CreateSpec
 
@@ -510,7 +517,7 @@ class MicadoMaster:
         return [_public(record) for record in self.store.list()]
 
     def destroy(self, master_id: str | None = None, *, timeout: float = 900.0,
-                progress: ProgressCallback | bool | None = None) -> None:
+                progress: ProgressCallback | bool | None = None, vault_password: str | None = None) -> None:
         """Delete the master's applications (forced), then its VM, its record and its certificate.
 
         A master whose VM has already gone is still removed locally, with a warning. A
@@ -521,6 +528,8 @@ class MicadoMaster:
             master_id: a recorded master; default: the one created or attached.
             timeout: seconds to wait until the VM is gone.
             progress: a ``callback(stage, message)``, or ``True`` for console lines.
+            vault_password: the password of a vaulted credentials file (default: the one
+                given to this client before, else ``MICADO_VAULT_PASSWORD_FILE``'s).
 
         Raises:
             MicadoException: no master was created or attached, or the master is still
@@ -532,6 +541,7 @@ class MicadoMaster:
         """
         from micado.installer import ssh
 
+        self._remember_vault_password(vault_password)
         report = as_callback(progress)
         if master_id is not None:
             stored = self.store.get(master_id)
@@ -574,7 +584,7 @@ class MicadoMaster:
 
     def cleanup(
         self, *, dry_run: bool = False, progress: ProgressCallback | bool | None = None,
-        include_unowned: bool = False, min_age: float | str | timedelta = 7200.0,
+        include_unowned: bool = False, min_age: float | str | timedelta = 7200.0, vault_password: str | None = None,
     ) -> builtins.list[CleanupItem]:  # (``list`` here is the method above)
         """Find and remove what killed creates of this MiCADO dir left behind.
 
@@ -604,6 +614,7 @@ class MicadoMaster:
                 (one whose launch time is unknown is never removed).
             min_age: with ``include_unowned``: seconds, a ``timedelta``, or text such as
                 ``"30m"``, ``"2h"`` (the default), ``"1d"``.
+            vault_password: the password of a vaulted credentials file (as :meth:`destroy`).
 
         Returns:
             What was found; ``item.removed`` says whether it went.
@@ -622,6 +633,7 @@ class MicadoMaster:
         if not isinstance(dry_run, bool):
             raise InvalidArgument(f"dry_run must be True or False, not {dry_run!r}")
         seconds = checks.duration("min_age", min_age)
+        self._remember_vault_password(vault_password)
         records = self.store.list()
         return clean_up(records, self._launcher_for, self._forget, dry_run=dry_run,
                         report=as_callback(progress), store_id=self.store.identity(),
@@ -719,13 +731,21 @@ class MicadoMaster:
         assert name is None or login is not None  # a name was given: the launcher found it, or raised
         return cls, login
 
+    def _remember_vault_password(self, password: str | None) -> None:
+        """Keep a vault password given to a call (in memory) for the cloud logins of later calls."""
+        if password is not None:
+            from micado.config.credentials.vault import check_vault_password
+
+            self._vault_password = check_vault_password(password)
+
     def _launcher_for(self, record: MasterRecord) -> Launcher:
         """The launcher a record was made with, logged in with today's credentials (file or own configuration)."""
         from micado.config.credentials import load_credentials
         from micado.master.records import cloud_fields_of
 
         cls, login = self._login_for(record)
-        credentials = login.credentials if login is not None else load_credentials(cls.credential_type)
+        credentials = (login.credentials if login is not None
+                       else load_credentials(cls.credential_type, vault_password=self._vault_password))
         return cls.from_record(credentials, cloud_fields_of(record))
 
     def _connect(self, record: MasterRecord) -> SubmitterClient:
