@@ -11,7 +11,8 @@ Three steps, used in this order by the master model (or all at once by :func:`in
    client's own known_hosts (:func:`micado.installer.ssh.ssh_options`), the cloud
    credentials where the release reads them, an extra-vars file with the web login
    (the release's ``security`` mapping) and the settings (secret files mode 0600,
-   removed when the play ends), and an ``ansible.cfg`` of our own.
+   removed when the play ends), and an ``ansible.cfg`` of our own. Files encrypted
+   with ``ansible-vault`` are checked decrypted and copied still encrypted.
 3. :func:`run_playbook` (:mod:`micado.installer.runner`) runs ``ansible-playbook``
    from the library's own environment, streams its output to the master's log file,
    reports task names to the progress callback, and turns a failure or a timeout

@@ -50,6 +50,12 @@ reprs or logs. A file larger than 256 KiB, nested deeper than 64 levels, or whos
 YAML aliases expand to more than 100 nodes is refused before it is used (MiCADO's
 one alias, ``access_token: *OPENID``, is far below that).
 
+A file encrypted with ``ansible-vault`` (as ansible-micado recommends) is decrypted with
+Ansible's own vault code and the password of ``vault_password=`` or of the file
+:envvar:`MICADO_VAULT_PASSWORD_FILE` names (:mod:`~micado.config.credentials.vault`); a
+Google service-account key for GCE workers is checked by
+:mod:`~micado.config.credentials.gce`.
+
 Each launcher reads its own entry (:meth:`micado.launcher.base.Launcher.read_credentials`,
 the entry of type :attr:`~micado.launcher.base.Launcher.credential_type`) and gives its
 templates; this package finds the entry and checks what every entry shares. The
