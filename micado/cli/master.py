@@ -151,6 +151,38 @@ def _with_password(kwargs: dict[str, Any]) -> dict[str, Any]:
     return kwargs
 
 
+def _is_vaulted(path: object) -> bool:
+    """Whether the file at ``path`` starts as ``ansible-vault`` writes (unreadable files: no; the library says why)."""
+    from micado.config.credentials.vault import is_vaulted
+
+    try:
+        with open(str(path), "rb") as handle:
+            return is_vaulted(handle.read(32))
+    except OSError:
+        return False
+
+
+def _with_vault_password(args: argparse.Namespace, kwargs: dict[str, Any], cloud_file: object = None,
+                         *files: object) -> dict[str, Any]:
+    """``kwargs`` with the vault password: of ``--vault-password-file``, else asked for on a terminal when
+    ``cloud_file`` (default: the MiCADO dir's credentials file) or one of ``files`` is vaulted and
+    ``$MICADO_VAULT_PASSWORD_FILE`` is not set (the library reads that one)."""
+    from micado.config import paths
+    from micado.config.credentials import vault
+
+    if getattr(args, "vault_password_file", None):
+        kwargs["vault_password"] = vault.read_password_file(args.vault_password_file)
+        return kwargs
+    if os.environ.get(vault.ENV_VAULT_PASSWORD_FILE) or not sys.stdin.isatty():
+        return kwargs
+    candidates = [cloud_file or paths.credentials_file(), *(file for file in files if file)]
+    if any(_is_vaulted(file) for file in candidates):
+        import getpass
+
+        kwargs["vault_password"] = vault.check_vault_password(getpass.getpass("Vault password: "))
+    return kwargs
+
+
 def _create(args: argparse.Namespace, client: MicadoClient, out: Out) -> None:
     kwargs: dict[str, Any] = {}
     if args.kwargs_file:
@@ -161,6 +193,7 @@ def _create(args: argparse.Namespace, client: MicadoClient, out: Out) -> None:
         kwargs["settings"] = {**(kwargs.get("settings") or {}), **parse_settings(args.settings)}
     progress = ProgressLine(sys.stderr)
     try:
+        _with_vault_password(args, kwargs, None, kwargs.get("registry_credentials"), kwargs.get("gce_credentials"))
         master_id = client.master.create(progress=progress, **_with_password(kwargs))
     finally:
         progress.done()
@@ -174,6 +207,7 @@ def _deploy(args: argparse.Namespace, client: MicadoClient, out: Out) -> None:
         kwargs["settings"] = parse_settings(args.settings)
     progress = ProgressLine(sys.stderr)
     try:
+        _with_vault_password(args, kwargs, None, kwargs.get("registry_credentials"), kwargs.get("gce_credentials"))
         master_id = client.master.deploy(host=args.host, ssh_key=args.ssh_key, progress=progress,
                                          **_with_password(kwargs))
     finally:
@@ -221,12 +255,13 @@ def _destroy(args: argparse.Namespace, client: MicadoClient, out: Out) -> None:
     if record is not None:  # an unknown id goes on to the library's error, which lists the known ones
         confirm(f"Destroy master {master_id} ({record['ip'] or 'no address'}), its VM and its applications?",
                 assume_yes=args.yes)
-    client.master.destroy(master_id, progress=ProgressLine(sys.stderr))
+    client.master.destroy(master_id, progress=ProgressLine(sys.stderr), **_with_vault_password(args, {}))
     out({"id": master_id, "destroyed": True}, f"destroyed master {master_id}")
 
 
 def _cleanup(args: argparse.Namespace, client: MicadoClient, out: Out) -> None:
-    items = client.master.cleanup(dry_run=args.dry_run, progress=ProgressLine(sys.stderr), **cleanup_options(args))
+    items = client.master.cleanup(dry_run=args.dry_run, progress=ProgressLine(sys.stderr), **cleanup_options(args),
+                                  **_with_vault_password(args, {}))
     out([vars(item) for item in items], "\n".join(map(str, items)) or "nothing to clean up")
     if any(item.error for item in items):
         raise errors.MicadoException("some of what was found could not be removed (see above)")
@@ -256,7 +291,9 @@ def _update_auth(args: argparse.Namespace, client: MicadoClient, out: Out) -> No
     master_id = _chosen_master(client, args.master_id)
     progress = ProgressLine(sys.stderr)
     try:
-        log = client.master.update_auth(args.credentials_file, args.registry_credentials, progress=progress)
+        vault = _with_vault_password(args, {}, args.credentials_file, args.registry_credentials, args.gce_credentials)
+        log = client.master.update_auth(args.credentials_file, args.registry_credentials,
+                                        gce_credentials=args.gce_credentials, progress=progress, **vault)
     finally:
         progress.done()
     out({"id": master_id, "updated": True, "log": str(log)}, f"master {master_id}: credentials updated (log: {log})")
@@ -266,7 +303,8 @@ def _reconfigure(args: argparse.Namespace, client: MicadoClient, out: Out) -> No
     master_id = _chosen_master(client, args.master_id)
     progress = ProgressLine(sys.stderr)
     try:
-        settings = client.master.reconfigure(parse_settings(args.settings), progress=progress)
+        vault = _with_vault_password(args, {})
+        settings = client.master.reconfigure(parse_settings(args.settings), progress=progress, **vault)
     finally:
         progress.done()
     shown = ", ".join(f"{key}={json.dumps(value)}" for key, value in settings.items()) or "the release's defaults"

@@ -62,6 +62,14 @@ def _add_file_option(container: Any, *flags: str, **settings: Any) -> None:
     container.add_argument(*flags, **settings).complete = FILE
 
 
+_VAULT_HELP = ("a file holding the password of credentials files encrypted with ansible-vault (default: "
+               "$MICADO_VAULT_PASSWORD_FILE; asked for on a terminal when a file is vaulted)")
+
+
+def _add_vault_option(command: argparse.ArgumentParser) -> None:
+    _add_file_option(command, "--vault-password-file", metavar="FILE", help=_VAULT_HELP)
+
+
 def _add_cloud_option(command: argparse.ArgumentParser) -> None:
     command.add_argument("--cloud", metavar="NAME",
                          help="log in to OpenStack as the cloud NAME of your clouds.yaml (openstacksdk's own "
@@ -81,6 +89,7 @@ def _add_master_commands(commands: Any) -> None:
         _add_cloud_option(command)
     commands.choices["destroy"].add_argument(
         "--yes", "-y", action="store_true", help="do not ask for confirmation (it is asked only on a terminal)")
+    _add_vault_option(commands.choices["destroy"])
     commands.add_parser("list", help="list the masters this client created")
     _add_cleanup_command(commands)
     info = commands.add_parser("info", help="show a stored master and its web addresses (passwords only with "
@@ -104,6 +113,7 @@ def _add_create_command(commands: Any) -> None:
                         help="a setting of the ansible-micado release, e.g. enable_occopus=true "
                              "(repeatable; values are typed like YAML: true, 600, text)")
     _add_file_option(create, "--kwargs-file", help="JSON file of create() keyword arguments (flags override it)")
+    _add_vault_option(create)
     _add_cloud_option(create)
 
 
@@ -127,6 +137,7 @@ def _add_cleanup_command(commands: Any) -> None:
                               "seconds (default: 2h)")
     cleanup.add_argument("--yes", "-y", action="store_true",
                          help="do not ask before --include-unowned removes (needed when not on a terminal)")
+    _add_vault_option(cleanup)
     _add_cloud_option(cleanup)
 
 
@@ -138,6 +149,7 @@ def _add_deploy_command(commands: Any) -> None:
     _add_spec_options(deploy, create_options(ANY))
     deploy.add_argument("--set", action="append", default=[], dest="settings", metavar="KEY=VALUE",
                         help="a setting of the ansible-micado release (repeatable)")
+    _add_vault_option(deploy)
     _add_cloud_option(deploy)
 
 
@@ -151,12 +163,16 @@ def _add_day2_commands(commands: Any) -> None:
     update.add_argument("master_id", nargs="?", help=_WHICH_MASTER)
     _add_file_option(update, "--credentials-file", help="a cloud credentials file instead of the MiCADO dir's")
     _add_file_option(update, "--registry-credentials", help="a container-registry credentials file (release format)")
+    _add_file_option(update, "--gce-credentials", metavar="FILE",
+                     help="a Google service-account JSON for GCE workers (default: the master's, if still there)")
+    _add_vault_option(update)
     _add_cloud_option(update)
     reconfigure = commands.add_parser("reconfigure", help="run the master's release again with changed settings")
     reconfigure.add_argument("master_id", nargs="?", help=_WHICH_MASTER)
     reconfigure.add_argument("--set", action="append", required=True, dest="settings", metavar="KEY=VALUE",
                              help="a setting of the release, e.g. enable_occopus=true (repeatable; values "
                                   "are typed like YAML; KEY=null puts the release's default back)")
+    _add_vault_option(reconfigure)
     _add_cloud_option(reconfigure)
     edge = commands.add_parser("edge", help="write connect_edge.sh and registries.yaml for an edge device "
                                             "(ansible-micado 0.12.6+; the script holds the join token)")

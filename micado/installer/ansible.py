@@ -11,7 +11,8 @@ Three steps, used in this order by the master model (or all at once by :func:`in
    client's own known_hosts (:func:`micado.installer.ssh.ssh_options`), the cloud
    credentials where the release reads them, an extra-vars file with the web login
    (the release's ``security`` mapping) and the settings (secret files mode 0600,
-   removed when the play ends), and an ``ansible.cfg`` of our own.
+   removed when the play ends), and an ``ansible.cfg`` of our own. Files encrypted
+   with ``ansible-vault`` are checked decrypted and copied still encrypted.
 3. :func:`run_playbook` (:mod:`micado.installer.runner`) runs ``ansible-playbook``
    from the library's own environment, streams its output to the master's log file,
    reports task names to the progress callback, and turns a failure or a timeout
@@ -31,7 +32,7 @@ import shutil
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from micado.config import paths
 from micado.config.files import write_private
@@ -51,6 +52,9 @@ from micado.installer.playbooks import (
 from micado.installer.runner import WorkDir, run_playbook
 from micado.progress import ProgressCallback
 
+if TYPE_CHECKING:
+    from micado.config.tls import TlsPair
+
 __all__ = [
     "DEFAULT_MICADO_VERSION",
     "Layout",
@@ -63,6 +67,7 @@ __all__ = [
     "resolve_source",
     "check_web_credentials",
     "check_settings",
+    "check_files",
     "prepare_workdir",
     "run_playbook",
     "install",
@@ -157,6 +162,20 @@ def check_web_credentials(micado_user: str, micado_password: str) -> None:
             raise InvalidArgument(f"{name} must be a non-empty string")
 
 
+#: What to give instead of a variable micado-client sets itself (a ``--set`` of it is refused).
+_MANAGED_HINTS = {
+    "cloud_cred_path": "is set by micado-client to the cloud credentials file it hands over (the MiCADO dir's "
+                       "credentials-cloud-api.yml, or update_auth(credentials_file=...))",
+    "gce_cred_path": "is set by micado-client: give the service-account JSON as gce_credentials= "
+                     "(--gce-credentials FILE)",
+    "registry_cred_path": "is set by micado-client: give the file as registry_credentials= (--registry-credentials)",
+    "docker_cred_path": "is set by micado-client: give the file as registry_credentials= (--registry-credentials)",
+    "micado_cred_path": "is set by micado-client: give micado_user=, micado_password= (MICADO_PASSWORD) and "
+                        "tls_cert=/tls_key= (--tls-cert, --tls-key) instead",
+    "security": "is set by micado-client from micado_user, micado_password and tls_cert/tls_key",
+}
+
+
 def check_settings(layout: Layout, settings: Mapping[str, Any] | None) -> dict[str, Any]:
     """Check the user's settings against the variables the release itself defines.
 
@@ -180,9 +199,9 @@ def check_settings(layout: Layout, settings: Mapping[str, Any] | None) -> dict[s
     checked: dict[str, Any] = {}
     for name, value in settings.items():
         if not isinstance(name, str) or name not in known:
-            managed = isinstance(name, str) and (name in MANAGED_VARIABLES or name.endswith("_cred_path"))
-            why = ("is set by micado-client itself" if managed
-                   else f"is not a setting of these playbooks (MiCADO {layout.name})")
+            why = (_MANAGED_HINTS.get(name) if isinstance(name, str) else None) or (
+                "is set by micado-client itself" if isinstance(name, str) and name in MANAGED_VARIABLES
+                else f"is not a setting of these playbooks (MiCADO {layout.name})")
             raise InvalidArgument(f"settings: {name!r} {why}; the release defines: {', '.join(known)}")
         try:
             json.dumps(value, allow_nan=False)
@@ -258,17 +277,19 @@ def _ansible_cfg(work: Path, inventory: Path, become: bool) -> str:
     )
 
 
-def web_security(micado_user: str, micado_password: str) -> dict[str, Any]:
+def web_security(micado_user: str, micado_password: str, tls: TlsPair | None = None) -> dict[str, Any]:
     """The release's ``security`` variable: the web login and the TLS choice, as a mapping.
 
     MiCADO 0.11/0.12 set ``security`` from ``lookup("file", micado_cred_path)``, which
     gives the file's *text*: its templates then fall back to ``admin``/``admin``. Passed
     as an extra variable (which wins over the release's own), the mapping reaches every
-    release the same way.
+    release the same way. The TLS choice is ``self-signed``, or with ``tls`` the
+    releases' ``user-supplied`` with the certificate and key as PEM text (their proxy
+    writes them to ``ssl.pem`` and ``ssl.key`` on the master).
     """
     return {
         "authentication": {"username": micado_user, "password": micado_password},
-        "tls": {"provision_method": "self-signed"},
+        "tls": tls.security() if tls is not None else {"provision_method": "self-signed"},
     }
 
 
@@ -308,6 +329,7 @@ def prepare_workdir(
     playbook: str | None = None,
     agents: tuple[InventoryHost, ...] = (),
     needs_cloud_credentials: bool = True,
+    vault_password: str | None = None, gce_credentials: Path | None = None, tls: TlsPair | None = None,
 ) -> WorkDir:
     """Make the working copy of the playbooks for one master.
 
@@ -342,14 +364,19 @@ def prepare_workdir(
         agents: hosts of the inventory's ``agents`` group (the release's "Join agents").
         needs_cloud_credentials: ``False`` for a play that reads no cloud credentials
             (``agent.yml``): none are read or written.
+        vault_password: the password of files encrypted with ``ansible-vault``: copied
+            still encrypted, the password goes through a pipe (:func:`run_playbook`).
+        gce_credentials: a Google service-account key (JSON), copied 0600 where ``gce_cred_path`` says.
+        tls: the user's certificate and key (:func:`~micado.config.tls.read_tls_pair`).
 
     Returns:
         The working copy.
 
     Raises:
         InvalidArgument: the master id, user, password or a setting is empty or
-            malformed, or the release reads no registry credentials but some were given.
-        CredentialsError: a credentials file does not exist or is no YAML.
+            malformed, or the release reads no registry (GCE) credentials but some were given.
+        CredentialsError: a credentials file does not exist or is no YAML, or is vaulted
+            and the vault password is missing or wrong (the file is named).
     """
     _check_master_id(master_id)
     if playbook is not None and not (tree.run_dir / playbook).is_file():
@@ -358,6 +385,7 @@ def prepare_workdir(
         tree, micado_user=micado_user, micado_password=micado_password,
         cloud_credentials=cloud_credentials if needs_cloud_credentials else None,
         registry_credentials=registry_credentials, settings=settings, needs_cloud=needs_cloud_credentials,
+        vault_password=vault_password, gce_credentials=gce_credentials, tls=tls,
     )
     master = InventoryHost(tree.layout.host, host, ssh_user,
                            Path(ssh_key) if ssh_key is not None else paths.ssh_private_key(), ssh_port)
@@ -378,14 +406,19 @@ class _Inputs:
     Attributes:
         cloud_text: the cloud credentials as the release gets them (``None``: the play reads none).
         registry_text: the registry credentials as the release gets them, or ``None``.
+        gce_text: the GCE service-account key as the release gets it, or ``None``.
         extra_vars: the settings and the release's ``security`` mapping.
         redact: secrets to mask in the log.
+        vault_password: the password ``ansible-playbook`` needs for the vaulted files
+            copied, or ``None`` when none is vaulted.
     """
 
     cloud_text: str | None
     registry_text: str | None
+    gce_text: str | None
     extra_vars: dict[str, Any]
     redact: tuple[str, ...] = field(repr=False)
+    vault_password: str | None = field(default=None, repr=False)
 
 
 def _read_inputs(
@@ -397,21 +430,32 @@ def _read_inputs(
     registry_credentials: Path | None,
     settings: Mapping[str, Any] | None,
     needs_cloud: bool = True,
+    vault_password: str | None = None,
+    gce_credentials: Path | None = None,
+    tls: TlsPair | None = None,
 ) -> _Inputs:
     """Check the arguments of :func:`prepare_workdir` and read the files it copies (see there).
 
     Every input is read here, before the earlier working copy (where the cloud
     credentials may lie) is replaced.
     """
+    from micado.config.credentials import vault
+
     check_web_credentials(micado_user, micado_password)
+    password = vault.vault_password(vault_password)
+    vaulted = False
     layout = tree.layout
-    extra_vars = {**check_settings(layout, settings), "security": web_security(micado_user, micado_password)}
+    extra_vars = {**check_settings(layout, settings), "security": web_security(micado_user, micado_password, tls)}
     cloud_text: str | None = None
     cloud_secrets: list[str] = []
     if needs_cloud:
         cloud_file = Path(cloud_credentials) if cloud_credentials is not None else paths.credentials_file()
-        cloud_text, cloud_secrets = _credentials_for(tree, "cloud_cred_path", cloud_file, "cloud credentials")
+        cloud_text, cloud_secrets = _credentials_for(tree, "cloud_cred_path", cloud_file, "cloud credentials",
+                                                     password)
+        vaulted = vault.is_vaulted(cloud_text)
     secrets_to_mask = [micado_password, *cloud_secrets]
+    if tls is not None:  # the key, and each line of it (a task may print it either way)
+        secrets_to_mask += [tls.key_pem.strip(), *(line for line in tls.key_pem.splitlines() if "-----" not in line)]
     secrets_to_mask += _secret_values({name: value for name, value in extra_vars.items() if name != "security"})
     registry_text = None
     if registry_credentials is not None:
@@ -419,17 +463,85 @@ def _read_inputs(
             raise InvalidArgument(f"registry_credentials: these playbooks (MiCADO {layout.name}) read no "
                                   "container-registry credentials")
         registry_text, registry_secrets = _credentials_for(
-            tree, layout.registry_variable or "", Path(registry_credentials), "registry credentials")
+            tree, layout.registry_variable or "", Path(registry_credentials), "registry credentials", password)
         secrets_to_mask += registry_secrets
-    return _Inputs(cloud_text=cloud_text, registry_text=registry_text, extra_vars=extra_vars,
-                   redact=tuple(secret for secret in secrets_to_mask if secret))
+        vaulted = vaulted or vault.is_vaulted(registry_text)
+    gce_text = None
+    if gce_credentials is not None:
+        gce_text, gce_secrets = _gce_text(tree, Path(gce_credentials), password)
+        secrets_to_mask += gce_secrets
+        vaulted = vaulted or vault.is_vaulted(gce_text)
+        extra_vars["gce_cred_path"] = layout.gce_credentials  # where _write_workdir puts it
+    if vaulted and password is not None:
+        secrets_to_mask.append(password)
+    return _Inputs(cloud_text=cloud_text, registry_text=registry_text, gce_text=gce_text, extra_vars=extra_vars,
+                   redact=tuple(secret for secret in secrets_to_mask if secret),
+                   vault_password=password if vaulted else None)
 
 
-def _credentials_for(tree: PlaybookTree, variable: str, path: Path, what: str) -> tuple[str, list[str]]:
-    """A credentials file's text as the release gets it (see :func:`_credentials_copy`), and its secrets."""
+def check_files(
+    tree: PlaybookTree,
+    *,
+    cloud_credentials: Path | None = None,
+    registry_credentials: Path | None = None,
+    gce_credentials: Path | None = None,
+    vault_password: str | None = None,
+) -> None:
+    """Read and check the files :func:`prepare_workdir` will copy, before anything is made.
+
+    The same checks as :func:`prepare_workdir` (a vaulted file decrypts with the password,
+    YAML, values the release would evaluate, a GCE key's shape, a file the release
+    does not read), without writing anything.
+
+    Raises:
+        InvalidArgument, CredentialsError: as :func:`prepare_workdir`; the file is named.
+    """
+    from micado.config.credentials import vault
+
+    password = vault.vault_password(vault_password)
+    if cloud_credentials is not None:
+        _credentials_for(tree, "cloud_cred_path", Path(cloud_credentials), "cloud credentials", password)
+    layout = tree.layout
+    if registry_credentials is not None:
+        if layout.registry_credentials is None:
+            raise InvalidArgument(f"registry_credentials: these playbooks (MiCADO {layout.name}) read no "
+                                  "container-registry credentials")
+        _credentials_for(tree, layout.registry_variable or "", Path(registry_credentials), "registry credentials",
+                         password)
+    if gce_credentials is not None:
+        _gce_text(tree, Path(gce_credentials), password)
+
+
+def _gce_text(tree: PlaybookTree, path: Path, password: str | None) -> tuple[str, list[str]]:
+    """The GCE service-account key as the release gets it, checked, and its secrets."""
+    from micado.config.credentials.gce import check_gce_credentials
+
+    if tree.layout.gce_credentials is None:
+        raise InvalidArgument(f"gce_credentials: these playbooks (MiCADO {tree.layout.name}) read no GCE "
+                              "credentials (they have no gce_cred_path)")
+    check_gce_credentials(path, password)
+    return _credentials_for(tree, "gce_cred_path", path, "GCE credentials", password)
+
+
+def _credentials_for(tree: PlaybookTree, variable: str, path: Path, what: str,
+                     vault_password: str | None = None) -> tuple[str, list[str]]:
+    """A credentials file's text as the release gets it (see :func:`_credentials_copy`), and its secrets.
+
+    A file encrypted with ``ansible-vault`` is checked decrypted and handed over still
+    encrypted (re-encrypted with the same password where the copy had to be rewritten):
+    the release's ``include_vars`` and ``copy`` decrypt it with the password of the play.
+    """
+    from micado.config.credentials import vault
+
     text = _read_credentials(path, what)
-    document = _parse_credentials(path, text)
-    return _credentials_copy(tree, variable, path, text, document), _secret_values(document)
+    plain = vault.decrypt(text, path, vault_password, f"{what} file")
+    document = _parse_credentials(path, plain)
+    copy = _credentials_copy(tree, variable, path, plain, document)
+    if vault.is_vaulted(text):
+        password = vault.vault_password(vault_password)
+        assert password is not None  # decrypt() succeeded with it
+        copy = text if copy == plain else vault.encrypt(copy, password)
+    return copy, _secret_values(document)
 
 
 def _write_workdir(master_id: str, tree: PlaybookTree, inputs: _Inputs, *, master: InventoryHost,
@@ -456,6 +568,11 @@ def _write_workdir(master_id: str, tree: PlaybookTree, inputs: _Inputs, *, maste
         registry_copy = run_dir / layout.registry_credentials
         write_private(registry_copy, inputs.registry_text)
         secret_files.append(registry_copy)
+    if inputs.gce_text is not None and layout.gce_credentials is not None:
+        gce_copy = run_dir / layout.gce_credentials
+        gce_copy.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
+        write_private(gce_copy, inputs.gce_text)
+        secret_files.append(gce_copy)
     extra_file = work / "extra-vars.yml"
     write_private(extra_file, _dump_yaml(_variables(inputs.extra_vars)))
     secret_files.append(extra_file)
@@ -478,6 +595,7 @@ def _write_workdir(master_id: str, tree: PlaybookTree, inputs: _Inputs, *, maste
         cloud_credentials=cloud_copy,
         secret_files=tuple(secret_files),
         redact=inputs.redact,
+        vault_password=inputs.vault_password,
     )
 
 
@@ -563,6 +681,9 @@ def install(
     progress: ProgressCallback | bool | None = None,
     extra_args: tuple[str, ...] = (),
     control_dir: Path | None = None,
+    vault_password: str | None = None,
+    gce_credentials: Path | None = None,
+    tls: TlsPair | None = None,
 ) -> Path:
     """Deploy MiCADO on a master: :func:`prepare_workdir` then :func:`run_playbook`.
 
@@ -587,6 +708,7 @@ def install(
         progress: receives ``("ansible", task name)`` events.
         extra_args: more ``ansible-playbook`` arguments (tests use ``("--check",)``).
         control_dir: a shared SSH connection to reuse (see :func:`run_playbook`).
+        vault_password, gce_credentials, tls: see :func:`prepare_workdir`.
 
     Returns:
         The log file of the run.
@@ -600,7 +722,8 @@ def install(
     work = prepare_workdir(
         master_id, source, host=host, micado_user=micado_user, micado_password=micado_password,
         cloud_credentials=cloud_credentials, registry_credentials=registry_credentials, settings=settings,
-        ssh_user=user, ssh_port=port, ssh_key=key, become=become,
+        ssh_user=user, ssh_port=port, ssh_key=key, become=become, vault_password=vault_password,
+        gce_credentials=gce_credentials, tls=tls,
     )
     return run_playbook(work, timeout=timeout, progress=progress, extra_args=extra_args, control_dir=control_dir)
 

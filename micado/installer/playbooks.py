@@ -121,6 +121,7 @@ class Layout:
         web_credentials: where it would read the web credentials file, if it says.
         registry_credentials: where it reads container-registry credentials, if it says.
         registry_variable: the variable that says so (``registry_cred_path``, ``docker_cred_path``).
+        gce_credentials: where it reads a GCE service account's key (``gce_cred_path``), if it says.
         booleans: the names of the release's variables whose defaults are booleans.
     """
 
@@ -134,6 +135,7 @@ class Layout:
     web_credentials: str | None = None
     registry_credentials: str | None = None
     registry_variable: str | None = None
+    gce_credentials: str | None = None
     booleans: frozenset[str] = field(default=frozenset(), repr=False, compare=False)
 
     @property
@@ -318,6 +320,7 @@ def _layout(root: Path, playbook: Path, play: dict[str, Any]) -> Layout:
         variables=variables, variable_files=tuple(variable_files), cloud_credentials=cloud,
         web_credentials=_path_variable(variables, "micado_cred_path", where),
         registry_credentials=registry, registry_variable=registry_variable, booleans=frozenset(booleans),
+        gce_credentials=_path_variable(variables, "gce_cred_path", where),
     )
 
 

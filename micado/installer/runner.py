@@ -79,6 +79,9 @@ class WorkDir:
         secret_files: the files holding secrets; :func:`run_playbook` removes them when
             the play ends, whatever the outcome.
         redact: secrets to mask in the log (never shown in ``repr``).
+        vault_password: the password of the vaulted credentials files copied (never
+            shown in ``repr``), handed to ``ansible-playbook`` through a pipe; ``None``:
+            none is vaulted.
     """
 
     master_id: str
@@ -92,6 +95,26 @@ class WorkDir:
     cloud_credentials: Path
     secret_files: tuple[Path, ...] = ()
     redact: tuple[str, ...] = field(default=(), repr=False)
+    vault_password: str | None = field(default=None, repr=False)
+
+
+def _vault_pipe(password: str) -> int:
+    """The read end of a pipe that holds ``password``, for ``--vault-password-file /dev/fd/<fd>``.
+
+    Why a pipe: the password then exists only in this process and in the pipe's kernel
+    buffer until ``ansible-playbook`` reads it at start (it reads its vault password
+    files once, before the play). Nothing is written to disk, nothing is left once the
+    run ends, and neither the command line nor the environment (which every task's
+    processes inherit, and ``/proc/<pid>/environ`` shows) holds it. A password is at
+    most 4 KiB (:data:`~micado.config.credentials.vault.MAX_VAULT_PASSWORD`), far below
+    a pipe's buffer, so the write never blocks.
+    """
+    read_end, write_end = os.pipe()
+    try:
+        os.write(write_end, password.encode("utf-8") + b"\n")
+    finally:
+        os.close(write_end)
+    return read_end
 
 
 def _environment(work: WorkDir, control_dir: Path, marker: str) -> dict[str, str]:
@@ -307,13 +330,17 @@ def run_playbook(
     control_dir = make_control_dir() if control_dir is None else control_dir
     marker = f"{work.master_id}/{secrets.token_hex(6)}"
     env = _environment(work, control_dir, marker)
-    with _create_log(log_file) as log:
+    with contextlib.ExitStack() as closing, _create_log(log_file) as log:
+        vault_fd = _vault_pipe(work.vault_password) if work.vault_password is not None else None
+        if vault_fd is not None:
+            closing.callback(os.close, vault_fd)  # the child has its own copy once started
+            command += ["--vault-password-file", f"/dev/fd/{vault_fd}"]
         started = time.monotonic()
         report(STAGE, f"running {work.playbook} (MiCADO {work.layout.name} playbooks), log: {log_file}")
         log.write(f"# micado-client: {' '.join(command)}\n# in {work.run_dir}\n")
         log.flush()
         try:
-            process = _start_playbook(command, work.run_dir, env)
+            process = _start_playbook(command, work.run_dir, env, () if vault_fd is None else (vault_fd,))
         except OSError as exc:
             if own_control_dir:
                 shutil.rmtree(control_dir, ignore_errors=True)
@@ -345,8 +372,11 @@ def _create_log(log_file: Path) -> TextIO:
     return os.fdopen(fd, "w", encoding="utf-8")
 
 
-def _start_playbook(command: Sequence[str], run_dir: Path, env: dict[str, str]) -> subprocess.Popen[str]:
+def _start_playbook(command: Sequence[str], run_dir: Path, env: dict[str, str],
+                    pass_fds: Sequence[int] = ()) -> subprocess.Popen[str]:
     """Start ``ansible-playbook`` in its own process group, standard output and error on one pipe.
+
+    ``pass_fds``: descriptors the child inherits (the vault password's pipe).
 
     Raises:
         OSError: the program could not be started.
@@ -362,6 +392,7 @@ def _start_playbook(command: Sequence[str], run_dir: Path, env: dict[str, str]) 
         encoding="utf-8",
         errors="replace",
         start_new_session=True,  # its own process group, so a timeout kills it all
+        pass_fds=tuple(pass_fds),
     )
 
 

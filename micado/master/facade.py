@@ -93,6 +93,9 @@ class MicadoMaster:
         self.timings: dict[str, float] = {}
         # A test seam: more ansible-playbook arguments for create and day-2 plays (the tests' --check runs).
         self._ansible_args: tuple[str, ...] = ()
+        # The vault password last given to this object (create, a day-2 play, destroy, cleanup): in memory
+        # only, for the cloud logins that read a vaulted credentials file later (destroy, cleanup).
+        self._vault_password: str | None = None
 
     # -- state ---------------------------------------------------------------------------
 
@@ -156,7 +159,8 @@ class MicadoMaster:
     # -- life after create ---------------------------------------------------------------
 
     def update_auth(self, credentials_file: str | Path | None = None, registry_credentials: str | Path | None = None,
-                    *, timeout: float = 1800.0, progress: ProgressCallback | bool | None = None) -> Path:
+                    *, vault_password: str | None = None, gce_credentials: str | Path | None = None,
+                    timeout: float = 1800.0, progress: ProgressCallback | bool | None = None) -> Path:
         """Hand the master your current cloud (and registry) credentials: the release's ``update-auth`` tag.
 
         Use it when your cloud password, application credential or OpenID Connect
@@ -169,6 +173,10 @@ class MicadoMaster:
         Args:
             credentials_file: a cloud credentials file to use instead of the MiCADO dir's.
             registry_credentials: a container-registry credentials file in the release's format.
+            vault_password: the password of files encrypted with ``ansible-vault`` (default:
+                the content of the file ``MICADO_VAULT_PASSWORD_FILE`` names); never recorded.
+            gce_credentials: a Google service-account JSON for GCE worker nodes; default:
+                the one the master was made with, if that file is still there.
             timeout: seconds for the play.
             progress: a ``callback(stage, message)``, or ``True`` for console lines.
 
@@ -183,13 +191,15 @@ class MicadoMaster:
         """
         from micado.master import operations
 
+        self._remember_vault_password(vault_password)
         record = self._current_record()
         cls, login = self._login_for(record)
         return operations.update_auth(record, self._play_options(timeout, progress), login=login,
                                       credential_type=None if record.extra.get("deployed") else cls.credential_type,
-                                      credentials_file=credentials_file, registry_credentials=registry_credentials)
+                                      credentials_file=credentials_file, registry_credentials=registry_credentials,
+                                      vault_password=vault_password, gce_credentials=gce_credentials)
 
-    def reconfigure(self, settings: dict[str, Any], *, timeout: float = 3600.0,
+    def reconfigure(self, settings: dict[str, Any], *, vault_password: str | None = None, timeout: float = 3600.0,
                     progress: ProgressCallback | bool | None = None) -> dict[str, Any]:
         """Run the master's release again with changed settings, e.g. ``{"enable_occopus": True}``.
 
@@ -200,23 +210,29 @@ class MicadoMaster:
 
         Args:
             settings: variable name -> new value.
+            vault_password: the password of vaulted credentials files (as :meth:`update_auth`).
             timeout: seconds for the play.
             progress: a ``callback(stage, message)``, or ``True`` for console lines.
 
         Returns:
             The master's settings now (secret-looking values masked).
 
+        A master made with your own TLS certificate (``tls_cert``/``tls_key``) is handed
+        the same files again (read from where they were at create), so the play keeps it.
+
         Raises:
             InvalidArgument: a name the release does not define, or a value that is not plain data.
+            CredentialsError: a credentials file is wrong, or the recorded TLS files are gone (nothing ran).
             InstallError: the play failed (see ``error.log_path``).
             MicadoTimeout: the play ran past ``timeout``.
         """
         from micado.master import operations
 
+        self._remember_vault_password(vault_password)
         record = self._current_record()
         _, login = self._login_for(record)
         self._record = operations.reconfigure(record, self.store, self._play_options(timeout, progress),
-                                              settings=settings, login=login)
+                                              settings=settings, login=login, vault_password=vault_password)
         return self.settings()
 
     def settings(self) -> dict[str, Any]:
@@ -384,7 +400,9 @@ class MicadoMaster:
         keypair: str | None = None, security_group: str = "all", region: str | None = None,
         micado_user: str = "admin", micado_password: str | None = None, micado_version: str | None = None,
         playbook: str | Path | None = None, settings: dict[str, Any] | None = None,
-        registry_credentials: str | Path | None = None, ssh_user: str = "ubuntu", ssh_port: int = 22,
+        registry_credentials: str | Path | None = None, vault_password: str | None = None,
+        gce_credentials: str | Path | None = None, tls_cert: str | Path | None = None,
+        tls_key: str | Path | None = None, ssh_user: str = "ubuntu", ssh_port: int = 22,
         api_port: int = 443, remote_cert_path: str = DEFAULT_REMOTE_CERT_PATH, boot_timeout: float = 900.0,
         ssh_timeout: float = 600.0, install_timeout: float = 3600.0, api_timeout: float = 600.0,
         progress: ProgressCallback | bool | None = None, **cloud_options: Any,
@@ -417,6 +435,7 @@ class MicadoMaster:
         """
         arguments = {name: value for name, value in locals().items()
                      if name not in ("self", "progress", "cloud_options")}
+        self._remember_vault_password(vault_password)
         from micado.launcher.registry import launcher_class
         from micado.master.lifecycle import Creation
         from micado.master.spec import CreateSpec
@@ -441,6 +460,8 @@ class MicadoMaster:
         self, host: str, ssh_key: str | Path, *, micado_user: str = "admin", micado_password: str | None = None,
         micado_version: str | None = None, playbook: str | Path | None = None,
         settings: dict[str, Any] | None = None, registry_credentials: str | Path | None = None,
+        vault_password: str | None = None, gce_credentials: str | Path | None = None,
+        tls_cert: str | Path | None = None, tls_key: str | Path | None = None,
         ssh_user: str = "ubuntu", ssh_port: int = 22, api_port: int = 443,
         remote_cert_path: str = DEFAULT_REMOTE_CERT_PATH, ssh_timeout: float = 600.0,
         install_timeout: float = 3600.0, api_timeout: float = 600.0,
@@ -475,6 +496,7 @@ class MicadoMaster:
         """
         arguments = {name: value for name, value in locals().items()
                      if name not in ("self", "progress", "host", "ssh_key")}
+        self._remember_vault_password(vault_password)
         from micado.master.deployment import Deployment, check_host_arguments
         from micado.master.spec import CreateSpec
 
@@ -539,7 +561,7 @@ class MicadoMaster:
         return [_public(record) for record in self.store.list()]
 
     def destroy(self, master_id: str | None = None, *, timeout: float = 900.0,
-                progress: ProgressCallback | bool | None = None) -> None:
+                progress: ProgressCallback | bool | None = None, vault_password: str | None = None) -> None:
         """Delete the master's applications (forced), then its VM, its record and its certificate.
 
         A master whose VM has already gone is still removed locally, with a warning. A
@@ -550,6 +572,8 @@ class MicadoMaster:
             master_id: a recorded master; default: the one created or attached.
             timeout: seconds to wait until the VM is gone.
             progress: a ``callback(stage, message)``, or ``True`` for console lines.
+            vault_password: the password of a vaulted credentials file (default: the one
+                given to this client before, else ``MICADO_VAULT_PASSWORD_FILE``'s).
 
         Raises:
             MicadoException: no master was created or attached, the master is still
@@ -562,6 +586,7 @@ class MicadoMaster:
         """
         from micado.installer import ssh
 
+        self._remember_vault_password(vault_password)
         report = as_callback(progress)
         if master_id is not None:
             stored = self.store.get(master_id)
@@ -608,7 +633,7 @@ class MicadoMaster:
 
     def cleanup(
         self, *, dry_run: bool = False, progress: ProgressCallback | bool | None = None,
-        include_unowned: bool = False, min_age: float | str | timedelta = 7200.0,
+        include_unowned: bool = False, min_age: float | str | timedelta = 7200.0, vault_password: str | None = None,
     ) -> builtins.list[CleanupItem]:  # (``list`` here is the method above)
         """Find and remove what killed creates of this MiCADO dir left behind.
 
@@ -638,6 +663,7 @@ class MicadoMaster:
                 (one whose launch time is unknown is never removed).
             min_age: with ``include_unowned``: seconds, a ``timedelta``, or text such as
                 ``"30m"``, ``"2h"`` (the default), ``"1d"``.
+            vault_password: the password of a vaulted credentials file (as :meth:`destroy`).
 
         Returns:
             What was found; ``item.removed`` says whether it went.
@@ -656,6 +682,7 @@ class MicadoMaster:
         if not isinstance(dry_run, bool):
             raise InvalidArgument(f"dry_run must be True or False, not {dry_run!r}")
         seconds = checks.duration("min_age", min_age)
+        self._remember_vault_password(vault_password)
         records = [record for record in self.store.list() if record.state != IMPORTED]  # not ours to clean
         return clean_up(records, self._launcher_for, self._forget, dry_run=dry_run,
                         report=as_callback(progress), store_id=self.store.identity(),
@@ -758,13 +785,21 @@ class MicadoMaster:
         assert name is None or login is not None  # a name was given: the launcher found it, or raised
         return cls, login
 
+    def _remember_vault_password(self, password: str | None) -> None:
+        """Keep a vault password given to a call (in memory) for the cloud logins of later calls."""
+        if password is not None:
+            from micado.config.credentials.vault import check_vault_password
+
+            self._vault_password = check_vault_password(password)
+
     def _launcher_for(self, record: MasterRecord) -> Launcher:
         """The launcher a record was made with, logged in with today's credentials (file or own configuration)."""
         from micado.config.credentials import load_credentials
         from micado.master.records import cloud_fields_of
 
         cls, login = self._login_for(record)
-        credentials = login.credentials if login is not None else load_credentials(cls.credential_type)
+        credentials = (login.credentials if login is not None
+                       else load_credentials(cls.credential_type, vault_password=self._vault_password))
         return cls.from_record(credentials, cloud_fields_of(record))
 
     def _connect(self, record: MasterRecord) -> SubmitterClient:

@@ -29,12 +29,13 @@ from micado.progress import ProgressCallback, expect_steps, wait_until
 if TYPE_CHECKING:
     from micado.api.client import SubmitterClient
     from micado.config.store import MasterRecord, MasterStore
+    from micado.config.tls import TlsPair
     from micado.installer.playbooks import PlaybookTree
     from micado.installer.ssh import KeyPair
     from micado.launcher.base import ConfiguredLogin, LaunchedVM, Launcher, LaunchSpec
     from micado.master.spec import CreateSpec
 
-__all__ = ["Creation", "STEPS", "fetch_certificate", "wait_for_port"]
+__all__ = ["Creation", "STEPS", "fetch_certificate", "user_certificate", "wait_for_port"]
 
 log = logging.getLogger(__name__)
 
@@ -93,6 +94,8 @@ class Creation:
         self.intent: MasterRecord
         self.vm: LaunchedVM
         self.cert_path = ""
+        #: The user's own TLS certificate and key (``tls_cert``/``tls_key``), checked in ``prepare``.
+        self.tls: TlsPair | None = None
         self.record: MasterRecord
         self.api: SubmitterClient
 
@@ -179,7 +182,8 @@ class Creation:
         assert spec.image is not None and spec.flavor is not None  # required by every launcher: checked()
         ansible.check_web_credentials(spec.micado_user, self.password)
         cls = launcher_class(self.launcher_name)
-        credentials = self.cloud.credentials if self.cloud is not None else load_credentials(cls.credential_type)
+        credentials = (self.cloud.credentials if self.cloud is not None
+                       else load_credentials(cls.credential_type, vault_password=spec.vault_password))
         self.store.list()  # a damaged store or a wrong key fails now, not after the VM exists
         self.launcher = cls.from_arguments(credentials, spec.login_arguments(cls))
         self.keys = ssh.ensure_keypair()
@@ -213,6 +217,24 @@ class Creation:
         self.settings = ansible.check_settings(self.source.layout, spec.settings)
         if "grafana_admin_pwd" in self.source.layout.variables and "grafana_admin_pwd" not in self.settings:
             self.settings["grafana_admin_pwd"] = new_password()
+        self._check_files()
+
+    def _check_files(self) -> None:
+        """The other files the master takes (registry and GCE credentials, TLS pair), checked now.
+
+        A vaulted file with a wrong password, a GCE key of the wrong shape or a key that
+        is not the certificate's fails here, before anything is made.
+        """
+        from micado.config.tls import read_tls_pair
+        from micado.installer import ansible
+
+        spec = self.spec
+        cloud_file = paths.credentials_file() if self.cloud is None and paths.credentials_file().is_file() else None
+        ansible.check_files(self.source, cloud_credentials=cloud_file,
+                            registry_credentials=_path(spec.registry_credentials),
+                            gce_credentials=_path(spec.gce_credentials), vault_password=spec.vault_password)
+        if spec.tls_cert is not None and spec.tls_key is not None:
+            self.tls = read_tls_pair(spec.tls_cert, spec.tls_key)
 
     def _launch(self) -> None:
         try:
@@ -256,7 +278,8 @@ class Creation:
                 key=self.keys.private_key, micado_user=spec.micado_user, micado_password=self.password,
                 cloud_credentials=cloud_credentials, registry_credentials=_path(spec.registry_credentials),
                 settings=self.settings, timeout=spec.install_timeout, progress=self.report,
-                extra_args=self.ansible_args, control_dir=self.control_dir,
+                extra_args=self.ansible_args, control_dir=self.control_dir, vault_password=spec.vault_password,
+                gce_credentials=_path(spec.gce_credentials), tls=self.tls,
             )
         log.info("master %s: ansible-playbook done", vm.server_id)
 
@@ -268,6 +291,9 @@ class Creation:
 
         vm, spec = self.vm, self.spec
         self.undo.push("remove the certificate", lambda: paths.cert_file(vm.server_id).unlink(missing_ok=True))
+        if self.tls is not None:
+            self.cert_path = user_certificate(self.tls, vm.ip, spec.api_port, vm.server_id)
+            return
         self.cert_path = fetch_certificate(ssh, vm.ip, spec.ssh_port, spec.ssh_user, self.keys.private_key,
                                            spec.remote_cert_path, vm.server_id, self.control_dir)
 
@@ -277,17 +303,23 @@ class Creation:
 
         vm, spec = self.vm, self.spec
         host = f"{vm.ip}:{spec.api_port}" if spec.api_port != 443 else vm.ip
+        inputs: dict[str, Any] = {}
+        if self.tls is not None:  # the user's own files: recorded by path, never copied (reconfigure reads them)
+            inputs["tls"] = {"provision_method": "user-supplied", "cert": str(self.tls.cert_file),
+                             "key": str(self.tls.key_file), "verify": "pinned" if self.cert_path else "system"}
+        if spec.gce_credentials is not None:
+            inputs["gce_credentials"] = str(_path(spec.gce_credentials))
         grafana = self.settings.get(GRAFANA_SETTING)
         settings, secret_settings = split_settings(self.settings)
         record = self._record_base(
-            id=vm.server_id, ip=vm.ip, endpoint=f"https://{host}/toscasubmitter/", cert_path=self.cert_path,
+            id=vm.server_id, ip=vm.ip, endpoint=f"https://{host}/toscasubmitter/", cert_path=self.cert_path or None,
             name=vm.name, created=datetime.now(UTC).isoformat(timespec="seconds"),
             grafana_password=grafana if isinstance(grafana, str) else None, secret_settings=secret_settings,
             extra={
                 "ssh_user": spec.ssh_user, "ssh_port": spec.ssh_port, "api_port": spec.api_port,
                 "micado_version": spec.micado_version or playbooks.default_micado_version(),
                 "micado_layout": self.source.layout.name, "release": self.release, "settings": settings,
-                "remote_cert_path": spec.remote_cert_path, **self._access(), **vm.to_dict(),
+                "remote_cert_path": spec.remote_cert_path, **inputs, **self._access(), **vm.to_dict(),
             },
         )
         self.api = self.connect(record)
@@ -375,6 +407,34 @@ def fetch_certificate(ssh: Any, host: str, port: int, user: str, key: Path, remo
         raise InstallError(f"{remote_path} on the master holds no PEM certificate")
     target = paths.cert_file(master_id)
     write_private(target, b"".join(certificates))
+    return str(target)
+
+
+def user_certificate(tls: TlsPair, host: str, port: int, master_id: str) -> str:
+    """How the record verifies a master that serves the user's own certificate.
+
+    A certificate the system's CA store accepts for the master's address (a public CA's)
+    is verified against that store: ``""`` (no ``cert_path``). Any other is pinned: its
+    certificates (never the key) are stored as the master's ``cert_path``, as a
+    self-signed master's are. Give the whole chain in ``tls_cert`` up to a self-signed
+    root when a private CA signed it.
+
+    Returns:
+        The stored certificate's path, or ``""``.
+
+    Raises:
+        InstallError: the API port does not answer TLS.
+    """
+    from micado.config.files import write_private
+    from micado.config.tls import verified_by_system_store
+
+    if verified_by_system_store(host, port):
+        log.info("master %s: its certificate (%s) is verified by the system's CA store", master_id, tls.cert_file)
+        return ""
+    paths.ensure_dir(paths.certs_dir())
+    target = paths.cert_file(master_id)
+    write_private(target, tls.cert_pem.encode("ascii"))
+    log.info("master %s: its certificate (%s) is not a public CA's: pinned", master_id, tls.cert_file)
     return str(target)
 
 

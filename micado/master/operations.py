@@ -28,6 +28,7 @@ from micado.progress import ProgressCallback
 
 if TYPE_CHECKING:
     from micado.config.store import MasterRecord, MasterStore
+    from micado.config.tls import TlsPair
     from micado.launcher.base import ConfiguredLogin
 
 __all__ = ["update_auth", "reconfigure", "edge_files", "add_agent", "fetch_kubeconfig", "Kubeconfig",
@@ -76,33 +77,71 @@ def _existing_file(value: str | Path | None, name: str) -> Path | None:
 
 def update_auth(record: MasterRecord, options: PlayOptions, *, login: ConfiguredLogin | None,
                 credential_type: str | None, credentials_file: str | Path | None = None,
-                registry_credentials: str | Path | None = None) -> Path:
-    """Run the release's ``update-auth`` tag: the master takes the cloud (and registry) credentials anew.
+                registry_credentials: str | Path | None = None, vault_password: str | None = None,
+                gce_credentials: str | Path | None = None) -> Path:
+    """Run the release's ``update-auth`` tag: the master takes the cloud (and registry, GCE) credentials anew.
 
-    The credentials are checked (for the master's cloud: ``credential_type``) and the
-    release's tag is looked for before anything runs.
+    The credentials are checked (for the master's cloud: ``credential_type``; a vaulted
+    file with ``vault_password``) and the release's tag is looked for before anything
+    runs. Without ``gce_credentials``, the GCE key the master was made with is handed
+    over again if its file is still there.
 
     Returns:
         The play's log file.
     """
     from micado.config.credentials import load_credentials
+    from micado.installer import ansible
 
     given = _existing_file(credentials_file, "credentials_file")
     registry = _existing_file(registry_credentials, "registry_credentials")
+    gce = _existing_file(gce_credentials, "gce_credentials") or _recorded_gce(record)
     if credential_type is not None and (given is not None or login is None):
-        load_credentials(credential_type, given)  # a wrong file fails here, naming what is wrong
+        # a wrong file fails here, naming what is wrong
+        load_credentials(credential_type, given, vault_password=vault_password)
     tree = recorded_release(record, progress=options.report)
     require_tag(tree, "update-auth", "update_auth")
+    ansible.check_files(tree, registry_credentials=registry, gce_credentials=gce, vault_password=vault_password)
     with (MasterPlay(record, "update-auth", options.report, options.extra_args) as play,
           master_credentials_file(login, play.work_id, given) as cloud_credentials):
         work = play.run(tree, settings=recorded_settings(record), timeout=options.timeout, tags=("update-auth",),
-                        cloud_credentials=cloud_credentials, registry_credentials=registry)
+                        cloud_credentials=cloud_credentials, registry_credentials=registry,
+                        vault_password=vault_password, gce_credentials=gce)
     log.info("master %s: credentials updated", record.id)
     return paths.log_file(work.master_id)
 
 
+def _recorded_gce(record: MasterRecord) -> Path | None:
+    """The GCE key file the master was made with, if it is still there (else ``None``, logged)."""
+    recorded = record.extra.get("gce_credentials")
+    if not isinstance(recorded, str):
+        return None
+    if not Path(recorded).is_file():
+        log.warning("master %s: its GCE credentials file %s is gone; the play hands over none", record.id, recorded)
+        return None
+    return Path(recorded)
+
+
+def recorded_tls(record: MasterRecord) -> TlsPair | None:
+    """The user's TLS certificate and key the master was made with (read again), or ``None`` for a self-signed one.
+
+    Raises:
+        CredentialsError: the recorded files are gone or changed into another pair; names them.
+    """
+    from micado.config.tls import read_tls_pair
+
+    tls = record.extra.get("tls")
+    if not isinstance(tls, dict) or tls.get("provision_method") != "user-supplied":
+        return None
+    try:
+        return read_tls_pair(str(tls.get("cert")), str(tls.get("key")))
+    except CredentialsError as exc:
+        raise CredentialsError(f"master {record.id} serves your own TLS certificate ({tls.get('cert')}, key "
+                               f"{tls.get('key')}), which a full run of its release hands over again: {exc}",
+                               path=exc.path) from None
+
+
 def reconfigure(record: MasterRecord, store: MasterStore, options: PlayOptions, *, settings: dict[str, Any],
-                login: ConfiguredLogin | None) -> MasterRecord:
+                login: ConfiguredLogin | None, vault_password: str | None = None) -> MasterRecord:
     """Run the release again with ``settings`` changed (``None`` puts a setting back to the release's default).
 
     The settings are checked against the release's variables before anything runs; on
@@ -122,10 +161,13 @@ def reconfigure(record: MasterRecord, store: MasterStore, options: PlayOptions, 
     changed = ansible.check_settings(tree.layout, {k: v for k, v in settings.items() if v is not None})
     ansible.check_settings(tree.layout, dict.fromkeys(cleared, ""))  # names only
     merged = {name: value for name, value in {**recorded_settings(record), **changed}.items() if name not in cleared}
+    tls = recorded_tls(record)  # the user's certificate: handed over again, or the play would fall back
+    gce = _recorded_gce(record)
     with (MasterPlay(record, "reconfigure", options.report, options.extra_args) as play,
           master_credentials_file(login, play.work_id) as cloud_credentials):
-        play.run(tree, settings=merged, timeout=options.timeout, cloud_credentials=cloud_credentials)
-    if record.cert_path and "--check" not in options.extra_args:
+        play.run(tree, settings=merged, timeout=options.timeout, cloud_credentials=cloud_credentials,
+                 vault_password=vault_password, gce_credentials=gce, tls=tls)
+    if record.cert_path and tls is None and "--check" not in options.extra_args:
         fetch_certificate(ssh, record.ip, int(record.extra.get("ssh_port", 22)),
                           str(record.extra.get("ssh_user", "ubuntu")), ssh_key_of(record),
                           str(record.extra.get("remote_cert_path") or "/var/lib/micado/zorp/config/ssl.pem"),

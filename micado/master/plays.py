@@ -27,6 +27,7 @@ from micado.progress import ProgressCallback
 
 if TYPE_CHECKING:
     from micado.config.store import MasterRecord
+    from micado.config.tls import TlsPair
     from micado.installer.ansible import InventoryHost
     from micado.installer.playbooks import PlaybookTree
     from micado.installer.runner import WorkDir
@@ -117,7 +118,8 @@ class MasterPlay:
     def run(self, tree: PlaybookTree, *, settings: dict[str, Any], timeout: float, playbook: str | None = None,
             tags: Sequence[str] = (), cloud_credentials: Path | None = None,
             registry_credentials: Path | None = None, agents: tuple[InventoryHost, ...] = (),
-            needs_cloud_credentials: bool = True) -> WorkDir:
+            needs_cloud_credentials: bool = True, vault_password: str | None = None,
+            gce_credentials: Path | None = None, tls: TlsPair | None = None) -> WorkDir:
         """Make the working copy and run the play; returns the working copy (its log: ``paths.log_file(work_id)``).
 
         Raises:
@@ -137,7 +139,8 @@ class MasterPlay:
             registry_credentials=registry_credentials, settings=settings,
             ssh_user=str(record.extra.get("ssh_user", "ubuntu")), ssh_port=int(record.extra.get("ssh_port", 22)),
             ssh_key=ssh_key_of(record), playbook=playbook, agents=agents,
-            needs_cloud_credentials=needs_cloud_credentials,
+            needs_cloud_credentials=needs_cloud_credentials, vault_password=vault_password,
+            gce_credentials=gce_credentials, tls=tls,
         )
         (work.path / OWNER_FILE).write_text(json.dumps(creator_identity()), encoding="utf-8")
         for tag in tags:  # a tag must reach the tasks the release includes under it (0.12.6's update-auth)

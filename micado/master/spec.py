@@ -84,6 +84,25 @@ class CreateSpec:
         "container-registry credentials file (the release's credentials-registries.yml)", kind="file",
         doc="a container-registry credentials file in the release's format "
             "(``credentials-registries.yml``), handed to the master.")
+    vault_password: str | None = _arg(
+        "password of credentials files encrypted with ansible-vault (CLI: --vault-password-file, "
+        "MICADO_VAULT_PASSWORD_FILE, or a prompt)", cli=False, kind="secret",
+        doc="the password of credentials files encrypted with ``ansible-vault`` (the cloud, registry and "
+            "GCE credentials); default: the content of the file ``MICADO_VAULT_PASSWORD_FILE`` names. "
+            "The release gets the files still encrypted and the password through a pipe; it is never recorded.")
+    gce_credentials: str | os.PathLike[str] | None = _arg(
+        "Google service-account JSON for GCE worker nodes (the release's credentials-gce.json)", kind="file",
+        doc="a Google Cloud service-account key (JSON, ``type: service_account``) for worker nodes on GCE: "
+            "checked, copied 0600 into the working copy only, and named to the release as ``gce_cred_path``.")
+    tls_cert: str | os.PathLike[str] | None = _arg(
+        "your TLS certificate (PEM) for the master's web and API, with --tls-key", kind="file",
+        doc="your own TLS certificate (PEM; the server certificate first, then its chain) for the master, "
+            "instead of a self-signed one (the release's ``tls: provision_method: user-supplied``); give "
+            "``tls_key`` with it. A certificate a public CA signed is then verified against the system's CA "
+            "store, any other is pinned.")
+    tls_key: str | os.PathLike[str] | None = _arg(
+        "the private key (PEM, unencrypted) of --tls-cert", kind="file",
+        doc="the unencrypted private key (PEM) of ``tls_cert``; the pair is checked before anything is made.")
     # -- reaching the VM
     ssh_user: str = _arg("SSH login user (an image's; on your own host, a sudoer)", "ubuntu", kind="login",
                          doc="the login user of the VM image (deploy: a sudoer on the machine).")
@@ -169,6 +188,15 @@ class CreateSpec:
             found.append(f"micado_user {self.micado_user!r} must not contain whitespace or ':'")
         if isinstance(self.micado_password, str) and len(self.micado_password) < 8:
             found.append("micado_password must be at least 8 characters")
+        if (self.tls_cert is None) != (self.tls_key is None):
+            found.append("give tls_cert and tls_key together (the certificate and its private key)")
+        if self.vault_password is not None:
+            from micado.config.credentials.vault import check_vault_password
+
+            try:
+                check_vault_password(self.vault_password)
+            except InvalidArgument as exc:
+                found.append(str(exc))
         return found
 
     def checked(self, launcher: type[Launcher] | None) -> CreateSpec:

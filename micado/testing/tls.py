@@ -107,17 +107,19 @@ def _server_extensions(builder: Any, public_key: Any) -> Any:
     )
 
 
-def split_pem(pem: bytes) -> tuple[bytes, bytes]:
+def split_pem(pem: bytes, *, key_required: bool = True) -> tuple[bytes, bytes]:
     """Split a combined PEM (like a master's ``ssl.pem``) into certificate and key.
 
     Args:
         pem: PEM text holding at least one certificate and one private key block.
+        key_required: ``False`` accepts PEM without a key (a user-supplied ``ssl.pem``
+            holds only certificates); the key is then ``b""``.
 
     Returns:
         ``(certificate PEM blocks, private key PEM block)``, each ending with a newline.
 
     Raises:
-        ValueError: no certificate or no private key block was found.
+        ValueError: no certificate (or, ``key_required``, no private key) block was found.
     """
     certs: list[bytes] = []
     keys: list[bytes] = []
@@ -140,6 +142,8 @@ def split_pem(pem: bytes) -> tuple[bytes, bytes]:
     if not certs:
         raise ValueError("the PEM data holds no CERTIFICATE block")
     if not keys:
+        if not key_required:
+            return b"".join(certs), b""
         raise ValueError("the PEM data holds no PRIVATE KEY block")
     return b"".join(certs), keys[0]
 

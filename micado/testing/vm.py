@@ -473,6 +473,8 @@ class VMPool:
             # A fresh Ubuntu's PATH: the caller's own tools (pyenv shims, virtualenvs) are
             # not on the "VM", so Ansible discovers the system Python as on a real machine.
             "PATH": f"{vm.root / IMAGE_PROGRAMS_DIR}:{_VM_PATH}",
+            # The same micado.testing as this process's (a source checkout put first on the path).
+            **({"PYTHONPATH": os.environ["PYTHONPATH"]} if os.environ.get("PYTHONPATH") else {}),
         }
         lines = ["#!/bin/sh", "# Every SSH session of this VM starts here (micado.testing.vm)"]
         lines += [f"export {name}={shlex.quote(value)}" for name, value in exports.items()]

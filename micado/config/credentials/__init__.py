@@ -50,6 +50,12 @@ reprs or logs. A file larger than 256 KiB, nested deeper than 64 levels, or whos
 YAML aliases expand to more than 100 nodes is refused before it is used (MiCADO's
 one alias, ``access_token: *OPENID``, is far below that).
 
+A file encrypted with ``ansible-vault`` (as ansible-micado recommends) is decrypted with
+Ansible's own vault code and the password of ``vault_password=`` or of the file
+:envvar:`MICADO_VAULT_PASSWORD_FILE` names (:mod:`~micado.config.credentials.vault`); a
+Google service-account key for GCE workers is checked by
+:mod:`~micado.config.credentials.gce`.
+
 Each launcher reads its own entry (:meth:`micado.launcher.base.Launcher.read_credentials`,
 the entry of type :attr:`~micado.launcher.base.Launcher.credential_type`) and gives its
 templates; this package finds the entry and checks what every entry shares. The
@@ -219,7 +225,8 @@ def write_credentials_template(path: Path | str | None = None) -> Path:
     return file
 
 
-def load_credentials(kind: str | None = None, path: Path | str | None = None) -> CloudCredentials:
+def load_credentials(kind: str | None = None, path: Path | str | None = None, *,
+                     vault_password: str | None = None) -> CloudCredentials:
     """Read the cloud credentials file and return the checked credentials of one cloud type.
 
     The entry is found here and read by the launcher whose
@@ -249,12 +256,13 @@ def load_credentials(kind: str | None = None, path: Path | str | None = None) ->
             of ``pre_authentication``, or that block lacks ``url`` or
             ``refresh_token``, has a ``url`` that is not https (http only on
             loopback), a ``client_secret`` without ``client_id``, or unknown keys.
-            ``.path`` and ``.key`` say where. Nothing is sent anywhere.
+            A vaulted file without a password, or with a wrong one. ``.path`` and
+            ``.key`` say where. Nothing is sent anywhere.
     """
     file = Path(path).expanduser() if path is not None else paths.credentials_file()
     launcher = _launcher_reading(kind, file)
     template = _entry_template(launcher, file)
-    document = read_document(file, template)
+    document = read_document(file, template, vault_password)
     auth_data, where = find_entry(document, file, launcher.credential_type, template)
     warn_if_readable_by_others(file)
     credentials: CloudCredentials = launcher.read_credentials(auth_data, file, where, document)

@@ -22,19 +22,22 @@ __all__ = ["read_document", "find_entry", "describe_top", "warn_if_readable_by_o
 logger = logging.getLogger("micado.config.credentials")
 
 
-def read_document(file: Path, template: str) -> Any:
-    """The credentials file's YAML document.
+def read_document(file: Path, template: str, vault_password: str | None = None) -> Any:
+    """The credentials file's YAML document (decrypted first if ``ansible-vault`` encrypted it).
 
     Args:
         file: the credentials file.
         template: what the file should hold, shown when it does not exist.
+        vault_password: the password of a vaulted file (see :mod:`~micado.config.credentials.vault`).
 
     Raises:
         CredentialsError: the file does not exist, cannot be read, is not UTF-8, is not
-            YAML or is refused by a limit.
+            YAML or is refused by a limit; or it is vaulted and the password is missing or wrong.
     """
+    from micado.config.credentials.vault import decrypt
+
     try:
-        return safe_load(read_limited(file, MAX_YAML_BYTES))
+        return safe_load(decrypt(read_limited(file, MAX_YAML_BYTES), file, vault_password, "cloud credentials file"))
     except FileNotFoundError:
         raise CredentialsError(
             f"the cloud credentials file {file} does not exist. Create it (mode 0600) "

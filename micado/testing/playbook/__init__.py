@@ -24,10 +24,13 @@ Run by real ``ansible-playbook`` over SSH against a VM of :mod:`micado.testing.v
 play reads ``MICADO_VM_ROOT``, ``MICADO_VM_PYTHON`` and ``MICADO_VM_API_PORT`` from the
 VM's environment (pre-tasks tagged ``always``: they run whatever ``--tags`` says). A
 full run writes, under that root: a self-signed certificate for the VM's address
-(:data:`CERT_FILE`), the settings it got (:data:`SETTINGS_FILE`,
+(:data:`CERT_FILE`; with ``security.tls.provision_method: user-supplied``, as the
+releases' proxy does, the given ``security.tls.cert`` there, mode 0644, and its
+``key`` in :data:`KEY_FILE`, mode 0600, both only where none is yet), the settings it got (:data:`SETTINGS_FILE`,
 :data:`MORE_SETTINGS_FILE`, the Grafana password in :data:`GRAFANA_PASSWORD_FILE`),
 the cloud credentials (:data:`CLOUD_CREDENTIALS_FILE`: the YAML of what
-``include_vars`` read, as the releases store it for the master), the registry
+``include_vars`` read, as the releases store it for the master; the GCE service
+account's JSON in :data:`GCE_CREDENTIALS_FILE`), the registry
 credentials (0.12: :data:`REGISTRIES_FILE`, copied as it is; 0.9/0.10:
 :data:`DOCKER_REGISTRY_FILE`, from ``include_vars`` of ``DOCKER_REPO/USER/PASS``), the
 web login written through a template (:data:`WEB_LOGIN_FILE`), and what Kubernetes
@@ -84,7 +87,8 @@ import tempfile
 from pathlib import Path
 
 __all__ = ["LAYOUTS", "VERSIONS", "READY_FILE", "CERT_FILE", "SETTINGS_FILE", "MORE_SETTINGS_FILE",
-           "GRAFANA_PASSWORD_FILE", "CLOUD_CREDENTIALS_FILE", "REGISTRIES_FILE", "DOCKER_REGISTRY_FILE",
+           "GRAFANA_PASSWORD_FILE", "CLOUD_CREDENTIALS_FILE",
+           "GCE_CREDENTIALS_FILE", "KEY_FILE", "REGISTRIES_FILE", "DOCKER_REGISTRY_FILE",
            "WEB_LOGIN_FILE", "UPDATE_AUTH_LOG", "NODE_TOKEN_FILE", "K3S_KUBECONFIG_FILE", "KUBEADM_KUBECONFIG_FILE",
            "KUBECONFIG_FILES", "AGENT_PLAYBOOK", "AGENT_FILE", "EDGE_SCRIPT_FILE", "EDGE_REGISTRIES_FILE",
            "build_tree", "build_tarball"]
@@ -107,12 +111,17 @@ GRAFANA_PASSWORD_FILE = "var/lib/micado/grafana.password"
 #: What the play records on the VM of its other inputs, under the VM root (see above).
 MORE_SETTINGS_FILE = "var/lib/micado/more-settings.json"
 CLOUD_CREDENTIALS_FILE = "var/lib/micado/auth_data.yaml"
+#: The GCE service-account JSON, as the releases put it in their ``gce-credentials`` secret.
+GCE_CREDENTIALS_FILE = "var/lib/micado/gce-accounts.json"
 REGISTRIES_FILE = "etc/rancher/k3s/registries.yaml"
 DOCKER_REGISTRY_FILE = "var/lib/micado/docker-registry.json"
 WEB_LOGIN_FILE = "var/lib/micado/web-login.json"
 #: Where the play leaves the emulator's ready file and the certificate, under the VM root.
 READY_FILE = "var/lib/micado/submitter.json"
 CERT_FILE = "var/lib/micado/zorp/config/ssl.pem"
+#: The key of a user-supplied certificate (``security.tls.provision_method: user-supplied``), as
+#: the releases' proxy writes it beside :data:`CERT_FILE` (which then holds the certificate only).
+KEY_FILE = "var/lib/micado/zorp/config/ssl.key"
 #: One JSON line per credentials push (full run or ``--tags update-auth``), under the VM root.
 UPDATE_AUTH_LOG = "var/lib/micado/update-auth.log"
 #: The K3s join token (0.12 layout), under the VM root.

@@ -90,7 +90,7 @@ def write_cluster_files(*, distribution: str, ca_file: Path, kubeconfig_file: Pa
         ValueError: the distribution is unknown or ``ca_file`` holds no certificate.
         OSError: a file could not be read or written.
     """
-    ca_pem, _key = split_pem(Path(ca_file).read_bytes())
+    ca_pem, _key = split_pem(Path(ca_file).read_bytes(), key_required=False)
     config = kubeconfig(distribution, server, ca_pem, secrets.token_hex(32))
     Path(kubeconfig_file).parent.mkdir(mode=0o755, parents=True, exist_ok=True)
     write_private(kubeconfig_file, safe_dump(config))

@@ -57,6 +57,7 @@ class SubmitterEmulator(SubmitterState):
         password: str | None = None,
         prefix: str = "/toscasubmitter",
         tls_pem: str | os.PathLike[str] | None = None,
+        tls_key: str | os.PathLike[str] | None = None,
         cert_out: str | os.PathLike[str] | None = None,
         adaptors: Mapping[str, str] | None = None,
         dashboards: Iterable[str] | None = None,
@@ -71,6 +72,8 @@ class SubmitterEmulator(SubmitterState):
             prefix: the path prefix of the MiCADO proxy, "" for none.
             tls_pem: an existing PEM file with the certificate and its key (like a
                 master's ``ssl.pem``); if None, a self-signed one is made for ``host``.
+            tls_key: the key of ``tls_pem`` when it is in a file of its own (a
+                user-supplied certificate: ``ssl.pem`` and ``ssl.key``).
             cert_out: where to write the certificate (only the certificate) as PEM,
                 creating its directory; if None it goes to a private temporary
                 directory removed by :meth:`stop`.
@@ -93,6 +96,7 @@ class SubmitterEmulator(SubmitterState):
         self.host = host
         self._requested_port = port
         self._tls_pem = Path(tls_pem) if tls_pem is not None else None
+        self._tls_key = Path(tls_key) if tls_key is not None else None
         self._cert_out = Path(cert_out) if cert_out is not None else None
         self._cert_path: Path | None = None
         self._tmpdir: str | None = None
@@ -115,7 +119,8 @@ class SubmitterEmulator(SubmitterState):
         self._tmpdir = tempfile.mkdtemp(prefix="micado-submitter-")  # mode 0700
         if self._tls_pem is not None:
             # Split and rejoin: the key may come before the certificate in the file.
-            cert_pem, key_pem = split_pem(self._tls_pem.read_bytes())
+            pem = self._tls_pem.read_bytes() + (self._tls_key.read_bytes() if self._tls_key is not None else b"")
+            cert_pem, key_pem = split_pem(pem)
         else:
             hosts = [self.host] + (["localhost"] if self.host != "localhost" else [])
             cert_pem, key_pem = make_self_signed(hosts)
@@ -240,6 +245,7 @@ def _parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     )
     parser.add_argument("--prefix", default="/toscasubmitter", help="path prefix (default /toscasubmitter)")
     parser.add_argument("--tls-pem", type=Path, help="PEM with certificate and key; generated if absent")
+    parser.add_argument("--tls-key", type=Path, help="the key of --tls-pem, when it is in a file of its own")
     parser.add_argument("--cert-out", type=Path, help="write the certificate (only) to this file")
     parser.add_argument(
         "--ready-file", type=Path, help="write {endpoint, cert, user, password, pid} here once listening"
@@ -308,6 +314,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         password=password,
         prefix=args.prefix,
         tls_pem=args.tls_pem,
+        tls_key=args.tls_key,
         cert_out=args.cert_out,
         adaptors=args.adaptors,
         dashboards=args.dashboards,
