@@ -21,6 +21,7 @@ import pytest
 from micado import MicadoClient
 from micado.exceptions import CredentialsError, InstallError, InvalidArgument, MicadoException
 from micado.testing import playbook as standin
+from micado.testing.adts import EXAMPLES, filled
 from micado.testing.vm import random_loopback_address
 
 from cli_run import micado
@@ -104,11 +105,14 @@ def test_reconfigure_records_new_settings_and_refuses_unknown_ones(micado_stack)
     root = vm_root(micado_stack, master_id)
     with pytest.raises(InvalidArgument, match="not a setting"):
         client.master.reconfigure({"enable_warp_drive": True})
+    client.applications.create(app_id="stressng", adt=filled(EXAMPLES / "stressng_nova.yaml"))
     settings = client.master.reconfigure({"enable_occopus": True})
     assert settings == {"web_session_timeout": 900, "enable_occopus": True}
     on_vm = json.loads((root / standin.SETTINGS_FILE).read_text())
     assert on_vm["enable_occopus"] is True and on_vm["web_session_timeout"] == 900
-    assert client.applications.list() == []  # the API answers with the (re-fetched) certificate
+    # the services restarted (the API answers with the re-fetched certificate), the application is still there
+    assert [app.id for app in client.applications.list()] == ["stressng"]
+    client.applications.delete("stressng")
     # another program sees the new settings; the CLI puts one back to the release's default
     assert MicadoClient(launcher="openstack").master.store.get(master_id).extra["settings"]["enable_occopus"] is True
     result = micado("--json", "master", "reconfigure", master_id[:8], "--set", "web_session_timeout=null")

@@ -825,3 +825,20 @@ def test_cli_rejects_bad_adaptors_json(tmp_path: Path) -> None:
     )
     assert result.returncode == 2
     assert b"--adaptors must be a JSON mapping" in result.stderr
+
+
+def test_a_state_file_keeps_the_applications_across_restarts(tmp_path: Path) -> None:
+    state = tmp_path / "applications.json"
+    first = SubmitterEmulator(user="u", password="p")
+    first.keep_in(state)
+    first.add_application("kept", params={"n": 1})
+    assert json.loads(state.read_text())["kept"]["params"] == {"n": 1}
+    assert oct(state.stat().st_mode & 0o777) == "0o600"
+    second = SubmitterEmulator(user="u", password="p")
+    second.keep_in(state)  # a restarted server
+    assert list(second.applications) == ["kept"]
+    second.reset()
+    assert json.loads(state.read_text()) == {}
+    state.write_text("[1, 2]")
+    with pytest.raises(ValueError, match="does not hold the applications"):
+        SubmitterEmulator(user="u", password="p").keep_in(state)

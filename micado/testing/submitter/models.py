@@ -12,11 +12,13 @@ from __future__ import annotations
 import copy
 import hmac
 import json
+import os
 import secrets
 import string
 import threading
 import time
 from collections.abc import Iterable, Mapping
+from pathlib import Path
 from typing import Any, Protocol
 
 from micado.testing.submitter.adt import check_tosca, load_adt_bytes, load_adt_url
@@ -176,6 +178,8 @@ class SubmitterState:
         url_timeout: seconds the server waits for an ADT ``url``.
         deletions: ``(app_id, force)`` of every delete of an existing application, in
             order (``force`` as the server parsed it), to check what a client sent.
+        state_file: where the applications are kept across restarts (:meth:`keep_in`),
+            as a real master keeps them in its cluster; ``None``: in memory only.
     """
 
     def __init__(
@@ -216,6 +220,7 @@ class SubmitterState:
         self._apps: dict[str, dict[str, Any]] = {}
         self._requests = RequestLog()
         self.deletions: list[tuple[str, bool]] = []
+        self.state_file: Path | None = None
         self._lock = threading.Lock()  # guards _apps and deletions, held briefly
         self._op_lock = threading.Lock()  # one create/update/delete at a time, like the engine
 
@@ -265,12 +270,39 @@ class SubmitterState:
         }
         with self._lock:
             self._apps[app_id] = record
+            self._save()
+
+    def keep_in(self, path: Path) -> None:
+        """Keep the applications in ``path`` (JSON): read them from it now, if it exists,
+        and write them there after every change, so that a restarted server still has
+        them, as a real master does after its services restart.
+
+        Raises:
+            ValueError: the file exists but is not a mapping of application ids to records.
+        """
+        path = Path(path)
+        apps: Any = json.loads(path.read_text(encoding="utf-8")) if path.exists() else {}
+        if not isinstance(apps, dict) or not all(isinstance(record, dict) for record in apps.values()):
+            raise ValueError(f"{path} does not hold the applications of a TOSCA Submitter emulator")
+        with self._lock:
+            self._apps = apps
+            self.state_file = path
+
+    def _save(self) -> None:
+        """Write the applications to :attr:`state_file` (atomically), if there is one; with ``_lock`` held."""
+        if self.state_file is None:
+            return
+        staging = self.state_file.with_name(f".{self.state_file.name}.{os.getpid()}")
+        staging.write_text(json.dumps(self._apps, default=str), encoding="utf-8")
+        staging.chmod(0o600)
+        os.replace(staging, self.state_file)
 
     def reset(self) -> None:
         """Forget applications and recorded requests, and clear every switch and fault."""
         with self._lock:
             self._apps.clear()
             self.deletions.clear()
+            self._save()
         self._requests.clear()
         self.login_page = self.html_auth_pages = False
         self.deploy_error = self.update_error = self.delete_error = None
@@ -361,6 +393,7 @@ class SubmitterState:
             }
             with self._lock:
                 self._apps[app_id] = record
+                self._save()
         return {"message": f"Application {app_id} successfully deployed"}
 
     def update(self, app_id: str, adt: ADT, url: str | None, params: Any) -> dict[str, Any]:
@@ -396,6 +429,7 @@ class SubmitterState:
                         filename=_filename(adt, url),
                         adaptors={name: "Updated" for name in record["adaptors"]},
                     )
+                    self._save()
         return {"message": f"Application {app_id} successfully updated"}
 
     def delete(self, app_id: str, force: bool) -> dict[str, Any]:
@@ -419,4 +453,5 @@ class SubmitterState:
                 raise SubmitterError(500, f"Error while deleting: {self.delete_error}")
             with self._lock:
                 self._apps.pop(app_id, None)
+                self._save()
         return {"message": f"Application {app_id} successfully deleted"}

@@ -263,6 +263,8 @@ def _parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
         "--response-delay", type=float, default=0.0, metavar="SECONDS",
         help="seconds every request waits before its answer (default 0)",
     )
+    parser.add_argument("--state-file", type=Path,
+                        help="keep the applications in this JSON file across restarts (read at start)")
     parser.add_argument("--verbose", action="store_true", help="log every request to standard error")
     args = parser.parse_args(argv)
     try:
@@ -320,6 +322,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         dashboards=args.dashboards,
     )
     emulator.response_delay = args.response_delay
+    if args.state_file is not None:
+        emulator.keep_in(args.state_file)
     with emulator:
         if args.ready_file is not None:
             ready = {
