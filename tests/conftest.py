@@ -42,6 +42,20 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
 
 
 @pytest.fixture
+def host(micado_stack, user_key: Path):
+    """A machine of the user's: a local VM authorising ``user_key``, at a loopback address."""
+    from micado.testing.vm import random_loopback_address
+
+    server_id = "my-own-host"
+    micado_stack.vms.boot({"id": server_id, "user_data": "#cloud-config\nssh_authorized_keys:\n  - "
+                           + user_key.with_suffix(".pub").read_text().strip() + "\n"})
+    address = random_loopback_address()
+    micado_stack.vms.set_address(server_id, address)
+    yield address
+    micado_stack.vms.delete(server_id)
+
+
+@pytest.fixture
 def user_key(tmp_path: Path) -> Path:
     """The user's own key pair, as ssh-keygen makes it."""
     key = tmp_path / "user-keys" / "id_ed25519"

@@ -220,16 +220,21 @@ def _seal(contents: Contents, record: MasterRecord, where: str) -> None:
             setattr(record, name, SEALED)
 
 
+def _one_master(entry: Any, where: str, form: str) -> tuple[Any, dict[str, Any]]:
+    """``(id, fields)`` of an entry written as ``{<master id>: {fields}}`` (the 0.9 and official 0.12 forms)."""
+    fields = next(iter(entry.values())) if isinstance(entry, dict) and len(entry) == 1 else None
+    if not isinstance(fields, dict):
+        raise Damaged(f"{where} must be a mapping of one master id to its fields ({form})")
+    return next(iter(entry)), fields
+
+
 def _parse_legacy(masters: Any) -> list[MasterRecord]:
     if not isinstance(masters, list):
         raise Damaged("'masters' must be a list")
     records = []
     for index, entry in enumerate(masters):
         where = f"masters[{index}]"
-        fields = next(iter(entry.values())) if isinstance(entry, dict) and len(entry) == 1 else None
-        if not isinstance(fields, dict):
-            raise Damaged(f"{where} must be a mapping of one master id to its fields (0.9 form)")
-        master_id = next(iter(entry))
+        master_id, fields = _one_master(entry, where, "0.9 form")
         values = {name: _legacy_text(fields.get(name)) for name in _LEGACY_FIELDS}
         values.update(id=_legacy_text(master_id), launcher=DEFAULT_LAUNCHER)  # 0.9 had only OpenStack
         values["api_version"] = values["api_version"] or "v2.0"
@@ -247,10 +252,7 @@ def _parse_official(masters: Any, contents: Contents) -> list[MasterRecord]:
     records = []
     for index, entry in enumerate(masters):
         where = f"{OFFICIAL_KEY}[{index}]"
-        fields = next(iter(entry.values())) if isinstance(entry, dict) and len(entry) == 1 else None
-        if not isinstance(fields, dict):
-            raise Damaged(f"{where} must be a mapping of one master id to its fields (the official client's form)")
-        master_id = next(iter(entry))
+        master_id, fields = _one_master(entry, where, "the official client's form")
         if not isinstance(master_id, (str, int)) or isinstance(master_id, bool):
             raise Damaged(f"{where} has a master id that is not text")
         master_id = str(master_id)

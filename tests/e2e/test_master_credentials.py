@@ -20,9 +20,9 @@ from micado import MicadoClient
 from micado.exceptions import CredentialsError
 from micado.testing import playbook as standin
 from micado.testing.tls import make_self_signed
-from micado.testing.vm import random_loopback_address
 
 from cli_run import micado
+from hosts import deploy_kwargs
 
 CLEAN = {"servers": [], "attached_floating_ips": [], "allocated_floating_ips": []}
 VAULT_PASSWORD = "correct horse battery staple"
@@ -113,22 +113,6 @@ def gce_key(tmp_path: Path) -> Path:
     return path
 
 
-@pytest.fixture
-def host(micado_stack, user_key: Path):
-    """A machine of the user's at a known loopback address (so a certificate can be made for it)."""
-    server_id = "tls-host"
-    micado_stack.vms.boot({"id": server_id, "user_data": "#cloud-config\nssh_authorized_keys:\n  - "
-                           + user_key.with_suffix(".pub").read_text().strip() + "\n"})
-    address = random_loopback_address()
-    micado_stack.vms.set_address(server_id, address)
-    yield address
-    micado_stack.vms.delete(server_id)
-
-
-def deploy_kwargs(stack, user_key: Path) -> dict:
-    kwargs = stack.create_kwargs
-    return {"ssh_key": user_key, "ssh_user": kwargs["ssh_user"], "ssh_port": kwargs["ssh_port"],
-            "api_port": kwargs["api_port"], "remote_cert_path": kwargs["remote_cert_path"]}
 
 
 def test_deploy_with_own_certificate_and_gce_credentials(micado_stack, host, user_key, tmp_path):
@@ -150,7 +134,7 @@ def test_deploy_with_own_certificate_and_gce_credentials(micado_stack, host, use
 
     master_id = client.master.deploy(host=host, tls_cert=cert, tls_key=key, gce_credentials=gce,
                                      settings={"enable_occopus": True}, **deploy_kwargs(micado_stack, user_key))
-    root = micado_stack.vms.vm("tls-host").root
+    root = micado_stack.vms.vm("my-own-host").root
     assert (root / standin.CERT_FILE).read_bytes() == cert_pem and mode(root / standin.CERT_FILE) == 0o644
     assert (root / standin.KEY_FILE).read_bytes() == key_pem and mode(root / standin.KEY_FILE) == 0o600
     pushed = json.loads((root / standin.GCE_CREDENTIALS_FILE).read_text())

@@ -14,7 +14,7 @@ import pytest
 
 from micado import MicadoClient
 from micado.exceptions import InvalidArgument, MicadoException
-from micado.testing.vm import random_loopback_address
+from hosts import deploy_kwargs
 from paths import ADTS
 
 
@@ -24,22 +24,6 @@ def micado(*args: str, env: dict[str, str] | None = None) -> subprocess.Complete
                           capture_output=True, text=True, timeout=300)
 
 
-@pytest.fixture
-def host(micado_stack, user_key: Path):
-    """A machine of the user's: a local VM authorising the user's key, at a loopback address."""
-    server_id = "my-own-host"
-    micado_stack.vms.boot({"id": server_id, "user_data": "#cloud-config\nssh_authorized_keys:\n  - "
-                           + user_key.with_suffix(".pub").read_text().strip() + "\n"})
-    address = random_loopback_address()
-    micado_stack.vms.set_address(server_id, address)
-    yield address
-    micado_stack.vms.delete(server_id)
-
-
-def deploy_kwargs(stack, user_key: Path) -> dict:
-    kwargs = stack.create_kwargs
-    return {"ssh_key": user_key, "ssh_user": kwargs["ssh_user"], "ssh_port": kwargs["ssh_port"],
-            "api_port": kwargs["api_port"], "remote_cert_path": kwargs["remote_cert_path"]}
 
 
 def _state(path: Path) -> tuple[bytes, int, int]:
